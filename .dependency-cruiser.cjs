@@ -1,0 +1,45 @@
+/**
+ * Imports point one way: server/cli -> queue/store/graph -> nodes -> lib. Nodes never import server, queue, store
+ * or graph code; lib imports nothing of ours but lib.
+ */
+module.exports = {
+  forbidden: [
+    { name: 'no-circular', severity: 'error', from: {}, to: { circular: true } },
+    {
+      name: 'lib-is-a-leaf',
+      severity: 'error',
+      from: { path: '^src/lib/' },
+      to: { path: '^src/(?!lib/)' },
+    },
+    {
+      name: 'nodes-only-use-lib',
+      severity: 'error',
+      from: { path: '^src/nodes/' },
+      to: { path: '^src/(graph|store|queue|server|cli)/|^src/(runtime|studio)\\.ts$' },
+    },
+    {
+      name: 'graph-below-service',
+      severity: 'error',
+      from: { path: '^src/graph/' },
+      to: { path: '^src/(store|queue|server|cli)/|^src/(runtime|studio)\\.ts$' },
+    },
+    {
+      name: 'store-below-service',
+      severity: 'error',
+      from: { path: '^src/store/' },
+      to: { path: '^src/(graph|queue|server|cli)/|^src/(runtime|studio)\\.ts$' },
+    },
+    {
+      name: 'queue-not-server',
+      severity: 'error',
+      from: { path: '^src/queue/' },
+      to: { path: '^src/(server|cli)/' },
+    },
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: 'tsconfig.json' },
+    enhancedResolveOptions: { exportsFields: ['exports'], conditionNames: ['import', 'require', 'node', 'default'] },
+  },
+};

@@ -1,0 +1,46 @@
+/** The job document for a person at a terminal. */
+import type { JobDocument, StepRecord } from '../lib/types.js';
+
+const MARK: Record<StepRecord['status'], string> = {
+  succeeded: '✔',
+  failed: '✖',
+  skipped: '–',
+  running: '…',
+  pending: '·',
+};
+
+export function formatJob(doc: JobDocument): string {
+  const lines: string[] = [];
+  const took = doc.finishedAt
+    ? ` in ${((Date.parse(doc.finishedAt) - Date.parse(doc.createdAt)) / 1000).toFixed(1)} s`
+    : '';
+  lines.push(`${doc.file.name}: ${doc.status}${doc.fileType ? ` (${doc.fileType})` : ''}${took}  [job ${doc.id}]`);
+  if (doc.error) lines.push(`  error ${doc.error.code} at ${doc.error.step ?? '-'}: ${doc.error.message}`);
+  for (const [name, step] of Object.entries(doc.steps)) {
+    const detail =
+      step.status === 'failed'
+        ? `${step.error?.code}: ${step.error?.message}`
+        : (step.reason ?? (step.durationMs !== undefined ? `${step.durationMs} ms` : ''));
+    lines.push(`  ${MARK[step.status]} ${name.padEnd(18)} ${detail}`);
+  }
+  const r = doc.results;
+  if (r.metadata?.width)
+    lines.push(`  size        ${r.metadata.width}x${r.metadata.height} ${r.metadata.format ?? ''}`);
+  if (r.metadata?.durationSec) lines.push(`  duration    ${r.metadata.durationSec.toFixed(2)} s`);
+  if (r.metadata?.pages) lines.push(`  pages       ${r.metadata.pages}`);
+  if (r.metadata?.gps) lines.push(`  gps         ${r.metadata.gps.latitude}, ${r.metadata.gps.longitude}`);
+  if (r.thumbnails?.length) lines.push(`  thumbnails  ${r.thumbnails.map((t) => `${t.width}x${t.height}`).join(', ')}`);
+  if (r.analysis)
+    lines.push(
+      `  colour      ${r.analysis.dominantColor}  sharpness ${r.analysis.sharpness}  phash ${r.analysis.phash}`,
+    );
+  if (r.transcript) lines.push(`  transcript  ${oneLine(r.transcript.text)}`);
+  if (r.text) lines.push(`  text        ${r.text.chars} chars: ${oneLine(r.text.excerpt)}`);
+  if (r.summary) lines.push(`  summary     ${oneLine(r.summary.text)}`);
+  return `${lines.join('\n')}\n`;
+}
+
+function oneLine(s: string, max = 100): string {
+  const flat = s.replace(/\s+/g, ' ').trim();
+  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
+}

@@ -1,0 +1,58 @@
+/**
+ * A dispatcher runs one step for the graph and reports how many attempts it took. The graph does not know where the
+ * work happens: inline (this process) or queued (a BullMQ worker, possibly on another machine).
+ */
+import { describeError, MediaError } from '../lib/errors.js';
+import type { ErrorCode, StepName } from '../lib/types.js';
+import { executeStep, type Deps, type StepInput, type StepOutcome } from '../nodes/index.js';
+import { backoffMs, STEP_POLICY } from './policy.js';
+
+export interface DispatchResult {
+  outcome: StepOutcome;
+  attempts: number;
+}
+
+/** A step's final failure, after every attempt the policy allows. */
+export class StepFailure extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly attempts: number,
+  ) {
+    super(message);
+    this.name = 'StepFailure';
+  }
+}
+
+export interface Dispatcher {
+  run(step: StepName, input: StepInput, opts: { signal?: AbortSignal }): Promise<DispatchResult>;
+}
+
+/** Calls the step function in this process. Retries transient errors per STEP_POLICY; bad input fails at once. */
+export function inlineDispatcher(
+  getDeps: () => Deps | Promise<Deps>,
+  opts: { backoffBaseMs?: number } = {},
+): Dispatcher {
+  return {
+    async run(step, input, { signal }) {
+      const deps = await getDeps();
+      const policy = STEP_POLICY[step];
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const outcome = await executeStep(step, input, deps, { attempt, timeoutMs: policy.timeoutMs, signal });
+          return { outcome, attempts: attempt };
+        } catch (err) {
+          const retryable = !(err instanceof MediaError) || err.retryable;
+          const { code, message } = describeError(err);
+          if (!retryable || attempt >= policy.attempts || signal?.aborted) {
+            if (code === 'INTERNAL')
+              deps.log.error({ err, step, jobId: input.jobId }, 'step failed with an unexpected error');
+            throw new StepFailure(code, message, attempt);
+          }
+          deps.log.warn({ step, jobId: input.jobId, attempt, code, message }, 'step failed; retrying');
+          await new Promise((r) => setTimeout(r, backoffMs(attempt, opts.backoffBaseMs)));
+        }
+      }
+    },
+  };
+}

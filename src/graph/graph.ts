@@ -1,0 +1,163 @@
+/**
+ * The job workflow as a LangGraph StateGraph: nodes, then edges, then compile. Every step node is the same wrapper
+ * around a dispatcher, so the graph is identical whether steps run inline or on worker queues.
+ */
+import { END, START, StateGraph, type BaseCheckpointSaver, type LangGraphRunnableConfig } from '@langchain/langgraph';
+import { ulid } from 'ulid';
+import { describeError } from '../lib/errors.js';
+import type { JobError, StepName, StepRecord, StepRecords } from '../lib/types.js';
+import { finalize, type JobSink, type StepInput } from '../nodes/index.js';
+import { StepFailure, type Dispatcher } from './dispatcher.js';
+import { STEP_POLICY } from './policy.js';
+import { downstreamOf, routeAfterValidate, routeByType, routeNext, type Route } from './routing.js';
+import { JobInputAnnotation, JobStateAnnotation, type JobState, type JobUpdate } from './state.js';
+
+/** Notified of every step transition (running, then its end), for live status. */
+export interface StepEvents {
+  stepChanged(jobId: string, step: StepName, record: StepRecord): void | Promise<void>;
+}
+
+export interface GraphDeps {
+  dispatcher: Dispatcher;
+  sink: JobSink;
+  disabledSteps?: readonly StepName[];
+  events?: StepEvents;
+}
+
+export function toStepInput(state: JobState, jobId = state.jobId): StepInput {
+  return {
+    jobId,
+    file: state.file,
+    user: state.user ?? null,
+    options: state.options ?? {},
+    fileInfo: state.fileInfo,
+    fileType: state.fileType,
+    results: state.results,
+  };
+}
+
+function stepNode(step: StepName, deps: GraphDeps) {
+  return async (state: JobState, config: LangGraphRunnableConfig): Promise<JobUpdate> => {
+    // Studio and SDK callers may leave jobId out: the thread is the job.
+    const jobId = state.jobId || String(config.configurable?.thread_id ?? ulid());
+    const adopt: JobUpdate = state.jobId ? {} : { jobId };
+    const emit = async (record: StepRecord): Promise<void> => {
+      await deps.events?.stepChanged(jobId, step, record);
+    };
+    if (deps.disabledSteps?.includes(step)) {
+      const record: StepRecord = { status: 'skipped', attempts: 0, reason: 'disabled by DISABLED_STEPS' };
+      await emit(record);
+      return { ...adopt, steps: { [step]: record } };
+    }
+    const started = new Date();
+    await emit({ status: 'running', attempts: 0, startedAt: started.toISOString() });
+    const timing = (): Pick<StepRecord, 'startedAt' | 'finishedAt' | 'durationMs'> => {
+      const finished = new Date();
+      return {
+        startedAt: started.toISOString(),
+        finishedAt: finished.toISOString(),
+        durationMs: finished.getTime() - started.getTime(),
+      };
+    };
+    try {
+      const { outcome, attempts } = await deps.dispatcher.run(step, toStepInput(state, jobId), {
+        signal: config.signal,
+      });
+      if (outcome.status === 'skipped') {
+        const record: StepRecord = { status: 'skipped', attempts, reason: outcome.reason, ...timing() };
+        await emit(record);
+        const steps: StepRecords = { [step]: record };
+        if (outcome.endsChain) Object.assign(steps, skipped(downstreamOf(step), outcome.reason));
+        return { ...adopt, steps };
+      }
+      const record: StepRecord = { status: 'succeeded', attempts, ...timing() };
+      await emit(record);
+      const update: JobUpdate = { ...adopt, steps: { [step]: record } };
+      if (outcome.results) update.results = outcome.results;
+      if (outcome.fileInfo) update.fileInfo = outcome.fileInfo;
+      if (outcome.fileType) update.fileType = outcome.fileType;
+      return update;
+    } catch (err) {
+      const failure =
+        err instanceof StepFailure ? err : new StepFailure(describeError(err).code, describeError(err).message, 1);
+      const error: JobError = { code: failure.code, message: failure.message, step };
+      const record: StepRecord = { status: 'failed', attempts: failure.attempts, error, ...timing() };
+      await emit(record);
+      const update: JobUpdate = {
+        ...adopt,
+        steps: { [step]: record, ...skipped(downstreamOf(step), `${step} failed`) },
+      };
+      if (STEP_POLICY[step].required || failure.code === 'CANCELLED') update.error = error;
+      return update;
+    }
+  };
+}
+
+function skipped(steps: StepName[], reason: string): StepRecords {
+  return Object.fromEntries(steps.map((s) => [s, { status: 'skipped', attempts: 0, reason } satisfies StepRecord]));
+}
+
+export function buildGraph(deps: GraphDeps) {
+  const node = (step: StepName) => stepNode(step, deps);
+  const next =
+    (step: StepName) =>
+    (state: JobState): Route =>
+      routeNext(step, state);
+  return new StateGraph({ stateSchema: JobStateAnnotation, input: JobInputAnnotation })
+    .addNode('validate', node('validate'))
+    .addNode('extractMetadata', node('extractMetadata'))
+    .addNode('generateThumbnails', node('generateThumbnails'))
+    .addNode('analyzeImage', node('analyzeImage'))
+    .addNode('posterFrame', node('posterFrame'))
+    .addNode('extractAudio', node('extractAudio'))
+    .addNode('transcribe', node('transcribe'))
+    .addNode('renderPreview', node('renderPreview'))
+    .addNode('extractText', node('extractText'))
+    .addNode('summarize', node('summarize'))
+    .addNode(
+      'finalize',
+      async (state: JobState): Promise<JobUpdate> =>
+        finalize(
+          {
+            jobId: state.jobId,
+            file: state.file,
+            user: state.user ?? null,
+            fileInfo: state.fileInfo,
+            fileType: state.fileType,
+            steps: state.steps,
+            results: state.results,
+            error: state.error,
+          },
+          deps.sink,
+        ),
+      // Fan-in: runs once, after every branch (of whatever length) has finished.
+      { defer: true },
+    )
+    .addEdge(START, 'validate')
+    .addConditionalEdges('validate', routeAfterValidate, ['extractMetadata', 'finalize'])
+    .addConditionalEdges('extractMetadata', routeByType, [
+      'generateThumbnails',
+      'analyzeImage',
+      'posterFrame',
+      'extractAudio',
+      'transcribe',
+      'renderPreview',
+      'extractText',
+      'finalize',
+    ])
+    .addEdge('generateThumbnails', 'finalize')
+    .addEdge('analyzeImage', 'finalize')
+    .addEdge('posterFrame', 'finalize')
+    .addEdge('renderPreview', 'finalize')
+    .addConditionalEdges('extractAudio', next('extractAudio'), ['transcribe', 'finalize'])
+    .addConditionalEdges('transcribe', next('transcribe'), ['summarize', 'finalize'])
+    .addConditionalEdges('extractText', next('extractText'), ['summarize', 'finalize'])
+    .addEdge('summarize', 'finalize')
+    .addEdge('finalize', END);
+}
+
+export function compileGraph(deps: GraphDeps, checkpointer?: BaseCheckpointSaver) {
+  return buildGraph(deps).compile({ checkpointer, name: 'media-job' });
+}
+
+export type JobGraph = ReturnType<typeof compileGraph>;

@@ -1,0 +1,34 @@
+/**
+ * The graph's state. Input keys are the JOB_CREATED contract; the rest is small JSON written by the steps. Keys that
+ * parallel branches write (steps, results) have merge reducers.
+ */
+import { Annotation } from '@langchain/langgraph';
+import type { FileInfo, FileType, JobError, JobInput, JobStatus, Results, StepRecords } from '../lib/types.js';
+
+const keep =
+  <T>(fallback: T) =>
+  () =>
+    fallback;
+
+export const JobInputAnnotation = Annotation.Root({
+  jobId: Annotation<string>,
+  file: Annotation<JobInput['file']>,
+  user: Annotation<JobInput['user']>,
+  priority: Annotation<number | undefined>,
+  notifyUrl: Annotation<string | undefined>,
+  options: Annotation<Record<string, unknown> | undefined>,
+});
+
+export const JobStateAnnotation = Annotation.Root({
+  ...JobInputAnnotation.spec,
+  fileInfo: Annotation<FileInfo | null>({ reducer: (a, b) => b ?? a, default: keep(null) }),
+  fileType: Annotation<FileType | null>({ reducer: (a, b) => b ?? a, default: keep(null) }),
+  steps: Annotation<StepRecords>({ reducer: (a, b) => ({ ...a, ...b }), default: () => ({}) }),
+  results: Annotation<Results>({ reducer: (a, b) => ({ ...a, ...b }), default: () => ({}) }),
+  /** The first required step to fail; it decides the job's error. */
+  error: Annotation<JobError | null>({ reducer: (a, b) => a ?? b, default: keep(null) }),
+  status: Annotation<JobStatus>({ reducer: (a, b) => b ?? a, default: keep<JobStatus>('running') }),
+});
+
+export type JobState = typeof JobStateAnnotation.State;
+export type JobUpdate = typeof JobStateAnnotation.Update;

@@ -1,0 +1,29 @@
+import type { ErrorCode } from './types.js';
+
+/**
+ * A failure with a code a user can act on. `retryable: false` (the default) means bad input: retrying cannot help,
+ * so the queue layer turns it into BullMQ's UnrecoverableError. Transient trouble throws plain errors instead.
+ */
+export class MediaError extends Error {
+  readonly code: ErrorCode;
+  readonly retryable: boolean;
+
+  constructor(code: ErrorCode, message: string, options: { cause?: unknown; retryable?: boolean } = {}) {
+    super(message, { cause: options.cause });
+    this.name = 'MediaError';
+    this.code = code;
+    this.retryable = options.retryable ?? false;
+  }
+}
+
+export function isMediaError(err: unknown): err is MediaError {
+  return err instanceof MediaError;
+}
+
+/** Any thrown value as a code and a message that never includes a stack. */
+export function describeError(err: unknown): { code: ErrorCode; message: string } {
+  if (isMediaError(err)) return { code: err.code, message: err.message };
+  if (err instanceof Error && err.name === 'AbortError') return { code: 'CANCELLED', message: 'the job was cancelled' };
+  const message = err instanceof Error ? err.message : String(err);
+  return { code: 'INTERNAL', message: message || 'unexpected error' };
+}

@@ -1,0 +1,185 @@
+/**
+ * The shapes every layer shares: job input (the JOB_CREATED contract), step records, results and the job
+ * document. Plain JSON only: these travel through checkpoints, queues and HTTP.
+ */
+
+export const FILE_TYPES = ['image', 'video', 'audio', 'pdf'] as const;
+export type FileType = (typeof FILE_TYPES)[number];
+
+export const STEP_NAMES = [
+  'validate',
+  'extractMetadata',
+  'generateThumbnails',
+  'analyzeImage',
+  'posterFrame',
+  'extractAudio',
+  'transcribe',
+  'renderPreview',
+  'extractText',
+  'summarize',
+] as const;
+export type StepName = (typeof STEP_NAMES)[number];
+
+export const JOB_STATUSES = ['queued', 'running', 'completed', 'completed_with_errors', 'failed', 'cancelled'] as const;
+export type JobStatus = (typeof JOB_STATUSES)[number];
+export const TERMINAL_STATUSES: readonly JobStatus[] = ['completed', 'completed_with_errors', 'failed', 'cancelled'];
+
+export type StepStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'skipped';
+
+export const ERROR_CODES = [
+  'UNSUPPORTED_TYPE',
+  'CORRUPT_FILE',
+  'ENCRYPTED',
+  'TOO_LARGE',
+  'EMPTY_FILE',
+  'FILE_NOT_FOUND',
+  'CHECKSUM_MISMATCH',
+  'TIMEOUT',
+  'PROVIDER_ERROR',
+  'CANCELLED',
+  'INVALID_INPUT',
+  'INTERNAL',
+] as const;
+export type ErrorCode = (typeof ERROR_CODES)[number];
+
+/** The JOB_CREATED message data and the graph's input. */
+export interface JobInput {
+  jobId: string;
+  file: { path: string; name?: string; sha256?: string };
+  user?: { id: string } | null;
+  priority?: number;
+  notifyUrl?: string;
+  options?: Record<string, unknown>;
+}
+
+/** What validate learns about the bytes; the job document's `file`. */
+export interface FileInfo {
+  name: string;
+  size: number;
+  mime: string;
+  ext: string;
+  sha256: string;
+}
+
+export interface JobError {
+  code: ErrorCode;
+  message: string;
+  step: StepName | null;
+}
+
+export interface StepRecord {
+  status: StepStatus;
+  attempts: number;
+  startedAt?: string;
+  finishedAt?: string;
+  durationMs?: number;
+  reason?: string;
+  error?: JobError;
+}
+
+export type StepRecords = Partial<Record<StepName, StepRecord>>;
+
+export interface Thumbnail {
+  width: number;
+  height: number;
+  format: string;
+  bytes: number;
+  name: string;
+  url: string;
+}
+
+export interface ArtifactRef {
+  name: string;
+  url: string;
+  bytes: number;
+}
+
+export interface StreamInfo {
+  index: number;
+  type: 'video' | 'audio' | 'subtitle' | 'data' | 'attachment';
+  codec: string | null;
+  language?: string | null;
+  width?: number;
+  height?: number;
+  fps?: number | null;
+  rotation?: number;
+  sampleRate?: number;
+  channels?: number;
+  durationSec?: number | null;
+  attachedPicture?: boolean;
+}
+
+export interface Metadata {
+  size: number;
+  sha256: string;
+  mime: string;
+  uploader: { id: string } | null;
+  width?: number;
+  height?: number;
+  format?: string;
+  animated?: boolean;
+  pages?: number;
+  colorSpace?: string;
+  hasAlpha?: boolean;
+  orientation?: number | null;
+  exif?: Record<string, string | number | boolean | null>;
+  gps?: { latitude: number; longitude: number; altitude?: number | null } | null;
+  durationSec?: number | null;
+  bitRate?: number | null;
+  container?: string;
+  streams?: StreamInfo[];
+  hasVideo?: boolean;
+  hasAudio?: boolean;
+  subtitleTracks?: number;
+  pdf?: {
+    version?: string | null;
+    title?: string | null;
+    author?: string | null;
+    creator?: string | null;
+    producer?: string | null;
+    createdAt?: string | null;
+    modifiedAt?: string | null;
+    pageWidth?: number;
+    pageHeight?: number;
+    hasForm?: boolean;
+  };
+}
+
+export interface Analysis {
+  provider: string;
+  labels: { name: string; score: number }[];
+  dominantColor: string;
+  palette: { color: string; share: number }[];
+  brightness: number;
+  sharpness: number;
+  entropy: number;
+  phash: string;
+  placeholder?: string;
+  description?: string;
+}
+
+export interface Results {
+  metadata?: Metadata;
+  thumbnails?: Thumbnail[];
+  placeholder?: { kind: 'thumbhash'; value: string };
+  analysis?: Analysis;
+  audio?: ArtifactRef & { format: string; durationSec: number | null };
+  transcript?: { provider: string; source: string; text: string; truncated: boolean; chars: number; url: string };
+  text?: { pages: number; chars: number; excerpt: string; url: string };
+  summary?: { provider: string; text: string; source: string };
+}
+
+export interface JobDocument {
+  id: string;
+  status: JobStatus;
+  fileType: FileType | null;
+  file: Partial<FileInfo> & { name: string };
+  user: { id: string } | null;
+  priority: number;
+  createdAt: string;
+  updatedAt: string;
+  finishedAt: string | null;
+  steps: StepRecords;
+  results: Results;
+  error: JobError | null;
+}

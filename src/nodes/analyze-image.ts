@@ -1,0 +1,105 @@
+/**
+ * analyzeImage, offline: statistics computed from the pixels, with no model and nothing downloaded: dominant colour
+ * and palette, brightness, sharpness and entropy (libvips), and a 64-bit DCT perceptual hash for near-duplicates.
+ */
+import sharp, { type Channels } from 'sharp';
+import { imageError, openImage } from '../lib/image.js';
+import type { Analysis } from '../lib/types.js';
+import type { StepFn } from './deps.js';
+
+export const analyzeImage: StepFn = async (input, deps) => {
+  const file = input.file.path;
+  let small: { data: Buffer; info: { width: number; height: number; channels: Channels } };
+  let stats;
+  try {
+    const decoded = openImage(file, deps.config.maxImagePixels)
+      .autoOrient()
+      .resize(256, 256, { fit: 'inside', withoutEnlargement: true })
+      .toColourspace('srgb');
+    small = await decoded.clone().removeAlpha().raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    stats = await decoded.clone().stats();
+  } catch (err) {
+    throw imageError(err);
+  }
+  const { r, g, b } = stats.dominant;
+  const analysis: Analysis = {
+    provider: 'local',
+    labels: [],
+    dominantColor: hex(r, g, b),
+    palette: palette(small.data, small.info.channels),
+    brightness: round(brightness(small.data, small.info.channels), 3),
+    sharpness: round(stats.sharpness, 3),
+    entropy: round(stats.entropy, 3),
+    phash: await perceptualHash(small.data, small.info),
+  };
+  return { status: 'succeeded', results: { analysis } };
+};
+
+function hex(r: number, g: number, b: number): string {
+  return `#${[r, g, b].map((v) => Math.round(v).toString(16).padStart(2, '0')).join('')}`;
+}
+
+function round(n: number, d: number): number {
+  const f = 10 ** d;
+  return Math.round(n * f) / f;
+}
+
+/** Mean relative luminance, 0 (black) to 1 (white). */
+function brightness(data: Buffer, channels: number): number {
+  let sum = 0;
+  const n = data.length / channels;
+  for (let i = 0; i < data.length; i += channels) {
+    sum += 0.2126 * data[i]! + 0.7152 * data[i + 1]! + 0.0722 * data[i + 2]!;
+  }
+  return n ? sum / n / 255 : 0;
+}
+
+/** The five most common colours after quantising each channel to 3 bits, with the share of pixels each covers. */
+function palette(data: Buffer, channels: number): { color: string; share: number }[] {
+  const bins = new Map<number, { n: number; r: number; g: number; b: number }>();
+  const total = data.length / channels;
+  for (let i = 0; i < data.length; i += channels) {
+    const r = data[i]!;
+    const g = data[i + 1]!;
+    const b = data[i + 2]!;
+    const key = ((r >> 5) << 6) | ((g >> 5) << 3) | (b >> 5);
+    const bin = bins.get(key) ?? { n: 0, r: 0, g: 0, b: 0 };
+    bin.n += 1;
+    bin.r += r;
+    bin.g += g;
+    bin.b += b;
+    bins.set(key, bin);
+  }
+  return [...bins.values()]
+    .sort((a, b) => b.n - a.n)
+    .slice(0, 5)
+    .map((bin) => ({ color: hex(bin.r / bin.n, bin.g / bin.n, bin.b / bin.n), share: round(bin.n / total, 3) }));
+}
+
+/** pHash: 32x32 greyscale, 2-D DCT, the 8x8 lowest frequencies (less DC) against their median, as 16 hex digits. */
+async function perceptualHash(
+  data: Buffer,
+  info: { width: number; height: number; channels: Channels },
+): Promise<string> {
+  const N = 32;
+  const grey = await sharp(data, { raw: info }).greyscale().resize(N, N, { fit: 'fill' }).raw().toBuffer();
+  const cos = Array.from({ length: 8 }, (_, u) =>
+    Array.from({ length: N }, (_, x) => Math.cos(((2 * x + 1) * u * Math.PI) / (2 * N))),
+  );
+  const coeffs: number[] = [];
+  for (let u = 0; u < 8; u++) {
+    for (let v = 0; v < 8; v++) {
+      let sum = 0;
+      for (let y = 0; y < N; y++) {
+        const cy = cos[u]![y]!;
+        for (let x = 0; x < N; x++) sum += grey[y * N + x]! * cy * cos[v]![x]!;
+      }
+      coeffs.push(sum);
+    }
+  }
+  const ac = coeffs.slice(1);
+  const median = [...ac].sort((a, b) => a - b)[Math.floor(ac.length / 2)]!;
+  let bits = 0n;
+  for (const c of coeffs) bits = (bits << 1n) | (c > median ? 1n : 0n);
+  return bits.toString(16).padStart(16, '0');
+}

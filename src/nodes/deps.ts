@@ -1,0 +1,89 @@
+/**
+ * Everything a step needs from the outside world comes in through Deps, built once by createDeps at start-up.
+ * Nodes import nothing that opens a connection or reads the environment.
+ */
+import type { Config } from '../config.js';
+import { ArtifactStore } from '../lib/artifacts.js';
+import type { Logger } from '../lib/log.js';
+import { createSummarizer, type Summarizer } from '../lib/summary.js';
+import { resolveToolPaths, type ToolPaths } from '../lib/tools.js';
+import type {
+  FileInfo,
+  FileType,
+  JobError,
+  JobInput,
+  JobStatus,
+  Results,
+  StepName,
+  StepRecords,
+  StepStatus,
+} from '../lib/types.js';
+
+/** What finalize hands to the job store. */
+export interface FinishedJob {
+  jobId: string;
+  status: JobStatus;
+  fileType: FileType | null;
+  file: JobInput['file'];
+  fileInfo: FileInfo | null;
+  user: JobInput['user'];
+  steps: StepRecords;
+  results: Results;
+  error: JobError | null;
+}
+
+/** Where steps leave their trace; implemented by the job store. */
+export interface JobSink {
+  saveFinished(job: FinishedJob): Promise<void>;
+  /** One row per execution of a step function: how the tests (and operators) see that nothing ran twice. */
+  stepStarted(jobId: string, step: StepName, attempt: number): Promise<number>;
+  stepEnded(runId: number, status: StepStatus, errorCode?: string): Promise<void>;
+}
+
+export interface Deps {
+  config: Config;
+  tools: ToolPaths;
+  artifacts: ArtifactStore;
+  jobs: JobSink;
+  summarizer: Summarizer;
+  log: Logger;
+}
+
+/** The slice of the job state a step reads. Small JSON, so it can cross a queue. */
+export interface StepInput {
+  jobId: string;
+  file: JobInput['file'];
+  user: JobInput['user'];
+  options: Record<string, unknown>;
+  fileInfo: FileInfo | null;
+  fileType: FileType | null;
+  results: Results;
+}
+
+export interface StepContext {
+  signal: AbortSignal;
+  attempt: number;
+  log: Logger;
+}
+
+export type StepOutcome =
+  | { status: 'succeeded'; results?: Results; fileInfo?: FileInfo; fileType?: FileType }
+  | {
+      status: 'skipped';
+      reason: string;
+      /** The steps after this one in its chain have nothing to work on either and are skipped with this reason. */
+      endsChain?: boolean;
+    };
+
+export type StepFn = (input: StepInput, deps: Deps, ctx: StepContext) => Promise<StepOutcome>;
+
+export function createDeps(config: Config, jobs: JobSink, log: Logger): Deps {
+  return {
+    config,
+    tools: resolveToolPaths({ ffmpegPath: config.ffmpegPath, ffprobePath: config.ffprobePath }),
+    artifacts: new ArtifactStore(config.artifactsDir),
+    jobs,
+    summarizer: createSummarizer(),
+    log,
+  };
+}

@@ -1,0 +1,42 @@
+/**
+ * extractAudio: the first audio track as speech-friendly MP3 (mono, 16 kHz, 32 kb/s: an hour fits the 25 MB limit
+ * of hosted speech APIs). A video without sound is `skipped`, and so is the rest of its audio chain unless a
+ * subtitle track can still give a transcript.
+ */
+import fs from 'node:fs/promises';
+import { MediaError } from '../lib/errors.js';
+import { lastLine, runTool, ToolError } from '../lib/tools.js';
+import type { StepFn } from './deps.js';
+
+export const AUDIO_ARTIFACT = 'audio.mp3';
+
+export const extractAudio: StepFn = async (input, deps, ctx) => {
+  const meta = input.results.metadata;
+  if (!meta?.hasAudio) {
+    const subtitles = meta?.subtitleTracks ?? 0;
+    return { status: 'skipped', reason: 'the video has no audio stream', endsChain: subtitles === 0 };
+  }
+  const target = deps.artifacts.path(input.jobId, AUDIO_ARTIFACT);
+  const tmp = `${target}.part.mp3`;
+  await fs.mkdir(deps.artifacts.dir(input.jobId), { recursive: true });
+  const duration = meta.durationSec ?? 0;
+  try {
+    await runTool(
+      deps.tools.ffmpeg,
+      [
+        ...['-v', 'error', '-nostdin', '-y', '-i', input.file.path],
+        ...['-map', '0:a:0', '-vn', '-ac', '1', '-ar', '16000', '-c:a', 'libmp3lame', '-b:a', '32k', tmp],
+      ],
+      // Generous for long recordings: encoding runs at well over 50x real time.
+      { timeoutMs: Math.max(120_000, duration * 1000), signal: ctx.signal },
+    );
+    await fs.rename(tmp, target);
+  } catch (err) {
+    await fs.rm(tmp, { force: true });
+    if (err instanceof ToolError)
+      throw new MediaError('CORRUPT_FILE', `the audio track cannot be decoded: ${lastLine(err.stderr)}`);
+    throw err;
+  }
+  const ref = await deps.artifacts.ref(input.jobId, AUDIO_ARTIFACT);
+  return { status: 'succeeded', results: { audio: { ...ref, format: 'mp3', durationSec: meta.durationSec ?? null } } };
+};

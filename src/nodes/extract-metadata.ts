@@ -1,0 +1,182 @@
+/**
+ * extractMetadata: what the file is, in numbers. Images: dimensions (as displayed, after EXIF orientation), format,
+ * EXIF and GPS (exifr). Audio/video: container, duration, streams (ffprobe). PDFs: document info and page size.
+ * Every file: size, sha256 and the uploader.
+ */
+import exifr from 'exifr';
+import sharp, { type Metadata as SharpMetadata } from 'sharp';
+import { MediaError } from '../lib/errors.js';
+import { imageError } from '../lib/image.js';
+import { withPdf } from '../lib/pdf.js';
+import { audioStreams, probeMedia, subtitleStreams, videoStreams } from '../lib/probe.js';
+import type { Metadata } from '../lib/types.js';
+import type { StepFn } from './deps.js';
+
+const EXIF_FIELDS = [
+  'Make',
+  'Model',
+  'LensModel',
+  'Software',
+  'DateTimeOriginal',
+  'CreateDate',
+  'OffsetTimeOriginal',
+  'ExposureTime',
+  'FNumber',
+  'ISO',
+  'FocalLength',
+  'FocalLengthIn35mmFormat',
+  'Flash',
+  'WhiteBalance',
+  'ExposureProgram',
+  'MeteringMode',
+  'Orientation',
+  'Artist',
+  'Copyright',
+  'ImageDescription',
+] as const;
+
+export const extractMetadata: StepFn = async (input, deps, ctx) => {
+  const info = input.fileInfo;
+  if (!info || !input.fileType) throw new MediaError('INTERNAL', 'extractMetadata ran before validate');
+  const base: Metadata = { size: info.size, sha256: info.sha256, mime: info.mime, uploader: input.user ?? null };
+  const file = input.file.path;
+  let extra: Partial<Metadata>;
+  switch (input.fileType) {
+    case 'image':
+      extra = await imageMetadata(file);
+      break;
+    case 'pdf':
+      extra = await pdfMetadata(file);
+      break;
+    default:
+      extra = await avMetadata(deps.tools.ffprobe, file, ctx.signal);
+  }
+  return { status: 'succeeded', results: { metadata: { ...base, ...extra } } };
+};
+
+async function imageMetadata(file: string): Promise<Partial<Metadata>> {
+  let meta: SharpMetadata;
+  try {
+    meta = await sharp(file, { limitInputPixels: false }).metadata();
+  } catch (err) {
+    throw imageError(err);
+  }
+  const orientation = meta.orientation ?? null;
+  // Orientations 5-8 turn the picture a quarter: report the size as it is displayed.
+  const swap = orientation !== null && orientation >= 5;
+  const out: Partial<Metadata> = {
+    width: swap ? meta.height : meta.width,
+    height: swap ? meta.width : meta.height,
+    format: meta.format === 'heif' ? heifFormat(meta.compression) : meta.format,
+    animated: (meta.pages ?? 1) > 1 && (meta.format === 'gif' || meta.format === 'webp'),
+    colorSpace: meta.space,
+    hasAlpha: meta.hasAlpha,
+    orientation,
+    exif: {},
+    gps: null,
+  };
+  if (out.animated) out.pages = meta.pages;
+  // exifr throws on files without EXIF segments it understands; no EXIF is not an error.
+  const tags = (await exifr
+    .parse(file, {
+      tiff: true,
+      exif: true,
+      gps: true,
+      xmp: false,
+      icc: false,
+      iptc: false,
+      makerNote: false,
+      userComment: false,
+    })
+    .catch(() => null)) as Record<string, unknown> | null;
+  if (tags) {
+    out.exif = pickExif(tags);
+    const lat = tags.latitude;
+    const lon = tags.longitude;
+    if (typeof lat === 'number' && typeof lon === 'number' && Number.isFinite(lat) && Number.isFinite(lon)) {
+      out.gps = {
+        latitude: round(lat, 7),
+        longitude: round(lon, 7),
+        altitude: typeof tags.GPSAltitude === 'number' ? tags.GPSAltitude : null,
+      };
+    }
+  }
+  return out;
+}
+
+function heifFormat(compression: string | undefined): string {
+  return compression === 'av1' ? 'avif' : 'heic';
+}
+
+function pickExif(tags: Record<string, unknown>): Record<string, string | number | boolean | null> {
+  const out: Record<string, string | number | boolean | null> = {};
+  for (const key of EXIF_FIELDS) {
+    const v = tags[key];
+    if (v instanceof Date) {
+      if (!Number.isNaN(v.getTime())) out[key] = v.toISOString();
+    } else if (typeof v === 'string') {
+      const clean = v.replace(/\0/g, '').trim();
+      if (clean) out[key] = clean.slice(0, 200);
+    } else if ((typeof v === 'number' && Number.isFinite(v)) || typeof v === 'boolean') {
+      out[key] = v;
+    }
+  }
+  return out;
+}
+
+async function avMetadata(ffprobe: string, file: string, signal: AbortSignal): Promise<Partial<Metadata>> {
+  const probe = await probeMedia(ffprobe, file, { timeoutMs: 30_000, signal });
+  const video = videoStreams(probe)[0];
+  const out: Partial<Metadata> = {
+    container: probe.container,
+    durationSec: probe.durationSec,
+    bitRate: probe.bitRate,
+    streams: probe.streams,
+    hasVideo: video !== undefined,
+    hasAudio: audioStreams(probe).length > 0,
+    subtitleTracks: subtitleStreams(probe).length,
+  };
+  if (video) {
+    const quarter = Math.abs(video.rotation ?? 0) % 180 === 90;
+    out.width = quarter ? video.height : video.width;
+    out.height = quarter ? video.width : video.height;
+    out.format = video.codec ?? undefined;
+  } else {
+    out.format = audioStreams(probe)[0]?.codec ?? undefined;
+  }
+  const created = probe.tags.creation_time;
+  if (created) out.exif = { CreateDate: created };
+  return out;
+}
+
+async function pdfMetadata(file: string): Promise<Partial<Metadata>> {
+  return withPdf(file, async (pdf) => {
+    const info = await pdf.getInfo({ parsePageInfo: true, partial: [1] });
+    const doc = (info.info ?? {}) as Record<string, unknown>;
+    const dates = info.getDateNode();
+    const str = (v: unknown): string | null => (typeof v === 'string' && v.trim() ? v.trim().slice(0, 300) : null);
+    const iso = (d: Date | null | undefined): string | null =>
+      d && !Number.isNaN(d.getTime()) ? d.toISOString() : null;
+    const page = info.pages[0];
+    return {
+      pages: info.total,
+      format: 'pdf',
+      pdf: {
+        version: str(doc.PDFFormatVersion),
+        title: str(doc.Title),
+        author: str(doc.Author),
+        creator: str(doc.Creator),
+        producer: str(doc.Producer),
+        createdAt: iso(dates.CreationDate ?? dates.XmpCreateDate),
+        modifiedAt: iso(dates.ModDate ?? dates.XmpModifyDate),
+        hasForm: doc.IsAcroFormPresent === true,
+        ...(page ? { pageWidth: Math.round(page.width), pageHeight: Math.round(page.height) } : {}),
+      },
+    };
+  });
+}
+
+function round(n: number, digits: number): number {
+  const f = 10 ** digits;
+  return Math.round(n * f) / f;
+}

@@ -1,0 +1,84 @@
+/**
+ * The step functions by name, and executeStep: one execution of one step with its timeout, cancellation and run
+ * record. Dispatchers (inline, queued) call executeStep; nothing else calls a step function.
+ */
+import { MediaError } from '../lib/errors.js';
+import type { StepName } from '../lib/types.js';
+import { analyzeImage } from './analyze-image.js';
+import type { Deps, StepFn, StepInput, StepOutcome } from './deps.js';
+import { extractAudio } from './extract-audio.js';
+import { extractMetadata } from './extract-metadata.js';
+import { extractText } from './extract-text.js';
+import { generateThumbnails } from './generate-thumbnails.js';
+import { posterFrame } from './poster-frame.js';
+import { renderPreview } from './render-preview.js';
+import { summarize } from './summarize.js';
+import { transcribe } from './transcribe.js';
+import { validate } from './validate.js';
+
+export type { Deps, StepInput, StepOutcome, StepFn, JobSink, FinishedJob, StepContext } from './deps.js';
+export { createDeps } from './deps.js';
+export { finalize } from './finalize.js';
+
+export const STEPS: Record<StepName, StepFn> = {
+  validate,
+  extractMetadata,
+  generateThumbnails,
+  analyzeImage,
+  posterFrame,
+  extractAudio,
+  transcribe,
+  renderPreview,
+  extractText,
+  summarize,
+};
+
+export interface ExecuteOptions {
+  attempt: number;
+  timeoutMs: number;
+  signal?: AbortSignal;
+}
+
+/**
+ * Runs a step once. On timeout the step's signal aborts, which kills any ffmpeg child it started; the step then ends
+ * with TIMEOUT even if in-process work (a decoder) is still finishing in the background.
+ */
+export async function executeStep(
+  step: StepName,
+  input: StepInput,
+  deps: Deps,
+  opts: ExecuteOptions,
+): Promise<StepOutcome> {
+  const runId = await deps.jobs.stepStarted(input.jobId, step, opts.attempt);
+  const controller = new AbortController();
+  const onParentAbort = (): void => controller.abort(new MediaError('CANCELLED', 'the job was cancelled'));
+  if (opts.signal?.aborted) onParentAbort();
+  opts.signal?.addEventListener('abort', onParentAbort, { once: true });
+  let timer: NodeJS.Timeout | undefined;
+  const stopped = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const err = new MediaError('TIMEOUT', `${step} took longer than ${opts.timeoutMs} ms and was stopped`, {
+        retryable: true,
+      });
+      controller.abort(err);
+      reject(err);
+    }, opts.timeoutMs);
+    controller.signal.addEventListener('abort', () => reject(controller.signal.reason as Error), { once: true });
+  });
+  stopped.catch(() => undefined);
+  const log = deps.log.child({ jobId: input.jobId, step, attempt: opts.attempt });
+  try {
+    const outcome = await Promise.race([
+      STEPS[step](input, deps, { signal: controller.signal, attempt: opts.attempt, log }),
+      stopped,
+    ]);
+    await deps.jobs.stepEnded(runId, outcome.status);
+    return outcome;
+  } catch (err) {
+    await deps.jobs.stepEnded(runId, 'failed', err instanceof MediaError ? err.code : 'INTERNAL');
+    throw err;
+  } finally {
+    clearTimeout(timer);
+    opts.signal?.removeEventListener('abort', onParentAbort);
+  }
+}

@@ -1,0 +1,143 @@
+/**
+ * validate: is this a file we accept, and is it intact? The type comes from the bytes (magic numbers), then each
+ * kind gets a real decodability check: images are decoded (small), audio/video are probed and their first frames
+ * decoded, PDFs are opened. Bad input throws MediaError with its code; nothing here is retried.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { fileTypeFromFile } from 'file-type';
+import { MediaError } from '../lib/errors.js';
+import { readHead, sha256File } from '../lib/files.js';
+import { imageError, openImage } from '../lib/image.js';
+import { classify, type Detected } from '../lib/media-types.js';
+import { withPdf } from '../lib/pdf.js';
+import { audioStreams, probeMedia, videoStreams } from '../lib/probe.js';
+import { lastLine, runTool, ToolError } from '../lib/tools.js';
+import type { FileType } from '../lib/types.js';
+import type { Deps, StepContext, StepFn, StepInput } from './deps.js';
+
+const PROBE_TIMEOUT_MS = 30_000;
+
+export const validate: StepFn = async (input, deps, ctx) => {
+  const file = input.file.path;
+  const stat = await fs.stat(file).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT' || err.code === 'ENOTDIR') throw new MediaError('FILE_NOT_FOUND', `no file at ${file}`);
+    if (err.code === 'EACCES')
+      throw new MediaError('FILE_NOT_FOUND', `the file at ${file} cannot be read (permission denied)`);
+    throw err;
+  });
+  if (!stat.isFile()) throw new MediaError('FILE_NOT_FOUND', `${file} is not a regular file`);
+  if (stat.size === 0) throw new MediaError('EMPTY_FILE', 'the file is empty (0 bytes)');
+  if (stat.size > deps.config.maxFileBytes) {
+    throw new MediaError(
+      'TOO_LARGE',
+      `the file has ${stat.size} bytes; the limit (MAX_UPLOAD_BYTES) is ${deps.config.maxFileBytes}`,
+    );
+  }
+
+  const sniffed = await fileTypeFromFile(file);
+  const detected = classify(sniffed);
+  if (!detected) {
+    const what = sniffed ? ` (it is ${sniffed.mime})` : describeHead(await readHead(file, 512));
+    throw new MediaError('UNSUPPORTED_TYPE', `the content is not a supported image, video, audio or PDF file${what}`);
+  }
+
+  const sha256 = await sha256File(file, ctx.signal);
+  const expected = input.file.sha256?.toLowerCase();
+  if (expected && expected !== sha256) {
+    throw new MediaError('CHECKSUM_MISMATCH', `sha256 is ${sha256}, the producer said ${expected}`);
+  }
+
+  const fileType = await checkDecodable(detected, input, deps, ctx);
+  return {
+    status: 'succeeded',
+    fileType,
+    fileInfo: {
+      name: input.file.name ?? path.basename(file),
+      size: stat.size,
+      mime: fileType === 'audio' && detected.kind === 'video' ? audioMime(detected) : detected.mime,
+      ext: detected.ext,
+      sha256,
+    },
+  };
+};
+
+async function checkDecodable(detected: Detected, input: StepInput, deps: Deps, ctx: StepContext): Promise<FileType> {
+  const file = input.file.path;
+  switch (detected.kind) {
+    case 'image':
+      await checkImage(file, deps.config.maxImagePixels);
+      return 'image';
+    case 'pdf':
+      await withPdf(file, async (pdf) => {
+        const info = await pdf.getInfo();
+        if (info.total < 1) throw new MediaError('CORRUPT_FILE', 'the PDF has no pages');
+      });
+      return 'pdf';
+    case 'video':
+    case 'audio':
+      return checkAudioVideo(file, deps, ctx);
+  }
+}
+
+async function checkImage(file: string, maxPixels: number): Promise<void> {
+  let meta;
+  try {
+    // Header only, no pixel limit yet: a pixel bomb must be TOO_LARGE, not a decoder error.
+    meta = await openImage(file, 0).metadata();
+  } catch (err) {
+    throw imageError(err);
+  }
+  const pixels = (meta.width ?? 0) * (meta.height ?? 0);
+  if (!meta.width || !meta.height) throw new MediaError('CORRUPT_FILE', 'the image has no dimensions');
+  if (pixels > maxPixels) {
+    throw new MediaError(
+      'TOO_LARGE',
+      `the image is ${meta.width}x${meta.height} (${pixels} pixels); the limit (MAX_IMAGE_PIXELS) is ${maxPixels}`,
+    );
+  }
+  try {
+    // A full decode of all the data, at a reduced size (JPEG shrink-on-load keeps this cheap): catches truncation.
+    await openImage(file, maxPixels).resize(64, 64, { fit: 'inside' }).raw().toBuffer();
+  } catch (err) {
+    throw imageError(err);
+  }
+}
+
+async function checkAudioVideo(file: string, deps: Deps, ctx: StepContext): Promise<FileType> {
+  const probe = await probeMedia(deps.tools.ffprobe, file, { timeoutMs: PROBE_TIMEOUT_MS, signal: ctx.signal });
+  const video = videoStreams(probe);
+  const audio = audioStreams(probe);
+  if (video.length === 0 && audio.length === 0) {
+    throw new MediaError('CORRUPT_FILE', 'the container holds no audio or video stream');
+  }
+  const kind: FileType = video.length > 0 ? 'video' : 'audio';
+  // Decode the first frame (or second of sound) for real: a readable header over broken data is still corrupt.
+  const args = ['-v', 'error', '-xerror', '-nostdin', '-i', file];
+  args.push(...(kind === 'video' ? ['-map', '0:V:0', '-frames:v', '1'] : ['-map', '0:a:0', '-t', '1']));
+  args.push('-f', 'null', '-');
+  try {
+    await runTool(deps.tools.ffmpeg, args, { timeoutMs: PROBE_TIMEOUT_MS, signal: ctx.signal });
+  } catch (err) {
+    if (err instanceof ToolError) {
+      throw new MediaError(
+        'CORRUPT_FILE',
+        `the ${kind} stream cannot be decoded: ${lastLine(err.stderr) || err.message}`,
+      );
+    }
+    throw err;
+  }
+  return kind;
+}
+
+function audioMime(detected: Detected): string {
+  return detected.ext === 'webm' ? 'audio/webm' : detected.ext === 'mp4' ? 'audio/mp4' : detected.mime;
+}
+
+/** A hint for humans: what the bytes look like when they are not media (text, HTML, an archive…). */
+function describeHead(head: Buffer): string {
+  const sample = head;
+  const printable = sample.filter((b) => b === 9 || b === 10 || b === 13 || (b >= 32 && b < 127)).length;
+  if (sample.length > 0 && printable / sample.length > 0.95) return ' (it looks like text)';
+  return '';
+}

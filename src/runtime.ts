@@ -1,0 +1,48 @@
+/**
+ * Builds the parts of an in-process (inline dispatch) orchestrator from a Config: the database, job store,
+ * checkpointer, step dependencies, compiled graph and runner. Used by the CLI, Studio, tests and benchmarks.
+ */
+import fs from 'node:fs';
+import { SqliteSaver } from '@langchain/langgraph-checkpoint-sqlite';
+import type { Config } from './config.js';
+import { compileGraph, type JobGraph } from './graph/graph.js';
+import { inlineDispatcher } from './graph/dispatcher.js';
+import { JobRunner } from './graph/runner.js';
+import { createLogger, type Logger } from './lib/log.js';
+import { createDeps, type Deps } from './nodes/index.js';
+import { openDatabase, SqliteJobStore, type Db } from './store/sqlite-job-store.js';
+
+export interface Runtime {
+  config: Config;
+  log: Logger;
+  db: Db;
+  store: SqliteJobStore;
+  checkpointer: SqliteSaver;
+  deps: Deps;
+  graph: JobGraph;
+  runner: JobRunner;
+  close(): void;
+}
+
+export function createRuntime(config: Config, log: Logger = createLogger(config.logLevel)): Runtime {
+  for (const dir of [config.dataDir, config.uploadsDir, config.artifactsDir]) fs.mkdirSync(dir, { recursive: true });
+  const db = openDatabase(config.dbPath);
+  const store = new SqliteJobStore(db);
+  const checkpointer = new SqliteSaver(db);
+  const deps = createDeps(config, store, log);
+  const graph = compileGraph(
+    { dispatcher: inlineDispatcher(() => deps), sink: store, disabledSteps: config.disabledSteps, events: store },
+    checkpointer,
+  );
+  return {
+    config,
+    log,
+    db,
+    store,
+    checkpointer,
+    deps,
+    graph,
+    runner: new JobRunner(graph, checkpointer, store),
+    close: () => db.close(),
+  };
+}

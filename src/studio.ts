@@ -1,0 +1,35 @@
+/**
+ * The graph for LangGraph Studio (`npm run studio`, named in langgraph.json). Compiled without a checkpointer (the
+ * LangGraph API server brings its own) and with no side effects at import: configuration is read and the database
+ * opened on the first step that runs. Steps run inline and finished jobs land in DATA_DIR's job store as usual.
+ */
+import { loadConfig } from './config.js';
+import { compileGraph } from './graph/graph.js';
+import { inlineDispatcher } from './graph/dispatcher.js';
+import type { FinishedJob, JobSink } from './nodes/index.js';
+import { createRuntime, type Runtime } from './runtime.js';
+
+let runtime: Runtime | null = null;
+const getRuntime = (): Runtime => (runtime ??= createRuntime(loadConfig()));
+
+const sink: JobSink = {
+  saveFinished: (job: FinishedJob) => getRuntime().store.saveFinished(job),
+  stepStarted: (jobId, step, attempt) => getRuntime().store.stepStarted(jobId, step, attempt),
+  stepEnded: (runId, status, code) => getRuntime().store.stepEnded(runId, status, code),
+};
+
+export const graph = compileGraph({
+  dispatcher: inlineDispatcher(() => getRuntime().deps),
+  sink,
+  events: {
+    stepChanged: (jobId, step, record) => {
+      const { store } = getRuntime();
+      // Studio runs start at the graph, not through the runner: make sure the job has a row.
+      if (!store.get(jobId)) return;
+      store.stepChanged(jobId, step, record);
+    },
+  },
+  get disabledSteps() {
+    return getRuntime().config.disabledSteps;
+  },
+});
