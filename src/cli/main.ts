@@ -15,9 +15,11 @@ import { formatJob } from './format.js';
 const USAGE = `Usage: media-orchestrator <command> [options]
 
 Commands:
-  process <file> [--json] [--job-id ID] [--user ID]
+  process <file> [--json] [--job-id ID] [--user ID] [--sha256 HEX]
                  Run one job in this process (inline steps, no Redis) and print its job document.
-                 A --job-id that was interrupted resumes from its last checkpoint.
+                 A --job-id that was interrupted resumes from its last checkpoint; one that finished
+                 prints its stored document. --sha256 fails the job with CHECKSUM_MISMATCH if the
+                 file's hash differs.
   graph          Print the workflow graph as Mermaid.
   help           Show this help.
 
@@ -52,6 +54,7 @@ async function processCommand(args: string[]): Promise<number> {
       json: { type: 'boolean', default: false },
       'job-id': { type: 'string' },
       user: { type: 'string' },
+      sha256: { type: 'string' },
     },
   });
   if (positionals.length !== 1) {
@@ -65,7 +68,7 @@ async function processCommand(args: string[]): Promise<number> {
   try {
     doc = await runtime.runner.run({
       jobId: values['job-id'] ?? ulid(),
-      file: { path: file, name: path.basename(file) },
+      file: { path: file, name: path.basename(file), ...(values.sha256 ? { sha256: values.sha256 } : {}) },
       user: values.user ? { id: values.user } : null,
     });
   } finally {

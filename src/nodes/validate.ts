@@ -20,13 +20,17 @@ const PROBE_TIMEOUT_MS = 30_000;
 
 export const validate: StepFn = async (input, deps, ctx) => {
   const file = input.file.path;
+  // Name the file as the producer did, never the server-side folder it sits in.
+  const shown = JSON.stringify(input.file.name ?? path.basename(file));
   const stat = await fs.stat(file).catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT' || err.code === 'ENOTDIR') throw new MediaError('FILE_NOT_FOUND', `no file at ${file}`);
+    if (err.code === 'ENOENT' || err.code === 'ENOTDIR') {
+      throw new MediaError('FILE_NOT_FOUND', `the file ${shown} does not exist`);
+    }
     if (err.code === 'EACCES')
-      throw new MediaError('FILE_NOT_FOUND', `the file at ${file} cannot be read (permission denied)`);
+      throw new MediaError('FILE_NOT_FOUND', `the file ${shown} cannot be read (permission denied)`);
     throw err;
   });
-  if (!stat.isFile()) throw new MediaError('FILE_NOT_FOUND', `${file} is not a regular file`);
+  if (!stat.isFile()) throw new MediaError('FILE_NOT_FOUND', `${shown} is not a regular file`);
   if (stat.size === 0) throw new MediaError('EMPTY_FILE', 'the file is empty (0 bytes)');
   if (stat.size > deps.config.maxFileBytes) {
     throw new MediaError(
