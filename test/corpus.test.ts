@@ -6,6 +6,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { probeMedia } from '../src/lib/probe.js';
+import { resolveToolPaths } from '../src/lib/tools.js';
 import type { JobDocument } from '../src/lib/types.js';
 import { acceptedOutcomes, CORPUS, manifest, outcomeOf, runCli, tempDir } from './helpers.js';
 
@@ -118,9 +120,9 @@ describe('content of the results', () => {
     expect(d.steps.extractAudio?.status).toBe('succeeded');
     const audio = d.results.audio;
     expect(audio?.bytes).toBeGreaterThan(10_000);
-    const head = fs.readFileSync(artifact(d, audio?.url ?? '')).subarray(0, 3);
-    // An MP3: ID3 tag or an MPEG frame sync.
-    expect(head.toString('latin1') === 'ID3' || (head[0] === 0xff && (head[1]! & 0xe0) === 0xe0)).toBe(true);
+    const probe = await probeMedia(resolveToolPaths().ffprobe, artifact(d, audio?.url ?? ''), { timeoutMs: 10_000 });
+    expect(probe.streams).toMatchObject([{ type: 'audio', codec: 'mp3', channels: 1, sampleRate: 16000 }]);
+    expect(probe.durationSec).toBeGreaterThan(10);
     expect(d.results.thumbnails?.length).toBeGreaterThan(0);
   });
 
