@@ -1,0 +1,149 @@
+/**
+ * The compiled graph: fan-out, deferred fan-in, step policy (required vs optional failures), DISABLED_STEPS.
+ * Policy tests drive the graph through a scripted dispatcher (the graph's own seam) with a fresh in-memory
+ * checkpointer each; the DISABLED_STEPS test runs the real steps on a corpus file.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { SqliteSaver } from '@langchain/langgraph-checkpoint-sqlite';
+import { afterEach, describe, expect, test } from 'vitest';
+import { loadConfig } from '../src/config.js';
+import { StepFailure, type Dispatcher } from '../src/graph/dispatcher.js';
+import { compileGraph } from '../src/graph/graph.js';
+import { createLogger } from '../src/lib/log.js';
+import type { FileType, StepName } from '../src/lib/types.js';
+import type { FinishedJob, JobSink, StepOutcome } from '../src/nodes/index.js';
+import { createRuntime } from '../src/runtime.js';
+import { CORPUS, tempDir } from './helpers.js';
+
+type Script = Partial<Record<StepName, StepOutcome | StepFailure>>;
+
+function scripted(fileType: FileType, script: Script = {}) {
+  const calls: StepName[] = [];
+  const finished: FinishedJob[] = [];
+  const dispatcher: Dispatcher = {
+    async run(step) {
+      calls.push(step);
+      await new Promise((r) => setTimeout(r, step === 'posterFrame' ? 1 : 5));
+      const scriptedOutcome = script[step];
+      if (scriptedOutcome instanceof StepFailure) throw scriptedOutcome;
+      if (scriptedOutcome) return { outcome: scriptedOutcome, attempts: 1 };
+      if (step === 'validate') {
+        return {
+          outcome: {
+            status: 'succeeded',
+            fileType,
+            fileInfo: { name: 'x', size: 1, mime: 'x/x', ext: 'x', sha256: '0'.repeat(64) },
+          },
+          attempts: 1,
+        };
+      }
+      return { outcome: { status: 'succeeded' }, attempts: 1 };
+    },
+  };
+  const sink: JobSink = {
+    saveFinished: (job) => {
+      finished.push(job);
+      return Promise.resolve();
+    },
+    stepStarted: () => Promise.resolve(0),
+    stepEnded: () => Promise.resolve(),
+  };
+  const graph = compileGraph({ dispatcher, sink }, SqliteSaver.fromConnString(':memory:'));
+  const run = () =>
+    graph.invoke(
+      { jobId: 'j1', file: { path: '/nowhere' } },
+      { configurable: { thread_id: 'j1' }, durability: 'sync' },
+    );
+  return { calls, finished, run };
+}
+
+describe('graph policy', () => {
+  test('video: poster frame in parallel with the audio chain, finalize once after both', async () => {
+    const s = scripted('video');
+    const state = await s.run();
+    expect(s.calls.slice(0, 2)).toEqual(['validate', 'extractMetadata']);
+    // The two branch heads start together (in either order); the chain follows.
+    expect(s.calls.slice(2, 4).sort()).toEqual(['extractAudio', 'posterFrame']);
+    expect(s.calls.slice(4)).toEqual(['transcribe', 'summarize']);
+    expect(s.finished).toHaveLength(1);
+    expect(state.status).toBe('completed');
+  });
+
+  test('an optional step that fails leaves the job completed_with_errors', async () => {
+    const s = scripted('image', { analyzeImage: new StepFailure('PROVIDER_ERROR', 'model down', 3) });
+    const state = await s.run();
+    expect(state.status).toBe('completed_with_errors');
+    expect(state.steps.analyzeImage).toMatchObject({
+      status: 'failed',
+      attempts: 3,
+      error: { code: 'PROVIDER_ERROR' },
+    });
+    expect(state.steps.generateThumbnails?.status).toBe('succeeded');
+    expect(state.error).toBeNull();
+  });
+
+  test('a required step that fails fails the job, with its code and step', async () => {
+    const s = scripted('pdf', { extractText: new StepFailure('CORRUPT_FILE', 'bad xref', 1) });
+    const state = await s.run();
+    expect(state.status).toBe('failed');
+    expect(state.error).toEqual({ code: 'CORRUPT_FILE', message: 'bad xref', step: 'extractText' });
+    expect(s.calls).not.toContain('summarize');
+    expect(state.steps.summarize).toMatchObject({ status: 'skipped', reason: 'extractText failed' });
+  });
+
+  test('validate failing goes straight to finalize', async () => {
+    const s = scripted('image', { validate: new StepFailure('EMPTY_FILE', 'empty', 1) });
+    const state = await s.run();
+    expect(s.calls).toEqual(['validate']);
+    expect(s.finished[0]).toMatchObject({ status: 'failed', error: { code: 'EMPTY_FILE', step: 'validate' } });
+    expect(state.status).toBe('failed');
+  });
+
+  test('a step that ends its chain skips the rest of it with the same reason', async () => {
+    const s = scripted('video', {
+      extractAudio: { status: 'skipped', reason: 'the video has no audio stream', endsChain: true },
+    });
+    const state = await s.run();
+    expect(s.calls).not.toContain('transcribe');
+    expect(state.steps.transcribe).toMatchObject({ status: 'skipped', reason: 'the video has no audio stream' });
+    expect(state.steps.summarize).toMatchObject({ status: 'skipped', reason: 'the video has no audio stream' });
+    expect(state.status).toBe('completed');
+  });
+});
+
+describe('DISABLED_STEPS with the real steps', () => {
+  let dataDir: string | undefined;
+  afterEach(() => {
+    if (dataDir) fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  test('a disabled step is skipped with a reason and the job completes', async () => {
+    dataDir = tempDir('disabled');
+    const runtime = createRuntime(
+      loadConfig({ DATA_DIR: dataDir, DISABLED_STEPS: 'analyzeImage' }),
+      createLogger('silent'),
+    );
+    try {
+      const doc = await runtime.runner.run({
+        jobId: 'disabled-1',
+        file: { path: path.join(CORPUS, 'image/320x240.jpg') },
+      });
+      expect(doc.status).toBe('completed');
+      expect(doc.steps.analyzeImage).toMatchObject({ status: 'skipped', reason: 'disabled by DISABLED_STEPS' });
+      expect(doc.results.analysis).toBeUndefined();
+      expect(doc.results.thumbnails?.length).toBeGreaterThan(0);
+      // Checkpoints of the finished job are compacted away; the job store keeps the result.
+      expect(await runtime.runner.hasCheckpoint('disabled-1')).toBe(false);
+      expect(runtime.store.get('disabled-1')?.status).toBe('completed');
+      expect(
+        runtime.store
+          .runs('disabled-1')
+          .map((r) => r.step)
+          .sort(),
+      ).toEqual(['extractMetadata', 'generateThumbnails', 'validate'].sort());
+    } finally {
+      runtime.close();
+    }
+  });
+});
