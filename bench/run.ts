@@ -1,0 +1,109 @@
+/**
+ * npm run bench [-- --jobs N]: inline throughput and checkpoint database growth.
+ *
+ * The machine is shared and noisy, so absolute numbers mean little: every figure is printed next to a baseline
+ * measured in the same run. Baseline: a plain script doing the same image work with the same libraries (file-type,
+ * sha256, sharp decode check, metadata, exifr, three WebP thumbnails, statistics), as a queue script without
+ * orchestration would, at the same concurrency.
+ */
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import exifr from 'exifr';
+import { fileTypeFromFile } from 'file-type';
+import sharp from 'sharp';
+import { loadConfig } from '../src/config.js';
+import { createLogger } from '../src/lib/log.js';
+import { createRuntime } from '../src/runtime.js';
+
+const { values } = parseArgs({
+  options: { jobs: { type: 'string', default: '200' }, concurrency: { type: 'string', default: '2' } },
+});
+const JOBS = Number(values.jobs);
+const CONCURRENCY = Number(values.concurrency);
+const CORPUS = process.env.MEDIA_CORPUS ?? path.resolve(import.meta.dirname, '..', '..', 'shared', 'corpus');
+
+const images = fs
+  .readFileSync(path.join(CORPUS, 'MANIFEST.tsv'), 'utf8')
+  .trim()
+  .split('\n')
+  .slice(1)
+  .map((l) => l.split('\t'))
+  .filter(([, expect]) => expect === 'image')
+  .map(([p]) => path.join(CORPUS, p!));
+
+async function pool(n: number, work: (i: number) => Promise<void>): Promise<number> {
+  const started = performance.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (next < n) await work(next++);
+    }),
+  );
+  return (performance.now() - started) / 1000;
+}
+
+async function plainImageWork(file: string, out: string): Promise<void> {
+  await fileTypeFromFile(file);
+  createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+  await sharp(file, { failOn: 'error' }).resize(64, 64, { fit: 'inside' }).raw().toBuffer();
+  await sharp(file).metadata();
+  await exifr.parse(file).catch(() => null);
+  const base = await sharp(file, { failOn: 'error' })
+    .autoOrient()
+    .resize({ width: 640, height: 1280, fit: 'inside', withoutEnlargement: true })
+    .toColourspace('srgb')
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  for (const w of [160, 320, 640]) {
+    await sharp(base.data, { raw: base.info })
+      .resize({ width: w, withoutEnlargement: true })
+      .webp()
+      .toFile(path.join(out, `${w}.webp`));
+  }
+  await sharp(file).autoOrient().resize(256, 256, { fit: 'inside' }).stats();
+}
+
+async function main(): Promise<void> {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'mo-bench-'));
+  try {
+    console.log(
+      `media-orchestrator bench: ${JOBS} jobs over ${images.length} corpus images, concurrency ${CONCURRENCY}`,
+    );
+    console.log(`node ${process.version}, ${os.cpus().length} cores\n`);
+
+    const plainOut = path.join(work, 'plain');
+    fs.mkdirSync(plainOut);
+    const plainSec = await pool(JOBS, (i) => plainImageWork(images[i % images.length]!, plainOut));
+
+    const dataDir = path.join(work, 'data');
+    const runtime = createRuntime(loadConfig({ DATA_DIR: dataDir }), createLogger('warn'));
+    const inlineSec = await pool(JOBS, async (i) => {
+      const file = images[i % images.length]!;
+      const doc = await runtime.runner.run({ jobId: `bench-${i}`, file: { path: file } });
+      if (doc.status !== 'completed') throw new Error(`${file}: ${doc.status} ${JSON.stringify(doc.error)}`);
+    });
+    runtime.db.pragma('wal_checkpoint(TRUNCATE)');
+    const remaining = (runtime.db.prepare('SELECT count(*) AS n FROM checkpoints').get() as { n: number }).n;
+    const writes = (runtime.db.prepare('SELECT count(*) AS n FROM writes').get() as { n: number }).n;
+    const docBytes = (runtime.db.prepare('SELECT sum(length(doc)) AS n FROM jobs').get() as { n: number }).n;
+    runtime.close();
+    const dbBytes = fs.statSync(path.join(dataDir, 'orchestrator.db')).size;
+
+    const row = (label: string, value: string) => console.log(`${label.padEnd(46)} ${value}`);
+    row('plain script (baseline)', `${(JOBS / plainSec).toFixed(1)} jobs/s`);
+    row('inline orchestrator (process, checkpointed)', `${(JOBS / inlineSec).toFixed(1)} jobs/s`);
+    row('ratio inline / plain', `${(plainSec / inlineSec).toFixed(2)}`);
+    console.log('');
+    row(`orchestrator.db after ${JOBS} jobs`, `${(dbBytes / 1024).toFixed(0)} KiB`);
+    row('  per job', `${(dbBytes / JOBS / 1024).toFixed(2)} KiB`);
+    row('  of which job documents, per job', `${(docBytes / JOBS / 1024).toFixed(2)} KiB`);
+    row('  checkpoints / writes left (compacted)', `${remaining} / ${writes}`);
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+await main();

@@ -1,0 +1,87 @@
+/**
+ * LangGraph Studio: `npm run studio -- --port P` starts the local LangGraph API server with our graph; the LangGraph
+ * SDK runs a corpus image through it and gets thumbnails in the final state.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { Client } from '@langchain/langgraph-sdk';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import type { Results, StepRecords } from '../src/lib/types.js';
+import { CORPUS, ROOT, tempDir } from './helpers.js';
+
+let server: ChildProcess;
+let url: string;
+let dataDir: string;
+let output = '';
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as net.AddressInfo;
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
+
+beforeAll(async () => {
+  dataDir = tempDir('studio');
+  const port = await freePort();
+  url = `http://127.0.0.1:${port}`;
+  server = spawn('npm', ['run', 'studio', '--', '--port', String(port), '--host', '127.0.0.1'], {
+    cwd: ROOT,
+    env: { ...process.env, DATA_DIR: dataDir, LOG_LEVEL: 'warn', LANGSMITH_TRACING: 'false' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true, // its own process group, so the whole tree (npm, the CLI, its workers) is stopped after
+  });
+  server.stdout?.on('data', (d: Buffer) => (output += d.toString()));
+  server.stderr?.on('data', (d: Buffer) => (output += d.toString()));
+  const deadline = Date.now() + 90_000;
+  for (;;) {
+    const ok = await fetch(`${url}/ok`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ok) break;
+    if (Date.now() > deadline || server.exitCode !== null) throw new Error(`studio server did not start:\n${output}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}, 120_000);
+
+afterAll(() => {
+  if (server.pid) {
+    try {
+      process.kill(-server.pid, 'SIGTERM');
+    } catch {
+      // already gone
+    }
+  }
+  fs.rmSync(dataDir, { recursive: true, force: true });
+});
+
+test('the LangGraph API runs the graph on a corpus image', { timeout: 90_000 }, async () => {
+  const client = new Client({ apiUrl: url });
+  const assistants = await client.assistants.search({ graphId: 'media' });
+  expect(assistants.length).toBeGreaterThan(0);
+
+  const thread = await client.threads.create();
+  const file = path.join(CORPUS, 'image/portrait-exif-orientation-6.jpg');
+  const state = (await client.runs.wait(thread.thread_id, 'media', {
+    input: {
+      jobId: `studio-${thread.thread_id}`,
+      file: { path: file, name: 'portrait.jpg' },
+      user: { id: 'u-studio' },
+    },
+  })) as { status: string; results: Results; steps: StepRecords };
+
+  expect(state.status, JSON.stringify(state).slice(0, 2000)).toBe('completed');
+  expect(state.steps.generateThumbnails?.status).toBe('succeeded');
+  const thumbs = state.results.thumbnails ?? [];
+  expect(thumbs.length).toBeGreaterThanOrEqual(2);
+  for (const t of thumbs) expect(t.height).toBeGreaterThan(t.width);
+  // The thumbnails are real files in DATA_DIR.
+  const files = fs.readdirSync(path.join(dataDir, 'artifacts', `studio-${thread.thread_id}`));
+  expect(files).toEqual(expect.arrayContaining(thumbs.map((t) => t.name)));
+});
