@@ -28,7 +28,6 @@ const positiveInt = (name: string, fallback: number) =>
 
 const EnvSchema = z.object({
   DATA_DIR: z.string().optional().default('./data'),
-  INPUT_ROOTS: z.string().optional(),
   MAX_UPLOAD_BYTES: positiveInt('MAX_UPLOAD_BYTES', 2 * 1024 ** 3),
   MAX_IMAGE_PIXELS: positiveInt('MAX_IMAGE_PIXELS', 250_000_000),
   THUMBNAIL_WIDTHS: z
@@ -76,7 +75,6 @@ export interface Config {
   dbPath: string;
   uploadsDir: string;
   artifactsDir: string;
-  inputRoots: string[];
   maxFileBytes: number;
   maxImagePixels: number;
   thumbnails: { widths: number[]; format: 'webp' | 'jpeg' | 'avif'; quality: number };
@@ -95,7 +93,9 @@ export class ConfigError extends Error {
 
 /** Parses an environment (process.env by default) into a Config, or throws ConfigError naming every bad variable. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
-  const parsed = EnvSchema.safeParse(env);
+  // An empty value (`FFMPEG_PATH=` copied from .env.example) means "use the default", not "the empty string".
+  const given = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v.trim() !== ''));
+  const parsed = EnvSchema.safeParse(given);
   if (!parsed.success) {
     throw new ConfigError(
       parsed.error.issues.map((i) => {
@@ -111,7 +111,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     dbPath: path.join(dataDir, 'orchestrator.db'),
     uploadsDir: path.join(dataDir, 'uploads'),
     artifactsDir: path.join(dataDir, 'artifacts'),
-    inputRoots: list(e.INPUT_ROOTS).map((r) => path.resolve(r)),
     maxFileBytes: e.MAX_UPLOAD_BYTES,
     maxImagePixels: e.MAX_IMAGE_PIXELS,
     thumbnails: { widths: e.THUMBNAIL_WIDTHS, format: e.THUMBNAIL_FORMAT, quality: e.THUMBNAIL_QUALITY },

@@ -18,12 +18,10 @@ describe('config', () => {
       THUMBNAIL_WIDTHS: '640, 100,100',
       DISABLED_STEPS: 'analyzeImage,summarize',
       MAX_UPLOAD_BYTES: '1000',
-      INPUT_ROOTS: '/srv/a,/srv/b',
     });
     expect(c.thumbnails.widths).toEqual([100, 640]);
     expect(c.disabledSteps).toEqual(['analyzeImage', 'summarize']);
     expect(c.maxFileBytes).toBe(1000);
-    expect(c.inputRoots).toEqual(['/srv/a', '/srv/b']);
   });
 
   test('every bad variable is named at once', () => {
@@ -43,6 +41,13 @@ describe('config', () => {
     for (const name of ['MAX_UPLOAD_BYTES', 'DISABLED_STEPS', 'THUMBNAIL_FORMAT', 'THUMBNAIL_WIDTHS']) {
       expect(message).toContain(name);
     }
+  });
+
+  test('empty values mean the default', () => {
+    const c = loadConfig({ DATA_DIR: '', FFMPEG_PATH: ' ', THUMBNAIL_WIDTHS: '' });
+    expect(c.dataDir).toBe(path.resolve('data'));
+    expect(c.ffmpegPath).toBeUndefined();
+    expect(c.thumbnails.widths).toEqual([160, 320, 640]);
   });
 
   test('unknown steps are rejected', () => {

@@ -31,8 +31,11 @@ export function createSummarizer(): Summarizer {
       const importance = doc.out(nlp.its.sentenceWiseImportance) as unknown as { index: number; importance: number }[];
       const readable = importance.filter((s) => readsLikeProse(sentences[s.index] ?? ''));
       const pool = readable.length >= wanted ? readable : importance;
+      // Lead bias: authors state what a text is about early (abstracts, introductions).
+      const lead = Math.max(wanted, Math.ceil(sentences.length * 0.15));
+      const score = (s: { index: number; importance: number }): number => s.importance * (s.index < lead ? 1.5 : 1);
       const best = [...pool]
-        .sort((a, b) => b.importance - a.importance || a.index - b.index)
+        .sort((a, b) => score(b) - score(a) || a.index - b.index)
         .slice(0, wanted)
         .sort((a, b) => a.index - b.index);
       return clamp(best.map((s) => sentences[s.index]).join(' '), opts.maxChars ?? 1200);
