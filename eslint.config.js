@@ -9,7 +9,7 @@ export default tseslint.config(
   {
     languageOptions: {
       parserOptions: {
-        projectService: { allowDefaultProject: ['bin/*', '*.cjs', 'eslint.config.js'] },
+        projectService: { allowDefaultProject: ['bin/*', '*.cjs', 'eslint.config.js', 'src/queue/*.mjs'] },
         tsconfigRootDir: import.meta.dirname,
       },
     },
@@ -30,7 +30,7 @@ export default tseslint.config(
     rules: { 'no-restricted-properties': 'off' },
   },
   {
-    files: ['bin/*', '*.cjs', 'eslint.config.js'],
+    files: ['bin/*', '*.cjs', 'eslint.config.js', 'src/**/*.mjs'],
     ...tseslint.configs.disableTypeChecked,
   },
   {

@@ -65,10 +65,67 @@ const EnvSchema = z.object({
       }
       return names as StepName[];
     }),
+  INPUT_ROOTS: z.string().optional(),
+  REDIS_URL: z
+    .string()
+    .optional()
+    .refine((u) => u === undefined || /^rediss?:\/\//.test(u), 'REDIS_URL must start with redis:// or rediss://'),
+  QUEUE_PREFIX: z
+    .string()
+    .optional()
+    .default('mo')
+    .refine((p) => /^[A-Za-z0-9_-]{1,40}$/.test(p), 'QUEUE_PREFIX may use letters, digits, _ and - only'),
+  JOB_CONCURRENCY: positiveInt('JOB_CONCURRENCY', 20),
+  WORKER_CONCURRENCY: z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      const out: Record<QueueName, number> = { ...DEFAULT_CONCURRENCY };
+      for (const pair of list(raw)) {
+        const [name, value] = pair.split('=').map((s) => s.trim());
+        const n = Number(value);
+        if (!name || !(QUEUE_NAMES as readonly string[]).includes(name) || !Number.isInteger(n) || n < 1) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `WORKER_CONCURRENCY takes queue=count pairs for ${QUEUE_NAMES.join(', ')}; "${pair}" is not one`,
+          });
+          return z.NEVER;
+        }
+        out[name as QueueName] = n;
+      }
+      return out;
+    }),
+  STEP_TIMEOUTS: z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      const out: Partial<Record<StepName, number>> = {};
+      for (const pair of list(raw)) {
+        const [name, value] = pair.split('=').map((s) => s.trim());
+        const n = Number(value);
+        if (!name || !(STEP_NAMES as readonly string[]).includes(name) || !Number.isInteger(n) || n < 1) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `STEP_TIMEOUTS takes step=milliseconds pairs; "${pair}" is not one`,
+          });
+          return z.NEVER;
+        }
+        out[name as StepName] = n;
+      }
+      return out;
+    }),
+  LOCK_DURATION_MS: positiveInt('LOCK_DURATION_MS', 30_000),
+  STALLED_INTERVAL_MS: positiveInt('STALLED_INTERVAL_MS', 30_000),
+  SHUTDOWN_TIMEOUT_MS: positiveInt('SHUTDOWN_TIMEOUT_MS', 20_000),
+  RETRY_BACKOFF_MS: positiveInt('RETRY_BACKOFF_MS', 1000),
   FFMPEG_PATH: z.string().optional(),
   FFPROBE_PATH: z.string().optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional().default('info'),
 });
+
+export const QUEUE_NAMES = ['light', 'image', 'video', 'document', 'ai'] as const;
+export type QueueName = (typeof QUEUE_NAMES)[number];
+const DEFAULT_CONCURRENCY: Record<QueueName, number> = { light: 4, image: 2, video: 2, document: 2, ai: 2 };
 
 export interface Config {
   dataDir: string;
@@ -82,6 +139,18 @@ export interface Config {
   ffmpegPath: string | undefined;
   ffprobePath: string | undefined;
   logLevel: string;
+  /** Folders producers may reference by path; the upload folder is always allowed. */
+  inputRoots: string[];
+  /** Unset: use redis://127.0.0.1:6379, or start a private redis-server when nothing answers there. */
+  redisUrl: string | undefined;
+  queuePrefix: string;
+  jobConcurrency: number;
+  workerConcurrency: Record<QueueName, number>;
+  stepTimeouts: Partial<Record<StepName, number>>;
+  lockDurationMs: number;
+  stalledIntervalMs: number;
+  shutdownTimeoutMs: number;
+  retryBackoffMs: number;
 }
 
 export class ConfigError extends Error {
@@ -118,5 +187,15 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     ffmpegPath: e.FFMPEG_PATH,
     ffprobePath: e.FFPROBE_PATH,
     logLevel: e.LOG_LEVEL,
+    inputRoots: list(e.INPUT_ROOTS).map((r) => path.resolve(r)),
+    redisUrl: e.REDIS_URL,
+    queuePrefix: e.QUEUE_PREFIX,
+    jobConcurrency: e.JOB_CONCURRENCY,
+    workerConcurrency: e.WORKER_CONCURRENCY,
+    stepTimeouts: e.STEP_TIMEOUTS,
+    lockDurationMs: e.LOCK_DURATION_MS,
+    stalledIntervalMs: e.STALLED_INTERVAL_MS,
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    retryBackoffMs: e.RETRY_BACKOFF_MS,
   };
 }

@@ -5,8 +5,8 @@
 import fs from 'node:fs';
 import { SqliteSaver } from '@langchain/langgraph-checkpoint-sqlite';
 import type { Config } from './config.js';
-import { compileGraph, type JobGraph } from './graph/graph.js';
-import { inlineDispatcher } from './graph/dispatcher.js';
+import { compileGraph, type JobGraph, type StepEvents } from './graph/graph.js';
+import { inlineDispatcher, type Dispatcher } from './graph/dispatcher.js';
 import { JobRunner } from './graph/runner.js';
 import { createLogger, type Logger } from './lib/log.js';
 import { createDeps, type Deps } from './nodes/index.js';
@@ -21,19 +21,35 @@ export interface Runtime {
   deps: Deps;
   graph: JobGraph;
   runner: JobRunner;
+  /** Subscribes to every step transition of every job this runtime runs; returns an unsubscribe function. */
+  onStep(listener: StepEvents['stepChanged']): () => void;
   close(): void;
 }
 
-export function createRuntime(config: Config, log: Logger = createLogger(config.logLevel)): Runtime {
+export interface RuntimeOptions {
+  /** How steps run; inline (in this process) by default. */
+  dispatcher?: (deps: Deps) => Dispatcher;
+}
+
+export function createRuntime(
+  config: Config,
+  log: Logger = createLogger(config.logLevel),
+  opts: RuntimeOptions = {},
+): Runtime {
   for (const dir of [config.dataDir, config.uploadsDir, config.artifactsDir]) fs.mkdirSync(dir, { recursive: true });
   const db = openDatabase(config.dbPath);
   const store = new SqliteJobStore(db);
   const checkpointer = new SqliteSaver(db);
   const deps = createDeps(config, store, log);
-  const graph = compileGraph(
-    { dispatcher: inlineDispatcher(() => deps), sink: store, disabledSteps: config.disabledSteps, events: store },
-    checkpointer,
-  );
+  const listeners = new Set<StepEvents['stepChanged']>();
+  const events: StepEvents = {
+    stepChanged: async (jobId, step, record) => {
+      store.stepChanged(jobId, step, record);
+      for (const listener of listeners) await listener(jobId, step, record);
+    },
+  };
+  const dispatcher = opts.dispatcher ? opts.dispatcher(deps) : inlineDispatcher(() => deps);
+  const graph = compileGraph({ dispatcher, sink: store, disabledSteps: config.disabledSteps, events }, checkpointer);
   return {
     config,
     log,
@@ -43,6 +59,10 @@ export function createRuntime(config: Config, log: Logger = createLogger(config.
     deps,
     graph,
     runner: new JobRunner(graph, checkpointer, store),
+    onStep: (listener) => {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
     close: () => db.close(),
   };
 }

@@ -1,8 +1,9 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
 import type { JobDocument } from '../src/lib/types.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -59,4 +60,102 @@ export function runCli(args: string[], env: Record<string, string> = {}, timeout
       },
     );
   });
+}
+
+/** A `media-orchestrator start` child process in its own process group, with its stderr kept for diagnosis. */
+export class ServiceProcess {
+  readonly child: import('node:child_process').ChildProcess;
+  log = '';
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+
+  constructor(args: string[], env: Record<string, string>) {
+    this.child = spawn(process.execPath, [BIN, 'start', ...args], {
+      env: { ...process.env, LOG_LEVEL: 'info', ...env },
+      stdio: ['ignore', 'ignore', 'pipe'],
+      detached: true,
+    });
+    this.child.stderr?.on('data', (d: Buffer) => {
+      this.log = (this.log + d.toString()).slice(-200_000);
+    });
+    this.exited = new Promise((resolve) => this.child.on('exit', (code, signal) => resolve({ code, signal })));
+  }
+
+  async ready(timeoutMs = 60_000): Promise<this> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.log.includes('media-orchestrator started')) {
+      if (this.child.exitCode !== null || Date.now() > deadline) throw new Error(`service did not start:\n${this.log}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return this;
+  }
+
+  /** Signals the whole process group (the service and its helpers). */
+  kill(signal: NodeJS.Signals = 'SIGKILL'): void {
+    try {
+      if (this.child.pid) process.kill(-this.child.pid, signal);
+    } catch {
+      // already gone
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
+    this.kill('SIGTERM');
+    const timer = setTimeout(() => this.kill('SIGKILL'), 30_000);
+    await this.exited;
+    clearTimeout(timer);
+  }
+}
+
+/** Deletes every Redis key a test created under its BullMQ prefix. */
+export async function dropPrefix(redisUrl: string, prefix: string): Promise<void> {
+  const { Redis } = await import('ioredis');
+  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) await redis.del(...keys);
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+}
+
+export function uniquePrefix(name: string): string {
+  return `motest-${name}-${process.pid}-${Date.now().toString(36)}`;
+}
+
+export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/** Reads the step_runs table of a service's database (read-only). */
+export function stepRuns(dbPath: string, jobId?: string): { jobId: string; step: string; status: string }[] {
+  if (!fs.existsSync(dbPath)) return [];
+  const db = new Database(dbPath, { readonly: true, fileMustExist: true });
+  try {
+    const sql = `SELECT job_id AS jobId, step, status FROM step_runs ${jobId ? 'WHERE job_id = ?' : ''} ORDER BY id`;
+    return (jobId ? db.prepare(sql).all(jobId) : db.prepare(sql).all()) as {
+      jobId: string;
+      step: string;
+      status: string;
+    }[];
+  } catch {
+    return [];
+  } finally {
+    db.close();
+  }
+}
+
+export function storedJob(dbPath: string, jobId: string): JobDocument | null {
+  if (!fs.existsSync(dbPath)) return null;
+  const db = new Database(dbPath, { readonly: true, fileMustExist: true });
+  try {
+    const row = db.prepare('SELECT doc FROM jobs WHERE id = ?').get(jobId) as { doc: string } | undefined;
+    return row ? (JSON.parse(row.doc) as JobDocument) : null;
+  } catch {
+    return null;
+  } finally {
+    db.close();
+  }
 }

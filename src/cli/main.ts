@@ -5,7 +5,11 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { ulid } from 'ulid';
-import { ConfigError, loadConfig } from '../config.js';
+import { ConfigError, loadConfig, QUEUE_NAMES, type QueueName } from '../config.js';
+import { findRedis, RedisUnavailableError } from '../queue/redis-server.js';
+import { ROLES, startService, type Role } from '../service.js';
+import { cancelJob, findJob } from './jobs.js';
+import { submit } from './submit.js';
 import { toMermaid } from '../graph/mermaid.js';
 import { createLogger } from '../lib/log.js';
 import type { JobDocument } from '../lib/types.js';
@@ -15,6 +19,15 @@ import { formatJob } from './format.js';
 const USAGE = `Usage: media-orchestrator <command> [options]
 
 Commands:
+  start [--role all|orchestrator|worker] [--queues light,image,video,document,ai]
+                 Run the service: the orchestrator (consumes JOB_CREATED) and/or workers for the given
+                 task queues. Stops gracefully on SIGTERM/SIGINT.
+  submit <file…> [--wait] [--json] [--user ID] [--priority N] [--job-id ID]
+                 Publish JOB_CREATED for each file. --wait shows progress and waits for the results;
+                 --json prints one job document per line, in the order of the files.
+  status <id> [--json]
+                 Print a job's document.
+  cancel <id>    Cancel a job: waiting steps are removed, running ones stopped; it ends 'cancelled'.
   process <file> [--json] [--job-id ID] [--user ID] [--sha256 HEX]
                  Run one job in this process (inline steps, no Redis) and print its job document.
                  A --job-id that was interrupted resumes from its last checkpoint; one that finished
@@ -31,6 +44,14 @@ export async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'process':
       return processCommand(rest);
+    case 'start':
+      return startCommand(rest);
+    case 'submit':
+      return submitCommand(rest);
+    case 'status':
+      return statusCommand(rest);
+    case 'cancel':
+      return cancelCommand(rest);
     case 'graph':
       process.stdout.write(`${await toMermaid()}\n`);
       return 0;
@@ -78,12 +99,123 @@ async function processCommand(args: string[]): Promise<number> {
   return doc.status === 'failed' || doc.status === 'cancelled' ? 2 : 0;
 }
 
+async function startCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: { role: { type: 'string', default: 'all' }, queues: { type: 'string' } },
+  });
+  if (!(ROLES as readonly string[]).includes(values.role)) {
+    process.stderr.write(`--role must be one of ${ROLES.join(', ')}\n`);
+    return 1;
+  }
+  const queues = values.queues ? values.queues.split(',').map((q) => q.trim()) : [...QUEUE_NAMES];
+  const unknown = queues.filter((q) => !(QUEUE_NAMES as readonly string[]).includes(q));
+  if (unknown.length > 0) {
+    process.stderr.write(`unknown queues: ${unknown.join(', ')} (known: ${QUEUE_NAMES.join(', ')})\n`);
+    return 1;
+  }
+  const config = loadConfig();
+  const log = createLogger(config.logLevel);
+  const service = await startService(config, log, { role: values.role as Role, queues: queues as QueueName[] });
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) {
+        log.warn({ signal }, 'second signal: exiting now');
+        process.exit(1);
+      }
+      stopping = true;
+      log.info({ signal }, 'shutting down');
+      // A backstop: if draining hangs, exit anyway; interrupted jobs resume on the next start.
+      setTimeout(() => {
+        log.error('shutdown took too long; exiting');
+        process.exit(1);
+      }, config.shutdownTimeoutMs + 15_000).unref();
+      service.stop().then(resolve, (err: unknown) => {
+        log.error({ err }, 'error while shutting down');
+        resolve();
+      });
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  return 0;
+}
+
+async function submitCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      wait: { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+      user: { type: 'string' },
+      priority: { type: 'string' },
+      'job-id': { type: 'string' },
+    },
+  });
+  if (positionals.length === 0) {
+    process.stderr.write('submit takes one or more files\n');
+    return 1;
+  }
+  const priority = values.priority === undefined ? undefined : Number(values.priority);
+  if (priority !== undefined && (!Number.isInteger(priority) || priority < 0)) {
+    process.stderr.write('--priority must be a whole number (1 is the highest, 0 or absent: no priority)\n');
+    return 1;
+  }
+  const config = loadConfig();
+  const redisUrl = await findRedis(config);
+  return submit(config, redisUrl, {
+    files: positionals,
+    wait: values.wait,
+    json: values.json,
+    user: values.user,
+    priority,
+    jobId: values['job-id'],
+  });
+}
+
+async function statusCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { json: { type: 'boolean', default: false } },
+  });
+  const id = positionals[0];
+  if (!id || positionals.length > 1) {
+    process.stderr.write('status takes one job id\n');
+    return 1;
+  }
+  const config = loadConfig();
+  const doc = await findJob(config, id);
+  if (!doc) {
+    process.stderr.write(`no job ${id}\n`);
+    return 1;
+  }
+  process.stdout.write(values.json ? `${JSON.stringify(doc, null, 2)}\n` : formatJob(doc));
+  return doc.status === 'failed' || doc.status === 'cancelled' ? 2 : 0;
+}
+
+async function cancelCommand(args: string[]): Promise<number> {
+  const { positionals } = parseArgs({ args, allowPositionals: true, options: {} });
+  const id = positionals[0];
+  if (!id || positionals.length > 1) {
+    process.stderr.write('cancel takes one job id\n');
+    return 1;
+  }
+  const config = loadConfig();
+  const redisUrl = await findRedis(config);
+  const result = await cancelJob(config, redisUrl, id);
+  process.stdout.write(`${result.message}\n`);
+  return result.found ? 0 : 1;
+}
+
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
   },
   (err: unknown) => {
-    if (err instanceof ConfigError) process.stderr.write(`${err.message}\n`);
+    if (err instanceof ConfigError || err instanceof RedisUnavailableError) process.stderr.write(`${err.message}\n`);
     else if (err instanceof TypeError && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS')) {
       process.stderr.write(`${err.message}\n\n${USAGE}\n`);
     } else process.stderr.write(`error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);

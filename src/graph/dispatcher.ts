@@ -5,7 +5,7 @@
 import { describeError, MediaError } from '../lib/errors.js';
 import type { ErrorCode, StepName } from '../lib/types.js';
 import { executeStep, type Deps, type StepInput, type StepOutcome } from '../nodes/index.js';
-import { backoffMs, STEP_POLICY } from './policy.js';
+import { backoffMs, STEP_POLICY, stepTimeout } from './policy.js';
 
 export interface DispatchResult {
   outcome: StepOutcome;
@@ -29,17 +29,15 @@ export interface Dispatcher {
 }
 
 /** Calls the step function in this process. Retries transient errors per STEP_POLICY; bad input fails at once. */
-export function inlineDispatcher(
-  getDeps: () => Deps | Promise<Deps>,
-  opts: { backoffBaseMs?: number } = {},
-): Dispatcher {
+export function inlineDispatcher(getDeps: () => Deps | Promise<Deps>): Dispatcher {
   return {
     async run(step, input, { signal }) {
       const deps = await getDeps();
       const policy = STEP_POLICY[step];
       for (let attempt = 1; ; attempt++) {
         try {
-          const outcome = await executeStep(step, input, deps, { attempt, timeoutMs: policy.timeoutMs, signal });
+          const timeoutMs = stepTimeout(step, deps.config.stepTimeouts);
+          const outcome = await executeStep(step, input, deps, { attempt, timeoutMs, signal });
           return { outcome, attempts: attempt };
         } catch (err) {
           const retryable = !(err instanceof MediaError) || err.retryable;
@@ -50,7 +48,7 @@ export function inlineDispatcher(
             throw new StepFailure(code, message, attempt);
           }
           deps.log.warn({ step, jobId: input.jobId, attempt, code, message }, 'step failed; retrying');
-          await new Promise((r) => setTimeout(r, backoffMs(attempt, opts.backoffBaseMs)));
+          await new Promise((r) => setTimeout(r, backoffMs(attempt, deps.config.retryBackoffMs)));
         }
       }
     },

@@ -2,9 +2,10 @@
  * The step policy of DESIGN.md: which queue runs a step, whether its failure fails the job, how long it may take and
  * how many attempts it gets. The one place these numbers live.
  */
+import type { QueueName } from '../config.js';
 import type { StepName } from '../lib/types.js';
 
-export type QueueName = 'light' | 'image' | 'video' | 'document' | 'ai';
+export type { QueueName };
 
 export interface StepPolicy {
   queue: QueueName;
@@ -26,6 +27,11 @@ export const STEP_POLICY: Record<StepName, StepPolicy> = {
   extractText: { queue: 'document', required: true, timeoutMs: 600_000, attempts: 3 },
   summarize: { queue: 'ai', required: false, timeoutMs: 600_000, attempts: 3 },
 };
+
+/** The policy's time limit, or the STEP_TIMEOUTS override. */
+export function stepTimeout(step: StepName, overrides: Partial<Record<StepName, number>> = {}): number {
+  return overrides[step] ?? STEP_POLICY[step].timeoutMs;
+}
 
 /** Delay before retry `attempt + 1`: exponential from one second. */
 export function backoffMs(attempt: number, baseMs = 1000): number {

@@ -4,13 +4,19 @@
  * deleted: the job store keeps the result, so the checkpoint database does not grow with every job.
  */
 import type { BaseCheckpointSaver } from '@langchain/langgraph';
-import { TERMINAL_STATUSES, type JobDocument, type JobInput } from '../lib/types.js';
+import type { FinishedJob } from '../nodes/index.js';
+import { TERMINAL_STATUSES, type JobDocument, type JobInput, type StepRecords } from '../lib/types.js';
 import type { JobGraph } from './graph.js';
+
+/** Abort reasons: a cancelled job ends `cancelled`; a drained one (shutdown) keeps its checkpoint to resume later. */
+export const CANCEL_REASON = 'cancel';
+export const DRAIN_REASON = 'shutdown';
 
 export interface RunnerStore {
   createOrGet(input: JobInput): JobDocument;
   get(id: string): JobDocument | null;
   markRunning(id: string): void;
+  saveFinished(job: FinishedJob): Promise<void>;
 }
 
 export class JobRunner {
@@ -28,17 +34,54 @@ export class JobRunner {
     }
     this.store.markRunning(input.jobId);
     const config = { configurable: { thread_id: input.jobId }, durability: 'sync' as const, signal: opts.signal };
-    const resume = (await this.checkpointer.getTuple({ configurable: { thread_id: input.jobId } })) !== undefined;
-    await this.graph.invoke(resume ? null : input, config);
+    const resume = await this.hasCheckpoint(input.jobId);
+    try {
+      await this.graph.invoke(resume ? null : input, config);
+    } catch (err) {
+      if (opts.signal?.aborted && opts.signal.reason === CANCEL_REASON) return this.cancel(input);
+      throw err;
+    }
     await this.compact(input.jobId);
-    const doc = this.store.get(input.jobId);
-    if (!doc) throw new Error(`job ${input.jobId} vanished from the store`);
-    return doc;
+    return this.document(input.jobId);
+  }
+
+  /** Ends a job as `cancelled` (steps that were running are marked failed with CANCELLED) and drops its checkpoints. */
+  async cancel(input: JobInput): Promise<JobDocument> {
+    const doc = this.store.createOrGet(input);
+    if (!TERMINAL_STATUSES.includes(doc.status)) {
+      const error = { code: 'CANCELLED' as const, message: 'the job was cancelled', step: null };
+      const steps: StepRecords = {};
+      for (const [name, record] of Object.entries(doc.steps)) {
+        steps[name as keyof StepRecords] =
+          record.status === 'running' || record.status === 'pending'
+            ? { ...record, status: 'failed', error: { ...error, step: name as keyof StepRecords } }
+            : record;
+      }
+      await this.store.saveFinished({
+        jobId: input.jobId,
+        status: 'cancelled',
+        fileType: doc.fileType,
+        file: input.file,
+        fileInfo: null,
+        user: doc.user,
+        steps,
+        results: doc.results,
+        error,
+      });
+    }
+    await this.compact(input.jobId);
+    return this.document(input.jobId);
   }
 
   /** True when the job has checkpoints to resume from. */
   async hasCheckpoint(jobId: string): Promise<boolean> {
     return (await this.checkpointer.getTuple({ configurable: { thread_id: jobId } })) !== undefined;
+  }
+
+  private document(jobId: string): JobDocument {
+    const doc = this.store.get(jobId);
+    if (!doc) throw new Error(`job ${jobId} vanished from the store`);
+    return doc;
   }
 
   private async compact(jobId: string): Promise<void> {

@@ -2,8 +2,8 @@
  * Jobs and step runs in SQLite, in the same database file as the LangGraph checkpoints. The `doc` column holds the
  * job document exactly as GET /jobs/:id returns it; the other columns exist to filter and sort.
  */
-import path from 'node:path';
 import Database from 'better-sqlite3';
+import { newJobDocument } from '../lib/job-document.js';
 import type { FinishedJob, JobSink } from '../nodes/index.js';
 import {
   TERMINAL_STATUSES,
@@ -78,21 +78,8 @@ export class SqliteJobStore implements JobSink {
   createOrGet(input: JobInput): JobDocument {
     const existing = this.get(input.jobId);
     if (existing) return existing;
-    const now = new Date().toISOString();
-    const doc: JobDocument = {
-      id: input.jobId,
-      status: 'queued',
-      fileType: null,
-      file: { name: input.file.name ?? path.basename(input.file.path) },
-      user: input.user ?? null,
-      priority: input.priority ?? 0,
-      createdAt: now,
-      updatedAt: now,
-      finishedAt: null,
-      steps: {},
-      results: {},
-      error: null,
-    };
+    const doc = newJobDocument(input);
+    const now = doc.createdAt;
     this.db
       .prepare(
         `INSERT INTO jobs (id, status, user_id, priority, input, doc, created_at, updated_at)

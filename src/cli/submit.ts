@@ -1,0 +1,144 @@
+/**
+ * `submit <file…> [--wait] [--json]`: publishes JOB_CREATED for each file. Files outside INPUT_ROOTS are copied into
+ * the upload folder first (the orchestrator reads nothing else). With --wait, a terminal shows one live line per job;
+ * otherwise the final documents are printed in the order of the files.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { Job, QueueEvents, type Queue } from 'bullmq';
+import { ulid } from 'ulid';
+import type { Config } from '../config.js';
+import { isInside } from '../lib/files.js';
+import { newJobDocument } from '../lib/job-document.js';
+import type { JobDocument, JobInput, StepStatus } from '../lib/types.js';
+import { bullConnection } from '../queue/connection.js';
+import { JOBS_QUEUE } from '../queue/names.js';
+import { createProducer } from '../queue/producer.js';
+import { decodeFailure } from '../queue/queued-dispatcher.js';
+import { formatJob } from './format.js';
+
+export interface SubmitOptions {
+  files: string[];
+  wait: boolean;
+  json: boolean;
+  user?: string;
+  priority?: number;
+  jobId?: string;
+}
+
+const MARK: Record<StepStatus, string> = { pending: '·', running: '…', succeeded: '✔', failed: '✖', skipped: '–' };
+
+export async function submit(config: Config, redisUrl: string, opts: SubmitOptions): Promise<number> {
+  const inputs: JobInput[] = [];
+  for (const [i, file] of opts.files.entries()) {
+    const abs = path.resolve(file);
+    if (!fs.statSync(abs, { throwIfNoEntry: false })?.isFile()) throw new Error(`no such file: ${file}`);
+    const jobId = opts.jobId && i === 0 ? opts.jobId : ulid();
+    inputs.push({
+      jobId,
+      file: { path: await stage(config, abs, jobId), name: path.basename(abs) },
+      user: opts.user ? { id: opts.user } : null,
+      ...(opts.priority ? { priority: opts.priority } : {}),
+    });
+  }
+
+  const producer = createProducer({ redisUrl, prefix: config.queuePrefix });
+  const events = opts.wait
+    ? new QueueEvents(JOBS_QUEUE, { connection: bullConnection(redisUrl, 'worker'), prefix: config.queuePrefix })
+    : null;
+  try {
+    await events?.waitUntilReady();
+    for (const input of inputs) await producer.enqueueJob(input);
+    if (!events) {
+      for (const input of inputs) print(newJobDocument(input), opts.json);
+      return 0;
+    }
+    const docs = await waitForAll(inputs, events, producer.queue, opts.json);
+    for (const doc of docs) print(doc, opts.json);
+    return docs.some((d) => d.status === 'failed' || d.status === 'cancelled') ? 2 : 0;
+  } finally {
+    await events?.close();
+    await producer.close();
+  }
+}
+
+function print(doc: JobDocument, json: boolean): void {
+  process.stdout.write(json ? `${JSON.stringify(doc)}\n` : formatJob(doc));
+}
+
+/** The file's path as the orchestrator may read it: in place under an input root, else a copy in the upload folder. */
+async function stage(config: Config, file: string, jobId: string): Promise<string> {
+  for (const root of config.inputRoots) if (await isInside(root, file)) return fs.realpathSync(file);
+  const dir = path.join(config.uploadsDir, jobId);
+  fs.mkdirSync(dir, { recursive: true });
+  const target = path.join(dir, path.basename(file));
+  fs.copyFileSync(file, target);
+  return target;
+}
+
+async function waitForAll(
+  inputs: JobInput[],
+  events: QueueEvents,
+  queue: Queue,
+  json: boolean,
+): Promise<JobDocument[]> {
+  const live = process.stderr.isTTY && !json;
+  const lines = new Map<string, string>(inputs.map((i) => [i.jobId, `${i.file.name}: queued`]));
+  const steps = new Map<string, Map<string, StepStatus>>();
+  const draw = (first = false): void => {
+    if (!live) return;
+    if (!first) process.stderr.write(`\x1b[${inputs.length}A`);
+    for (const i of inputs) process.stderr.write(`\x1b[2K${lines.get(i.jobId)}\n`);
+  };
+  draw(true);
+
+  const pending = new Map<string, (doc: JobDocument) => void>();
+  const results = inputs.map(
+    (input) =>
+      new Promise<JobDocument>((resolve) => {
+        pending.set(input.jobId, resolve);
+      }),
+  );
+  const finish = (input: JobInput, doc: JobDocument): void => {
+    const done = pending.get(input.jobId);
+    if (!done) return;
+    pending.delete(input.jobId);
+    lines.set(input.jobId, `${input.file.name}: ${doc.status}${doc.error ? ` (${doc.error.code})` : ''}`);
+    draw();
+    done(doc);
+  };
+  const failedMessage = (input: JobInput, reason: string): JobDocument => {
+    const { code, message } = decodeFailure(reason);
+    return { ...newJobDocument(input), status: 'failed', error: { code, message, step: null } };
+  };
+  const byId = new Map(inputs.map((i) => [i.jobId, i]));
+  events.on('progress', ({ jobId, data }) => {
+    const input = byId.get(jobId);
+    const update = data as { step?: string; status?: StepStatus };
+    if (!input || !update.step || !update.status) return;
+    const mine = steps.get(jobId) ?? new Map<string, StepStatus>();
+    mine.set(update.step, update.status);
+    steps.set(jobId, mine);
+    const ticks = [...mine].map(([s, st]) => `${MARK[st]} ${s}`).join('  ');
+    lines.set(jobId, `${input.file.name}: running  ${ticks}`);
+    draw();
+  });
+  events.on('completed', ({ jobId, returnvalue }) => {
+    const input = byId.get(jobId);
+    if (input) finish(input, (typeof returnvalue === 'string' ? JSON.parse(returnvalue) : returnvalue) as JobDocument);
+  });
+  events.on('failed', ({ jobId, failedReason }) => {
+    const input = byId.get(jobId);
+    if (input) finish(input, failedMessage(input, failedReason));
+  });
+  // Jobs that finished before we listened (a repeated job id, a very fast job).
+  for (const input of inputs) {
+    // State first, then the job: a job read before it finished would lack its result.
+    const state = await queue.getJobState(input.jobId);
+    if (state !== 'completed' && state !== 'failed') continue;
+    const job = await Job.fromId(queue, input.jobId);
+    if (job && state === 'completed') finish(input, job.returnvalue as JobDocument);
+    if (job && state === 'failed') finish(input, failedMessage(input, job.failedReason));
+  }
+  return Promise.all(results);
+}

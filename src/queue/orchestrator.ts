@@ -1,0 +1,143 @@
+/**
+ * The orchestrator: consumes JOB_CREATED from the `jobs` queue and runs each job's graph (steps dispatched to the
+ * task queues). BullMQ's job lock gives every job one runner at a time; a killed orchestrator's job stalls, is picked
+ * up again, and resumes from its checkpoint. On shutdown, running jobs are drained back to the queue.
+ */
+import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Config } from '../config.js';
+import type { StepEvents } from '../graph/graph.js';
+import { CANCEL_REASON, DRAIN_REASON, type JobRunner } from '../graph/runner.js';
+import { isInside } from '../lib/files.js';
+import type { Logger } from '../lib/log.js';
+import type { ErrorCode, JobDocument, JobInput } from '../lib/types.js';
+import type { SqliteJobStore } from '../store/sqlite-job-store.js';
+import { isCancelled, subscribeCancels } from './cancel.js';
+import { bullConnection, createRedis } from './connection.js';
+import { parseJobCreated } from './messages.js';
+import { JOB_ID_PATTERN, JOBS_QUEUE } from './names.js';
+import { encodeFailure } from './queued-dispatcher.js';
+
+export interface OrchestratorParts {
+  config: Config;
+  store: SqliteJobStore;
+  runner: JobRunner;
+  log: Logger;
+  onStep(listener: StepEvents['stepChanged']): () => void;
+}
+
+export interface Orchestrator {
+  close(timeoutMs: number): Promise<void>;
+}
+
+interface Active {
+  controller: AbortController;
+  job: Job;
+}
+
+export async function startOrchestrator(parts: OrchestratorParts, redisUrl: string): Promise<Orchestrator> {
+  const { config, store, runner, log } = parts;
+  const redis: Redis = createRedis(redisUrl, 'worker');
+  redis.on('error', (err) => log.warn({ err }, 'orchestrator redis error'));
+  const active = new Map<string, Active>();
+  const allowedRoots = [...config.inputRoots, config.uploadsDir];
+
+  const stopListening = parts.onStep((jobId, step, record) => {
+    // Live progress for `submit --wait` and any QueueEvents listener; losing one update is harmless.
+    active
+      .get(jobId)
+      ?.job.updateProgress({ step, status: record.status })
+      .catch(() => undefined);
+  });
+
+  const reject = async (input: JobInput, code: ErrorCode, message: string): Promise<JobDocument> => {
+    store.createOrGet(input);
+    await store.saveFinished({
+      jobId: input.jobId,
+      status: 'failed',
+      fileType: null,
+      file: input.file,
+      fileInfo: null,
+      user: input.user ?? null,
+      steps: {},
+      results: {},
+      error: { code, message, step: null },
+    });
+    return store.get(input.jobId)!;
+  };
+
+  const process = async (job: Job, token?: string): Promise<JobDocument> => {
+    const parsed = parseJobCreated(job.data);
+    if (!parsed.ok) {
+      const data = (job.data ?? {}) as { jobId?: unknown; file?: { path?: unknown } };
+      const jobId = typeof data.jobId === 'string' && JOB_ID_PATTERN.test(data.jobId) ? data.jobId : job.id;
+      if (jobId && JOB_ID_PATTERN.test(jobId)) {
+        const path = typeof data.file?.path === 'string' ? data.file.path.slice(0, 4096) : '(none)';
+        await reject({ jobId, file: { path } }, 'INVALID_INPUT', parsed.message);
+      }
+      log.warn({ bullJobId: job.id, message: parsed.message }, 'malformed JOB_CREATED message');
+      throw new UnrecoverableError(encodeFailure('INVALID_INPUT', parsed.message));
+    }
+    const input = parsed.input;
+    if (!(await isAllowed(input.file.path, allowedRoots))) {
+      return reject(input, 'INVALID_INPUT', 'file.path is outside INPUT_ROOTS and the upload folder');
+    }
+    if (await isCancelled(redis, config.queuePrefix, input.jobId)) return runner.cancel(input);
+
+    const controller = new AbortController();
+    active.set(input.jobId, { controller, job });
+    try {
+      return await runner.run(input, { signal: controller.signal });
+    } catch (err) {
+      if (controller.signal.reason === DRAIN_REASON && token) {
+        // Back to the queue without using an attempt; its checkpoint makes the next run resume.
+        await job.moveToDelayed(Date.now(), token);
+        throw new DelayedError();
+      }
+      throw err;
+    } finally {
+      active.delete(input.jobId);
+    }
+  };
+
+  const worker = new Worker(JOBS_QUEUE, process, {
+    connection: bullConnection(redisUrl, 'worker'),
+    prefix: config.queuePrefix,
+    concurrency: config.jobConcurrency,
+    lockDuration: config.lockDurationMs,
+    stalledInterval: config.stalledIntervalMs,
+    // A killed orchestrator stalls its jobs; they are resumed, not failed, unless it keeps happening.
+    maxStalledCount: 10,
+  });
+  worker.on('error', (err) => log.warn({ err }, 'orchestrator worker error'));
+  worker.on('failed', (job, err) => {
+    if (job && !(err instanceof DelayedError))
+      log.error({ jobId: job.id, err: err.message }, 'job failed in the orchestrator');
+  });
+
+  const unsubscribe = await subscribeCancels(redisUrl, config.queuePrefix, log, (jobId) => {
+    active.get(jobId)?.controller.abort(CANCEL_REASON);
+  });
+  await worker.waitUntilReady();
+  log.info({ concurrency: config.jobConcurrency }, 'orchestrator ready');
+
+  return {
+    async close(timeoutMs) {
+      const closing = worker.close();
+      for (const { controller } of active.values()) controller.abort(DRAIN_REASON);
+      const timedOut = await Promise.race([
+        closing.then(() => false),
+        new Promise<boolean>((r) => setTimeout(() => r(true), timeoutMs).unref()),
+      ]);
+      if (timedOut) await worker.close(true);
+      stopListening();
+      await unsubscribe();
+      await redis.quit().catch(() => redis.disconnect());
+    },
+  };
+}
+
+async function isAllowed(file: string, roots: string[]): Promise<boolean> {
+  for (const root of roots) if (await isInside(root, file)) return true;
+  return false;
+}

@@ -1,0 +1,168 @@
+/**
+ * The queued dispatcher: each step becomes a task on its policy's BullMQ queue, with a deterministic id, and the
+ * graph awaits its result through one QueueEvents listener per queue (no polling, no connection per task).
+ * Retries belong to BullMQ here (attempts + exponential backoff); bad input fails the task as UnrecoverableError.
+ */
+import { Job, Queue, QueueEvents } from 'bullmq';
+import type { Config, QueueName } from '../config.js';
+import { QUEUE_NAMES } from '../config.js';
+import { StepFailure, type Dispatcher, type DispatchResult } from '../graph/dispatcher.js';
+import { STEP_POLICY } from '../graph/policy.js';
+import { CANCEL_REASON } from '../graph/runner.js';
+import type { Logger } from '../lib/log.js';
+import type { ErrorCode, StepName } from '../lib/types.js';
+import { ERROR_CODES } from '../lib/types.js';
+import type { StepInput, StepOutcome } from '../nodes/index.js';
+import { bullConnection } from './connection.js';
+import { taskId } from './names.js';
+
+export interface TaskData {
+  step: StepName;
+  input: StepInput;
+}
+
+export interface TaskResult {
+  outcome: StepOutcome;
+  attempts: number;
+}
+
+/** Finished tasks stay a day, so a resumed job finds the result of a step it already dispatched. */
+export const TASK_RETENTION = { age: 24 * 3600, count: 50_000 };
+
+interface Waiter {
+  queue: QueueName;
+  since: number;
+  resolve: (r: DispatchResult) => void;
+  reject: (e: Error) => void;
+}
+
+/** Encodes a failure for BullMQ's failedReason ("CODE: message") and reads it back. */
+export function encodeFailure(code: ErrorCode, message: string): string {
+  return `${code}: ${message}`;
+}
+
+export function decodeFailure(reason: string | undefined): { code: ErrorCode; message: string } {
+  const m = /^([A-Z_]+): ([\s\S]*)$/.exec(reason ?? '');
+  if (m && (ERROR_CODES as readonly string[]).includes(m[1]!)) return { code: m[1] as ErrorCode, message: m[2]! };
+  return { code: 'INTERNAL', message: reason || 'the task failed' };
+}
+
+export class QueuedDispatcher implements Dispatcher {
+  private readonly queues = new Map<QueueName, Queue>();
+  private readonly events = new Map<QueueName, QueueEvents>();
+  private readonly waiters = new Map<string, Waiter>();
+  private sweep: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly config: Config,
+    private readonly redisUrl: string,
+    private readonly log: Logger,
+  ) {
+    for (const name of QUEUE_NAMES) {
+      const queue = new Queue(name, { connection: bullConnection(redisUrl, 'worker'), prefix: config.queuePrefix });
+      queue.on('error', (err) => log.warn({ err, queue: name }, 'task queue error'));
+      this.queues.set(name, queue);
+      const events = new QueueEvents(name, {
+        connection: bullConnection(redisUrl, 'worker'),
+        prefix: config.queuePrefix,
+      });
+      events.on('error', (err) => log.warn({ err, queue: name }, 'queue events error'));
+      events.on('completed', ({ jobId, returnvalue }) => this.completed(jobId, returnvalue as unknown));
+      events.on('failed', ({ jobId }) => void this.settle(jobId));
+      this.events.set(name, events);
+    }
+  }
+
+  async ready(): Promise<void> {
+    await Promise.all([...this.events.values()].map((e) => e.waitUntilReady()));
+    // Events can be missed across a Redis restart or an event-stream trim: re-check old waiters now and then.
+    this.sweep = setInterval(() => void this.recheck(15_000), 15_000);
+    this.sweep.unref();
+  }
+
+  async run(step: StepName, input: StepInput, { signal }: { signal?: AbortSignal }): Promise<DispatchResult> {
+    const policy = STEP_POLICY[step];
+    const id = taskId(input.jobId, step);
+    const queue = this.queues.get(policy.queue)!;
+    const result = new Promise<DispatchResult>((resolve, reject) => {
+      this.waiters.set(id, { queue: policy.queue, since: Date.now(), resolve, reject });
+    });
+    const onAbort = (): void => void this.abort(id, signal?.reason);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      if (signal?.aborted) throw new StepFailure('CANCELLED', 'the job was cancelled', 0);
+      // With the id of a task that exists (a resumed job), add() changes nothing and the result is awaited.
+      await queue.add(step, { step, input } satisfies TaskData, {
+        jobId: id,
+        attempts: policy.attempts,
+        backoff: { type: 'exponential', delay: this.config.retryBackoffMs },
+        removeOnComplete: TASK_RETENTION,
+        removeOnFail: TASK_RETENTION,
+      });
+      await this.settle(id);
+      return await result;
+    } catch (err) {
+      this.waiters.delete(id);
+      throw err;
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.sweep);
+    for (const w of this.waiters.values())
+      w.reject(new StepFailure('CANCELLED', 'the orchestrator is shutting down', 0));
+    this.waiters.clear();
+    await Promise.all([...this.events.values()].map((e) => e.close()));
+    await Promise.all([...this.queues.values()].map((q) => q.close()));
+  }
+
+  private completed(id: string, returnvalue: unknown): void {
+    const waiter = this.waiters.get(id);
+    if (!waiter) return;
+    const value = (typeof returnvalue === 'string' ? JSON.parse(returnvalue) : returnvalue) as TaskResult;
+    this.waiters.delete(id);
+    waiter.resolve({ outcome: value.outcome, attempts: value.attempts });
+  }
+
+  /** Resolves or rejects the waiter for `id` if its task has finished for good. */
+  private async settle(id: string): Promise<void> {
+    const waiter = this.waiters.get(id);
+    if (!waiter) return;
+    const queue = this.queues.get(waiter.queue)!;
+    // State first, then the job: a job read before it finished would lack its result even if it is finished now.
+    const state = await queue.getJobState(id);
+    if (state !== 'completed' && state !== 'failed') return;
+    const job = await Job.fromId<TaskData, TaskResult>(queue, id);
+    if (!job) return;
+    if (state === 'completed') this.completed(id, job.returnvalue);
+    else if (this.waiters.delete(id)) {
+      const { code, message } = decodeFailure(job.failedReason);
+      waiter.reject(new StepFailure(code, message, Math.max(1, job.attemptsMade)));
+    }
+  }
+
+  private async recheck(olderThanMs: number): Promise<void> {
+    const now = Date.now();
+    for (const [id, w] of this.waiters) {
+      if (now - w.since > olderThanMs) await this.settle(id).catch(() => undefined);
+    }
+  }
+
+  private async abort(id: string, reason: unknown): Promise<void> {
+    const waiter = this.waiters.get(id);
+    if (!waiter) return;
+    this.waiters.delete(id);
+    if (reason === CANCEL_REASON) {
+      // A task nobody has started is removed; a running one is stopped by its worker (cancel channel).
+      const job = await Job.fromId(this.queues.get(waiter.queue)!, id).catch(() => undefined);
+      const state = await job?.getState().catch(() => 'unknown');
+      if (job && (state === 'waiting' || state === 'delayed' || state === 'prioritized'))
+        await job.remove().catch(() => undefined);
+      waiter.reject(new StepFailure('CANCELLED', 'the job was cancelled', 0));
+    } else {
+      waiter.reject(new StepFailure('CANCELLED', 'the orchestrator is shutting down', 0));
+    }
+  }
+}

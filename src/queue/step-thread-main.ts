@@ -1,0 +1,30 @@
+/**
+ * The body of a step worker thread: builds its own deps (its own SQLite connection for step_runs) and runs one step
+ * at a time for the pool. Terminating the thread is how a step that will not stop is stopped.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import type { Config } from '../config.js';
+import { describeError, MediaError } from '../lib/errors.js';
+import { createLogger } from '../lib/log.js';
+import { createDeps, executeStep } from '../nodes/index.js';
+import { openDatabase, SqliteJobStore } from '../store/sqlite-job-store.js';
+import type { ThreadReply, ThreadRequest } from './step-pool.js';
+
+const { config } = workerData as { config: Config };
+const log = createLogger(config.logLevel, 'step-thread');
+const store = new SqliteJobStore(openDatabase(config.dbPath));
+const deps = createDeps(config, store, log);
+const port = parentPort;
+if (!port) throw new Error('step-thread must run as a worker thread');
+
+port.on('message', (req: ThreadRequest) => {
+  executeStep(req.step, req.input, deps, { attempt: req.attempt, timeoutMs: req.timeoutMs }).then(
+    (outcome) => port.postMessage({ id: req.id, ok: true, outcome } satisfies ThreadReply),
+    (err: unknown) => {
+      const { code, message } = describeError(err);
+      const retryable = !(err instanceof MediaError) || err.retryable;
+      if (code === 'INTERNAL') log.error({ err, step: req.step, jobId: req.input.jobId }, 'step failed unexpectedly');
+      port.postMessage({ id: req.id, ok: false, code, message, retryable } satisfies ThreadReply);
+    },
+  );
+});

@@ -1,0 +1,99 @@
+/**
+ * Task workers: one BullMQ Worker per task queue, each feeding a pool of step threads. Permanent failures (bad input,
+ * cancellation) become UnrecoverableError so BullMQ does not retry them; anything else is retried with backoff.
+ */
+import { UnrecoverableError, WaitingError, Worker } from 'bullmq';
+import type { Config, QueueName } from '../config.js';
+import { stepTimeout } from '../graph/policy.js';
+import { describeError, MediaError } from '../lib/errors.js';
+import type { Logger } from '../lib/log.js';
+import { STEP_NAMES } from '../lib/types.js';
+import { subscribeCancels } from './cancel.js';
+import { bullConnection } from './connection.js';
+import { taskId } from './names.js';
+import { encodeFailure, type TaskData, type TaskResult } from './queued-dispatcher.js';
+import { StepPool } from './step-pool.js';
+
+export interface TaskWorkers {
+  /** Stops taking tasks and lets running ones finish for up to `timeoutMs`, then stops them (they run again later). */
+  close(timeoutMs: number): Promise<void>;
+}
+
+export async function startTaskWorkers(
+  config: Config,
+  redisUrl: string,
+  queues: readonly QueueName[],
+  log: Logger,
+): Promise<TaskWorkers> {
+  const pools: StepPool[] = [];
+  const workers: Worker[] = [];
+  let shuttingDown = false;
+  for (const name of queues) {
+    const concurrency = config.workerConcurrency[name];
+    const pool = new StepPool(concurrency, config, log.child({ queue: name }));
+    pool.warm();
+    pools.push(pool);
+    const worker = new Worker<TaskData, TaskResult>(
+      name,
+      async (job, token, signal) => {
+        const { step, input } = job.data;
+        const attempt = job.attemptsMade + 1;
+        try {
+          const outcome = await pool.run(step, input, {
+            attempt,
+            timeoutMs: stepTimeout(step, config.stepTimeouts),
+            signal,
+          });
+          return { outcome, attempts: attempt };
+        } catch (err) {
+          if (shuttingDown && signal?.aborted) {
+            // Stopped by a shutdown, not by its own fault: back to the queue, no attempt used.
+            await job.moveToWait(token);
+            throw new WaitingError();
+          }
+          const { code, message } = describeError(err);
+          const retryable = code !== 'CANCELLED' && (!(err instanceof MediaError) || err.retryable);
+          log.warn({ jobId: input.jobId, step, attempt, code, message, retryable }, 'task failed');
+          if (!retryable) throw new UnrecoverableError(encodeFailure(code, message));
+          throw new Error(encodeFailure(code, message));
+        }
+      },
+      {
+        connection: bullConnection(redisUrl, 'worker'),
+        prefix: config.queuePrefix,
+        concurrency,
+        lockDuration: config.lockDurationMs,
+        stalledInterval: config.stalledIntervalMs,
+        maxStalledCount: 3,
+      },
+    );
+    worker.on('error', (err) => log.warn({ err, queue: name }, 'task worker error'));
+    workers.push(worker);
+  }
+  const unsubscribe = await subscribeCancels(redisUrl, config.queuePrefix, log, (jobId) => {
+    for (const worker of workers) for (const step of STEP_NAMES) worker.cancelJob(taskId(jobId, step), 'cancelled');
+  });
+  await Promise.all(workers.map((w) => w.waitUntilReady()));
+  log.info(
+    { queues, concurrency: queues.map((q) => `${q}=${config.workerConcurrency[q]}`).join(',') },
+    'task workers ready',
+  );
+
+  return {
+    async close(timeoutMs) {
+      await unsubscribe();
+      const graceful = Promise.all(workers.map((w) => w.close()));
+      const timedOut = await Promise.race([
+        graceful.then(() => false),
+        new Promise<boolean>((r) => setTimeout(() => r(true), timeoutMs).unref()),
+      ]);
+      if (timedOut) {
+        log.warn('running tasks did not finish in time; stopping them (they go back to the queue)');
+        shuttingDown = true;
+        for (const w of workers) w.cancelAllJobs('shutdown');
+        await graceful;
+      }
+      await Promise.all(pools.map((p) => p.destroy()));
+    },
+  };
+}

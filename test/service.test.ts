@@ -1,0 +1,176 @@
+/**
+ * The service on a real Redis: the orchestrator and the task workers run as separate `start` processes; every corpus
+ * file is submitted through the queue; malformed and hostile messages fail their jobs with clear codes while the
+ * service keeps going; a duplicate JOB_CREATED is one job. A unique BullMQ prefix per run, removed afterwards.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { Queue } from 'bullmq';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import type { JobDocument } from '../src/lib/types.js';
+import { bullConnection } from '../src/queue/connection.js';
+import { JOB_CREATED, JOBS_QUEUE } from '../src/queue/names.js';
+import { createProducer, type Producer } from '../src/queue/producer.js';
+import {
+  acceptedOutcomes,
+  CORPUS,
+  dropPrefix,
+  manifest,
+  outcomeOf,
+  runCli,
+  ServiceProcess,
+  stepRuns,
+  storedJob,
+  tempDir,
+  TEST_REDIS_URL,
+  uniquePrefix,
+} from './helpers.js';
+
+const prefix = uniquePrefix('service');
+let dataDir: string;
+let inputRoot: string;
+let env: Record<string, string>;
+let orchestrator: ServiceProcess;
+let worker: ServiceProcess;
+let producer: Producer;
+const dbPath = (): string => path.join(dataDir, 'orchestrator.db');
+
+async function waitForDoc(jobId: string, timeoutMs = 60_000): Promise<JobDocument> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const doc = storedJob(dbPath(), jobId);
+    if (doc && ['completed', 'completed_with_errors', 'failed', 'cancelled'].includes(doc.status)) return doc;
+    if (Date.now() > deadline)
+      throw new Error(`job ${jobId} did not finish: ${JSON.stringify(doc)}\n${orchestrator.log.slice(-3000)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+beforeAll(async () => {
+  dataDir = tempDir('service');
+  inputRoot = tempDir('service-in');
+  env = { DATA_DIR: dataDir, REDIS_URL: TEST_REDIS_URL, QUEUE_PREFIX: prefix, INPUT_ROOTS: `${CORPUS},${inputRoot}` };
+  orchestrator = new ServiceProcess(['--role', 'orchestrator'], env);
+  worker = new ServiceProcess(['--role', 'worker'], env);
+  await Promise.all([orchestrator.ready(), worker.ready()]);
+  producer = createProducer({ redisUrl: TEST_REDIS_URL, prefix });
+}, 120_000);
+
+afterAll(async () => {
+  await producer?.close();
+  await Promise.all([orchestrator?.stop(), worker?.stop()]);
+  await dropPrefix(TEST_REDIS_URL, prefix);
+  fs.rmSync(dataDir, { recursive: true, force: true });
+  fs.rmSync(inputRoot, { recursive: true, force: true });
+});
+
+describe('the corpus through the queue', () => {
+  const rows = manifest();
+  test('every file reaches its expected outcome (submit --wait --json)', { timeout: 300_000 }, async () => {
+    const res = await runCli(
+      ['submit', '--wait', '--json', ...rows.map((r) => path.join(CORPUS, r.path))],
+      env,
+      280_000,
+    );
+    expect(res.code, res.stderr + orchestrator.log.slice(-2000)).toBeLessThanOrEqual(2);
+    const docs = res.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as JobDocument);
+    expect(docs).toHaveLength(rows.length);
+    rows.forEach((row, i) => {
+      const doc = docs[i]!;
+      expect(doc.file.name, 'documents come in the order of the files').toBe(path.basename(row.path));
+      expect(doc.error?.code).not.toBe('INTERNAL');
+      expect(acceptedOutcomes(row), `${row.path}: ${JSON.stringify(doc.error)}`).toContain(outcomeOf(doc));
+    });
+    // Files under INPUT_ROOTS are read in place, not copied.
+    expect(fs.readdirSync(path.join(dataDir, 'uploads'))).toEqual([]);
+    // Steps really ran in the worker process, not in the orchestrator.
+    expect(worker.log).toContain('task workers ready');
+    expect(orchestrator.log).not.toContain('task workers ready');
+  });
+});
+
+describe('poison messages', () => {
+  test('each fails its job with a clear code and the service keeps processing', { timeout: 120_000 }, async () => {
+    const queue = new Queue(JOBS_QUEUE, { connection: bullConnection(TEST_REDIS_URL, 'producer'), prefix });
+    try {
+      const outside = tempDir('outside');
+      fs.copyFileSync(path.join(CORPUS, 'image/320x240.jpg'), path.join(outside, 'secret.jpg'));
+      fs.symlinkSync(path.join(outside, 'secret.jpg'), path.join(inputRoot, 'link.jpg'));
+      await queue.add(
+        JOB_CREATED,
+        { jobId: 'poison-missing', file: { path: path.join(inputRoot, 'nope.jpg') } },
+        { jobId: 'poison-missing' },
+      );
+      await queue.add(
+        JOB_CREATED,
+        { jobId: 'poison-types', file: { path: 42 }, priority: 'high' },
+        { jobId: 'poison-types' },
+      );
+      await queue.add(
+        JOB_CREATED,
+        { jobId: 'poison-outside', file: { path: path.join(outside, 'secret.jpg') } },
+        { jobId: 'poison-outside' },
+      );
+      await queue.add(
+        JOB_CREATED,
+        { jobId: 'poison-escape', file: { path: `${inputRoot}/../${path.basename(outside)}/secret.jpg` } },
+        { jobId: 'poison-escape' },
+      );
+      await queue.add(
+        JOB_CREATED,
+        { jobId: 'poison-symlink', file: { path: path.join(inputRoot, 'link.jpg') } },
+        { jobId: 'poison-symlink' },
+      );
+      await queue.add(JOB_CREATED, 'x'.repeat(1024 * 1024), { jobId: 'poison-junk' });
+      await queue.add(
+        JOB_CREATED,
+        { jobId: 'poison-junk-2', junk: 'y'.repeat(1024 * 1024) },
+        { jobId: 'poison-junk-2' },
+      );
+      const good = await producer.enqueueJob({ file: { path: path.join(CORPUS, 'image/320x240.jpg') } });
+
+      const missing = await waitForDoc('poison-missing');
+      expect(missing.error, JSON.stringify(missing)).toMatchObject({ code: 'FILE_NOT_FOUND', step: 'validate' });
+      expect((await waitForDoc('poison-types')).error?.code).toBe('INVALID_INPUT');
+      for (const id of ['poison-outside', 'poison-escape', 'poison-symlink']) {
+        const doc = await waitForDoc(id);
+        expect(doc.error?.code, id).toBe('INVALID_INPUT');
+        expect(doc.error?.message).toMatch(/outside INPUT_ROOTS/);
+      }
+      expect((await waitForDoc('poison-junk-2')).error?.code).toBe('INVALID_INPUT');
+      expect((await waitForDoc(good.jobId)).status).toBe('completed');
+      // Messages that are not even a job fail in BullMQ once, not retried.
+      for (const id of ['poison-junk', 'poison-types']) {
+        const job = await queue.getJob(id);
+        expect(await job?.getState(), id).toBe('failed');
+        expect(job?.attemptsMade, id).toBe(1);
+        expect(job?.failedReason).toMatch(/^INVALID_INPUT: malformed JOB_CREATED message/);
+      }
+      // Nothing outside the roots was read: no step ran for those jobs.
+      for (const id of ['poison-outside', 'poison-escape', 'poison-symlink'])
+        expect(stepRuns(dbPath(), id)).toEqual([]);
+      fs.rmSync(outside, { recursive: true, force: true });
+    } finally {
+      await queue.close();
+    }
+  });
+});
+
+describe('duplicates', () => {
+  test('a repeated JOB_CREATED is one job, before and after it finished', { timeout: 60_000 }, async () => {
+    const file = path.join(CORPUS, 'image/flowers.jpeg');
+    const a = await producer.enqueueJob({ jobId: 'dup-1', file: { path: file } });
+    const b = await producer.enqueueJob({ jobId: 'dup-1', file: { path: file } });
+    expect(a.jobId).toBe(b.jobId);
+    const doc = await waitForDoc('dup-1');
+    expect(doc.status).toBe('completed');
+    await producer.enqueueJob({ jobId: 'dup-1', file: { path: file } });
+    await new Promise((r) => setTimeout(r, 1500));
+    const runs = stepRuns(dbPath(), 'dup-1');
+    expect(runs.filter((r) => r.step === 'validate')).toHaveLength(1);
+    expect(runs.filter((r) => r.step === 'generateThumbnails')).toHaveLength(1);
+  });
+});
