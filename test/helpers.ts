@@ -1,4 +1,4 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -64,7 +64,7 @@ export function runCli(args: string[], env: Record<string, string> = {}, timeout
 
 /** A `media-orchestrator start` child process in its own process group, with its stderr kept for diagnosis. */
 export class ServiceProcess {
-  readonly child: import('node:child_process').ChildProcess;
+  readonly child: ChildProcess;
   log = '';
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
