@@ -37,7 +37,7 @@ export function inlineDispatcher(getDeps: () => Deps | Promise<Deps>): Dispatche
       for (let attempt = 1; ; attempt++) {
         try {
           const timeoutMs = stepTimeout(step, deps.config.stepTimeouts);
-          const outcome = await executeStep(step, input, deps, { attempt, timeoutMs, signal });
+          const { outcome } = await executeStep(step, input, deps, { attempt, timeoutMs, signal });
           return { outcome, attempts: attempt };
         } catch (err) {
           const retryable = !(err instanceof MediaError) || err.retryable;

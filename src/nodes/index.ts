@@ -37,6 +37,12 @@ export interface ExecuteOptions {
   attempt: number;
   timeoutMs: number;
   signal?: AbortSignal;
+  /**
+   * Leave the success of this execution for the caller to record (with `deps.jobs.stepEnded(runId, …)`) once the
+   * result is safe: a queued task records it after BullMQ has marked the task completed, so a `succeeded` run is
+   * always one that will never be executed again.
+   */
+  deferSuccessRecord?: boolean;
 }
 
 /**
@@ -48,7 +54,7 @@ export async function executeStep(
   input: StepInput,
   deps: Deps,
   opts: ExecuteOptions,
-): Promise<StepOutcome> {
+): Promise<{ outcome: StepOutcome; runId: number }> {
   const runId = await deps.jobs.stepStarted(input.jobId, step, opts.attempt);
   const controller = new AbortController();
   const onParentAbort = (): void => controller.abort(new MediaError('CANCELLED', 'the job was cancelled'));
@@ -72,8 +78,8 @@ export async function executeStep(
       STEPS[step](input, deps, { signal: controller.signal, attempt: opts.attempt, log }),
       stopped,
     ]);
-    await deps.jobs.stepEnded(runId, outcome.status);
-    return outcome;
+    if (!opts.deferSuccessRecord) await deps.jobs.stepEnded(runId, outcome.status);
+    return { outcome, runId };
   } catch (err) {
     await deps.jobs.stepEnded(runId, 'failed', err instanceof MediaError ? err.code : 'INTERNAL');
     throw err;

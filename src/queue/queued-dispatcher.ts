@@ -24,6 +24,8 @@ export interface TaskData {
 export interface TaskResult {
   outcome: StepOutcome;
   attempts: number;
+  /** The step_runs row of the execution that produced this result. */
+  runId: number;
 }
 
 /** Finished tasks stay a day, so a resumed job finds the result of a step it already dispatched. */

@@ -19,7 +19,7 @@ export interface ThreadRequest {
 }
 
 export type ThreadReply =
-  | { id: number; ok: true; outcome: StepOutcome }
+  | { id: number; ok: true; outcome: StepOutcome; runId: number }
   | { id: number; ok: false; code: ErrorCode; message: string; retryable: boolean };
 
 /** How long a thread may overrun its step's own time limit before it is terminated. */
@@ -47,12 +47,12 @@ export class StepPool {
     step: StepName,
     input: StepInput,
     opts: { attempt: number; timeoutMs: number; signal?: AbortSignal },
-  ): Promise<StepOutcome> {
+  ): Promise<{ outcome: StepOutcome; runId: number }> {
     if (opts.signal?.aborted) throw new MediaError('CANCELLED', 'the job was cancelled');
     const slot = await this.acquire();
     const id = this.nextId++;
-    return new Promise<StepOutcome>((resolve, reject) => {
-      const finish = (result: StepOutcome | Error, keep: boolean): void => {
+    return new Promise<{ outcome: StepOutcome; runId: number }>((resolve, reject) => {
+      const finish = (result: { outcome: StepOutcome; runId: number } | Error, keep: boolean): void => {
         clearTimeout(timer);
         opts.signal?.removeEventListener('abort', onAbort);
         slot.settle = null;
@@ -75,7 +75,7 @@ export class StepPool {
       );
       slot.settle = (reply) => {
         if (reply instanceof Error) return finish(reply, false);
-        if (reply.ok) return finish(reply.outcome, true);
+        if (reply.ok) return finish({ outcome: reply.outcome, runId: reply.runId }, true);
         // A step that timed out inside the thread may still be decoding there: replace the thread.
         finish(new MediaError(reply.code, reply.message, { retryable: reply.retryable }), reply.code !== 'TIMEOUT');
       };

@@ -18,8 +18,9 @@ const port = parentPort;
 if (!port) throw new Error('step-thread must run as a worker thread');
 
 port.on('message', (req: ThreadRequest) => {
-  executeStep(req.step, req.input, deps, { attempt: req.attempt, timeoutMs: req.timeoutMs }).then(
-    (outcome) => port.postMessage({ id: req.id, ok: true, outcome } satisfies ThreadReply),
+  const opts = { attempt: req.attempt, timeoutMs: req.timeoutMs, deferSuccessRecord: true };
+  executeStep(req.step, req.input, deps, opts).then(
+    ({ outcome, runId }) => port.postMessage({ id: req.id, ok: true, outcome, runId } satisfies ThreadReply),
     (err: unknown) => {
       const { code, message } = describeError(err);
       const retryable = !(err instanceof MediaError) || err.retryable;

@@ -12,6 +12,7 @@ import { subscribeCancels } from './cancel.js';
 import { bullConnection } from './connection.js';
 import { taskId } from './names.js';
 import { encodeFailure, type TaskData, type TaskResult } from './queued-dispatcher.js';
+import { openDatabase, SqliteJobStore } from '../store/sqlite-job-store.js';
 import { StepPool } from './step-pool.js';
 
 export interface TaskWorkers {
@@ -25,6 +26,8 @@ export async function startTaskWorkers(
   queues: readonly QueueName[],
   log: Logger,
 ): Promise<TaskWorkers> {
+  const db = openDatabase(config.dbPath);
+  const store = new SqliteJobStore(db);
   const pools: StepPool[] = [];
   const workers: Worker[] = [];
   let shuttingDown = false;
@@ -39,12 +42,9 @@ export async function startTaskWorkers(
         const { step, input } = job.data;
         const attempt = job.attemptsMade + 1;
         try {
-          const outcome = await pool.run(step, input, {
-            attempt,
-            timeoutMs: stepTimeout(step, config.stepTimeouts),
-            signal,
-          });
-          return { outcome, attempts: attempt };
+          const timeoutMs = stepTimeout(step, config.stepTimeouts);
+          const { outcome, runId } = await pool.run(step, input, { attempt, timeoutMs, signal });
+          return { outcome, attempts: attempt, runId };
         } catch (err) {
           if (shuttingDown && signal?.aborted) {
             // Stopped by a shutdown, not by its own fault: back to the queue, no attempt used.
@@ -68,6 +68,12 @@ export async function startTaskWorkers(
       },
     );
     worker.on('error', (err) => log.warn({ err, queue: name }, 'task worker error'));
+    // Recorded only now that BullMQ holds the result: a `succeeded` execution is never run again.
+    worker.on('completed', (job, result) => {
+      store
+        .stepEnded(result.runId, result.outcome.status)
+        .catch((err: unknown) => log.warn({ err }, 'step run not recorded'));
+    });
     workers.push(worker);
   }
   const unsubscribe = await subscribeCancels(redisUrl, config.queuePrefix, log, (jobId) => {
@@ -94,6 +100,7 @@ export async function startTaskWorkers(
         await graceful;
       }
       await Promise.all(pools.map((p) => p.destroy()));
+      db.close();
     },
   };
 }

@@ -1,0 +1,125 @@
+/**
+ * SIGKILL chaos: 30 jobs in flight; the orchestrator is killed twice at random moments and a worker once, each
+ * restarted. Every job must reach its expected outcome, none may be lost, and no step whose execution had succeeded
+ * (a `succeeded` row in step_runs, written once BullMQ holds the task's result) may be executed again.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, expect, test } from 'vitest';
+import type { JobDocument } from '../src/lib/types.js';
+import { createProducer } from '../src/queue/producer.js';
+import {
+  acceptedOutcomes,
+  CORPUS,
+  dropPrefix,
+  manifest,
+  outcomeOf,
+  ServiceProcess,
+  stepRuns,
+  storedJob,
+  tempDir,
+  TEST_REDIS_URL,
+  uniquePrefix,
+} from './helpers.js';
+
+const prefix = uniquePrefix('chaos');
+const dataDir = tempDir('chaos');
+const running: ServiceProcess[] = [];
+const env = {
+  DATA_DIR: dataDir,
+  REDIS_URL: TEST_REDIS_URL,
+  QUEUE_PREFIX: prefix,
+  INPUT_ROOTS: CORPUS,
+  // Short locks so a killed process's work is noticed in seconds, not the default 30 s.
+  LOCK_DURATION_MS: '4000',
+  STALLED_INTERVAL_MS: '2000',
+  RETRY_BACKOFF_MS: '200',
+  LOG_LEVEL: 'warn',
+};
+
+function start(role: 'orchestrator' | 'worker'): ServiceProcess {
+  const p = new ServiceProcess(['--role', role], { ...env, LOG_LEVEL: 'info' });
+  running.push(p);
+  return p;
+}
+
+const pause = (min: number, max: number) => new Promise((r) => setTimeout(r, min + Math.random() * (max - min)));
+
+afterAll(async () => {
+  await Promise.all(running.map((p) => p.stop()));
+  await dropPrefix(TEST_REDIS_URL, prefix);
+  fs.rmSync(dataDir, { recursive: true, force: true });
+});
+
+test('30 jobs survive two orchestrator kills and a worker kill', { timeout: 300_000 }, async () => {
+  // A mix of every kind, good and bad; 30 jobs.
+  const rows = manifest().filter((r) => !r.path.startsWith('image/iphone'));
+  const jobs = Array.from({ length: 30 }, (_, i) => ({ row: rows[(i * 7) % rows.length]!, jobId: `chaos-${i}` }));
+
+  let orchestrator = await start('orchestrator').ready();
+  let worker = await start('worker').ready();
+  const producer = createProducer({ redisUrl: TEST_REDIS_URL, prefix });
+  for (const { row, jobId } of jobs) await producer.enqueueJob({ jobId, file: { path: path.join(CORPUS, row.path) } });
+  await producer.close();
+
+  const dbPath = path.join(dataDir, 'orchestrator.db');
+  const kills: string[] = [];
+  const unfinishedAtKill: number[] = [];
+  const unfinished = (): number =>
+    jobs.filter(({ jobId }) => {
+      const status = storedJob(dbPath, jobId)?.status;
+      return !status || status === 'queued' || status === 'running';
+    }).length;
+  await pause(500, 2500);
+  unfinishedAtKill.push(unfinished());
+  orchestrator.kill('SIGKILL');
+  kills.push(`orchestrator after ${stepRuns(dbPath).length} step runs`);
+  orchestrator = await start('orchestrator').ready();
+
+  await pause(500, 2500);
+  unfinishedAtKill.push(unfinished());
+  worker.kill('SIGKILL');
+  kills.push(`worker after ${stepRuns(dbPath).length} step runs`);
+  worker = await start('worker').ready();
+
+  await pause(500, 2500);
+  unfinishedAtKill.push(unfinished());
+  orchestrator.kill('SIGKILL');
+  kills.push(`orchestrator after ${stepRuns(dbPath).length} step runs`);
+  orchestrator = await start('orchestrator').ready();
+
+  const deadline = Date.now() + 240_000;
+  const docs = new Map<string, JobDocument>();
+  while (docs.size < jobs.length) {
+    for (const { jobId } of jobs) {
+      const doc = storedJob(dbPath, jobId);
+      if (doc && ['completed', 'completed_with_errors', 'failed', 'cancelled'].includes(doc.status))
+        docs.set(jobId, doc);
+    }
+    if (Date.now() > deadline) {
+      const missing = jobs.filter((j) => !docs.has(j.jobId)).map((j) => j.jobId);
+      throw new Error(`lost jobs ${missing.join(', ')} (kills: ${kills.join('; ')})\n${orchestrator.log.slice(-4000)}`);
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+
+  for (const { row, jobId } of jobs) {
+    const doc = docs.get(jobId)!;
+    expect(doc.error?.code, `${jobId} ${row.path}`).not.toBe('INTERNAL');
+    expect(acceptedOutcomes(row), `${jobId} ${row.path}: ${JSON.stringify(doc.error)}`).toContain(outcomeOf(doc));
+  }
+  const runs = stepRuns(dbPath);
+  const succeeded = new Map<string, number>();
+  for (const r of runs) {
+    if (r.status !== 'succeeded' && r.status !== 'skipped') continue;
+    const key = `${r.jobId}/${r.step}`;
+    succeeded.set(key, (succeeded.get(key) ?? 0) + 1);
+  }
+  const twice = [...succeeded].filter(([, n]) => n > 1);
+  expect(twice, `kills: ${kills.join('; ')}`).toEqual([]);
+  // The kills really hit jobs in flight.
+  expect(
+    unfinishedAtKill.every((n) => n > 0),
+    `unfinished at each kill: ${unfinishedAtKill.join(', ')}`,
+  ).toBe(true);
+});
