@@ -116,7 +116,7 @@ const EnvSchema = z.object({
     }),
   LOCK_DURATION_MS: positiveInt('LOCK_DURATION_MS', 30_000),
   STALLED_INTERVAL_MS: positiveInt('STALLED_INTERVAL_MS', 30_000),
-  SHUTDOWN_TIMEOUT_MS: positiveInt('SHUTDOWN_TIMEOUT_MS', 20_000),
+  SHUTDOWN_TIMEOUT_MS: positiveInt('SHUTDOWN_TIMEOUT_MS', 15_000),
   RETRY_BACKOFF_MS: positiveInt('RETRY_BACKOFF_MS', 1000),
   FFMPEG_PATH: z.string().optional(),
   FFPROBE_PATH: z.string().optional(),

@@ -1,9 +1,10 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
+import { resolveToolPaths } from '../src/lib/tools.js';
 import type { JobDocument } from '../src/lib/types.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -158,4 +159,36 @@ export function storedJob(dbPath: string, jobId: string): JobDocument | null {
   } finally {
     db.close();
   }
+}
+
+/** A video long enough that extractAudio takes seconds: `minutes` of small test pattern with a tone. */
+export function makeLongVideo(file: string, minutes: number): void {
+  execFileSync(resolveToolPaths().ffmpeg, [
+    ...['-v', 'error', '-y', '-f', 'lavfi', '-i', `testsrc=size=160x120:rate=5:duration=${minutes * 60}`],
+    ...['-f', 'lavfi', '-i', `sine=frequency=300:sample_rate=44100:duration=${minutes * 60}`],
+    ...['-c:v', 'libx264', '-preset', 'ultrafast', '-c:a', 'aac', file],
+  ]);
+}
+
+/** Whether an ffmpeg process working on `file` is still alive. */
+export function ffmpegRunningOn(file: string): boolean {
+  try {
+    return execFileSync('pgrep', ['-f', `ffmpeg.*${file}`], { encoding: 'utf8' }).trim().length > 0;
+  } catch {
+    return false;
+  }
+}
+
+export async function waitFor<T>(what: string, fn: () => T | null | undefined | false, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = fn();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export function isTerminal(doc: JobDocument | null): doc is JobDocument {
+  return !!doc && ['completed', 'completed_with_errors', 'failed', 'cancelled'].includes(doc.status);
 }

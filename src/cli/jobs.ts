@@ -12,8 +12,9 @@ import { JOBS_QUEUE } from '../queue/names.js';
 import { findRedis } from '../queue/redis-server.js';
 import { openDatabase, SqliteJobStore } from '../store/sqlite-job-store.js';
 
-function withStore<T>(config: Config, fn: (store: SqliteJobStore) => T): T | null {
-  if (!fs.existsSync(config.dbPath)) return null;
+function withStore<T>(config: Config, fn: (store: SqliteJobStore) => T, create = false): T | null {
+  if (!fs.existsSync(config.dbPath) && !create) return null;
+  fs.mkdirSync(config.dataDir, { recursive: true });
   const db = openDatabase(config.dbPath);
   try {
     return fn(new SqliteJobStore(db));
@@ -62,20 +63,24 @@ export async function cancelJob(
     if (queued && ['waiting', 'delayed', 'prioritized'].includes(queued.state)) {
       const job = await queue.getJob(id);
       await job?.remove().catch(() => undefined);
-      withStore(config, (s) => {
-        s.createOrGet(queued.input);
-        void s.saveFinished({
-          jobId: id,
-          status: 'cancelled',
-          fileType: null,
-          file: queued.input.file,
-          fileInfo: null,
-          user: queued.input.user ?? null,
-          steps: {},
-          results: {},
-          error: { code: 'CANCELLED', message: 'the job was cancelled before it started', step: null },
-        });
-      });
+      withStore(
+        config,
+        (s) => {
+          s.createOrGet(queued.input);
+          void s.saveFinished({
+            jobId: id,
+            status: 'cancelled',
+            fileType: null,
+            file: queued.input.file,
+            fileInfo: null,
+            user: queued.input.user ?? null,
+            steps: {},
+            results: {},
+            error: { code: 'CANCELLED', message: 'the job was cancelled before it started', step: null },
+          });
+        },
+        true,
+      );
       return { found: true, message: `job ${id} cancelled before it started` };
     }
     return { found: true, message: `job ${id}: cancellation sent; it ends 'cancelled' once its running steps stop` };

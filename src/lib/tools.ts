@@ -75,11 +75,14 @@ export function runTool(bin: string, args: string[], opts: RunOptions): Promise<
     child.on('error', (e) => {
       ending ??= new ToolError(`could not run ${bin}: ${e.message}`, null, '');
     });
-    child.on('close', (code) => {
+    child.on('close', (code, signal) => {
       clearTimeout(timer);
       opts.signal?.removeEventListener('abort', onAbort);
       if (ending) reject(ending);
-      else if (code !== 0) reject(new ToolError(`${toolName(bin)} exited with ${code}: ${lastLine(err)}`, code, err));
+      else if (signal) {
+        // Stopped from outside (a shutdown signalling the process group, the OOM killer): not the file's fault.
+        reject(new MediaError('INTERNAL', `${toolName(bin)} was stopped by ${signal}`, { retryable: true }));
+      } else if (code !== 0) reject(new ToolError(`${toolName(bin)} exited with ${code}: ${lastLine(err)}`, code, err));
       else resolve(Buffer.concat(out));
     });
   });

@@ -89,6 +89,8 @@ export class QueuedDispatcher implements Dispatcher {
     const result = new Promise<DispatchResult>((resolve, reject) => {
       this.waiters.set(id, { queue: policy.queue, since: Date.now(), resolve, reject });
     });
+    // Settled by events, possibly before run() awaits it: mark it handled now, the await below still sees it.
+    result.catch(() => undefined);
     const onAbort = (): void => void this.abort(id, signal?.reason);
     signal?.addEventListener('abort', onAbort, { once: true });
     try {

@@ -10,7 +10,10 @@ import type { Logger } from '../lib/log.js';
 import type { ErrorCode, StepName } from '../lib/types.js';
 import type { StepInput, StepOutcome } from '../nodes/index.js';
 
+export type ThreadMessage = ThreadRequest | { type: 'cancel'; id: number };
+
 export interface ThreadRequest {
+  type: 'run';
   id: number;
   step: StepName;
   input: StepInput;
@@ -57,7 +60,11 @@ export class StepPool {
         opts.signal?.removeEventListener('abort', onAbort);
         slot.settle = null;
         if (keep) this.release(slot);
-        else this.discard(slot);
+        else {
+          // Ask the step to stop (it kills its ffmpeg child), then terminate the thread whatever it does.
+          slot.worker.postMessage({ type: 'cancel', id } satisfies ThreadMessage);
+          this.discard(slot);
+        }
         if (result instanceof Error) reject(result);
         else resolve(result);
       };
@@ -79,13 +86,8 @@ export class StepPool {
         // A step that timed out inside the thread may still be decoding there: replace the thread.
         finish(new MediaError(reply.code, reply.message, { retryable: reply.retryable }), reply.code !== 'TIMEOUT');
       };
-      slot.worker.postMessage({
-        id,
-        step,
-        input,
-        attempt: opts.attempt,
-        timeoutMs: opts.timeoutMs,
-      } satisfies ThreadRequest);
+      const request: ThreadRequest = { type: 'run', id, step, input, attempt: opts.attempt, timeoutMs: opts.timeoutMs };
+      slot.worker.postMessage(request satisfies ThreadMessage);
     });
   }
 
@@ -117,7 +119,7 @@ export class StepPool {
 
   private discard(slot: Slot): void {
     this.live -= 1;
-    void slot.worker.terminate();
+    setTimeout(() => void slot.worker.terminate(), 1000).unref();
     const next = this.waiting.shift();
     if (next && !this.closed) next(this.spawn());
   }

@@ -8,24 +8,38 @@ import { describeError, MediaError } from '../lib/errors.js';
 import { createLogger } from '../lib/log.js';
 import { createDeps, executeStep } from '../nodes/index.js';
 import { openDatabase, SqliteJobStore } from '../store/sqlite-job-store.js';
-import type { ThreadReply, ThreadRequest } from './step-pool.js';
+import type { ThreadMessage, ThreadReply, ThreadRequest } from './step-pool.js';
 
 const { config } = workerData as { config: Config };
 const log = createLogger(config.logLevel, 'step-thread');
 const store = new SqliteJobStore(openDatabase(config.dbPath));
 const deps = createDeps(config, store, log);
+if (!parentPort) throw new Error('step-thread must run as a worker thread');
 const port = parentPort;
-if (!port) throw new Error('step-thread must run as a worker thread');
 
-port.on('message', (req: ThreadRequest) => {
-  const opts = { attempt: req.attempt, timeoutMs: req.timeoutMs, deferSuccessRecord: true };
-  executeStep(req.step, req.input, deps, opts).then(
-    ({ outcome, runId }) => port.postMessage({ id: req.id, ok: true, outcome, runId } satisfies ThreadReply),
-    (err: unknown) => {
-      const { code, message } = describeError(err);
-      const retryable = !(err instanceof MediaError) || err.retryable;
-      if (code === 'INTERNAL') log.error({ err, step: req.step, jobId: req.input.jobId }, 'step failed unexpectedly');
-      port.postMessage({ id: req.id, ok: false, code, message, retryable } satisfies ThreadReply);
-    },
-  );
+const running = new Map<number, AbortController>();
+
+port.on('message', (msg: ThreadMessage) => {
+  if (msg.type === 'cancel') {
+    running.get(msg.id)?.abort();
+    return;
+  }
+  run(msg);
 });
+
+function run(req: ThreadRequest): void {
+  const controller = new AbortController();
+  running.set(req.id, controller);
+  const opts = { attempt: req.attempt, timeoutMs: req.timeoutMs, deferSuccessRecord: true, signal: controller.signal };
+  executeStep(req.step, req.input, deps, opts)
+    .then(
+      ({ outcome, runId }) => port.postMessage({ id: req.id, ok: true, outcome, runId } satisfies ThreadReply),
+      (err: unknown) => {
+        const { code, message } = describeError(err);
+        const retryable = !(err instanceof MediaError) || err.retryable;
+        if (code === 'INTERNAL') log.error({ err, step: req.step, jobId: req.input.jobId }, 'step failed unexpectedly');
+        port.postMessage({ id: req.id, ok: false, code, message, retryable } satisfies ThreadReply);
+      },
+    )
+    .finally(() => running.delete(req.id));
+}

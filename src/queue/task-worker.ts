@@ -46,7 +46,7 @@ export async function startTaskWorkers(
           const { outcome, runId } = await pool.run(step, input, { attempt, timeoutMs, signal });
           return { outcome, attempts: attempt, runId };
         } catch (err) {
-          if (shuttingDown && signal?.aborted) {
+          if (shuttingDown) {
             // Stopped by a shutdown, not by its own fault: back to the queue, no attempt used.
             await job.moveToWait(token);
             throw new WaitingError();
@@ -87,6 +87,7 @@ export async function startTaskWorkers(
 
   return {
     async close(timeoutMs) {
+      shuttingDown = true;
       await unsubscribe();
       const graceful = Promise.all(workers.map((w) => w.close()));
       const timedOut = await Promise.race([
@@ -95,7 +96,6 @@ export async function startTaskWorkers(
       ]);
       if (timedOut) {
         log.warn('running tasks did not finish in time; stopping them (they go back to the queue)');
-        shuttingDown = true;
         for (const w of workers) w.cancelAllJobs('shutdown');
         await graceful;
       }

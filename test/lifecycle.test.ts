@@ -1,0 +1,171 @@
+/**
+ * Timeouts, cancellation and graceful shutdown of the service, with real ffmpeg work on a long video.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { createProducer } from '../src/queue/producer.js';
+import {
+  CORPUS,
+  dropPrefix,
+  ffmpegRunningOn,
+  isTerminal,
+  makeLongVideo,
+  runCli,
+  ServiceProcess,
+  stepRuns,
+  storedJob,
+  tempDir,
+  TEST_REDIS_URL,
+  uniquePrefix,
+  waitFor,
+} from './helpers.js';
+
+let media: string;
+let longVideo: string;
+const services: ServiceProcess[] = [];
+const prefixes: string[] = [];
+const dirs: string[] = [];
+
+function setup(name: string, extra: Record<string, string> = {}) {
+  const prefix = uniquePrefix(name);
+  const dataDir = tempDir(name);
+  prefixes.push(prefix);
+  dirs.push(dataDir);
+  const env = {
+    DATA_DIR: dataDir,
+    REDIS_URL: TEST_REDIS_URL,
+    QUEUE_PREFIX: prefix,
+    INPUT_ROOTS: `${CORPUS},${media}`,
+    ...extra,
+  };
+  const dbPath = path.join(dataDir, 'orchestrator.db');
+  const start = (): ServiceProcess => {
+    const s = new ServiceProcess([], env);
+    services.push(s);
+    return s;
+  };
+  return { prefix, env, dbPath, start };
+}
+
+beforeAll(() => {
+  media = tempDir('lifecycle-media');
+  longVideo = path.join(media, 'long-lecture.mp4');
+  makeLongVideo(longVideo, 20);
+}, 120_000);
+
+afterAll(async () => {
+  await Promise.all(services.map((s) => s.stop()));
+  for (const p of prefixes) await dropPrefix(TEST_REDIS_URL, p);
+  for (const d of [...dirs, media]) fs.rmSync(d, { recursive: true, force: true });
+});
+
+describe('a step that does not finish in time', () => {
+  test('is stopped at its timeout, retried per policy, and ends TIMEOUT', { timeout: 120_000 }, async () => {
+    const s = setup('timeout', { STEP_TIMEOUTS: 'extractAudio=500', RETRY_BACKOFF_MS: '100' });
+    const service = await s.start().ready();
+    const producer = createProducer({ redisUrl: TEST_REDIS_URL, prefix: s.prefix });
+    await producer.enqueueJob({ jobId: 'slow-audio', file: { path: longVideo } });
+    await producer.close();
+    const doc = await waitFor('the job to finish', () => {
+      const d = storedJob(s.dbPath, 'slow-audio');
+      return isTerminal(d) && d;
+    });
+    expect(doc.status, service.log.slice(-2000)).toBe('completed_with_errors');
+    expect(doc.steps.extractAudio).toMatchObject({ status: 'failed', attempts: 3, error: { code: 'TIMEOUT' } });
+    expect(doc.steps.transcribe).toMatchObject({ status: 'skipped', reason: 'extractAudio failed' });
+    expect(doc.steps.posterFrame?.status).toBe('succeeded');
+    const attempts = stepRuns(s.dbPath, 'slow-audio').filter((r) => r.step === 'extractAudio');
+    expect(attempts).toHaveLength(3);
+    // The work really stopped: no ffmpeg is left encoding the file.
+    expect(ffmpegRunningOn(longVideo)).toBe(false);
+  });
+});
+
+describe('cancellation', () => {
+  test('a running job is stopped and ends cancelled', { timeout: 120_000 }, async () => {
+    const s = setup('cancel');
+    await s.start().ready();
+    const producer = createProducer({ redisUrl: TEST_REDIS_URL, prefix: s.prefix });
+    await producer.enqueueJob({ jobId: 'to-cancel', file: { path: longVideo } });
+    // A second job waits behind it in no queue at all: it is cancelled before it ever starts.
+    await waitFor('extractAudio to run', () =>
+      stepRuns(s.dbPath, 'to-cancel').some((r) => r.step === 'extractAudio' && r.status === 'running'),
+    );
+    const res = await runCli(['cancel', 'to-cancel'], s.env);
+    expect(res.code, res.stderr).toBe(0);
+    const doc = await waitFor('the job to be cancelled', () => {
+      const d = storedJob(s.dbPath, 'to-cancel');
+      return isTerminal(d) && d;
+    });
+    expect(doc.status).toBe('cancelled');
+    expect(doc.error?.code).toBe('CANCELLED');
+    expect(doc.steps.extractAudio?.status).toBe('failed');
+    await waitFor('ffmpeg to stop', () => !ffmpegRunningOn(longVideo), 10_000);
+    // Cancelling again, or a finished job, says so.
+    expect((await runCli(['cancel', 'to-cancel'], s.env)).stdout).toMatch(/already ended: cancelled/);
+    expect((await runCli(['cancel', 'no-such-job'], s.env)).code).toBe(1);
+    await producer.close();
+  });
+
+  test('a job not yet started is removed from the queue and ends cancelled', { timeout: 60_000 }, async () => {
+    const s = setup('cancel-queued');
+    // No service running: the job waits in the queue.
+    const producer = createProducer({ redisUrl: TEST_REDIS_URL, prefix: s.prefix });
+    await producer.enqueueJob({ jobId: 'never-started', file: { path: path.join(CORPUS, 'image/320x240.jpg') } });
+    expect((await runCli(['status', 'never-started', '--json'], s.env)).stdout).toContain('"status": "queued"');
+    const res = await runCli(['cancel', 'never-started'], s.env);
+    expect(res.stdout).toMatch(/cancelled before it started/);
+    expect(await producer.queue.getJob('never-started')).toBeUndefined();
+    const status = await runCli(['status', 'never-started', '--json'], s.env);
+    expect(status.code).toBe(2);
+    expect(JSON.parse(status.stdout)).toMatchObject({ status: 'cancelled', error: { code: 'CANCELLED' } });
+    await producer.close();
+  });
+});
+
+describe('graceful shutdown', () => {
+  test(
+    'SIGTERM with jobs in flight exits within 30 s; they all complete after a restart',
+    { timeout: 180_000 },
+    async () => {
+      const s = setup('sigterm');
+      const first = await s.start().ready();
+      const producer = createProducer({ redisUrl: TEST_REDIS_URL, prefix: s.prefix });
+      const files = [
+        longVideo,
+        'pdf/tracemonkey-paper.pdf',
+        'pdf/tam-review.pdf',
+        'video/speech-testsrc.mp4',
+        'image/flowers.jpeg',
+        'image/g31d.tif',
+        'video/with-subtitles.mkv',
+        'audio/voice-memo.wav',
+      ].map((f) => (path.isAbsolute(f) ? f : path.join(CORPUS, f)));
+      const ids = files.map((_, i) => `drain-${i}`);
+      for (const [i, file] of files.entries()) await producer.enqueueJob({ jobId: ids[i], file: { path: file } });
+      await producer.close();
+      await waitFor('work to be under way', () => stepRuns(s.dbPath).some((r) => r.step === 'extractAudio'));
+
+      const unfinished = ids.filter((id) => !isTerminal(storedJob(s.dbPath, id)));
+      expect(unfinished.length).toBeGreaterThan(0);
+      const t0 = Date.now();
+      first.kill('SIGTERM');
+      const exit = await first.exited;
+      const took = Date.now() - t0;
+      expect(took, first.log.slice(-2000)).toBeLessThan(30_000);
+      expect(exit.code, first.log.slice(-3000)).toBe(0);
+
+      const second = await s.start().ready();
+      const docs = await waitFor(
+        'every job to finish after the restart',
+        () => {
+          const all = ids.map((id) => storedJob(s.dbPath, id));
+          return all.every(isTerminal) && all;
+        },
+        150_000,
+      );
+      for (const doc of docs) expect(doc?.status, `${JSON.stringify(doc)} ${second.log.slice(-1500)}`).toMatch(/^completed/);
+    },
+  );
+});
