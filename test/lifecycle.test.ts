@@ -165,7 +165,8 @@ describe('graceful shutdown', () => {
         },
         150_000,
       );
-      for (const doc of docs) expect(doc?.status, `${JSON.stringify(doc)} ${second.log.slice(-1500)}`).toMatch(/^completed/);
+      for (const doc of docs)
+        expect(doc?.status, `${JSON.stringify(doc)} ${second.log.slice(-1500)}`).toMatch(/^completed/);
     },
   );
 });

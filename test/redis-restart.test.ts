@@ -1,0 +1,115 @@
+/**
+ * A private redis-server (AOF on, as production needs) is restarted in the middle of a run: the service reconnects
+ * and every job finishes.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { redisAnswers } from '../src/queue/connection.js';
+import { createProducer } from '../src/queue/producer.js';
+import { CORPUS, isTerminal, ServiceProcess, stepRuns, storedJob, tempDir, waitFor } from './helpers.js';
+
+let redisDir: string;
+let dataDir: string;
+let port: number;
+let redis: ChildProcess | null = null;
+let service: ServiceProcess | null = null;
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const srv = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(p));
+    });
+  });
+}
+
+async function startRedis(): Promise<void> {
+  redis = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--dir', redisDir, '--appendonly', 'yes', '--save', ''],
+    {
+      stdio: 'ignore',
+    },
+  );
+  await waitFor('redis to answer', () => redis !== null, 1000);
+  const deadline = Date.now() + 10_000;
+  while (!(await redisAnswers(`redis://127.0.0.1:${port}`, 300))) {
+    if (Date.now() > deadline) throw new Error('redis-server did not start');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function stopRedis(): Promise<void> {
+  if (!redis || redis.exitCode !== null) return;
+  const exited = new Promise((r) => redis!.once('exit', r));
+  // SHUTDOWN flushes the append-only file, as a clean restart of a production Redis would.
+  execFileSync('redis-cli', ['-p', String(port), 'shutdown']);
+  await exited;
+}
+
+beforeAll(async () => {
+  redisDir = tempDir('redis');
+  dataDir = tempDir('redis-restart');
+  port = await freePort();
+  await startRedis();
+}, 30_000);
+
+afterAll(async () => {
+  await service?.stop();
+  await stopRedis().catch(() => redis?.kill('SIGKILL'));
+  fs.rmSync(redisDir, { recursive: true, force: true });
+  fs.rmSync(dataDir, { recursive: true, force: true });
+});
+
+test('the service reconnects after Redis restarts and every job finishes', { timeout: 180_000 }, async () => {
+  const redisUrl = `redis://127.0.0.1:${port}`;
+  const env = {
+    DATA_DIR: dataDir,
+    REDIS_URL: redisUrl,
+    QUEUE_PREFIX: 'mo',
+    INPUT_ROOTS: CORPUS,
+    LOCK_DURATION_MS: '5000',
+    STALLED_INTERVAL_MS: '2500',
+  };
+  service = await new ServiceProcess([], env).ready();
+  const producer = createProducer({ redisUrl, prefix: 'mo' });
+  const files = [
+    'pdf/tracemonkey-paper.pdf',
+    'pdf/tam-review.pdf',
+    'video/speech-testsrc.mp4',
+    'image/flowers.jpeg',
+    'image/g31d.tif',
+    'video/with-subtitles.mkv',
+    'audio/voice-memo.wav',
+    'pdf/form-f1040.pdf',
+    'image/camera-gps-dscn0010.jpg',
+    'video/silent.mp4',
+  ];
+  const ids = files.map((_, i) => `redis-restart-${i}`);
+  for (const [i, f] of files.entries())
+    await producer.enqueueJob({ jobId: ids[i], file: { path: path.join(CORPUS, f) } });
+  await producer.close();
+
+  const dbPath = path.join(dataDir, 'orchestrator.db');
+  await waitFor('work to start', () => stepRuns(dbPath).length > 3);
+  const finishedBefore = ids.filter((id) => isTerminal(storedJob(dbPath, id))).length;
+  await stopRedis();
+  await new Promise((r) => setTimeout(r, 2000));
+  await startRedis();
+
+  const docs = await waitFor(
+    'every job to finish',
+    () => {
+      const all = ids.map((id) => storedJob(dbPath, id));
+      return all.every(isTerminal) && all;
+    },
+    150_000,
+  );
+  expect(finishedBefore).toBeLessThan(ids.length);
+  for (const doc of docs)
+    expect(doc?.status, `${JSON.stringify(doc?.error)} ${service.log.slice(-1500)}`).toMatch(/^completed/);
+  expect(service.child.exitCode).toBeNull();
+});
