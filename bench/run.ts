@@ -17,10 +17,17 @@ import sharp from 'sharp';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/lib/log.js';
 import { createRuntime } from '../src/runtime.js';
+import { benchNoop, benchPhotos } from './service.js';
 
 const { values } = parseArgs({
-  options: { jobs: { type: 'string', default: '200' }, concurrency: { type: 'string', default: '2' } },
+  options: {
+    jobs: { type: 'string', default: '200' },
+    concurrency: { type: 'string', default: '2' },
+    only: { type: 'string', default: 'inline,service,photos' },
+    photos: { type: 'string', default: '40' },
+  },
 });
+const ONLY = new Set(values.only.split(','));
 const JOBS = Number(values.jobs);
 const CONCURRENCY = Number(values.concurrency);
 const CORPUS = process.env.MEDIA_CORPUS ?? path.resolve(import.meta.dirname, '..', '..', 'shared', 'corpus');
@@ -66,14 +73,33 @@ async function plainImageWork(file: string, out: string): Promise<void> {
   await sharp(file).autoOrient().resize(256, 256, { fit: 'inside' }).stats();
 }
 
+const row = (label: string, value: string) => console.log(`${label.padEnd(58)} ${value}`);
+
 async function main(): Promise<void> {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'mo-bench-'));
   try {
     console.log(
-      `media-orchestrator bench: ${JOBS} jobs over ${images.length} corpus images, concurrency ${CONCURRENCY}`,
+      `media-orchestrator bench (${[...ONLY].join(', ')}); node ${process.version}, ${os.cpus().length} cores`,
     );
-    console.log(`node ${process.version}, ${os.cpus().length} cores\n`);
+    if (ONLY.has('inline')) {
+      console.log(`\n## Inline: ${JOBS} jobs over ${images.length} corpus images, concurrency ${CONCURRENCY}`);
+      await benchInline(work);
+    }
+    if (ONLY.has('service')) {
+      console.log(`\n## Service with no-op steps: ${JOBS} jobs`);
+      await benchNoop(work, JOBS, row);
+    }
+    if (ONLY.has('photos')) {
+      console.log('\n## Phone photos through the service');
+      await benchPhotos(work, Number(values.photos), row);
+    }
+  } finally {
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
 
+async function benchInline(work: string): Promise<void> {
+  {
     const plainOut = path.join(work, 'plain');
     fs.mkdirSync(plainOut);
     const plainSec = await pool(JOBS, (i) => plainImageWork(images[i % images.length]!, plainOut));
@@ -92,7 +118,6 @@ async function main(): Promise<void> {
     runtime.close();
     const dbBytes = fs.statSync(path.join(dataDir, 'orchestrator.db')).size;
 
-    const row = (label: string, value: string) => console.log(`${label.padEnd(46)} ${value}`);
     row('plain script (baseline)', `${(JOBS / plainSec).toFixed(1)} jobs/s`);
     row('inline orchestrator (process, checkpointed)', `${(JOBS / inlineSec).toFixed(1)} jobs/s`);
     row('ratio inline / plain', `${(plainSec / inlineSec).toFixed(2)}`);
@@ -101,8 +126,6 @@ async function main(): Promise<void> {
     row('  per job', `${(dbBytes / JOBS / 1024).toFixed(2)} KiB`);
     row('  of which job documents, per job', `${(docBytes / JOBS / 1024).toFixed(2)} KiB`);
     row('  checkpoints / writes left (compacted)', `${remaining} / ${writes}`);
-  } finally {
-    fs.rmSync(work, { recursive: true, force: true });
   }
 }
 

@@ -1,0 +1,285 @@
+/**
+ * Service benchmarks (issue 3), each against a baseline measured in the same run:
+ * - jobs/s through the queued service with no-op steps, against a plain BullMQ chain of as many no-op tasks;
+ * - per-step dispatch latency (enqueue to result, the step itself doing nothing), p50 and p99;
+ * - 40 phone-sized photos (4000x3000 JPEG) through the full service against a plain script doing the same image work
+ *   with the same libraries two at a time.
+ */
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Queue, QueueEvents, Worker } from 'bullmq';
+import exifr from 'exifr';
+import { fileTypeFromFile } from 'file-type';
+import sharp from 'sharp';
+import { loadConfig, QUEUE_NAMES } from '../src/config.js';
+import { STEP_POLICY } from '../src/graph/policy.js';
+import { createLogger } from '../src/lib/log.js';
+import type { StepName } from '../src/lib/types.js';
+import type { StepOutcome } from '../src/nodes/index.js';
+import { bullConnection, createRedis } from '../src/queue/connection.js';
+import { startOrchestrator } from '../src/queue/orchestrator.js';
+import { createProducer } from '../src/queue/producer.js';
+import { QueuedDispatcher, type TaskData, type TaskResult } from '../src/queue/queued-dispatcher.js';
+import { createRuntime } from '../src/runtime.js';
+import { startService } from '../src/service.js';
+
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+}
+
+async function dropPrefix(prefix: string): Promise<void> {
+  const client = createRedis(REDIS_URL, 'worker');
+  let cursor = '0';
+  do {
+    const [next, keys] = await client.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length > 0) await client.del(...keys);
+  } while (cursor !== '0');
+  await client.quit();
+}
+
+/** The queued orchestrator with workers whose steps do nothing: what orchestration and dispatch cost by themselves. */
+export async function benchNoop(work: string, jobs: number, row: (l: string, v: string) => void): Promise<void> {
+  const prefix = `mo-bench-noop-${process.pid}`;
+  const dataDir = path.join(work, 'noop');
+  const file = path.join(work, 'noop.bin');
+  fs.writeFileSync(file, 'x');
+  const config = loadConfig({ DATA_DIR: dataDir, QUEUE_PREFIX: prefix, INPUT_ROOTS: work, JOB_CONCURRENCY: '20' });
+  const log = createLogger('warn');
+  const latencies: number[] = [];
+  const dispatcher = new QueuedDispatcher(config, REDIS_URL, log);
+  await dispatcher.ready();
+  const timed = {
+    run: async (...args: Parameters<QueuedDispatcher['run']>) => {
+      const t0 = performance.now();
+      const result = await dispatcher.run(...args);
+      latencies.push(performance.now() - t0);
+      return result;
+    },
+  };
+  const runtime = createRuntime(config, log, { dispatcher: () => timed });
+  const orchestrator = await startOrchestrator(runtime, REDIS_URL);
+  const noop = (step: StepName): StepOutcome =>
+    step === 'validate'
+      ? {
+          status: 'succeeded',
+          fileType: 'image',
+          fileInfo: { name: 'noop.bin', size: 1, mime: 'image/jpeg', ext: 'jpg', sha256: '0'.repeat(64) },
+        }
+      : { status: 'succeeded' };
+  const workers = QUEUE_NAMES.map(
+    (name) =>
+      new Worker<TaskData, TaskResult>(
+        name,
+        (job) => Promise.resolve({ outcome: noop(job.data.step), attempts: 1, runId: 0 }),
+        {
+          connection: bullConnection(REDIS_URL, 'worker'),
+          prefix,
+          concurrency: 20,
+        },
+      ),
+  );
+  const producer = createProducer({ redisUrl: REDIS_URL, prefix });
+  const events = new QueueEvents('jobs', { connection: bullConnection(REDIS_URL, 'worker'), prefix });
+  await events.waitUntilReady();
+  let done = 0;
+  const finished = new Promise<void>((resolve) => {
+    events.on('completed', () => {
+      if (++done === jobs) resolve();
+    });
+  });
+  const t0 = performance.now();
+  for (let i = 0; i < jobs; i++) await producer.enqueueJob({ jobId: `noop-${i}`, file: { path: file } });
+  await finished;
+  const serviceSec = (performance.now() - t0) / 1000;
+  await orchestrator.close(5000);
+  await Promise.all(workers.map((w) => w.close()));
+  await events.close();
+  await producer.close();
+  await dispatcher.close();
+  runtime.close();
+
+  // Baseline: the same number of tasks per job (validate, extractMetadata, then two in parallel), as a plain chain.
+  const steps: StepName[][] = [['validate'], ['extractMetadata'], ['generateThumbnails', 'analyzeImage']];
+  const plainPrefix = `${prefix}-plain`;
+  const queues = new Map(
+    QUEUE_NAMES.map((n) => [
+      n,
+      new Queue(n, { connection: bullConnection(REDIS_URL, 'producer'), prefix: plainPrefix }),
+    ]),
+  );
+  const plainWorkers = QUEUE_NAMES.map(
+    (name) =>
+      new Worker(name, () => Promise.resolve({ ok: true }), {
+        connection: bullConnection(REDIS_URL, 'worker'),
+        prefix: plainPrefix,
+        concurrency: 20,
+      }),
+  );
+  for (const q of queues.values()) q.setMaxListeners(100);
+  const plainEvents = new Map(
+    QUEUE_NAMES.map((n) => [
+      n,
+      new QueueEvents(n, { connection: bullConnection(REDIS_URL, 'worker'), prefix: plainPrefix }),
+    ]),
+  );
+  for (const e of plainEvents.values()) e.setMaxListeners(100);
+  await Promise.all([...plainEvents.values()].map((e) => e.waitUntilReady()));
+  const t1 = performance.now();
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: 20 }, async () => {
+      while (next < jobs) {
+        const i = next++;
+        for (const group of steps) {
+          await Promise.all(
+            group.map(async (step) => {
+              const queue = STEP_POLICY[step].queue;
+              const job = await queues.get(queue)!.add(step, {}, { jobId: `${i}-${step}` });
+              await job.waitUntilFinished(plainEvents.get(queue)!);
+            }),
+          );
+        }
+      }
+    }),
+  );
+  const plainSec = (performance.now() - t1) / 1000;
+  await Promise.all(plainWorkers.map((w) => w.close()));
+  await Promise.all([...plainEvents.values()].map((e) => e.close()));
+  await Promise.all([...queues.values()].map((q) => q.close()));
+  await dropPrefix(prefix);
+  await dropPrefix(plainPrefix);
+
+  row(`plain BullMQ chain, 4 no-op tasks a job (baseline)`, `${(jobs / plainSec).toFixed(1)} jobs/s`);
+  row(`service, no-op steps (graph, checkpoints, store)`, `${(jobs / serviceSec).toFixed(1)} jobs/s`);
+  row('ratio service / plain chain', (plainSec / serviceSec).toFixed(2));
+  row(
+    `per-step dispatch latency p50 / p99 (${latencies.length} steps)`,
+    `${percentile(latencies, 50).toFixed(1)} / ${percentile(latencies, 99).toFixed(1)} ms`,
+  );
+}
+
+async function makePhotos(dir: string, count: number): Promise<string[]> {
+  fs.mkdirSync(dir, { recursive: true });
+  const files: string[] = [];
+  for (let i = 0; i < count; i++) {
+    // Smooth gradients plus noise: a camera-like JPEG of a few MB, different for every photo.
+    const w = 400;
+    const h = 300;
+    const raw = Buffer.alloc(w * h * 3);
+    for (let p = 0; p < w * h; p++) {
+      const x = p % w;
+      const y = Math.floor(p / w);
+      raw[p * 3] = (x + i * 13) & 255;
+      raw[p * 3 + 1] = (y * 2 + i * 7) & 255;
+      raw[p * 3 + 2] = ((x ^ y) + ((p * 2654435761) >>> 28)) & 255;
+    }
+    const file = path.join(dir, `phone-${String(i).padStart(2, '0')}.jpg`);
+    const base = await sharp(raw, { raw: { width: w, height: h, channels: 3 } })
+      .resize(4000, 3000, { kernel: 'cubic' })
+      .png({ compressionLevel: 0 })
+      .toBuffer();
+    // Sensor-like noise: without it the JPEG is unrealistically small and cheap to decode.
+    const noise = await sharp({
+      create: {
+        width: 4000,
+        height: 3000,
+        channels: 3,
+        background: '#808080',
+        noise: { type: 'gaussian', mean: 128, sigma: 24 },
+      },
+    })
+      .png({ compressionLevel: 0 })
+      .toBuffer();
+    await sharp(base)
+      .composite([{ input: noise, blend: 'soft-light' }])
+      .jpeg({ quality: 90 })
+      .withMetadata({ orientation: 6, exif: { IFD0: { Make: 'Bench', Model: 'Phone' } } })
+      .toFile(file);
+    files.push(file);
+  }
+  return files;
+}
+
+/** What the service does for a photo, done by hand with the same libraries. */
+async function plainPhotoWork(file: string, out: string): Promise<void> {
+  await fileTypeFromFile(file);
+  createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+  await sharp(file, { failOn: 'error' }).metadata();
+  await sharp(file, { failOn: 'error' }).resize(64, 64, { fit: 'inside' }).raw().toBuffer();
+  await sharp(file).metadata();
+  await exifr.parse(file).catch(() => null);
+  const base = await sharp(file, { failOn: 'error' })
+    .autoOrient()
+    .resize({ width: 640, height: 1280, fit: 'inside', withoutEnlargement: true })
+    .toColourspace('srgb')
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  for (const w of [160, 320, 640]) {
+    await sharp(base.data, { raw: base.info })
+      .resize({ width: w, withoutEnlargement: true })
+      .webp({ quality: 80 })
+      .toFile(path.join(out, `${path.basename(file)}-${w}.webp`));
+  }
+  const small = sharp(file).autoOrient().resize(256, 256, { fit: 'inside' });
+  await small.clone().raw().toBuffer();
+  await small.clone().stats();
+}
+
+export async function benchPhotos(work: string, count: number, row: (l: string, v: string) => void): Promise<void> {
+  const photos = await makePhotos(path.join(work, 'photos'), count);
+  const bytes = photos.reduce((n, f) => n + fs.statSync(f).size, 0);
+  const out = path.join(work, 'plain-out');
+  fs.mkdirSync(out);
+  const t0 = performance.now();
+  let next = 0;
+  await Promise.all(
+    [0, 1].map(async () => {
+      while (next < photos.length) await plainPhotoWork(photos[next++]!, out);
+    }),
+  );
+  const plainSec = (performance.now() - t0) / 1000;
+
+  const prefix = `mo-bench-photos-${process.pid}`;
+  const config = loadConfig({
+    ...process.env,
+    DATA_DIR: path.join(work, 'svc'),
+    QUEUE_PREFIX: prefix,
+    INPUT_ROOTS: work,
+    REDIS_URL,
+    LOG_LEVEL: 'warn',
+  });
+  const service = await startService(config, createLogger('warn'), { role: 'all', queues: QUEUE_NAMES });
+  // Let the step threads load before the clock starts, as in a running service.
+  await new Promise((r) => setTimeout(r, 3000));
+  const producer = createProducer({ redisUrl: REDIS_URL, prefix });
+  const events = new QueueEvents('jobs', { connection: bullConnection(REDIS_URL, 'worker'), prefix });
+  await events.waitUntilReady();
+  let done = 0;
+  const statuses: string[] = [];
+  const finished = new Promise<void>((resolve) => {
+    events.on('completed', ({ returnvalue }) => {
+      statuses.push((returnvalue as unknown as { status: string }).status);
+      if (++done === photos.length) resolve();
+    });
+  });
+  const t1 = performance.now();
+  for (const [i, file] of photos.entries()) await producer.enqueueJob({ jobId: `photo-${i}`, file: { path: file } });
+  await finished;
+  const serviceSec = (performance.now() - t1) / 1000;
+  await events.close();
+  await producer.close();
+  await service.stop();
+  await dropPrefix(prefix);
+  const bad = statuses.filter((s) => s !== 'completed');
+  if (bad.length > 0) throw new Error(`photo jobs did not complete: ${bad.join(', ')}`);
+
+  row(`${count} phone photos (4000x3000 JPEG, ${(bytes / count / 1e6).toFixed(1)} MB avg)`, '');
+  row('  plain script, two at a time (baseline)', `${plainSec.toFixed(1)} s`);
+  row('  service (queued, all roles, one process)', `${serviceSec.toFixed(1)} s`);
+  row('  throughput ratio service / plain (target >= 0.8)', (plainSec / serviceSec).toFixed(2));
+}
