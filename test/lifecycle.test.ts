@@ -170,3 +170,29 @@ describe('graceful shutdown', () => {
     },
   );
 });
+
+describe('priority', () => {
+  test('a job with a higher priority (lower number) runs before lower ones', { timeout: 120_000 }, async () => {
+    const s = setup('priority', { JOB_CONCURRENCY: '1' });
+    // Queue everything while no orchestrator runs, then start one that takes a job at a time.
+    const producer = createProducer({ redisUrl: TEST_REDIS_URL, prefix: s.prefix });
+    const file = path.join(CORPUS, 'image/320x240.jpg');
+    for (const [jobId, priority] of [
+      ['low-1', 50],
+      ['low-2', 50],
+      ['urgent', 1],
+      ['middle', 10],
+    ] as const) {
+      await producer.enqueueJob({ jobId, priority, file: { path: file } });
+    }
+    await producer.close();
+    await s.start().ready();
+    await waitFor('all jobs to finish', () =>
+      ['low-1', 'low-2', 'urgent', 'middle'].every((id) => isTerminal(storedJob(s.dbPath, id))),
+    );
+    const order = stepRuns(s.dbPath)
+      .filter((r) => r.step === 'validate')
+      .map((r) => r.jobId);
+    expect(order).toEqual(['urgent', 'middle', 'low-1', 'low-2']);
+  });
+});

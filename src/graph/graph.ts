@@ -29,6 +29,7 @@ export function toStepInput(state: JobState, jobId = state.jobId): StepInput {
     jobId,
     file: state.file,
     user: state.user ?? null,
+    ...(state.priority ? { priority: state.priority } : {}),
     options: state.options ?? {},
     fileInfo: state.fileInfo,
     fileType: state.fileType,

@@ -54,6 +54,8 @@ export interface StepInput {
   jobId: string;
   file: JobInput['file'];
   user: JobInput['user'];
+  /** The job's BullMQ priority (1 is the highest; absent: none), carried to its step tasks. */
+  priority?: number;
   options: Record<string, unknown>;
   fileInfo: FileInfo | null;
   fileType: FileType | null;

@@ -98,6 +98,8 @@ export class QueuedDispatcher implements Dispatcher {
       // With the id of a task that exists (a resumed job), add() changes nothing and the result is awaited.
       await queue.add(step, { step, input } satisfies TaskData, {
         jobId: id,
+        // A job's steps keep its priority, so an urgent job is not stuck behind other jobs' steps.
+        ...(input.priority ? { priority: input.priority } : {}),
         attempts: policy.attempts,
         backoff: { type: 'exponential', delay: this.config.retryBackoffMs },
         removeOnComplete: TASK_RETENTION,
