@@ -4,19 +4,16 @@
  * The machine is shared and noisy, so absolute numbers mean little: every figure is printed next to a baseline
  * measured in the same run. Baseline: a plain script doing the same image work with the same libraries (file-type,
  * sha256, sharp decode check, metadata, exifr, three WebP thumbnails, statistics), as a queue script without
- * orchestration would, at the same concurrency.
+ * orchestration would, at the same concurrency (bench/plain.ts).
  */
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import exifr from 'exifr';
-import { fileTypeFromFile } from 'file-type';
-import sharp from 'sharp';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/lib/log.js';
 import { createRuntime } from '../src/runtime.js';
+import { plainImageWork } from './plain.js';
 import { benchNoop, benchPhotos } from './service.js';
 
 const { values } = parseArgs({
@@ -50,27 +47,6 @@ async function pool(n: number, work: (i: number) => Promise<void>): Promise<numb
     }),
   );
   return (performance.now() - started) / 1000;
-}
-
-async function plainImageWork(file: string, out: string): Promise<void> {
-  await fileTypeFromFile(file);
-  createHash('sha256').update(fs.readFileSync(file)).digest('hex');
-  await sharp(file, { failOn: 'error' }).resize(64, 64, { fit: 'inside' }).raw().toBuffer();
-  await sharp(file).metadata();
-  await exifr.parse(file).catch(() => null);
-  const base = await sharp(file, { failOn: 'error' })
-    .autoOrient()
-    .resize({ width: 640, height: 1280, fit: 'inside', withoutEnlargement: true })
-    .toColourspace('srgb')
-    .raw()
-    .toBuffer({ resolveWithObject: true });
-  for (const w of [160, 320, 640]) {
-    await sharp(base.data, { raw: base.info })
-      .resize({ width: w, withoutEnlargement: true })
-      .webp()
-      .toFile(path.join(out, `${w}.webp`));
-  }
-  await sharp(file).autoOrient().resize(256, 256, { fit: 'inside' }).stats();
 }
 
 const row = (label: string, value: string) => console.log(`${label.padEnd(58)} ${value}`);

@@ -5,12 +5,9 @@
  * - 40 phone-sized photos (4000x3000 JPEG) through the full service against a plain script doing the same image work
  *   with the same libraries two at a time.
  */
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Queue, QueueEvents, Worker } from 'bullmq';
-import exifr from 'exifr';
-import { fileTypeFromFile } from 'file-type';
 import sharp from 'sharp';
 import { loadConfig, QUEUE_NAMES } from '../src/config.js';
 import { STEP_POLICY } from '../src/graph/policy.js';
@@ -23,6 +20,7 @@ import { createProducer } from '../src/queue/producer.js';
 import { QueuedDispatcher, type TaskData, type TaskResult } from '../src/queue/queued-dispatcher.js';
 import { createRuntime } from '../src/runtime.js';
 import { startService } from '../src/service.js';
+import { plainImageWork } from './plain.js';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -205,31 +203,6 @@ async function makePhotos(dir: string, count: number): Promise<string[]> {
   return files;
 }
 
-/** What the service does for a photo, done by hand with the same libraries. */
-async function plainPhotoWork(file: string, out: string): Promise<void> {
-  await fileTypeFromFile(file);
-  createHash('sha256').update(fs.readFileSync(file)).digest('hex');
-  await sharp(file, { failOn: 'error' }).metadata();
-  await sharp(file, { failOn: 'error' }).resize(64, 64, { fit: 'inside' }).raw().toBuffer();
-  await sharp(file).metadata();
-  await exifr.parse(file).catch(() => null);
-  const base = await sharp(file, { failOn: 'error' })
-    .autoOrient()
-    .resize({ width: 640, height: 1280, fit: 'inside', withoutEnlargement: true })
-    .toColourspace('srgb')
-    .raw()
-    .toBuffer({ resolveWithObject: true });
-  for (const w of [160, 320, 640]) {
-    await sharp(base.data, { raw: base.info })
-      .resize({ width: w, withoutEnlargement: true })
-      .webp({ quality: 80 })
-      .toFile(path.join(out, `${path.basename(file)}-${w}.webp`));
-  }
-  const small = sharp(file).autoOrient().resize(256, 256, { fit: 'inside' });
-  await small.clone().raw().toBuffer();
-  await small.clone().stats();
-}
-
 export async function benchPhotos(work: string, count: number, row: (l: string, v: string) => void): Promise<void> {
   const photos = await makePhotos(path.join(work, 'photos'), count);
   const bytes = photos.reduce((n, f) => n + fs.statSync(f).size, 0);
@@ -239,7 +212,7 @@ export async function benchPhotos(work: string, count: number, row: (l: string, 
   let next = 0;
   await Promise.all(
     [0, 1].map(async () => {
-      while (next < photos.length) await plainPhotoWork(photos[next++]!, out);
+      while (next < photos.length) await plainImageWork(photos[next++]!, out);
     }),
   );
   const plainSec = (performance.now() - t0) / 1000;

@@ -27,6 +27,43 @@ const positiveInt = (name: string, fallback: number) =>
       return n;
     });
 
+export const QUEUE_NAMES = ['light', 'image', 'video', 'document', 'ai'] as const;
+export type QueueName = (typeof QUEUE_NAMES)[number];
+/**
+ * One task per core on each queue. More oversubscribes the cores (measured: light=4 on two cores cost the photo
+ * benchmark about 10% against light=2); fewer leaves cores idle while another queue is empty.
+ */
+const CORES = Math.max(1, os.availableParallelism());
+const DEFAULT_CONCURRENCY: Record<QueueName, number> = {
+  light: CORES,
+  image: CORES,
+  video: CORES,
+  document: CORES,
+  ai: CORES,
+};
+
+/** `name=n,name=n` pairs with names from `names` and positive whole numbers. */
+const namedCounts = <N extends string>(variable: string, form: string, names: readonly N[]) =>
+  z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      const out: Partial<Record<N, number>> = {};
+      for (const pair of list(raw)) {
+        const [name, value] = pair.split('=').map((s) => s.trim());
+        const n = Number(value);
+        if (!name || !(names as readonly string[]).includes(name) || !Number.isInteger(n) || n < 1) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `${variable} takes ${form} pairs for ${names.join(', ')}; "${pair}" is not one`,
+          });
+          return z.NEVER;
+        }
+        out[name as N] = n;
+      }
+      return out;
+    });
+
 const EnvSchema = z.object({
   DATA_DIR: z.string().optional().default('./data'),
   MAX_UPLOAD_BYTES: positiveInt('MAX_UPLOAD_BYTES', 2 * 1024 ** 3),
@@ -77,44 +114,8 @@ const EnvSchema = z.object({
     .default('mo')
     .refine((p) => /^[A-Za-z0-9_-]{1,40}$/.test(p), 'QUEUE_PREFIX may use letters, digits, _ and - only'),
   JOB_CONCURRENCY: positiveInt('JOB_CONCURRENCY', 20),
-  WORKER_CONCURRENCY: z
-    .string()
-    .optional()
-    .transform((raw, ctx) => {
-      const out: Record<QueueName, number> = { ...DEFAULT_CONCURRENCY };
-      for (const pair of list(raw)) {
-        const [name, value] = pair.split('=').map((s) => s.trim());
-        const n = Number(value);
-        if (!name || !(QUEUE_NAMES as readonly string[]).includes(name) || !Number.isInteger(n) || n < 1) {
-          ctx.addIssue({
-            code: 'custom',
-            message: `WORKER_CONCURRENCY takes queue=count pairs for ${QUEUE_NAMES.join(', ')}; "${pair}" is not one`,
-          });
-          return z.NEVER;
-        }
-        out[name as QueueName] = n;
-      }
-      return out;
-    }),
-  STEP_TIMEOUTS: z
-    .string()
-    .optional()
-    .transform((raw, ctx) => {
-      const out: Partial<Record<StepName, number>> = {};
-      for (const pair of list(raw)) {
-        const [name, value] = pair.split('=').map((s) => s.trim());
-        const n = Number(value);
-        if (!name || !(STEP_NAMES as readonly string[]).includes(name) || !Number.isInteger(n) || n < 1) {
-          ctx.addIssue({
-            code: 'custom',
-            message: `STEP_TIMEOUTS takes step=milliseconds pairs; "${pair}" is not one`,
-          });
-          return z.NEVER;
-        }
-        out[name as StepName] = n;
-      }
-      return out;
-    }),
+  WORKER_CONCURRENCY: namedCounts('WORKER_CONCURRENCY', 'queue=count', QUEUE_NAMES),
+  STEP_TIMEOUTS: namedCounts('STEP_TIMEOUTS', 'step=milliseconds', STEP_NAMES),
   LOCK_DURATION_MS: positiveInt('LOCK_DURATION_MS', 30_000),
   STALLED_INTERVAL_MS: positiveInt('STALLED_INTERVAL_MS', 30_000),
   SHUTDOWN_TIMEOUT_MS: positiveInt('SHUTDOWN_TIMEOUT_MS', 15_000),
@@ -123,21 +124,6 @@ const EnvSchema = z.object({
   FFPROBE_PATH: z.string().optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional().default('info'),
 });
-
-export const QUEUE_NAMES = ['light', 'image', 'video', 'document', 'ai'] as const;
-export type QueueName = (typeof QUEUE_NAMES)[number];
-/**
- * One task per core on each queue. More oversubscribes the cores (measured: light=4 on two cores cost the photo
- * benchmark about 10% against light=2); fewer leaves cores idle while another queue is empty.
- */
-const CORES = Math.max(1, os.availableParallelism());
-const DEFAULT_CONCURRENCY: Record<QueueName, number> = {
-  light: CORES,
-  image: CORES,
-  video: CORES,
-  document: CORES,
-  ai: CORES,
-};
 
 export interface Config {
   dataDir: string;
@@ -203,7 +189,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     redisUrl: e.REDIS_URL,
     queuePrefix: e.QUEUE_PREFIX,
     jobConcurrency: e.JOB_CONCURRENCY,
-    workerConcurrency: e.WORKER_CONCURRENCY,
+    workerConcurrency: { ...DEFAULT_CONCURRENCY, ...e.WORKER_CONCURRENCY },
     stepTimeouts: e.STEP_TIMEOUTS,
     lockDurationMs: e.LOCK_DURATION_MS,
     stalledIntervalMs: e.STALLED_INTERVAL_MS,

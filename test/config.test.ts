@@ -50,6 +50,17 @@ describe('config', () => {
     expect(c.thumbnails.widths).toEqual([160, 320, 640]);
   });
 
+  test('queue and step pairs', () => {
+    const c = loadConfig({ WORKER_CONCURRENCY: 'image=3, ai=1', STEP_TIMEOUTS: 'extractAudio=5000' });
+    expect(c.workerConcurrency.image).toBe(3);
+    expect(c.workerConcurrency.ai).toBe(1);
+    expect(c.workerConcurrency.light).toBeGreaterThanOrEqual(1);
+    expect(c.stepTimeouts).toEqual({ extractAudio: 5000 });
+    expect(() => loadConfig({ WORKER_CONCURRENCY: 'gpu=2' })).toThrow(/WORKER_CONCURRENCY.*"gpu=2"/);
+    expect(() => loadConfig({ STEP_TIMEOUTS: 'extractAudio=soon' })).toThrow(/STEP_TIMEOUTS/);
+    expect(() => loadConfig({ REDIS_URL: 'localhost:6379' })).toThrow(/REDIS_URL/);
+  });
+
   test('unknown steps are rejected', () => {
     expect(() => loadConfig({ DISABLED_STEPS: 'makeCoffee' })).toThrow(/makeCoffee/);
   });

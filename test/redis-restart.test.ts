@@ -4,9 +4,9 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
+import { freePort } from '../src/lib/net.js';
 import { redisAnswers } from '../src/queue/connection.js';
 import { createProducer } from '../src/queue/producer.js';
 import { CORPUS, isTerminal, ServiceProcess, stepRuns, storedJob, tempDir, waitFor } from './helpers.js';
@@ -16,15 +16,6 @@ let dataDir: string;
 let port: number;
 let redis: ChildProcess | null = null;
 let service: ServiceProcess | null = null;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(p));
-    });
-  });
-}
 
 async function startRedis(): Promise<void> {
   redis = spawn(

@@ -4,10 +4,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { Client } from '@langchain/langgraph-sdk';
 import { afterAll, beforeAll, expect, test } from 'vitest';
+import { freePort } from '../src/lib/net.js';
 import type { Results, StepRecords } from '../src/lib/types.js';
 import { CORPUS, ROOT, tempDir } from './helpers.js';
 
@@ -15,16 +15,6 @@ let server: ChildProcess;
 let url: string;
 let dataDir: string;
 let output = '';
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
 
 beforeAll(async () => {
   dataDir = tempDir('studio');

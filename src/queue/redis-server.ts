@@ -5,10 +5,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import type { Config } from '../config.js';
 import type { Logger } from '../lib/log.js';
+import { freePort } from '../lib/net.js';
 import { DEFAULT_REDIS_URL, redisAnswers } from './connection.js';
 
 export class RedisUnavailableError extends Error {
@@ -94,14 +94,4 @@ async function startPrivateRedis(config: Config, log: Logger): Promise<RedisEndp
       await exited;
     },
   };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as net.AddressInfo;
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
 }
