@@ -103,6 +103,10 @@ const EnvSchema = z.object({
       }
       return names as StepName[];
     }),
+  PORT: positiveInt('PORT', 3000).refine((p) => p < 65536, 'PORT must be below 65536'),
+  HOST: z.string().optional().default('127.0.0.1'),
+  API_TOKEN: z.string().min(16, 'API_TOKEN must have at least 16 characters').optional(),
+  UPLOAD_RATE_LIMIT: positiveInt('UPLOAD_RATE_LIMIT', 120),
   INPUT_ROOTS: z.string().optional(),
   REDIS_URL: z
     .string()
@@ -137,6 +141,12 @@ export interface Config {
   ffmpegPath: string | undefined;
   ffprobePath: string | undefined;
   logLevel: string;
+  port: number;
+  host: string;
+  /** When set, write routes and admin pages need `Authorization: Bearer <token>`. */
+  apiToken: string | undefined;
+  /** Uploads (POST /jobs) per minute and client address. */
+  uploadRateLimit: number;
   /** Folders producers may reference by path; the upload folder is always allowed. */
   inputRoots: string[];
   /** Unset: use redis://127.0.0.1:6379, or start a private redis-server when nothing answers there. */
@@ -185,6 +195,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     ffmpegPath: e.FFMPEG_PATH,
     ffprobePath: e.FFPROBE_PATH,
     logLevel: e.LOG_LEVEL,
+    port: e.PORT,
+    host: e.HOST,
+    apiToken: e.API_TOKEN,
+    uploadRateLimit: e.UPLOAD_RATE_LIMIT,
     inputRoots: list(e.INPUT_ROOTS).map((r) => path.resolve(r)),
     redisUrl: e.REDIS_URL,
     queuePrefix: e.QUEUE_PREFIX,

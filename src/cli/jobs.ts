@@ -4,17 +4,15 @@ import { Queue } from 'bullmq';
 import type { Config } from '../config.js';
 import { newJobDocument } from '../lib/job-document.js';
 import type { JobDocument, JobInput } from '../lib/types.js';
-import { TERMINAL_STATUSES } from '../lib/types.js';
-import { publishCancel } from '../queue/cancel.js';
+import { requestCancel, type CancelResult } from '../queue/cancel.js';
 import { bullConnection, createRedis } from '../queue/connection.js';
 import { parseJobCreated } from '../queue/messages.js';
 import { JOBS_QUEUE } from '../queue/names.js';
 import { findRedis } from '../queue/redis-server.js';
 import { openDatabase, SqliteJobStore } from '../store/sqlite-job-store.js';
 
-function withStore<T>(config: Config, fn: (store: SqliteJobStore) => T, create = false): T | null {
-  if (!fs.existsSync(config.dbPath) && !create) return null;
-  fs.mkdirSync(config.dataDir, { recursive: true });
+function withStore<T>(config: Config, fn: (store: SqliteJobStore) => T): T | null {
+  if (!fs.existsSync(config.dbPath)) return null;
   const db = openDatabase(config.dbPath);
   try {
     return fn(new SqliteJobStore(db));
@@ -44,47 +42,15 @@ export async function findJob(config: Config, id: string): Promise<JobDocument |
   }
 }
 
-export async function cancelJob(
-  config: Config,
-  redisUrl: string,
-  id: string,
-): Promise<{ found: boolean; message: string }> {
-  const stored = withStore(config, (s) => s.get(id));
-  if (stored && TERMINAL_STATUSES.includes(stored.status)) {
-    return { found: true, message: `job ${id} has already ended: ${stored.status}` };
-  }
+export async function cancelJob(config: Config, redisUrl: string, id: string): Promise<CancelResult> {
   const redis = createRedis(redisUrl, 'producer');
   const queue = new Queue(JOBS_QUEUE, { connection: bullConnection(redisUrl, 'producer'), prefix: config.queuePrefix });
+  fs.mkdirSync(config.dataDir, { recursive: true });
+  const db = openDatabase(config.dbPath);
   try {
-    const queued = await queuedInput(queue, id);
-    if (!stored && !queued) return { found: false, message: `no job ${id}` };
-    // Remembered in Redis (a job picked up later is cancelled before it runs) and broadcast to running processes.
-    await publishCancel(redis, config.queuePrefix, id);
-    if (queued && ['waiting', 'delayed', 'prioritized'].includes(queued.state)) {
-      const job = await queue.getJob(id);
-      await job?.remove().catch(() => undefined);
-      withStore(
-        config,
-        (s) => {
-          s.createOrGet(queued.input);
-          void s.saveFinished({
-            jobId: id,
-            status: 'cancelled',
-            fileType: null,
-            file: queued.input.file,
-            fileInfo: null,
-            user: queued.input.user ?? null,
-            steps: {},
-            results: {},
-            error: { code: 'CANCELLED', message: 'the job was cancelled before it started', step: null },
-          });
-        },
-        true,
-      );
-      return { found: true, message: `job ${id} cancelled before it started` };
-    }
-    return { found: true, message: `job ${id}: cancellation sent; it ends 'cancelled' once its running steps stop` };
+    return await requestCancel({ store: new SqliteJobStore(db), queue, redis, prefix: config.queuePrefix }, id);
   } finally {
+    db.close();
     await queue.close();
     await redis.quit().catch(() => redis.disconnect());
   }

@@ -2,7 +2,11 @@
  * Cancellation across processes: a key that outlives restarts (checked before a job runs) and a pub/sub message
  * that reaches the orchestrator running the job and the workers running its steps.
  */
+import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { TERMINAL_STATUSES, type JobStatus } from '../lib/types.js';
+import type { SqliteJobStore } from '../store/sqlite-job-store.js';
+import { parseJobCreated } from './messages.js';
 import type { Logger } from '../lib/log.js';
 import { createRedis } from './connection.js';
 import { cancelChannel, cancelKey } from './names.js';
@@ -31,5 +35,54 @@ export async function subscribeCancels(
   await sub.subscribe(cancelChannel(prefix));
   return async () => {
     await sub.quit().catch(() => sub.disconnect());
+  };
+}
+
+export interface CancelResult {
+  found: boolean;
+  /** The job's status after the request: `cancelled`, or still running until its steps stop. */
+  status: JobStatus | null;
+  message: string;
+}
+
+/**
+ * Cancels a job wherever it is: finished (nothing to do), waiting in the jobs queue (removed there and recorded as
+ * cancelled), or running (the cancel key and message reach its orchestrator and workers).
+ */
+export async function requestCancel(
+  parts: { store: SqliteJobStore; queue: Queue; redis: Redis; prefix: string },
+  id: string,
+): Promise<CancelResult> {
+  const { store, queue, redis, prefix } = parts;
+  const stored = store.get(id);
+  if (stored && TERMINAL_STATUSES.includes(stored.status)) {
+    return { found: true, status: stored.status, message: `job ${id} has already ended: ${stored.status}` };
+  }
+  const job = await queue.getJob(id);
+  const parsed = job ? parseJobCreated(job.data) : null;
+  const input = parsed?.ok ? parsed.input : null;
+  if (!stored && !input) return { found: false, status: null, message: `no job ${id}` };
+  await publishCancel(redis, prefix, id);
+  const state = job ? await job.getState() : 'unknown';
+  if (job && input && ['waiting', 'delayed', 'prioritized'].includes(state)) {
+    await job.remove().catch(() => undefined);
+    store.createOrGet(input);
+    await store.saveFinished({
+      jobId: id,
+      status: 'cancelled',
+      fileType: null,
+      file: input.file,
+      fileInfo: null,
+      user: input.user ?? null,
+      steps: {},
+      results: {},
+      error: { code: 'CANCELLED', message: 'the job was cancelled before it started', step: null },
+    });
+    return { found: true, status: 'cancelled', message: `job ${id} cancelled before it started` };
+  }
+  return {
+    found: true,
+    status: stored?.status ?? 'running',
+    message: `job ${id}: cancellation sent; it ends 'cancelled' once its running steps stop`,
   };
 }

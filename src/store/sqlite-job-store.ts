@@ -71,6 +71,14 @@ export class SqliteJobStore implements JobSink {
         finished_at TEXT
       );
       CREATE INDEX IF NOT EXISTS step_runs_job ON step_runs (job_id);
+      CREATE TABLE IF NOT EXISTS job_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        job_id TEXT NOT NULL,
+        type TEXT NOT NULL,
+        data TEXT NOT NULL,
+        created_at TEXT NOT NULL
+      );
+      CREATE INDEX IF NOT EXISTS job_events_job ON job_events (job_id, id);
     `);
   }
 
@@ -95,7 +103,9 @@ export class SqliteJobStore implements JobSink {
         now,
         now,
       );
-    return this.get(input.jobId) ?? doc;
+    const stored = this.get(input.jobId);
+    if (stored?.createdAt === now) this.appendEvent(doc.id, 'status', { status: doc.status });
+    return stored ?? doc;
   }
 
   get(id: string): JobDocument | null {
@@ -169,6 +179,106 @@ export class SqliteJobStore implements JobSink {
       .all(jobId) as StepRun[];
   }
 
+  /** Events of a job after `afterId` (0: all), oldest first: what SSE streams and resumes from. */
+  events(jobId: string, afterId = 0): JobEvent[] {
+    return (
+      this.db
+        .prepare(
+          'SELECT id, type, data, created_at AS createdAt FROM job_events WHERE job_id = ? AND id > ? ORDER BY id',
+        )
+        .all(jobId, afterId) as { id: number; type: JobEvent['type']; data: string; createdAt: string }[]
+    ).map((r) => ({ ...r, data: JSON.parse(r.data) as Record<string, unknown> }));
+  }
+
+  /** Newest first; `cursor` is the opaque `nextCursor` of the previous page. */
+  list(filter: JobFilter, limit: number, cursor?: string): { jobs: JobDocument[]; nextCursor: string | null } {
+    const where: string[] = [];
+    const args: (string | number)[] = [];
+    const add = (clause: string, ...values: (string | number)[]): void => {
+      where.push(clause);
+      args.push(...values);
+    };
+    if (filter.status) add('status = ?', filter.status);
+    if (filter.fileType) add('file_type = ?', filter.fileType);
+    if (filter.user) add('user_id = ?', filter.user);
+    const after = cursor ? decodeCursor(cursor) : null;
+    if (after) add('(created_at < ? OR (created_at = ? AND id < ?))', after.createdAt, after.createdAt, after.id);
+    const rows = this.db
+      .prepare(
+        `SELECT id, created_at AS createdAt, doc FROM jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+         ORDER BY created_at DESC, id DESC LIMIT ?`,
+      )
+      .all(...args, limit + 1) as { id: string; createdAt: string; doc: string }[];
+    const page = rows.slice(0, limit);
+    const last = page.at(-1);
+    return {
+      jobs: page.map((r) => JSON.parse(r.doc) as JobDocument),
+      nextCursor: rows.length > limit && last ? encodeCursor(last.createdAt, last.id) : null,
+    };
+  }
+
+  /** Removes the job, its step runs and its events. (Checkpoints and files are the caller's.) */
+  delete(id: string): boolean {
+    return this.db
+      .transaction(() => {
+        this.db.prepare('DELETE FROM step_runs WHERE job_id = ?').run(id);
+        this.db.prepare('DELETE FROM job_events WHERE job_id = ?').run(id);
+        return this.db.prepare('DELETE FROM jobs WHERE id = ?').run(id).changes > 0;
+      })
+      .immediate();
+  }
+
+  countByStatus(): Record<string, number> {
+    const rows = this.db.prepare('SELECT status, count(*) AS n FROM jobs GROUP BY status').all() as {
+      status: string;
+      n: number;
+    }[];
+    return Object.fromEntries(rows.map((r) => [r.status, r.n]));
+  }
+
+  countFailuresByCode(): Record<string, number> {
+    const rows = this.db
+      .prepare(
+        `SELECT json_extract(doc, '$.error.code') AS code, count(*) AS n FROM jobs
+         WHERE status = 'failed' GROUP BY code`,
+      )
+      .all() as { code: string | null; n: number }[];
+    return Object.fromEntries(rows.map((r) => [r.code ?? 'UNKNOWN', r.n]));
+  }
+
+  /** Durations of finished steps, from the job documents of the last `limit` finished jobs. */
+  stepDurations(limit = 1000): { step: string; status: string; seconds: number }[] {
+    const rows = this.db
+      .prepare(`SELECT doc FROM jobs WHERE finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT ?`)
+      .all(limit) as { doc: string }[];
+    const out: { step: string; status: string; seconds: number }[] = [];
+    for (const row of rows) {
+      const doc = JSON.parse(row.doc) as JobDocument;
+      for (const [step, rec] of Object.entries(doc.steps)) {
+        if (rec.durationMs !== undefined) out.push({ step, status: rec.status, seconds: rec.durationMs / 1000 });
+      }
+    }
+    return out;
+  }
+
+  private appendEvent(jobId: string, type: JobEvent['type'], data: Record<string, unknown>): void {
+    this.db
+      .prepare('INSERT INTO job_events (job_id, type, data, created_at) VALUES (?, ?, ?, ?)')
+      .run(jobId, type, JSON.stringify(data), new Date().toISOString());
+  }
+
+  /** One event per step whose record changed, then one for a changed job status: the SSE stream. */
+  private recordChanges(before: JobDocument, after: JobDocument): void {
+    for (const [step, record] of Object.entries(after.steps)) {
+      if (JSON.stringify(before.steps[step as StepName]) !== JSON.stringify(record)) {
+        this.appendEvent(after.id, 'step', { step, ...record });
+      }
+    }
+    if (before.status !== after.status) {
+      this.appendEvent(after.id, 'status', { status: after.status, ...(after.error ? { error: after.error } : {}) });
+    }
+  }
+
   /** Read-modify-write of one document in a write transaction, so concurrent processes never lose an update. */
   private update(id: string, mutate: (doc: JobDocument) => void, created?: FinishedJob): void {
     this.db
@@ -178,13 +288,41 @@ export class SqliteJobStore implements JobSink {
           doc = this.createOrGet({ jobId: created.jobId, file: created.file, user: created.user });
         }
         if (!doc) return;
+        const before = structuredClone(doc);
         mutate(doc);
+        this.recordChanges(before, doc);
         doc.updatedAt = new Date().toISOString();
         this.db
           .prepare('UPDATE jobs SET status = ?, file_type = ?, doc = ?, updated_at = ?, finished_at = ? WHERE id = ?')
           .run(doc.status, doc.fileType, JSON.stringify(doc), doc.updatedAt, doc.finishedAt, id);
       })
       .immediate();
+  }
+}
+
+export interface JobEvent {
+  id: number;
+  type: 'status' | 'step';
+  data: Record<string, unknown>;
+  createdAt: string;
+}
+
+export interface JobFilter {
+  status?: string;
+  fileType?: string;
+  user?: string;
+}
+
+function encodeCursor(createdAt: string, id: string): string {
+  return Buffer.from(JSON.stringify([createdAt, id])).toString('base64url');
+}
+
+function decodeCursor(cursor: string): { createdAt: string; id: string } | null {
+  try {
+    const [createdAt, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [unknown, unknown];
+    return typeof createdAt === 'string' && typeof id === 'string' ? { createdAt, id } : null;
+  } catch {
+    return null;
   }
 }
 
