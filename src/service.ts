@@ -1,7 +1,7 @@
 /**
- * `media-orchestrator start`: the roles of the service in this process. `all` (npm start) runs the orchestrator and
- * workers for every task queue; `orchestrator` and `worker` split them across processes and machines that share
- * Redis (and, for the orchestrator, DATA_DIR).
+ * `media-orchestrator start`: the roles of the service in this process. `all` (npm start) runs the HTTP API, the
+ * orchestrator and workers for every task queue; `api`, `orchestrator` and `worker` split them across processes and
+ * machines that share Redis (and DATA_DIR).
  */
 import type { Config, QueueName } from './config.js';
 import type { Logger } from './lib/log.js';
@@ -10,12 +10,15 @@ import { QueuedDispatcher } from './queue/queued-dispatcher.js';
 import { ensureRedis } from './queue/redis-server.js';
 import { startTaskWorkers, type TaskWorkers } from './queue/task-worker.js';
 import { createRuntime, type Runtime } from './runtime.js';
+import { startApi, type Api } from './server/api.js';
 
-export const ROLES = ['all', 'orchestrator', 'worker'] as const;
+export const ROLES = ['all', 'api', 'orchestrator', 'worker'] as const;
 export type Role = (typeof ROLES)[number];
 
 export interface Service {
   redisUrl: string;
+  /** The API's address when this process runs the `api` role. */
+  apiUrl: string | null;
   runtime: Runtime | null;
   /** Stops taking work, drains within SHUTDOWN_TIMEOUT_MS, closes every connection. */
   stop(): Promise<void>;
@@ -31,6 +34,7 @@ export async function startService(
   let dispatcher: QueuedDispatcher | null = null;
   let orchestrator: Orchestrator | null = null;
   let workers: TaskWorkers | null = null;
+  let api: Api | null = null;
   try {
     if (opts.role === 'all' || opts.role === 'orchestrator') {
       const queued = new QueuedDispatcher(config, redis.url, log);
@@ -42,7 +46,10 @@ export async function startService(
     if (opts.role === 'all' || opts.role === 'worker') {
       workers = await startTaskWorkers(config, redis.url, opts.queues, log);
     }
+    if (opts.role === 'all' || opts.role === 'api') api = await startApi(config, log, redis.url);
   } catch (err) {
+    await orchestrator?.close(0).catch(() => undefined);
+    await workers?.close(0).catch(() => undefined);
     await dispatcher?.close().catch(() => undefined);
     runtime?.close();
     await redis.stop();
@@ -51,8 +58,10 @@ export async function startService(
   log.info({ role: opts.role, redis: redis.url.replace(/\/\/[^@]*@/, '//***@') }, 'media-orchestrator started');
   return {
     redisUrl: redis.url,
+    apiUrl: api?.url ?? null,
     runtime,
     async stop() {
+      await api?.close();
       await orchestrator?.close(config.shutdownTimeoutMs);
       await workers?.close(config.shutdownTimeoutMs);
       await dispatcher?.close();

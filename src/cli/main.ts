@@ -19,7 +19,7 @@ import { formatJob } from './format.js';
 const USAGE = `Usage: media-orchestrator <command> [options]
 
 Commands:
-  start [--role all|orchestrator|worker] [--queues light,image,video,document,ai]
+  start [--role all|api|orchestrator|worker] [--queues light,image,video,document,ai]
                  Run the service: the orchestrator (consumes JOB_CREATED) and/or workers for the given
                  task queues. Stops gracefully on SIGTERM/SIGINT.
   submit <file…> [--wait] [--json] [--user ID] [--priority N] [--job-id ID]

@@ -1,0 +1,61 @@
+/** The `api` role: opens what the routes need, listens on HOST:PORT, closes everything on stop. */
+import fs from 'node:fs';
+import { SqliteSaver } from '@langchain/langgraph-checkpoint-sqlite';
+import { Queue } from 'bullmq';
+import { QUEUE_NAMES, type Config } from '../config.js';
+import { ArtifactStore } from '../lib/artifacts.js';
+import type { Logger } from '../lib/log.js';
+import { bullConnection, createRedis } from '../queue/connection.js';
+import { createProducer } from '../queue/producer.js';
+import { openDatabase, SqliteJobStore } from '../store/sqlite-job-store.js';
+import { buildApp, type App } from './app.js';
+import type { ApiParts } from './http.js';
+
+export interface Api {
+  app: App;
+  url: string;
+  close(): Promise<void>;
+}
+
+export function openApiParts(config: Config, log: Logger, redisUrl: string): ApiParts {
+  for (const dir of [config.dataDir, config.uploadsDir, config.artifactsDir]) fs.mkdirSync(dir, { recursive: true });
+  const db = openDatabase(config.dbPath);
+  const redis = createRedis(redisUrl, 'worker');
+  redis.on('error', (err) => log.warn({ err }, 'api redis error'));
+  return {
+    config,
+    log,
+    db,
+    store: new SqliteJobStore(db),
+    checkpointer: new SqliteSaver(db),
+    artifacts: new ArtifactStore(config.artifactsDir),
+    producer: createProducer({ redisUrl, prefix: config.queuePrefix }),
+    redis,
+    taskQueues: QUEUE_NAMES.map(
+      (name) => new Queue(name, { connection: bullConnection(redisUrl, 'producer'), prefix: config.queuePrefix }),
+    ),
+  };
+}
+
+export async function closeApiParts(parts: ApiParts): Promise<void> {
+  await parts.producer.close();
+  await Promise.all(parts.taskQueues.map((q) => q.close()));
+  await parts.redis.quit().catch(() => parts.redis.disconnect());
+  parts.db.close();
+}
+
+export async function startApi(config: Config, log: Logger, redisUrl: string): Promise<Api> {
+  const parts = openApiParts(config, log, redisUrl);
+  const app = await buildApp(parts);
+  const address = await app.listen({ port: config.port, host: config.host });
+  log.info({ url: address }, 'api listening');
+  return {
+    app,
+    url: address,
+    async close() {
+      // Open SSE streams end with the process; new requests are refused at once.
+      await app.close();
+      await closeApiParts(parts);
+    },
+  };
+}

@@ -1,0 +1,86 @@
+/**
+ * Builds the Fastify app (no listening here: `startApi` owns the socket). Schema-first routes through the zod type
+ * provider, one error handler that answers JSON with a code and never a stack, bearer auth for writes when API_TOKEN
+ * is set, security headers, a rate limit on uploads, OpenAPI at /docs.
+ */
+import fastifyHelmet from '@fastify/helmet';
+import fastifyMultipart from '@fastify/multipart';
+import fastifyRateLimit from '@fastify/rate-limit';
+import fastifySwagger from '@fastify/swagger';
+import fastifySwaggerUi from '@fastify/swagger-ui';
+import Fastify, { LogController, type FastifyError } from 'fastify';
+import {
+  hasZodFastifySchemaValidationErrors,
+  jsonSchemaTransform,
+  serializerCompiler,
+  validatorCompiler,
+  type ZodTypeProvider,
+} from 'fastify-type-provider-zod';
+import { body, HttpError, type ApiParts } from './http.js';
+import { jobRoutes } from './routes/jobs.js';
+import { systemRoutes } from './routes/system.js';
+
+export type App = Awaited<ReturnType<typeof buildApp>>;
+
+export async function buildApp(parts: ApiParts) {
+  const app = Fastify({
+    loggerInstance: parts.log.child({ component: 'api' }),
+    // Per-request lines would drown the job logs; errors are logged by the error handler.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: 1024 * 1024,
+    // Job ids and artifact names are matched by the routes' own schemas.
+    routerOptions: { maxParamLength: 300 },
+  });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+
+  app.setErrorHandler((err: FastifyError, req, reply) => {
+    if (err instanceof HttpError) return reply.status(err.statusCode).send(body(err.code, err.message));
+    if (hasZodFastifySchemaValidationErrors(err)) {
+      const detail = err.validation.map((v) => `${v.instancePath || err.validationContext || 'request'} ${v.message}`);
+      return reply.status(400).send(body('BAD_REQUEST', detail.join('; ')));
+    }
+    const status = err.statusCode ?? 500;
+    if (status === 413 || err.code === 'FST_REQ_FILE_TOO_LARGE' || err.code === 'FST_PARTS_LIMIT') {
+      return reply
+        .status(413)
+        .send(body('PAYLOAD_TOO_LARGE', `uploads are limited to ${parts.config.maxFileBytes} bytes`));
+    }
+    if (status === 429) return reply.status(429).send(body('RATE_LIMITED', 'too many uploads; try again later'));
+    if (status === 415) return reply.status(415).send(body('UNSUPPORTED_MEDIA_TYPE', err.message));
+    if (status >= 400 && status < 500) return reply.status(status).send(body('BAD_REQUEST', err.message));
+    req.log.error({ err }, 'request failed');
+    return reply.status(500).send(body('INTERNAL', 'internal error'));
+  });
+  app.setNotFoundHandler((req, reply) =>
+    reply.status(404).send(body('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`)),
+  );
+
+  await app.register(fastifyHelmet, {
+    // The dashboard and Swagger UI use inline styles and scripts of their own; nothing is loaded from elsewhere.
+    contentSecurityPolicy: {
+      directives: {
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'", "'unsafe-inline'"],
+        styleSrc: ["'self'", "'unsafe-inline'"],
+        imgSrc: ["'self'", 'data:', 'blob:'],
+        connectSrc: ["'self'"],
+      },
+    },
+  });
+  await app.register(fastifyRateLimit, { global: false });
+  await app.register(fastifyMultipart, { limits: { fileSize: parts.config.maxFileBytes, files: 1, fields: 10 } });
+  await app.register(fastifySwagger, {
+    openapi: {
+      info: { title: 'media-orchestrator', version: '0.1.0', description: 'Media processing jobs' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    },
+    transform: jsonSchemaTransform,
+  });
+  await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
+
+  const typed = app.withTypeProvider<ZodTypeProvider>();
+  await typed.register(jobRoutes(parts));
+  await typed.register(systemRoutes(parts));
+  return app;
+}

@@ -1,0 +1,55 @@
+/** What every route shares: the parts it works with, the error type and body, and bearer auth. */
+import { timingSafeEqual } from 'node:crypto';
+import type { BaseCheckpointSaver } from '@langchain/langgraph';
+import type { Queue } from 'bullmq';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { Redis } from 'ioredis';
+import type { Config } from '../config.js';
+import type { ArtifactStore } from '../lib/artifacts.js';
+import type { Logger } from '../lib/log.js';
+import type { Producer } from '../queue/producer.js';
+import type { Db, SqliteJobStore } from '../store/sqlite-job-store.js';
+
+export interface ApiParts {
+  config: Config;
+  log: Logger;
+  db: Db;
+  store: SqliteJobStore;
+  checkpointer: BaseCheckpointSaver;
+  artifacts: ArtifactStore;
+  producer: Producer;
+  redis: Redis;
+  taskQueues: Queue[];
+}
+
+export class HttpError extends Error {
+  constructor(
+    readonly statusCode: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export function body(code: string, message: string): { error: { code: string; message: string } } {
+  return { error: { code, message } };
+}
+
+/** preHandler for write routes and admin pages: `Authorization: Bearer <API_TOKEN>` when a token is configured. */
+export function requireToken(config: Config) {
+  return async (req: FastifyRequest, _reply: FastifyReply): Promise<void> => {
+    if (!config.apiToken) return;
+    const header = req.headers.authorization ?? '';
+    const given = Buffer.from(header.startsWith('Bearer ') ? header.slice(7) : '');
+    const wanted = Buffer.from(config.apiToken);
+    if (given.length !== wanted.length || !timingSafeEqual(given, wanted)) {
+      throw new HttpError(
+        401,
+        'UNAUTHORIZED',
+        header ? 'the bearer token is wrong' : 'this route needs Authorization: Bearer <token>',
+      );
+    }
+    await Promise.resolve();
+  };
+}

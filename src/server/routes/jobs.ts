@@ -1,0 +1,302 @@
+/** /jobs: create (upload or path), read, list, cancel, delete, artifacts and the live event stream. */
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { MultipartFile } from '@fastify/multipart';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { ulid } from 'ulid';
+import { z } from 'zod';
+import { isInside } from '../../lib/files.js';
+import type { JobDocument, JobInput } from '../../lib/types.js';
+import { TERMINAL_STATUSES } from '../../lib/types.js';
+import { requestCancel } from '../../queue/cancel.js';
+import { type ApiParts, HttpError, requireToken } from '../http.js';
+import {
+  ArtifactParams,
+  CreateJobJson,
+  ErrorBody,
+  JobDocumentSchema,
+  JobIdParams,
+  JobList,
+  ListQuery,
+} from '../schemas.js';
+
+const CONTENT_TYPES: Record<string, string> = {
+  '.webp': 'image/webp',
+  '.jpg': 'image/jpeg',
+  '.avif': 'image/avif',
+  '.png': 'image/png',
+  '.mp3': 'audio/mpeg',
+  '.txt': 'text/plain; charset=utf-8',
+  '.srt': 'application/x-subrip; charset=utf-8',
+};
+
+const SSE_POLL_MS = 250;
+
+export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
+  const { config, store, artifacts, producer } = parts;
+  const auth = requireToken(config);
+  const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody };
+
+  const found = (id: string): JobDocument => {
+    const doc = store.get(id);
+    if (!doc) throw new HttpError(404, 'NOT_FOUND', `no job ${id}`);
+    return doc;
+  };
+
+  /** Idempotency-Key → the same job id every time, so a retried request is the same job. */
+  const jobIdFor = (key: string | undefined): string =>
+    key ? `idem-${createHash('sha256').update(key).digest('hex').slice(0, 40)}` : ulid();
+
+  const publish = async (input: JobInput): Promise<JobDocument> => {
+    const doc = store.createOrGet(input);
+    await producer.enqueueJob(input);
+    return doc;
+  };
+
+  return async (app) => {
+    app.post(
+      '/jobs',
+      {
+        preHandler: auth,
+        config: { rateLimit: { max: config.uploadRateLimit, timeWindow: '1 minute' } },
+        schema: {
+          summary: 'Create a job: multipart upload (field `file`) or JSON naming a file under INPUT_ROOTS',
+          description:
+            'Multipart fields: `file` (required), `userId`, `priority`, `notifyUrl`. An `Idempotency-Key` header makes retries return the same job.',
+          headers: z.object({ 'idempotency-key': z.string().min(1).max(200).optional() }).loose(),
+          response: { 202: JobDocumentSchema, 413: ErrorBody, 415: ErrorBody, 429: ErrorBody, ...errors },
+          security: [{ bearer: [] }],
+        },
+      },
+      async (req, reply) => {
+        const jobId = jobIdFor(req.headers['idempotency-key']);
+        let doc = store.get(jobId);
+        if (!doc) {
+          const input = req.isMultipart() ? await fromUpload(req.parts(), jobId) : await fromJson(req.body, jobId);
+          doc = await publish(input);
+        } else if (req.isMultipart()) {
+          // A retried upload of a job we already have: read and drop the body.
+          for await (const part of req.parts()) if (part.type === 'file') part.file.resume();
+        }
+        return reply.status(202).header('location', `/jobs/${doc.id}`).send(doc);
+      },
+    );
+
+    async function fromJson(raw: unknown, jobId: string): Promise<JobInput> {
+      const parsed = CreateJobJson.safeParse(raw);
+      if (!parsed.success) {
+        const detail = parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ');
+        throw new HttpError(400, 'BAD_REQUEST', raw === undefined ? 'send multipart/form-data or JSON' : detail);
+      }
+      const file = path.resolve(parsed.data.file.path);
+      let allowed = false;
+      for (const root of config.inputRoots) if (await isInside(root, file)) allowed = true;
+      if (!allowed) throw new HttpError(400, 'INVALID_INPUT', 'file.path is outside INPUT_ROOTS');
+      return { jobId, ...parsed.data, file: { ...parsed.data.file, path: file } };
+    }
+
+    async function fromUpload(partsIter: AsyncIterableIterator<unknown>, jobId: string): Promise<JobInput> {
+      const fields: Record<string, string> = {};
+      let stored: { path: string; name: string } | null = null;
+      const dir = path.join(config.uploadsDir, jobId);
+      try {
+        for await (const part of partsIter as AsyncIterableIterator<
+          MultipartFile | { type: 'field'; fieldname: string; value: unknown }
+        >) {
+          if (part.type === 'field') {
+            fields[part.fieldname] = String(part.value);
+            continue;
+          }
+          if (part.fieldname !== 'file' || stored) {
+            part.file.resume();
+            throw new HttpError(400, 'BAD_REQUEST', 'send exactly one file, in the field `file`');
+          }
+          const name = safeName(part.filename);
+          await fs.mkdir(dir, { recursive: true });
+          const target = path.join(dir, name);
+          await pipeline(part.file, createWriteStream(target));
+          if (part.file.truncated) {
+            throw new HttpError(413, 'PAYLOAD_TOO_LARGE', `uploads are limited to ${config.maxFileBytes} bytes`);
+          }
+          stored = { path: target, name: part.filename || name };
+        }
+      } catch (err) {
+        await fs.rm(dir, { recursive: true, force: true });
+        throw err;
+      }
+      if (!stored) throw new HttpError(400, 'BAD_REQUEST', 'the multipart body has no `file` field');
+      const priority = fields.priority === undefined ? undefined : Number(fields.priority);
+      if (priority !== undefined && (!Number.isInteger(priority) || priority < 0 || priority > 2_097_152)) {
+        await fs.rm(dir, { recursive: true, force: true });
+        throw new HttpError(400, 'BAD_REQUEST', 'priority must be a whole number from 0 to 2097152');
+      }
+      if (fields.notifyUrl !== undefined && !z.url().safeParse(fields.notifyUrl).success) {
+        await fs.rm(dir, { recursive: true, force: true });
+        throw new HttpError(400, 'BAD_REQUEST', 'notifyUrl must be a URL');
+      }
+      return {
+        jobId,
+        file: { path: stored.path, name: stored.name },
+        user: fields.userId ? { id: fields.userId.slice(0, 200) } : null,
+        ...(priority ? { priority } : {}),
+        ...(fields.notifyUrl ? { notifyUrl: fields.notifyUrl } : {}),
+      };
+    }
+
+    app.get(
+      '/jobs',
+      {
+        schema: {
+          summary: 'List jobs, newest first',
+          querystring: ListQuery,
+          response: { 200: JobList, 400: ErrorBody },
+        },
+      },
+      async (req) => {
+        const { limit, cursor, ...filter } = req.query;
+        return store.list(filter, limit, cursor);
+      },
+    );
+
+    app.get(
+      '/jobs/:id',
+      { schema: { summary: 'A job document', params: JobIdParams, response: { 200: JobDocumentSchema, ...errors } } },
+      async (req) => found(req.params.id),
+    );
+
+    app.post(
+      '/jobs/:id/cancel',
+      {
+        preHandler: auth,
+        schema: {
+          summary: 'Cancel a job',
+          params: JobIdParams,
+          response: { 202: JobDocumentSchema, ...errors },
+          security: [{ bearer: [] }],
+        },
+      },
+      async (req, reply) => {
+        found(req.params.id);
+        const queue = producer.queue;
+        await requestCancel({ store, queue, redis: parts.redis, prefix: config.queuePrefix }, req.params.id);
+        return reply.status(202).send(found(req.params.id));
+      },
+    );
+
+    app.delete(
+      '/jobs/:id',
+      {
+        preHandler: auth,
+        schema: {
+          summary: 'Delete a finished job: its document, checkpoints, upload and artifacts',
+          params: JobIdParams,
+          response: { 204: z.null(), 409: ErrorBody, ...errors },
+          security: [{ bearer: [] }],
+        },
+      },
+      async (req, reply) => {
+        const doc = found(req.params.id);
+        if (!TERMINAL_STATUSES.includes(doc.status)) {
+          throw new HttpError(409, 'CONFLICT', `job ${doc.id} is ${doc.status}: cancel it first`);
+        }
+        await parts.checkpointer.deleteThread(doc.id);
+        await artifacts.remove(doc.id);
+        await fs.rm(path.join(config.uploadsDir, doc.id), { recursive: true, force: true });
+        store.delete(doc.id);
+        return reply.status(204).send(null);
+      },
+    );
+
+    app.get(
+      '/jobs/:id/artifacts/:name',
+      {
+        schema: {
+          summary: 'A file the job produced (thumbnail, text, audio, transcript)',
+          params: ArtifactParams,
+          response: { 200: z.any(), ...errors },
+        },
+      },
+      async (req, reply) => {
+        found(req.params.id);
+        let file: string;
+        try {
+          file = artifacts.path(req.params.id, req.params.name);
+        } catch {
+          throw new HttpError(404, 'NOT_FOUND', 'no such artifact');
+        }
+        // Resolve symlinks too: nothing outside the job's folder is ever served.
+        const real = await fs.realpath(file).catch(() => null);
+        if (!real || !(await isInside(artifacts.dir(req.params.id), real)))
+          throw new HttpError(404, 'NOT_FOUND', 'no such artifact');
+        const stat = await fs.stat(real);
+        if (!stat.isFile()) throw new HttpError(404, 'NOT_FOUND', 'no such artifact');
+        return reply
+          .header('content-type', CONTENT_TYPES[path.extname(real)] ?? 'application/octet-stream')
+          .header('content-length', stat.size)
+          .header('cache-control', 'private, max-age=3600')
+          .header('x-content-type-options', 'nosniff')
+          .send(createReadStream(real));
+      },
+    );
+
+    app.get(
+      '/jobs/:id/events',
+      {
+        schema: {
+          summary: 'Server-Sent Events: every step transition, then the terminal status',
+          description: 'Reconnect with `Last-Event-ID` (or `?lastEventId=`) to resume without missing events.',
+          params: JobIdParams,
+          querystring: z.object({ lastEventId: z.coerce.number().int().min(0).optional() }),
+          response: { 200: z.any(), ...errors },
+        },
+      },
+      async (req, reply) => {
+        found(req.params.id);
+        const header = Number(req.headers['last-event-id']);
+        let after = Number.isInteger(header) && header > 0 ? header : (req.query.lastEventId ?? 0);
+        reply.hijack();
+        const res = reply.raw;
+        res.writeHead(200, {
+          'content-type': 'text/event-stream; charset=utf-8',
+          'cache-control': 'no-cache, no-transform',
+          connection: 'keep-alive',
+          'x-accel-buffering': 'no',
+        });
+        res.write('retry: 1000\n\n');
+        let closed = false;
+        req.raw.on('close', () => {
+          closed = true;
+        });
+        let lastBeat = Date.now();
+        while (!closed) {
+          let ended = false;
+          for (const event of store.events(req.params.id, after)) {
+            res.write(`id: ${event.id}\nevent: ${event.type}\ndata: ${JSON.stringify(event.data)}\n\n`);
+            after = event.id;
+            if (event.type === 'status' && TERMINAL_STATUSES.includes(event.data.status as JobDocument['status']))
+              ended = true;
+          }
+          if (ended || !store.get(req.params.id)) break;
+          if (Date.now() - lastBeat > 15_000) {
+            res.write(': keep-alive\n\n');
+            lastBeat = Date.now();
+          }
+          await new Promise((r) => setTimeout(r, SSE_POLL_MS));
+        }
+        res.end();
+      },
+    );
+  };
+}
+
+/** A file name safe to write: no folders, no leading dots, nothing but ordinary characters. */
+function safeName(name: string | undefined): string {
+  const base = path
+    .basename(name ?? '')
+    .replace(/[^A-Za-z0-9._-]/g, '_')
+    .replace(/^\.+/, '');
+  return base.slice(-120) || 'upload';
+}

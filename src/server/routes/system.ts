@@ -1,0 +1,110 @@
+/** Liveness, readiness, Prometheus metrics and the workflow graph. */
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { Gauge, Histogram, Registry } from 'prom-client';
+import { z } from 'zod';
+import { toMermaid } from '../../graph/mermaid.js';
+import type { ApiParts } from '../http.js';
+
+const STEP_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800];
+
+export function systemRoutes(parts: ApiParts): FastifyPluginAsyncZod {
+  const { store, db, redis, taskQueues, producer } = parts;
+  const registry = new Registry();
+  // Every figure is read from the shared job store and Redis at scrape time, so any API process reports the whole
+  // installation, not only the work it did itself.
+  new Gauge({
+    name: 'media_jobs',
+    help: 'Jobs in the job store by status',
+    labelNames: ['status'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [status, n] of Object.entries(store.countByStatus())) this.set({ status }, n);
+    },
+  });
+  new Gauge({
+    name: 'media_job_failures',
+    help: 'Failed jobs by error code',
+    labelNames: ['code'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [code, n] of Object.entries(store.countFailuresByCode())) this.set({ code }, n);
+    },
+  });
+  new Gauge({
+    name: 'media_queue_depth',
+    help: 'BullMQ jobs by queue and state',
+    labelNames: ['queue', 'state'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const queue of [producer.queue, ...taskQueues]) {
+        const counts = await queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active', 'failed');
+        for (const [state, n] of Object.entries(counts)) this.set({ queue: queue.name, state }, n);
+      }
+    },
+  });
+  const durations = new Histogram({
+    name: 'media_step_duration_seconds',
+    help: 'Step durations of the last 1000 finished jobs',
+    labelNames: ['step', 'status'],
+    buckets: STEP_BUCKETS,
+    registers: [registry],
+  });
+
+  return async (app) => {
+    app.get(
+      '/healthz',
+      { schema: { summary: 'The process is alive', response: { 200: z.object({ ok: z.literal(true) }) } } },
+      () => ({
+        ok: true as const,
+      }),
+    );
+
+    app.get(
+      '/readyz',
+      {
+        schema: {
+          summary: 'Redis and the database answer',
+          response: {
+            200: z.object({ redis: z.boolean(), database: z.boolean() }),
+            503: z.object({ redis: z.boolean(), database: z.boolean() }),
+          },
+        },
+      },
+      async (_req, reply) => {
+        const redisOk = await Promise.race([
+          redis.ping().then(
+            (r) => r === 'PONG',
+            () => false,
+          ),
+          new Promise<boolean>((r) => setTimeout(() => r(false), 1000)),
+        ]);
+        let databaseOk = false;
+        try {
+          databaseOk = db.prepare('SELECT 1 AS ok').get() !== undefined;
+        } catch {
+          databaseOk = false;
+        }
+        return reply.status(redisOk && databaseOk ? 200 : 503).send({ redis: redisOk, database: databaseOk });
+      },
+    );
+
+    app.get(
+      '/metrics',
+      { schema: { summary: 'Prometheus metrics', response: { 200: z.string() } } },
+      async (_req, reply) => {
+        durations.reset();
+        for (const d of store.stepDurations()) durations.observe({ step: d.step, status: d.status }, d.seconds);
+        return reply.header('content-type', registry.contentType).send(await registry.metrics());
+      },
+    );
+
+    app.get(
+      '/graph',
+      { schema: { summary: 'The workflow as Mermaid', response: { 200: z.string() } } },
+      async (_req, reply) => reply.header('content-type', 'text/plain; charset=utf-8').send(await toMermaid()),
+    );
+  };
+}

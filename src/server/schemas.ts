@@ -1,0 +1,83 @@
+/** The HTTP contract as zod schemas: validated on the way in, serialized on the way out, published as OpenAPI. */
+import { z } from 'zod';
+import { ERROR_CODES, FILE_TYPES, JOB_STATUSES } from '../lib/types.js';
+import { JOB_ID_PATTERN } from '../queue/names.js';
+
+export const ErrorBody = z
+  .object({
+    error: z.object({
+      code: z.string().describe('BAD_REQUEST, UNAUTHORIZED, NOT_FOUND, CONFLICT, PAYLOAD_TOO_LARGE, …'),
+      message: z.string(),
+    }),
+  })
+  .describe('Every error answer');
+
+const StepRecord = z.object({
+  status: z.enum(['pending', 'running', 'succeeded', 'failed', 'skipped']),
+  attempts: z.number().int(),
+  startedAt: z.string().optional(),
+  finishedAt: z.string().optional(),
+  durationMs: z.number().optional(),
+  reason: z.string().optional(),
+  error: z.object({ code: z.string(), message: z.string(), step: z.string().nullable() }).optional(),
+});
+
+export const JobDocumentSchema = z
+  .object({
+    id: z.string(),
+    status: z.enum(JOB_STATUSES),
+    fileType: z.enum(FILE_TYPES).nullable(),
+    file: z.object({
+      name: z.string(),
+      size: z.number().optional(),
+      mime: z.string().optional(),
+      sha256: z.string().optional(),
+    }),
+    user: z.object({ id: z.string() }).nullable(),
+    priority: z.number(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+    finishedAt: z.string().nullable(),
+    steps: z.record(z.string(), StepRecord),
+    results: z.object({
+      metadata: z.any().optional(),
+      thumbnails: z.any().optional(),
+      placeholder: z.any().optional(),
+      analysis: z.any().optional(),
+      audio: z.any().optional(),
+      transcript: z.any().optional(),
+      text: z.any().optional(),
+      summary: z.any().optional(),
+    }),
+    error: z.object({ code: z.enum(ERROR_CODES), message: z.string(), step: z.string().nullable() }).nullable(),
+  })
+  .describe('The job document');
+
+export const JobList = z.object({ jobs: z.array(JobDocumentSchema), nextCursor: z.string().nullable() });
+
+export const JobIdParams = z.object({ id: z.string().regex(JOB_ID_PATTERN, 'not a job id') });
+
+export const ArtifactParams = JobIdParams.extend({ name: z.string().min(1).max(200) });
+
+export const ListQuery = z.object({
+  status: z.enum(JOB_STATUSES).optional(),
+  fileType: z.enum(FILE_TYPES).optional(),
+  user: z.string().max(200).optional(),
+  cursor: z.string().max(500).optional(),
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+});
+
+export const CreateJobJson = z.object({
+  file: z.object({
+    path: z.string().min(1).max(4096),
+    name: z.string().min(1).max(255).optional(),
+    sha256: z
+      .string()
+      .regex(/^[0-9a-fA-F]{64}$/)
+      .optional(),
+  }),
+  user: z.object({ id: z.string().min(1).max(200) }).optional(),
+  priority: z.number().int().min(0).max(2_097_152).optional(),
+  notifyUrl: z.url().optional(),
+  options: z.record(z.string(), z.unknown()).optional(),
+});

@@ -1,0 +1,358 @@
+/**
+ * The HTTP API against the running service (`start --role all` in its own process, real Redis, real media): every
+ * route, its error answers and its response schema; SSE with resume; security (auth, traversal, sizes, types, rates).
+ */
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { freePort } from '../src/lib/net.js';
+import type { JobDocument } from '../src/lib/types.js';
+import { ErrorBody, JobDocumentSchema, JobList } from '../src/server/schemas.js';
+import { CORPUS, dropPrefix, ServiceProcess, tempDir, TEST_REDIS_URL, uniquePrefix } from './helpers.js';
+
+const TOKEN = 'test-token-0123456789abcdef';
+const prefix = uniquePrefix('api');
+let dataDir: string;
+let service: ServiceProcess;
+let base: string;
+const auth = { authorization: `Bearer ${TOKEN}` };
+
+async function upload(file: string, fields: Record<string, string> = {}, headers: Record<string, string> = auth) {
+  const form = new FormData();
+  for (const [k, v] of Object.entries(fields)) form.append(k, v);
+  form.append('file', new Blob([fs.readFileSync(file)]), path.basename(file));
+  return fetch(`${base}/jobs`, { method: 'POST', body: form, headers });
+}
+
+async function finished(id: string, timeoutMs = 60_000): Promise<JobDocument> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const doc = (await (await fetch(`${base}/jobs/${id}`)).json()) as JobDocument;
+    if (['completed', 'completed_with_errors', 'failed', 'cancelled'].includes(doc.status)) return doc;
+    if (Date.now() > deadline) throw new Error(`job ${id} did not finish: ${JSON.stringify(doc)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** GET with the path sent exactly as written (fetch would normalise `..`). */
+function rawGet(pathname: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const u = new URL(base);
+    const req = http.request({ host: u.hostname, port: u.port, path: pathname, method: 'GET' }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+interface SseEvent {
+  id: number;
+  type: string;
+  data: Record<string, unknown>;
+}
+
+/** Reads an SSE stream to its end (the server closes it after the terminal status), or stops after `max` events. */
+async function readEvents(url: string, headers: Record<string, string> = {}, max = Infinity): Promise<SseEvent[]> {
+  const controller = new AbortController();
+  const res = await fetch(url, { headers, signal: controller.signal });
+  expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
+  const events: SseEvent[] = [];
+  const decoder = new TextDecoder();
+  let buffer = '';
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    buffer += decoder.decode(chunk, { stream: true });
+    let cut: number;
+    while ((cut = buffer.indexOf('\n\n')) >= 0) {
+      const block = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      const fields = Object.fromEntries(
+        block
+          .split('\n')
+          .filter((l) => l && !l.startsWith(':'))
+          .map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1).trim()]),
+      );
+      if (fields.data === undefined) continue;
+      events.push({
+        id: Number(fields.id),
+        type: fields.event ?? 'message',
+        data: JSON.parse(fields.data) as Record<string, unknown>,
+      });
+      if (events.length >= max) {
+        controller.abort();
+        return events;
+      }
+    }
+  }
+  return events;
+}
+
+beforeAll(async () => {
+  dataDir = tempDir('api');
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  service = await new ServiceProcess([], {
+    DATA_DIR: dataDir,
+    REDIS_URL: TEST_REDIS_URL,
+    QUEUE_PREFIX: prefix,
+    INPUT_ROOTS: CORPUS,
+    PORT: String(port),
+    API_TOKEN: TOKEN,
+    MAX_UPLOAD_BYTES: String(1024 * 1024),
+    UPLOAD_RATE_LIMIT: '40',
+  }).ready();
+}, 90_000);
+
+afterAll(async () => {
+  await service?.stop();
+  await dropPrefix(TEST_REDIS_URL, prefix);
+  fs.rmSync(dataDir, { recursive: true, force: true });
+});
+
+describe('jobs', () => {
+  let imageJob: JobDocument;
+
+  test('POST /jobs (multipart) answers 202 with the job document and its Location', async () => {
+    const res = await upload(path.join(CORPUS, 'image/portrait-exif-orientation-6.jpg'), {
+      userId: 'u-api',
+      priority: '3',
+    });
+    expect(res.status).toBe(202);
+    const doc = JobDocumentSchema.parse(await res.json());
+    expect(res.headers.get('location')).toBe(`/jobs/${doc.id}`);
+    expect(doc).toMatchObject({
+      status: 'queued',
+      user: { id: 'u-api' },
+      priority: 3,
+      file: { name: 'portrait-exif-orientation-6.jpg' },
+    });
+    imageJob = await finished(doc.id);
+    expect(JobDocumentSchema.parse(imageJob).status).toBe('completed');
+  });
+
+  test('POST /jobs (JSON) takes a path under INPUT_ROOTS, and only there', async () => {
+    const ok = await fetch(`${base}/jobs`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ file: { path: path.join(CORPUS, 'pdf/three-pages.pdf') }, user: { id: 'u-json' } }),
+    });
+    expect(ok.status).toBe(202);
+    const doc = JobDocumentSchema.parse(await ok.json());
+    expect((await finished(doc.id)).fileType).toBe('pdf');
+
+    for (const p of ['/etc/passwd', `${CORPUS}/../../etc/passwd`]) {
+      const res = await fetch(`${base}/jobs`, {
+        method: 'POST',
+        headers: { ...auth, 'content-type': 'application/json' },
+        body: JSON.stringify({ file: { path: p } }),
+      });
+      expect(res.status, p).toBe(400);
+      expect(ErrorBody.parse(await res.json()).error.code).toBe('INVALID_INPUT');
+    }
+    const bad = await fetch(`${base}/jobs`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ file: { path: 42 } }),
+    });
+    expect(bad.status).toBe(400);
+    expect(ErrorBody.parse(await bad.json()).error.code).toBe('BAD_REQUEST');
+    const broken = await fetch(`${base}/jobs`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: '{"file":',
+    });
+    expect(broken.status).toBe(400);
+    ErrorBody.parse(await broken.json());
+  });
+
+  test('an Idempotency-Key makes a retried upload the same job', async () => {
+    const file = path.join(CORPUS, 'image/320x240.jpg');
+    const first = JobDocumentSchema.parse(
+      await (await upload(file, {}, { ...auth, 'idempotency-key': 'order-77' })).json(),
+    );
+    const second = await upload(file, {}, { ...auth, 'idempotency-key': 'order-77' });
+    expect(second.status).toBe(202);
+    expect(JobDocumentSchema.parse(await second.json()).id).toBe(first.id);
+    await finished(first.id);
+    const list = JobList.parse(await (await fetch(`${base}/jobs?limit=200`)).json());
+    expect(list.jobs.filter((j) => j.id === first.id)).toHaveLength(1);
+  });
+
+  test('GET /jobs/:id: 404 for an unknown job, 400 for a malformed id', async () => {
+    const missing = await fetch(`${base}/jobs/no-such-job`);
+    expect(missing.status).toBe(404);
+    expect(ErrorBody.parse(await missing.json()).error.code).toBe('NOT_FOUND');
+    const malformed = await fetch(`${base}/jobs/bad%3Aid`);
+    expect(malformed.status).toBe(400);
+    ErrorBody.parse(await malformed.json());
+  });
+
+  test('GET /jobs filters and pages with a cursor', async () => {
+    const byUser = JobList.parse(await (await fetch(`${base}/jobs?user=u-api`)).json());
+    expect(byUser.jobs.map((j) => j.id)).toEqual([imageJob.id]);
+    const pdfs = JobList.parse(await (await fetch(`${base}/jobs?fileType=pdf&status=completed`)).json());
+    expect(pdfs.jobs.length).toBeGreaterThan(0);
+    expect(pdfs.jobs.every((j) => j.fileType === 'pdf')).toBe(true);
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const page = JobList.parse(
+        await (await fetch(`${base}/jobs?limit=1${cursor ? `&cursor=${cursor}` : ''}`)).json(),
+      );
+      seen.push(...page.jobs.map((j) => j.id));
+      cursor = page.nextCursor;
+    } while (cursor);
+    const all = JobList.parse(await (await fetch(`${base}/jobs?limit=200`)).json()).jobs.map((j) => j.id);
+    expect(seen).toEqual(all);
+    expect((await fetch(`${base}/jobs?limit=0`)).status).toBe(400);
+    expect((await fetch(`${base}/jobs?status=bogus`)).status).toBe(400);
+  });
+
+  test('artifacts are served, and no path leaves the job folder', async () => {
+    const thumb = (imageJob.results.thumbnails ?? [])[0]!;
+    const res = await fetch(`${base}${thumb.url}`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('image/webp');
+    expect(Buffer.from(await res.arrayBuffer()).length).toBe(thumb.bytes);
+
+    // A link planted in the job's folder must not be followed out of it.
+    fs.symlinkSync('/etc/passwd', path.join(dataDir, 'artifacts', imageJob.id, 'link.txt'));
+    for (const p of [
+      `/jobs/${imageJob.id}/artifacts/..%2F..%2Forchestrator.db`,
+      `/jobs/${imageJob.id}/artifacts/%2e%2e%2f%2e%2e%2forchestrator.db`,
+      `/jobs/${imageJob.id}/artifacts/../../orchestrator.db`,
+      `/jobs/${imageJob.id}/artifacts/..%5c..%5corchestrator.db`,
+      `/jobs/${imageJob.id}/artifacts/link.txt`,
+      `/jobs/${imageJob.id}/artifacts/%00`,
+      `/jobs/..%2F${imageJob.id}/artifacts/thumb-160.webp`,
+    ]) {
+      const r = await rawGet(p);
+      expect([400, 404], p).toContain(r.status);
+      expect(r.body).not.toContain('root:');
+      expect(r.body).not.toContain('SQLite');
+      ErrorBody.parse(JSON.parse(r.body));
+    }
+  });
+
+  test('a disallowed type is accepted as a job and fails with UNSUPPORTED_TYPE', async () => {
+    const doc = JobDocumentSchema.parse(await (await upload(path.join(CORPUS, 'bad/text-named.png'))).json());
+    const done = await finished(doc.id);
+    expect(done.status).toBe('failed');
+    expect(done.error?.code).toBe('UNSUPPORTED_TYPE');
+  });
+
+  test('an upload over MAX_UPLOAD_BYTES is refused with 413 and leaves nothing behind', async () => {
+    const big = path.join(dataDir, 'big.bin');
+    fs.writeFileSync(big, Buffer.alloc(2 * 1024 * 1024, 7));
+    const before = fs.readdirSync(path.join(dataDir, 'uploads')).length;
+    const res = await upload(big);
+    expect(res.status).toBe(413);
+    expect(ErrorBody.parse(await res.json()).error.code).toBe('PAYLOAD_TOO_LARGE');
+    expect(fs.readdirSync(path.join(dataDir, 'uploads')).length).toBe(before);
+  });
+
+  test('write routes need the bearer token', async () => {
+    const file = path.join(CORPUS, 'image/320x240.jpg');
+    const attempts: Record<string, string>[] = [
+      {},
+      { authorization: 'Bearer wrong-token-wrong-token' },
+      { authorization: TOKEN },
+    ];
+    for (const headers of attempts) {
+      const res = await upload(file, {}, headers);
+      expect(res.status).toBe(401);
+      expect(ErrorBody.parse(await res.json()).error.code).toBe('UNAUTHORIZED');
+    }
+    expect((await fetch(`${base}/jobs/${imageJob.id}/cancel`, { method: 'POST' })).status).toBe(401);
+    expect((await fetch(`${base}/jobs/${imageJob.id}`, { method: 'DELETE' })).status).toBe(401);
+    // Reads stay open.
+    expect((await fetch(`${base}/jobs/${imageJob.id}`)).status).toBe(200);
+  });
+
+  test('cancel: 202 with the document; 404 for an unknown job', async () => {
+    const res = await fetch(`${base}/jobs/${imageJob.id}/cancel`, { method: 'POST', headers: auth });
+    expect(res.status).toBe(202);
+    expect(JobDocumentSchema.parse(await res.json()).status).toBe('completed');
+    expect((await fetch(`${base}/jobs/nope/cancel`, { method: 'POST', headers: auth })).status).toBe(404);
+  });
+
+  test('DELETE removes the job, its checkpoints, upload and artifacts', async () => {
+    const res = await fetch(`${base}/jobs/${imageJob.id}`, { method: 'DELETE', headers: auth });
+    expect(res.status).toBe(204);
+    expect((await fetch(`${base}/jobs/${imageJob.id}`)).status).toBe(404);
+    expect(fs.existsSync(path.join(dataDir, 'artifacts', imageJob.id))).toBe(false);
+    expect(fs.existsSync(path.join(dataDir, 'uploads', imageJob.id))).toBe(false);
+    expect((await fetch(`${base}/jobs/${imageJob.id}`, { method: 'DELETE', headers: auth })).status).toBe(404);
+  });
+});
+
+describe('live events', () => {
+  test('SSE delivers every step transition in order, then the terminal status; Last-Event-ID resumes', async () => {
+    const doc = JobDocumentSchema.parse(await (await upload(path.join(CORPUS, 'video/with-subtitles.mkv'))).json());
+    const all = await readEvents(`${base}/jobs/${doc.id}/events`);
+    const final = await finished(doc.id);
+    // Strictly increasing ids, a status event first (queued) and last (terminal).
+    expect(all.map((e) => e.id)).toEqual([...all.map((e) => e.id)].sort((a, b) => a - b));
+    expect(all[0]).toMatchObject({ type: 'status', data: { status: 'queued' } });
+    expect(all.at(-1)).toMatchObject({ type: 'status', data: { status: final.status } });
+    // Every step of the final document was announced running, then with its final status.
+    for (const [step, record] of Object.entries(final.steps)) {
+      const mine = all.filter((e) => e.type === 'step' && e.data.step === step).map((e) => e.data.status);
+      if (record.status !== 'skipped') expect(mine[0], step).toBe('running');
+      expect(mine.at(-1), step).toBe(record.status);
+    }
+    // Reconnecting after any event gives exactly the events that followed it.
+    const cut = all[Math.floor(all.length / 2)]!;
+    const rest = await readEvents(`${base}/jobs/${doc.id}/events`, { 'last-event-id': String(cut.id) });
+    expect(rest).toEqual(all.filter((e) => e.id > cut.id));
+    expect((await fetch(`${base}/jobs/nope/events`)).status).toBe(404);
+  });
+});
+
+describe('service routes', () => {
+  test('healthz, readyz, metrics, graph, docs and unknown routes', async () => {
+    expect(await (await fetch(`${base}/healthz`)).json()).toEqual({ ok: true });
+    expect(await (await fetch(`${base}/readyz`)).json()).toEqual({ redis: true, database: true });
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    expect(metrics).toMatch(/media_jobs\{status="completed"\} \d+/);
+    expect(metrics).toMatch(/media_job_failures\{code="UNSUPPORTED_TYPE"\} 1/);
+    expect(metrics).toMatch(/media_queue_depth\{queue="image",state="waiting"\} 0/);
+    expect(metrics).toMatch(/media_step_duration_seconds_bucket\{le="[\d.]+",step="validate",status="succeeded"\}/);
+    expect(await (await fetch(`${base}/graph`)).text()).toContain('validate -.-> extractMetadata');
+    const docs = await fetch(`${base}/docs/`);
+    expect(docs.status).toBe(200);
+    const openapi = (await (await fetch(`${base}/docs/json`)).json()) as { paths: Record<string, unknown> };
+    for (const route of [
+      '/jobs',
+      '/jobs/{id}',
+      '/jobs/{id}/cancel',
+      '/jobs/{id}/artifacts/{name}',
+      '/jobs/{id}/events',
+      '/healthz',
+      '/readyz',
+      '/metrics',
+    ]) {
+      expect(Object.keys(openapi.paths), route).toContain(route);
+    }
+    const missing = await fetch(`${base}/nothing-here`);
+    expect(missing.status).toBe(404);
+    expect(ErrorBody.parse(await missing.json()).error.code).toBe('NOT_FOUND');
+    // Security headers on every answer.
+    const headers = (await fetch(`${base}/healthz`)).headers;
+    expect(headers.get('x-content-type-options')).toBe('nosniff');
+    expect(headers.get('content-security-policy')).toContain("default-src 'self'");
+  });
+
+  test('uploads are rate limited per client', async () => {
+    let limited: Response | null = null;
+    for (let i = 0; i < 45 && !limited; i++) {
+      const res = await fetch(`${base}/jobs`, { method: 'POST', headers: { authorization: 'Bearer nope' } });
+      if (res.status === 429) limited = res;
+    }
+    expect(limited?.status).toBe(429);
+    expect(ErrorBody.parse(await limited!.json()).error.code).toBe('RATE_LIMITED');
+  });
+});
