@@ -107,6 +107,9 @@ const EnvSchema = z.object({
   HOST: z.string().optional().default('127.0.0.1'),
   API_TOKEN: z.string().min(16, 'API_TOKEN must have at least 16 characters').optional(),
   UPLOAD_RATE_LIMIT: positiveInt('UPLOAD_RATE_LIMIT', 120),
+  WEBHOOK_SECRET: z.string().min(16, 'WEBHOOK_SECRET must have at least 16 characters').optional(),
+  WEBHOOK_TIMEOUT_MS: positiveInt('WEBHOOK_TIMEOUT_MS', 10_000),
+  WEBHOOK_ATTEMPTS: positiveInt('WEBHOOK_ATTEMPTS', 6),
   INPUT_ROOTS: z.string().optional(),
   REDIS_URL: z
     .string()
@@ -147,6 +150,10 @@ export interface Config {
   apiToken: string | undefined;
   /** Uploads (POST /jobs) per minute and client address. */
   uploadRateLimit: number;
+  /** HMAC key of webhook signatures; unset: API_TOKEN, else a key generated once into DATA_DIR/webhook-secret. */
+  webhookSecret: string | undefined;
+  webhookTimeoutMs: number;
+  webhookAttempts: number;
   /** Folders producers may reference by path; the upload folder is always allowed. */
   inputRoots: string[];
   /** Unset: use redis://127.0.0.1:6379, or start a private redis-server when nothing answers there. */
@@ -199,6 +206,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     host: e.HOST,
     apiToken: e.API_TOKEN,
     uploadRateLimit: e.UPLOAD_RATE_LIMIT,
+    webhookSecret: e.WEBHOOK_SECRET ?? e.API_TOKEN,
+    webhookTimeoutMs: e.WEBHOOK_TIMEOUT_MS,
+    webhookAttempts: e.WEBHOOK_ATTEMPTS,
     inputRoots: list(e.INPUT_ROOTS).map((r) => path.resolve(r)),
     redisUrl: e.REDIS_URL,
     queuePrefix: e.QUEUE_PREFIX,

@@ -182,4 +182,15 @@ export interface JobDocument {
   steps: StepRecords;
   results: Results;
   error: JobError | null;
+  /** Delivery of the completion webhook, when the job has a notifyUrl. */
+  webhook?: WebhookDelivery;
+}
+
+export interface WebhookDelivery {
+  url: string;
+  status: 'pending' | 'delivered' | 'failed';
+  attempts: number;
+  lastStatusCode: number | null;
+  lastError: string | null;
+  deliveredAt: string | null;
 }

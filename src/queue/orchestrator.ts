@@ -17,6 +17,7 @@ import { bullConnection, createRedis } from './connection.js';
 import { parseJobCreated } from './messages.js';
 import { JOB_ID_PATTERN, JOBS_QUEUE } from './names.js';
 import { encodeFailure } from './queued-dispatcher.js';
+import { startWebhooks } from './webhooks.js';
 
 export interface OrchestratorParts {
   config: Config;
@@ -66,6 +67,13 @@ export async function startOrchestrator(parts: OrchestratorParts, redisUrl: stri
     return store.get(input.jobId)!;
   };
 
+  const webhooks = await startWebhooks(config, redisUrl, store, log);
+  const notify = async (input: JobInput, doc: JobDocument): Promise<JobDocument> => {
+    if (!input.notifyUrl) return doc;
+    await webhooks.enqueue(doc.id, input.notifyUrl);
+    return store.get(doc.id) ?? doc;
+  };
+
   const process = async (job: Job, token?: string): Promise<JobDocument> => {
     const parsed = parseJobCreated(job.data);
     if (!parsed.ok) {
@@ -80,14 +88,17 @@ export async function startOrchestrator(parts: OrchestratorParts, redisUrl: stri
     }
     const input = parsed.input;
     if (!(await isAllowed(input.file.path, allowedRoots))) {
-      return reject(input, 'INVALID_INPUT', 'file.path is outside INPUT_ROOTS and the upload folder');
+      return notify(
+        input,
+        await reject(input, 'INVALID_INPUT', 'file.path is outside INPUT_ROOTS and the upload folder'),
+      );
     }
-    if (await isCancelled(redis, config.queuePrefix, input.jobId)) return runner.cancel(input);
+    if (await isCancelled(redis, config.queuePrefix, input.jobId)) return notify(input, await runner.cancel(input));
 
     const controller = new AbortController();
     active.set(input.jobId, { controller, job });
     try {
-      return await runner.run(input, { signal: controller.signal });
+      return await notify(input, await runner.run(input, { signal: controller.signal }));
     } catch (err) {
       if (controller.signal.reason === DRAIN_REASON && token) {
         // Back to the queue without using an attempt; its checkpoint makes the next run resume.
@@ -132,6 +143,7 @@ export async function startOrchestrator(parts: OrchestratorParts, redisUrl: stri
       if (timedOut) await worker.close(true);
       stopListening();
       await unsubscribe();
+      await webhooks.close();
       await redis.quit().catch(() => redis.disconnect());
     },
   };

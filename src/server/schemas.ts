@@ -50,6 +50,16 @@ export const JobDocumentSchema = z
       summary: z.any().optional(),
     }),
     error: z.object({ code: z.enum(ERROR_CODES), message: z.string(), step: z.string().nullable() }).nullable(),
+    webhook: z
+      .object({
+        url: z.string(),
+        status: z.enum(['pending', 'delivered', 'failed']),
+        attempts: z.number().int(),
+        lastStatusCode: z.number().int().nullable(),
+        lastError: z.string().nullable(),
+        deliveredAt: z.string().nullable(),
+      })
+      .optional(),
   })
   .describe('The job document');
 

@@ -13,6 +13,7 @@ import {
   type StepName,
   type StepRecord,
   type StepStatus,
+  type WebhookDelivery,
 } from '../lib/types.js';
 
 export type Db = Database.Database;
@@ -154,6 +155,12 @@ export class SqliteJobStore implements JobSink {
       job,
     );
     return Promise.resolve();
+  }
+
+  setWebhook(jobId: string, delivery: WebhookDelivery): void {
+    this.update(jobId, (doc) => {
+      doc.webhook = delivery;
+    });
   }
 
   stepStarted(jobId: string, step: StepName, attempt: number): Promise<number> {

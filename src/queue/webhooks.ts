@@ -1,0 +1,147 @@
+/**
+ * Completion webhooks: a finished job with a notifyUrl gets its final document POSTed there, signed with an HMAC, on
+ * a BullMQ queue of its own so delivery is retried with backoff and survives restarts. The job document's `webhook`
+ * field says how delivery went.
+ *
+ * Signature: `X-Media-Orchestrator-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>">` with the timestamp in
+ * `X-Media-Orchestrator-Timestamp` (Unix seconds), so a receiver can refuse replays.
+ */
+import { createHmac, randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { Queue, UnrecoverableError, Worker } from 'bullmq';
+import type { Config } from '../config.js';
+import type { Logger } from '../lib/log.js';
+import type { WebhookDelivery } from '../lib/types.js';
+import type { SqliteJobStore } from '../store/sqlite-job-store.js';
+import { bullConnection } from './connection.js';
+
+export const WEBHOOKS_QUEUE = 'webhooks';
+
+export function signWebhook(secret: string, timestamp: number, body: string): string {
+  return `sha256=${createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex')}`;
+}
+
+/** WEBHOOK_SECRET, else API_TOKEN, else a key generated once and kept in DATA_DIR/webhook-secret (mode 600). */
+export function webhookSecret(config: Config): string {
+  if (config.webhookSecret) return config.webhookSecret;
+  const file = path.join(config.dataDir, 'webhook-secret');
+  if (!fs.existsSync(file)) {
+    fs.mkdirSync(config.dataDir, { recursive: true });
+    fs.writeFileSync(file, randomBytes(32).toString('hex'), { mode: 0o600, flag: 'wx' });
+  }
+  return fs.readFileSync(file, 'utf8').trim();
+}
+
+export interface Webhooks {
+  /** Schedules delivery of the job's final document to `url` (once per job: a repeated call is ignored). */
+  enqueue(jobId: string, url: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startWebhooks(
+  config: Config,
+  redisUrl: string,
+  store: SqliteJobStore,
+  log: Logger,
+): Promise<Webhooks> {
+  const secret = webhookSecret(config);
+  const queue = new Queue(WEBHOOKS_QUEUE, {
+    connection: bullConnection(redisUrl, 'worker'),
+    prefix: config.queuePrefix,
+  });
+  queue.on('error', (err) => log.warn({ err }, 'webhook queue error'));
+
+  const record = (jobId: string, delivery: WebhookDelivery): void => store.setWebhook(jobId, delivery);
+
+  const worker = new Worker<{ jobId: string; url: string }>(
+    WEBHOOKS_QUEUE,
+    async (job) => {
+      const { jobId, url } = job.data;
+      const doc = store.get(jobId);
+      if (!doc) throw new UnrecoverableError(`job ${jobId} no longer exists`);
+      const { webhook: _delivery, ...final } = doc;
+      const payload = JSON.stringify(final);
+      const timestamp = Math.floor(Date.now() / 1000);
+      const attempt = job.attemptsMade + 1;
+      const last = attempt >= config.webhookAttempts;
+      let statusCode: number | null = null;
+      try {
+        const res = await fetch(url, {
+          method: 'POST',
+          body: payload,
+          redirect: 'manual',
+          signal: AbortSignal.timeout(config.webhookTimeoutMs),
+          headers: {
+            'content-type': 'application/json',
+            'user-agent': 'media-orchestrator',
+            'x-media-orchestrator-job': jobId,
+            'x-media-orchestrator-timestamp': String(timestamp),
+            'x-media-orchestrator-signature': signWebhook(secret, timestamp, payload),
+          },
+        });
+        statusCode = res.status;
+        await res.body?.cancel();
+        if (res.status < 200 || res.status >= 300) throw new Error(`the receiver answered ${res.status}`);
+      } catch (err) {
+        const message =
+          err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')
+            ? `no answer within ${config.webhookTimeoutMs} ms`
+            : err instanceof Error
+              ? err.message
+              : String(err);
+        record(jobId, {
+          url,
+          status: last ? 'failed' : 'pending',
+          attempts: attempt,
+          lastStatusCode: statusCode,
+          lastError: message,
+          deliveredAt: null,
+        });
+        log.warn({ jobId, url, attempt, message }, 'webhook delivery failed');
+        throw new Error(message);
+      }
+      record(jobId, {
+        url,
+        status: 'delivered',
+        attempts: attempt,
+        lastStatusCode: statusCode,
+        lastError: null,
+        deliveredAt: new Date().toISOString(),
+      });
+    },
+    { connection: bullConnection(redisUrl, 'worker'), prefix: config.queuePrefix, concurrency: 10 },
+  );
+  worker.on('error', (err) => log.warn({ err }, 'webhook worker error'));
+  await worker.waitUntilReady();
+
+  return {
+    async enqueue(jobId, url) {
+      const existing = store.get(jobId)?.webhook;
+      if (!existing)
+        record(jobId, {
+          url,
+          status: 'pending',
+          attempts: 0,
+          lastStatusCode: null,
+          lastError: null,
+          deliveredAt: null,
+        });
+      await queue.add(
+        'deliver',
+        { jobId, url },
+        {
+          jobId: `${jobId}-webhook`,
+          attempts: config.webhookAttempts,
+          backoff: { type: 'exponential', delay: config.retryBackoffMs },
+          removeOnComplete: { age: 7 * 24 * 3600 },
+          removeOnFail: { age: 7 * 24 * 3600 },
+        },
+      );
+    },
+    async close() {
+      await worker.close();
+      await queue.close();
+    },
+  };
+}
