@@ -14,6 +14,7 @@ import { CORPUS, dropPrefix, ServiceProcess, tempDir, TEST_REDIS_URL, uniquePref
 const TOKEN = 'test-token-0123456789abcdef';
 const prefix = uniquePrefix('api');
 let dataDir: string;
+let inbox: string;
 let service: ServiceProcess;
 let base: string;
 const auth = { authorization: `Bearer ${TOKEN}` };
@@ -92,13 +93,14 @@ async function readEvents(url: string, headers: Record<string, string> = {}, max
 
 beforeAll(async () => {
   dataDir = tempDir('api');
+  inbox = tempDir('api-inbox');
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
   service = await new ServiceProcess([], {
     DATA_DIR: dataDir,
     REDIS_URL: TEST_REDIS_URL,
     QUEUE_PREFIX: prefix,
-    INPUT_ROOTS: CORPUS,
+    INPUT_ROOTS: `${CORPUS},${inbox}`,
     PORT: String(port),
     API_TOKEN: TOKEN,
     MAX_UPLOAD_BYTES: String(1024 * 1024),
@@ -110,6 +112,7 @@ afterAll(async () => {
   await service?.stop();
   await dropPrefix(TEST_REDIS_URL, prefix);
   fs.rmSync(dataDir, { recursive: true, force: true });
+  fs.rmSync(inbox, { recursive: true, force: true });
 });
 
 describe('jobs', () => {
@@ -277,6 +280,31 @@ describe('jobs', () => {
     expect(res.status).toBe(202);
     expect(JobDocumentSchema.parse(await res.json()).status).toBe('completed');
     expect((await fetch(`${base}/jobs/nope/cancel`, { method: 'POST', headers: auth })).status).toBe(404);
+  });
+
+  test('retry re-runs a failed job once its cause is gone; 409 for a job with nothing to retry', async () => {
+    const late = path.join(inbox, 'late.jpg');
+    const created = await fetch(`${base}/jobs`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ file: { path: late } }),
+    });
+    const doc = JobDocumentSchema.parse(await created.json());
+    const failed = await finished(doc.id);
+    expect(failed.error).toMatchObject({ code: 'FILE_NOT_FOUND', step: 'validate' });
+    fs.copyFileSync(path.join(CORPUS, 'image/320x240.jpg'), late);
+    const retried = await fetch(`${base}/jobs/${doc.id}/retry`, { method: 'POST', headers: auth });
+    expect(retried.status).toBe(202);
+    expect(JobDocumentSchema.parse(await retried.json()).status).toBe('queued');
+    const done = await finished(doc.id);
+    expect(done.status).toBe('completed');
+    expect(done.error).toBeNull();
+    expect(done.steps.validate?.status).toBe('succeeded');
+    const again = await fetch(`${base}/jobs/${doc.id}/retry`, { method: 'POST', headers: auth });
+    expect(again.status).toBe(409);
+    expect(ErrorBody.parse(await again.json()).error.code).toBe('CONFLICT');
+    expect((await fetch(`${base}/jobs/nope/retry`, { method: 'POST', headers: auth })).status).toBe(404);
+    expect((await fetch(`${base}/jobs/${doc.id}/retry`, { method: 'POST' })).status).toBe(401);
   });
 
   test('DELETE removes the job, its checkpoints, upload and artifacts', async () => {

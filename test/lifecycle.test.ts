@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { freePort } from '../src/lib/net.js';
 import { createProducer } from '../src/queue/producer.js';
 import {
   CORPUS,
@@ -194,5 +195,37 @@ describe('priority', () => {
       .filter((r) => r.step === 'validate')
       .map((r) => r.jobId);
     expect(order).toEqual(['urgent', 'middle', 'low-1', 'low-2']);
+  });
+});
+
+describe('retry', () => {
+  test('only the failed steps run again, as new tasks', { timeout: 120_000 }, async () => {
+    const port = await freePort();
+    const s = setup('retry', { STEP_TIMEOUTS: 'extractAudio=500', RETRY_BACKOFF_MS: '100', PORT: String(port) });
+    await s.start().ready();
+    const base = `http://127.0.0.1:${port}`;
+    const created = await fetch(`${base}/jobs`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ file: { path: longVideo } }),
+    });
+    const { id } = (await created.json()) as { id: string };
+    const first = await waitFor('the first run', () => {
+      const d = storedJob(s.dbPath, id);
+      return isTerminal(d) && d;
+    });
+    expect(first.status).toBe('completed_with_errors');
+    const runsBefore = stepRuns(s.dbPath, id);
+    expect((await fetch(`${base}/jobs/${id}/retry`, { method: 'POST' })).status).toBe(202);
+    const second = await waitFor('the retry', () => {
+      const d = storedJob(s.dbPath, id);
+      return isTerminal(d) && d.updatedAt !== first.updatedAt && d;
+    });
+    expect(second.status).toBe('completed_with_errors');
+    const added = stepRuns(s.dbPath, id).slice(runsBefore.length);
+    // validate, extractMetadata and posterFrame kept their results; only extractAudio ran again (3 attempts).
+    expect(added.map((r) => r.step)).toEqual(['extractAudio', 'extractAudio', 'extractAudio']);
+    expect(second.steps.posterFrame).toEqual(first.steps.posterFrame);
+    expect(second.results.thumbnails).toEqual(first.results.thumbnails);
   });
 });

@@ -5,7 +5,7 @@
 import { END, START, StateGraph, type BaseCheckpointSaver, type LangGraphRunnableConfig } from '@langchain/langgraph';
 import { ulid } from 'ulid';
 import { describeError } from '../lib/errors.js';
-import type { JobError, StepName, StepRecord, StepRecords } from '../lib/types.js';
+import type { JobError, RetryOptions, StepName, StepRecord, StepRecords } from '../lib/types.js';
 import { finalize, type JobSink, type StepInput } from '../nodes/index.js';
 import { StepFailure, type Dispatcher } from './dispatcher.js';
 import { STEP_POLICY } from './policy.js';
@@ -30,11 +30,31 @@ export function toStepInput(state: JobState, jobId = state.jobId): StepInput {
     file: state.file,
     user: state.user ?? null,
     ...(state.priority ? { priority: state.priority } : {}),
+    ...(retryOf(state) ? { generation: retryOf(state)!.generation } : {}),
     options: state.options ?? {},
     fileInfo: state.fileInfo,
     fileType: state.fileType,
     results: state.results,
   };
+}
+
+function retryOf(state: JobState): RetryOptions | null {
+  const retry = (state.options as { retry?: RetryOptions } | undefined)?.retry;
+  return retry && typeof retry.generation === 'number' ? retry : null;
+}
+
+/** In a retry, the previous record of a step that needs no second run: succeeded, or skipped for its own reason. */
+function settledBefore(state: JobState, step: StepName): StepRecord | null {
+  const record = retryOf(state)?.previous.steps[step];
+  if (!record) return null;
+  if (record.status === 'succeeded') return record;
+  if (
+    record.status === 'skipped' &&
+    !record.reason?.endsWith(' failed') &&
+    record.reason !== 'disabled by DISABLED_STEPS'
+  )
+    return record;
+  return null;
 }
 
 function stepNode(step: StepName, deps: GraphDeps) {
@@ -45,6 +65,21 @@ function stepNode(step: StepName, deps: GraphDeps) {
     const emit = async (record: StepRecord): Promise<void> => {
       await deps.events?.stepChanged(jobId, step, record);
     };
+    const kept = settledBefore(state, step);
+    if (kept) {
+      await emit(kept);
+      // validate carries the previous run's findings into the state, so later steps see them as before.
+      const previous = retryOf(state)!.previous;
+      return step === 'validate'
+        ? {
+            ...adopt,
+            steps: { [step]: kept },
+            results: previous.results,
+            fileInfo: previous.fileInfo,
+            fileType: previous.fileType,
+          }
+        : { ...adopt, steps: { [step]: kept } };
+    }
     if (deps.disabledSteps?.includes(step)) {
       const record: StepRecord = { status: 'skipped', attempts: 0, reason: 'disabled by DISABLED_STEPS' };
       await emit(record);

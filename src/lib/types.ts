@@ -52,6 +52,15 @@ export interface JobInput {
   options?: Record<string, unknown>;
 }
 
+/**
+ * `options.retry` of a re-run (POST /jobs/:id/retry): the previous run's outcome. Steps that succeeded (or were
+ * skipped for a reason of their own) keep their result; the rest run again, as task generation `generation`.
+ */
+export interface RetryOptions {
+  generation: number;
+  previous: { steps: StepRecords; results: Results; fileInfo: FileInfo | null; fileType: FileType | null };
+}
+
 /** What validate learns about the bytes; the job document's `file`. */
 export interface FileInfo {
   name: string;

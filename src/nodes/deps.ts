@@ -56,6 +56,8 @@ export interface StepInput {
   user: JobInput['user'];
   /** The job's BullMQ priority (1 is the highest; absent: none), carried to its step tasks. */
   priority?: number;
+  /** 0 for the first run of a job, then one more for each retry: part of the step's task id. */
+  generation?: number;
   options: Record<string, unknown>;
   fileInfo: FileInfo | null;
   fileType: FileType | null;

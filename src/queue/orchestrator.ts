@@ -10,7 +10,7 @@ import type { StepEvents } from '../graph/graph.js';
 import { CANCEL_REASON, DRAIN_REASON, type JobRunner } from '../graph/runner.js';
 import { isInside } from '../lib/files.js';
 import type { Logger } from '../lib/log.js';
-import type { ErrorCode, JobDocument, JobInput } from '../lib/types.js';
+import type { ErrorCode, JobDocument, JobInput, RetryOptions } from '../lib/types.js';
 import type { SqliteJobStore } from '../store/sqlite-job-store.js';
 import { isCancelled, subscribeCancels } from './cancel.js';
 import { bullConnection, createRedis } from './connection.js';
@@ -70,7 +70,8 @@ export async function startOrchestrator(parts: OrchestratorParts, redisUrl: stri
   const webhooks = await startWebhooks(config, redisUrl, store, log);
   const notify = async (input: JobInput, doc: JobDocument): Promise<JobDocument> => {
     if (!input.notifyUrl) return doc;
-    await webhooks.enqueue(doc.id, input.notifyUrl);
+    const run = (input.options as { retry?: RetryOptions } | undefined)?.retry?.generation ?? 0;
+    await webhooks.enqueue(doc.id, input.notifyUrl, run);
     return store.get(doc.id) ?? doc;
   };
 

@@ -17,7 +17,7 @@ import { JOB_CREATED, JOBS_QUEUE } from './names.js';
 export type NewJob = Omit<JobInput, 'jobId'> & { jobId?: string };
 
 export interface Producer {
-  enqueueJob(input: NewJob): Promise<{ jobId: string }>;
+  enqueueJob(input: NewJob, run?: string): Promise<{ jobId: string }>;
   close(): Promise<void>;
   readonly queue: Queue;
 }
@@ -30,17 +30,18 @@ export function createProducer(opts: { redisUrl: string; prefix: string }): Prod
   queue.on('error', () => undefined); // surfaced by the failing call instead
   return {
     queue,
-    enqueueJob: (input) => enqueueJob(queue, input),
+    enqueueJob: (input, run) => enqueueJob(queue, input, run),
     close: () => queue.close(),
   };
 }
 
-export async function enqueueJob(queue: Queue, input: NewJob): Promise<{ jobId: string }> {
+/** `run` names a later run of the same job (a retry): BullMQ keeps one entry per run, the job id stays the same. */
+export async function enqueueJob(queue: Queue, input: NewJob, run?: string): Promise<{ jobId: string }> {
   const data = { ...input, jobId: input.jobId ?? ulid() };
   const parsed = parseJobCreated(data);
   if (!parsed.ok) throw new TypeError(parsed.message);
   await queue.add(JOB_CREATED, parsed.input, {
-    jobId: parsed.input.jobId,
+    jobId: run ? `${parsed.input.jobId}-${run}` : parsed.input.jobId,
     ...(parsed.input.priority ? { priority: parsed.input.priority } : {}),
     // One attempt: media failures are recorded in the job document; only a crash (stall) re-runs the job.
     attempts: 1,

@@ -84,7 +84,7 @@ export class QueuedDispatcher implements Dispatcher {
 
   async run(step: StepName, input: StepInput, { signal }: { signal?: AbortSignal }): Promise<DispatchResult> {
     const policy = STEP_POLICY[step];
-    const id = taskId(input.jobId, step);
+    const id = taskId(input.jobId, step, input.generation ?? 0);
     const queue = this.queues.get(policy.queue)!;
     const result = new Promise<DispatchResult>((resolve, reject) => {
       this.waiters.set(id, { queue: policy.queue, since: Date.now(), resolve, reject });

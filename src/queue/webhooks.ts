@@ -35,7 +35,7 @@ export function webhookSecret(config: Config): string {
 
 export interface Webhooks {
   /** Schedules delivery of the job's final document to `url` (once per job: a repeated call is ignored). */
-  enqueue(jobId: string, url: string): Promise<void>;
+  enqueue(jobId: string, url: string, run?: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -116,7 +116,7 @@ export async function startWebhooks(
   await worker.waitUntilReady();
 
   return {
-    async enqueue(jobId, url) {
+    async enqueue(jobId, url, run = 0) {
       const existing = store.get(jobId)?.webhook;
       if (!existing)
         record(jobId, {
@@ -131,7 +131,7 @@ export async function startWebhooks(
         'deliver',
         { jobId, url },
         {
-          jobId: `${jobId}-webhook`,
+          jobId: `${jobId}-webhook-${run}`,
           attempts: config.webhookAttempts,
           backoff: { type: 'exponential', delay: config.retryBackoffMs },
           removeOnComplete: { age: 7 * 24 * 3600 },

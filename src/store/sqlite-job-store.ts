@@ -157,6 +157,18 @@ export class SqliteJobStore implements JobSink {
     return Promise.resolve();
   }
 
+  /** Puts a finished job back to `queued` for a retry run with `input`; its steps and results stay until replaced. */
+  reopen(input: JobInput): JobDocument | null {
+    this.update(input.jobId, (doc) => {
+      doc.status = 'queued';
+      doc.error = null;
+      doc.finishedAt = null;
+      delete doc.webhook;
+    });
+    this.db.prepare('UPDATE jobs SET input = ? WHERE id = ?').run(JSON.stringify(input), input.jobId);
+    return this.get(input.jobId);
+  }
+
   setWebhook(jobId: string, delivery: WebhookDelivery): void {
     this.update(jobId, (doc) => {
       doc.webhook = delivery;

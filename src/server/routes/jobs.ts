@@ -9,7 +9,7 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { ulid } from 'ulid';
 import { z } from 'zod';
 import { isInside } from '../../lib/files.js';
-import type { JobDocument, JobInput } from '../../lib/types.js';
+import type { JobDocument, JobInput, RetryOptions } from '../../lib/types.js';
 import { TERMINAL_STATUSES } from '../../lib/types.js';
 import { requestCancel } from '../../queue/cancel.js';
 import { type ApiParts, HttpError, requireToken } from '../http.js';
@@ -183,6 +183,51 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
         const queue = producer.queue;
         await requestCancel({ store, queue, redis: parts.redis, prefix: config.queuePrefix }, req.params.id);
         return reply.status(202).send(found(req.params.id));
+      },
+    );
+
+    app.post(
+      '/jobs/:id/retry',
+      {
+        preHandler: auth,
+        schema: {
+          summary: 'Re-run the failed steps of a finished job',
+          description:
+            'Steps that succeeded, or were skipped for a reason of their own, keep their results; failed steps and the steps they held back run again. 409 for a job that is not finished or has nothing to retry.',
+          params: JobIdParams,
+          response: { 202: JobDocumentSchema, 409: ErrorBody, ...errors },
+          security: [{ bearer: [] }],
+        },
+      },
+      async (req, reply) => {
+        const doc = found(req.params.id);
+        if (!['failed', 'completed_with_errors', 'cancelled'].includes(doc.status)) {
+          throw new HttpError(
+            409,
+            'CONFLICT',
+            `job ${doc.id} is ${doc.status}: only failed, partly failed or cancelled jobs can be retried`,
+          );
+        }
+        const input = store.getInput(doc.id);
+        if (!input) throw new HttpError(404, 'NOT_FOUND', `job ${doc.id} has no stored input to retry`);
+        const before = (input.options as { retry?: RetryOptions } | undefined)?.retry?.generation ?? 0;
+        const generation = before + 1;
+        const retry: RetryOptions = {
+          generation,
+          previous: {
+            steps: doc.steps,
+            results: doc.results,
+            fileType: doc.fileType,
+            fileInfo:
+              doc.file.size !== undefined && doc.file.mime && doc.file.sha256
+                ? { name: doc.file.name, size: doc.file.size, mime: doc.file.mime, sha256: doc.file.sha256, ext: '' }
+                : null,
+          },
+        };
+        const next: JobInput = { ...input, options: { ...(input.options ?? {}), retry } };
+        const reopened = store.reopen(next);
+        await producer.enqueueJob(next, `r${generation}`);
+        return reply.status(202).send(reopened ?? found(doc.id));
       },
     );
 
