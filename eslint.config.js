@@ -9,7 +9,9 @@ export default tseslint.config(
   {
     languageOptions: {
       parserOptions: {
-        projectService: { allowDefaultProject: ['bin/*', '*.cjs', 'eslint.config.js', 'src/queue/*.mjs'] },
+        projectService: {
+          allowDefaultProject: ['bin/*', '*.cjs', 'eslint.config.js', 'src/queue/*.mjs', 'src/server/public/*.js'],
+        },
         tsconfigRootDir: import.meta.dirname,
       },
     },
@@ -35,8 +37,30 @@ export default tseslint.config(
     rules: { 'no-restricted-properties': 'off' },
   },
   {
-    files: ['bin/*', '*.cjs', 'eslint.config.js', 'src/**/*.mjs'],
+    files: ['bin/*', '*.cjs', 'eslint.config.js', 'src/**/*.mjs', 'src/server/public/*.js'],
     ...tseslint.configs.disableTypeChecked,
+  },
+  {
+    // Runs in the browser as a classic script.
+    files: ['src/server/public/*.js'],
+    languageOptions: {
+      sourceType: 'script',
+      globals: {
+        window: 'readonly',
+        document: 'readonly',
+        location: 'writable',
+        localStorage: 'readonly',
+        fetch: 'readonly',
+        FormData: 'readonly',
+        URLSearchParams: 'readonly',
+        EventSource: 'readonly',
+        alert: 'readonly',
+        console: 'readonly',
+        setInterval: 'readonly',
+        clearInterval: 'readonly',
+        mermaid: 'readonly',
+      },
+    },
   },
   {
     files: ['*.cjs'],

@@ -19,6 +19,7 @@ import {
 import { body, HttpError, type ApiParts } from './http.js';
 import { jobRoutes } from './routes/jobs.js';
 import { systemRoutes } from './routes/system.js';
+import { uiRoutes } from './routes/ui.js';
 
 export type App = Awaited<ReturnType<typeof buildApp>>;
 
@@ -82,5 +83,6 @@ export async function buildApp(parts: ApiParts) {
   const typed = app.withTypeProvider<ZodTypeProvider>();
   await typed.register(jobRoutes(parts));
   await typed.register(systemRoutes(parts));
+  await app.register(uiRoutes(parts));
   return app;
 }

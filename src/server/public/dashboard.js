@@ -1,0 +1,225 @@
+// The dashboard: plain browser JavaScript against the public API, no build step and nothing from the internet.
+'use strict';
+
+const $ = (sel) => document.querySelector(sel);
+const STEP_ORDER = [
+  'validate',
+  'extractMetadata',
+  'generateThumbnails',
+  'analyzeImage',
+  'posterFrame',
+  'extractAudio',
+  'transcribe',
+  'renderPreview',
+  'extractText',
+  'summarize',
+];
+const TERMINAL = ['completed', 'completed_with_errors', 'failed', 'cancelled'];
+let listTimer = null;
+let events = null;
+let graphSource = null;
+
+const tokenInput = $('#token');
+tokenInput.value = localStorage.getItem('mo-token') || '';
+tokenInput.addEventListener('change', () => localStorage.setItem('mo-token', tokenInput.value));
+const authHeaders = () => (tokenInput.value ? { authorization: `Bearer ${tokenInput.value}` } : {});
+
+function text(el, value) {
+  el.textContent = value == null ? '' : String(value);
+  return el;
+}
+
+function cell(row, value, cls) {
+  const td = document.createElement('td');
+  text(td, value);
+  if (cls) td.className = cls;
+  row.appendChild(td);
+  return td;
+}
+
+async function api(path, options = {}) {
+  const res = await fetch(path, { ...options, headers: { ...(options.headers || {}), ...authHeaders() } });
+  const body = res.status === 204 ? null : await res.json();
+  if (!res.ok) throw new Error(body && body.error ? `${body.error.code}: ${body.error.message}` : `HTTP ${res.status}`);
+  return body;
+}
+
+// ---- list ------------------------------------------------------------------------------------------------------
+
+async function refreshList() {
+  const params = new URLSearchParams({ limit: '100' });
+  if ($('#filter-status').value) params.set('status', $('#filter-status').value);
+  if ($('#filter-type').value) params.set('fileType', $('#filter-type').value);
+  const { jobs } = await api(`/jobs?${params}`);
+  const body = $('#jobs tbody');
+  body.replaceChildren();
+  for (const job of jobs) {
+    const row = document.createElement('tr');
+    row.className = 'job';
+    row.dataset.id = job.id;
+    row.addEventListener('click', () => (location.hash = `#/jobs/${job.id}`));
+    cell(row, job.file.name);
+    cell(row, job.fileType || '–');
+    cell(row, job.status, `status ${job.status}`);
+    const steps = Object.values(job.steps);
+    cell(row, `${steps.filter((s) => s.status === 'succeeded').length}/${steps.length}`);
+    cell(row, new Date(job.createdAt).toLocaleString());
+    body.appendChild(row);
+  }
+}
+
+function showList() {
+  $('#list-view').hidden = false;
+  $('#job-view').hidden = true;
+  if (events) events.close();
+  events = null;
+  refreshList().catch(console.error);
+  clearInterval(listTimer);
+  listTimer = setInterval(() => refreshList().catch(console.error), 1500);
+}
+
+for (const id of ['#filter-status', '#filter-type']) $(id).addEventListener('change', () => refreshList());
+
+// ---- upload ----------------------------------------------------------------------------------------------------
+
+async function uploadFiles(files) {
+  for (const file of files) {
+    text($('#upload-status'), `uploading ${file.name}…`);
+    const form = new FormData();
+    form.append('file', file, file.name);
+    try {
+      const job = await api('/jobs', { method: 'POST', body: form });
+      text($('#upload-status'), `${file.name}: job ${job.id} queued`);
+    } catch (err) {
+      text($('#upload-status'), `${file.name}: ${err.message}`);
+    }
+  }
+  refreshList().catch(console.error);
+}
+
+const drop = $('#drop');
+drop.addEventListener('dragover', (e) => {
+  e.preventDefault();
+  drop.classList.add('over');
+});
+drop.addEventListener('dragleave', () => drop.classList.remove('over'));
+drop.addEventListener('drop', (e) => {
+  e.preventDefault();
+  drop.classList.remove('over');
+  uploadFiles([...e.dataTransfer.files]);
+});
+$('#files').addEventListener('change', (e) => uploadFiles([...e.target.files]));
+
+// ---- one job ---------------------------------------------------------------------------------------------------
+
+async function drawGraph(job) {
+  graphSource = graphSource || (await (await fetch('/graph')).text());
+  const lines = [graphSource.replace(/classDef default[^\n]*\n/, '')];
+  lines.push('classDef succeeded fill:#c8efd4,stroke:#1b7f3b;');
+  lines.push('classDef failed fill:#f8d0cc,stroke:#b3261e;');
+  lines.push('classDef running fill:#d6dcff,stroke:#3a47c9;');
+  lines.push('classDef skipped fill:#eeeeee,stroke:#999,color:#777;');
+  lines.push('classDef pending fill:#ffffff,stroke:#bbb;');
+  for (const step of STEP_ORDER) {
+    const status = job.steps[step] ? job.steps[step].status : 'pending';
+    lines.push(`class ${step} ${status};`);
+  }
+  if (TERMINAL.includes(job.status)) lines.push(`class finalize ${job.status === 'failed' ? 'failed' : 'succeeded'};`);
+  const { svg } = await mermaid.render(`g${Date.now()}`, lines.join('\n'));
+  const holder = $('#graph');
+  holder.innerHTML = svg;
+  holder.dataset.status = job.status;
+  for (const step of STEP_ORDER) {
+    const node = holder.querySelector(`[id*="flowchart-${step}-"]`);
+    if (node) node.setAttribute('data-step-status', job.steps[step] ? job.steps[step].status : 'pending');
+  }
+}
+
+function renderJob(job) {
+  text($('#job-title'), job.file.name);
+  const status = $('#job-status');
+  status.replaceChildren();
+  const s = document.createElement('span');
+  s.className = `status ${job.status}`;
+  text(s, job.status);
+  status.append(s, ` · ${job.fileType || 'type unknown'} · job ${job.id}`);
+  const error = $('#job-error');
+  error.hidden = !job.error;
+  if (job.error) text(error, `${job.error.code} at ${job.error.step || 'intake'}: ${job.error.message}`);
+
+  const body = $('#steps tbody');
+  body.replaceChildren();
+  for (const [name, step] of Object.entries(job.steps)) {
+    const row = document.createElement('tr');
+    row.dataset.step = name;
+    cell(row, name);
+    cell(row, step.status, `status ${step.status}`);
+    cell(row, step.durationMs != null ? `${step.durationMs} ms` : '');
+    cell(row, step.error ? `${step.error.code}: ${step.error.message}` : step.reason || '');
+    body.appendChild(row);
+  }
+
+  const thumbs = $('#thumbnails');
+  thumbs.replaceChildren();
+  for (const t of job.results.thumbnails || []) {
+    const img = document.createElement('img');
+    img.src = t.url;
+    img.alt = `${t.width}x${t.height}`;
+    img.width = Math.min(t.width, 320);
+    thumbs.appendChild(img);
+  }
+  const texts = $('#texts');
+  texts.replaceChildren();
+  const block = (title, value) => {
+    if (!value) return;
+    const h = document.createElement('h3');
+    text(h, title);
+    const p = document.createElement('p');
+    text(p, value);
+    texts.append(h, p);
+  };
+  block('Transcript', job.results.transcript && job.results.transcript.text);
+  block('Summary', job.results.summary && job.results.summary.text);
+  block('Text', job.results.text && job.results.text.excerpt);
+  const meta = job.results.metadata ? { ...job.results.metadata } : null;
+  text($('#metadata'), meta ? JSON.stringify(meta, null, 2) : '');
+  $('#cancel').disabled = TERMINAL.includes(job.status);
+  $('#retry').disabled = !['failed', 'completed_with_errors', 'cancelled'].includes(job.status);
+  drawGraph(job).catch(console.error);
+}
+
+async function showJob(id) {
+  clearInterval(listTimer);
+  $('#list-view').hidden = true;
+  $('#job-view').hidden = false;
+  if (events) events.close();
+  let job = await api(`/jobs/${id}`);
+  renderJob(job);
+  // Every step transition arrives as an event; re-read the document on each (it is small) to stay exact.
+  events = new EventSource(`/jobs/${id}/events`);
+  const reload = async () => {
+    job = await api(`/jobs/${id}`);
+    renderJob(job);
+  };
+  events.addEventListener('step', () => reload().catch(console.error));
+  events.addEventListener('status', (e) => {
+    reload().catch(console.error);
+    if (TERMINAL.includes(JSON.parse(e.data).status)) events.close();
+  });
+  $('#cancel').onclick = () => api(`/jobs/${id}/cancel`, { method: 'POST' }).then(reload, (err) => alert(err.message));
+  $('#retry').onclick = () =>
+    api(`/jobs/${id}/retry`, { method: 'POST' }).then(
+      () => showJob(id),
+      (err) => alert(err.message),
+    );
+}
+
+function route() {
+  const match = /^#\/jobs\/([A-Za-z0-9_.-]+)$/.exec(location.hash);
+  if (match) showJob(match[1]).catch((err) => alert(err.message));
+  else showList();
+}
+
+mermaid.initialize({ startOnLoad: false, securityLevel: 'strict', theme: 'neutral' });
+window.addEventListener('hashchange', route);
+route();
