@@ -14,13 +14,13 @@ import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/lib/log.js';
 import { createRuntime } from '../src/runtime.js';
 import { plainImageWork } from './plain.js';
-import { benchNoop, benchPhotos } from './service.js';
+import { benchApi, benchNoop, benchPhotos } from './service.js';
 
 const { values } = parseArgs({
   options: {
     jobs: { type: 'string', default: '200' },
     concurrency: { type: 'string', default: '2' },
-    only: { type: 'string', default: 'inline,service,photos' },
+    only: { type: 'string', default: 'inline,service,photos,api' },
     photos: { type: 'string', default: '40' },
   },
 });
@@ -68,6 +68,10 @@ async function main(): Promise<void> {
     if (ONLY.has('photos')) {
       console.log('\n## Phone photos through the service');
       await benchPhotos(work, Number(values.photos), row);
+    }
+    if (ONLY.has('api')) {
+      console.log('\n## Status API under load');
+      await benchApi(work, 20, row);
     }
   } finally {
     fs.rmSync(work, { recursive: true, force: true });

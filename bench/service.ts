@@ -12,6 +12,7 @@ import sharp from 'sharp';
 import { loadConfig, QUEUE_NAMES } from '../src/config.js';
 import { STEP_POLICY } from '../src/graph/policy.js';
 import { createLogger } from '../src/lib/log.js';
+import { freePort } from '../src/lib/net.js';
 import type { StepName } from '../src/lib/types.js';
 import type { StepOutcome } from '../src/nodes/index.js';
 import { bullConnection, createRedis } from '../src/queue/connection.js';
@@ -255,4 +256,64 @@ export async function benchPhotos(work: string, count: number, row: (l: string, 
   row('  plain script, two at a time (baseline)', `${plainSec.toFixed(1)} s`);
   row('  service (queued, all roles, one process)', `${serviceSec.toFixed(1)} s`);
   row('  throughput ratio service / plain (target >= 0.8)', (plainSec / serviceSec).toFixed(2));
+}
+
+/**
+ * GET /jobs/:id latency under concurrent load, idle (baseline) and while the same service processes phone photos:
+ * the API shares the process with the orchestrator and workers (`start --role all`), so this is what media work costs
+ * the status API.
+ */
+export async function benchApi(work: string, photoCount: number, row: (l: string, v: string) => void): Promise<void> {
+  const photos = await makePhotos(path.join(work, 'api-photos'), photoCount);
+  const prefix = `mo-bench-api-${process.pid}`;
+  const port = await freePort();
+  const config = loadConfig({
+    ...process.env,
+    DATA_DIR: path.join(work, 'api-svc'),
+    QUEUE_PREFIX: prefix,
+    INPUT_ROOTS: work,
+    REDIS_URL,
+    PORT: String(port),
+    LOG_LEVEL: 'warn',
+  });
+  const service = await startService(config, createLogger('warn'), { role: 'all', queues: QUEUE_NAMES });
+  const base = `http://127.0.0.1:${port}`;
+  const producer = createProducer({ redisUrl: REDIS_URL, prefix });
+  await producer.enqueueJob({ jobId: 'probe', file: { path: photos[0]! } });
+  await new Promise((r) => setTimeout(r, 3000));
+
+  const load = async (durationMs: number, concurrency: number): Promise<number[]> => {
+    const latencies: number[] = [];
+    const end = Date.now() + durationMs;
+    await Promise.all(
+      Array.from({ length: concurrency }, async () => {
+        while (Date.now() < end) {
+          const t0 = performance.now();
+          const res = await fetch(`${base}/jobs/probe`);
+          await res.arrayBuffer();
+          latencies.push(performance.now() - t0);
+        }
+      }),
+    );
+    return latencies;
+  };
+
+  const idle = await load(5000, 16);
+  for (const [i, file] of photos.entries())
+    await producer.enqueueJob({ jobId: `api-photo-${i}`, file: { path: file } });
+  const busy = await load(8000, 16);
+  await producer.close();
+  await service.stop();
+  await dropPrefix(prefix);
+
+  row('GET /jobs/:id, 16 concurrent clients', '');
+  row(
+    '  idle service (baseline) p50 / p99',
+    `${percentile(idle, 50).toFixed(1)} / ${percentile(idle, 99).toFixed(1)} ms (${idle.length} requests)`,
+  );
+  row(
+    `  while processing ${photoCount} phone photos p50 / p99`,
+    `${percentile(busy, 50).toFixed(1)} / ${percentile(busy, 99).toFixed(1)} ms (${busy.length} requests)`,
+  );
+  row('  p99 ratio busy / idle', (percentile(busy, 99) / percentile(idle, 99)).toFixed(2));
 }

@@ -82,5 +82,5 @@ test('upload through the dashboard, watch the job complete with its graph colour
   await page.screenshot({ path: path.join(shots, 'dashboard-list.png') });
   // It works offline: nothing was requested from anywhere but this server.
   expect(external).toEqual([]);
-  expect(consoleErrors, consoleErrors.join("\n")).toEqual([]);
+  expect(consoleErrors, consoleErrors.join('\n')).toEqual([]);
 });
