@@ -365,6 +365,16 @@ describe('service routes', () => {
     ]) {
       expect(Object.keys(openapi.paths), route).toContain(route);
     }
+    // Bull Board needs the token too, and then lists our queues.
+    expect((await fetch(`${base}/admin/queues`)).status).toBe(401);
+    expect((await fetch(`${base}/admin/queues`, { headers: auth })).status).toBe(200);
+    const queues = (await (await fetch(`${base}/admin/queues/api/queues`, { headers: auth })).json()) as {
+      queues: { name: string }[];
+    };
+    expect(queues.queues.map((q) => q.name)).toEqual(
+      expect.arrayContaining(['jobs', 'light', 'image', 'video', 'document', 'ai']),
+    );
+    expect((await fetch(`${base}/`)).headers.get('content-type')).toMatch(/^text\/html/);
     const missing = await fetch(`${base}/nothing-here`);
     expect(missing.status).toBe(404);
     expect(ErrorBody.parse(await missing.json()).error.code).toBe('NOT_FOUND');
