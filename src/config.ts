@@ -103,7 +103,17 @@ const EnvSchema = z.object({
       }
       return names as StepName[];
     }),
-  PORT: positiveInt('PORT', 3000).refine((p) => p < 65536, 'PORT must be below 65536'),
+  PORT: z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      const n = raw === undefined ? 3000 : Number(raw);
+      if (!Number.isInteger(n) || n < 0 || n > 65535) {
+        ctx.addIssue({ code: 'custom', message: `PORT must be a port number (0 for any free port), got "${raw}"` });
+        return z.NEVER;
+      }
+      return n;
+    }),
   HOST: z.string().optional().default('127.0.0.1'),
   API_TOKEN: z.string().min(16, 'API_TOKEN must have at least 16 characters').optional(),
   UPLOAD_RATE_LIMIT: positiveInt('UPLOAD_RATE_LIMIT', 120),

@@ -71,7 +71,8 @@ export class ServiceProcess {
 
   constructor(args: string[], env: Record<string, string>) {
     this.child = spawn(process.execPath, [BIN, 'start', ...args], {
-      env: { ...process.env, LOG_LEVEL: 'info', ...env },
+      // PORT 0: the API of every test service listens on a free port of its own.
+      env: { ...process.env, LOG_LEVEL: 'info', PORT: '0', ...env },
       stdio: ['ignore', 'ignore', 'pipe'],
       detached: true,
     });
