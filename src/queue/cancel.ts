@@ -66,17 +66,10 @@ export async function requestCancel(
   const state = job ? await job.getState() : 'unknown';
   if (job && input && ['waiting', 'delayed', 'prioritized'].includes(state)) {
     await job.remove().catch(() => undefined);
-    store.createOrGet(input);
-    await store.saveFinished({
-      jobId: id,
-      status: 'cancelled',
-      fileType: null,
-      file: input.file,
-      fileInfo: null,
-      user: input.user ?? null,
-      steps: {},
-      results: {},
-      error: { code: 'CANCELLED', message: 'the job was cancelled before it started', step: null },
+    await store.endBeforeStart(input, 'cancelled', {
+      code: 'CANCELLED',
+      message: 'the job was cancelled before it started',
+      step: null,
     });
     return { found: true, status: 'cancelled', message: `job ${id} cancelled before it started` };
   }

@@ -51,21 +51,8 @@ export async function startOrchestrator(parts: OrchestratorParts, redisUrl: stri
       .catch(() => undefined);
   });
 
-  const reject = async (input: JobInput, code: ErrorCode, message: string): Promise<JobDocument> => {
-    store.createOrGet(input);
-    await store.saveFinished({
-      jobId: input.jobId,
-      status: 'failed',
-      fileType: null,
-      file: input.file,
-      fileInfo: null,
-      user: input.user ?? null,
-      steps: {},
-      results: {},
-      error: { code, message, step: null },
-    });
-    return store.get(input.jobId)!;
-  };
+  const reject = (input: JobInput, code: ErrorCode, message: string): Promise<JobDocument> =>
+    store.endBeforeStart(input, 'failed', { code, message, step: null });
 
   const webhooks = await startWebhooks(config, redisUrl, store, log);
   const notify = async (input: JobInput, doc: JobDocument): Promise<JobDocument> => {

@@ -12,6 +12,7 @@ import {
   type JobStatus,
   type StepName,
   type StepRecord,
+  type JobError,
   type StepStatus,
   type WebhookDelivery,
 } from '../lib/types.js';
@@ -155,6 +156,23 @@ export class SqliteJobStore implements JobSink {
       job,
     );
     return Promise.resolve();
+  }
+
+  /** Ends a job that never reached its graph (rejected at intake, cancelled while queued) with `error`. */
+  async endBeforeStart(input: JobInput, status: 'failed' | 'cancelled', error: JobError): Promise<JobDocument> {
+    this.createOrGet(input);
+    await this.saveFinished({
+      jobId: input.jobId,
+      status,
+      fileType: null,
+      file: input.file,
+      fileInfo: null,
+      user: input.user ?? null,
+      steps: {},
+      results: {},
+      error,
+    });
+    return this.get(input.jobId)!;
   }
 
   /** Puts a finished job back to `queued` for a retry run with `input`; its steps and results stay until replaced. */
