@@ -8,6 +8,9 @@ export default defineConfig({
     // Separate processes: native modules (sharp, better-sqlite3) and child processes behave as in production.
     pool: 'forks',
     maxWorkers: 2,
+    // Concurrent tests of one file (the corpus runs one CLI process per file): three at a time keeps every job well
+    // inside its 30 s limit on two cores while another file runs beside it.
+    maxConcurrency: 3,
     reporters: ['default'],
   },
 });
