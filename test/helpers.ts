@@ -193,3 +193,15 @@ export async function waitFor<T>(what: string, fn: () => T | null | undefined | 
 export function isTerminal(doc: JobDocument | null): doc is JobDocument {
   return !!doc && ['completed', 'completed_with_errors', 'failed', 'cancelled'].includes(doc.status);
 }
+
+/** Waits until every job in `ids` has ended in the store at `dbPath`; their documents, in the order of `ids`. */
+export function finishedJobs(dbPath: string, ids: string[], timeoutMs = 60_000): Promise<JobDocument[]> {
+  return waitFor(
+    `jobs ${ids.join(', ')} to finish`,
+    () => {
+      const docs = ids.map((id) => storedJob(dbPath, id));
+      return docs.every(isTerminal) && docs;
+    },
+    timeoutMs,
+  );
+}

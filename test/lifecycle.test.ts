@@ -12,6 +12,7 @@ import { openDatabase, SqliteJobStore } from '../src/store/sqlite-job-store.js';
 import {
   CORPUS,
   dropPrefix,
+  finishedJobs,
   ffmpegRunningOn,
   isTerminal,
   makeLongVideo,
@@ -71,10 +72,7 @@ describe('a step that does not finish in time', () => {
     const producer = createProducer({ redisUrl: TEST_REDIS_URL, prefix: s.prefix });
     await producer.enqueueJob({ jobId: 'slow-audio', file: { path: longVideo } });
     await producer.close();
-    const doc = await waitFor('the job to finish', () => {
-      const d = storedJob(s.dbPath, 'slow-audio');
-      return isTerminal(d) && d;
-    });
+    const doc = (await finishedJobs(s.dbPath, ['slow-audio']))[0]!;
     expect(doc.status, service.log.slice(-2000)).toBe('completed_with_errors');
     expect(doc.steps.extractAudio).toMatchObject({ status: 'failed', attempts: 3, error: { code: 'TIMEOUT' } });
     expect(doc.steps.transcribe).toMatchObject({ status: 'skipped', reason: 'extractAudio failed' });
@@ -109,10 +107,7 @@ describe('cancellation', () => {
       db.close();
       redis.disconnect();
     }
-    const doc = await waitFor('the job to be cancelled', () => {
-      const d = storedJob(s.dbPath, 'to-cancel');
-      return isTerminal(d) && d;
-    });
+    const doc = (await finishedJobs(s.dbPath, ['to-cancel']))[0]!;
     expect(doc.status).toBe('cancelled');
     expect(doc.error?.code).toBe('CANCELLED');
     expect(doc.steps.extractAudio?.status).toBe('failed');
@@ -172,14 +167,7 @@ describe('graceful shutdown', () => {
       expect(exit.code, first.log.slice(-3000)).toBe(0);
 
       const second = await s.start().ready();
-      const docs = await waitFor(
-        'every job to finish after the restart',
-        () => {
-          const all = ids.map((id) => storedJob(s.dbPath, id));
-          return all.every(isTerminal) && all;
-        },
-        150_000,
-      );
+      const docs = await finishedJobs(s.dbPath, ids, 150_000);
       for (const doc of docs)
         expect(doc?.status, `${JSON.stringify(doc)} ${second.log.slice(-1500)}`).toMatch(/^completed/);
     },
@@ -202,9 +190,7 @@ describe('priority', () => {
     }
     await producer.close();
     await s.start().ready();
-    await waitFor('all jobs to finish', () =>
-      ['low-1', 'low-2', 'urgent', 'middle'].every((id) => isTerminal(storedJob(s.dbPath, id))),
-    );
+    await finishedJobs(s.dbPath, ['low-1', 'low-2', 'urgent', 'middle']);
     const order = stepRuns(s.dbPath)
       .filter((r) => r.step === 'validate')
       .map((r) => r.jobId);
@@ -224,10 +210,7 @@ describe('retry', () => {
       body: JSON.stringify({ file: { path: longVideo } }),
     });
     const { id } = (await created.json()) as { id: string };
-    const first = await waitFor('the first run', () => {
-      const d = storedJob(s.dbPath, id);
-      return isTerminal(d) && d;
-    });
+    const first = (await finishedJobs(s.dbPath, [id]))[0]!;
     expect(first.status).toBe('completed_with_errors');
     const runsBefore = stepRuns(s.dbPath, id);
     expect((await fetch(`${base}/jobs/${id}/retry`, { method: 'POST' })).status).toBe(202);

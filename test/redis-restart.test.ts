@@ -9,7 +9,7 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import { freePort } from '../src/lib/net.js';
 import { redisAnswers } from '../src/queue/connection.js';
 import { createProducer } from '../src/queue/producer.js';
-import { CORPUS, isTerminal, ServiceProcess, stepRuns, storedJob, tempDir, waitFor } from './helpers.js';
+import { CORPUS, finishedJobs, isTerminal, ServiceProcess, stepRuns, storedJob, tempDir, waitFor } from './helpers.js';
 
 let redisDir: string;
 let dataDir: string;
@@ -91,14 +91,7 @@ test('the service reconnects after Redis restarts and every job finishes', { tim
   await new Promise((r) => setTimeout(r, 2000));
   await startRedis();
 
-  const docs = await waitFor(
-    'every job to finish',
-    () => {
-      const all = ids.map((id) => storedJob(dbPath, id));
-      return all.every(isTerminal) && all;
-    },
-    150_000,
-  );
+  const docs = await finishedJobs(dbPath, ids, 150_000);
   expect(finishedBefore).toBeLessThan(ids.length);
   for (const doc of docs)
     expect(doc?.status, `${JSON.stringify(doc?.error)} ${service.log.slice(-1500)}`).toMatch(/^completed/);

@@ -15,12 +15,12 @@ import {
   acceptedOutcomes,
   CORPUS,
   dropPrefix,
+  finishedJobs,
   manifest,
   outcomeOf,
   runCli,
   ServiceProcess,
   stepRuns,
-  storedJob,
   tempDir,
   TEST_REDIS_URL,
   uniquePrefix,
@@ -35,15 +35,9 @@ let worker: ServiceProcess;
 let producer: Producer;
 const dbPath = (): string => path.join(dataDir, 'orchestrator.db');
 
-async function waitForDoc(jobId: string, timeoutMs = 60_000): Promise<JobDocument> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const doc = storedJob(dbPath(), jobId);
-    if (doc && ['completed', 'completed_with_errors', 'failed', 'cancelled'].includes(doc.status)) return doc;
-    if (Date.now() > deadline)
-      throw new Error(`job ${jobId} did not finish: ${JSON.stringify(doc)}\n${orchestrator.log.slice(-3000)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+async function waitForDoc(jobId: string): Promise<JobDocument> {
+  const [doc] = await finishedJobs(dbPath(), [jobId]);
+  return doc!;
 }
 
 beforeAll(async () => {

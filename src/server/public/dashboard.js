@@ -2,18 +2,6 @@
 'use strict';
 
 const $ = (sel) => document.querySelector(sel);
-const STEP_ORDER = [
-  'validate',
-  'extractMetadata',
-  'generateThumbnails',
-  'analyzeImage',
-  'posterFrame',
-  'extractAudio',
-  'transcribe',
-  'renderPreview',
-  'extractText',
-  'summarize',
-];
 const TERMINAL = ['completed', 'completed_with_errors', 'failed', 'cancelled'];
 let listTimer = null;
 let events = null;
@@ -114,13 +102,15 @@ $('#files').addEventListener('change', (e) => uploadFiles([...e.target.files]));
 
 async function drawGraph(job) {
   graphSource = graphSource || (await (await fetch('/graph')).text());
+  // The steps are the graph's own nodes (`name(name)` lines), less finalize: no second list to keep in step.
+  const steps = [...graphSource.matchAll(/^\s*(\w+)\(\1\)$/gm)].map((m) => m[1]).filter((n) => n !== 'finalize');
   const lines = [graphSource.replace(/classDef default[^\n]*\n/, '')];
   lines.push('classDef succeeded fill:#c8efd4,stroke:#1b7f3b;');
   lines.push('classDef failed fill:#f8d0cc,stroke:#b3261e;');
   lines.push('classDef running fill:#d6dcff,stroke:#3a47c9;');
   lines.push('classDef skipped fill:#eeeeee,stroke:#999,color:#777;');
   lines.push('classDef pending fill:#ffffff,stroke:#bbb;');
-  for (const step of STEP_ORDER) {
+  for (const step of steps) {
     const status = job.steps[step] ? job.steps[step].status : 'pending';
     lines.push(`class ${step} ${status};`);
   }
@@ -129,7 +119,7 @@ async function drawGraph(job) {
   const holder = $('#graph');
   holder.innerHTML = svg;
   holder.dataset.status = job.status;
-  for (const step of STEP_ORDER) {
+  for (const step of steps) {
     const node = holder.querySelector(`[id*="flowchart-${step}-"]`);
     if (node) node.setAttribute('data-step-status', job.steps[step] ? job.steps[step].status : 'pending');
   }
