@@ -10,7 +10,14 @@ export default tseslint.config(
     languageOptions: {
       parserOptions: {
         projectService: {
-          allowDefaultProject: ['bin/*', '*.cjs', 'eslint.config.js', 'src/queue/*.mjs', 'src/server/public/*.js'],
+          allowDefaultProject: [
+            'bin/*',
+            '*.cjs',
+            'eslint.config.js',
+            'src/queue/*.mjs',
+            'test/fixtures/*.mjs',
+            'src/server/public/*.js',
+          ],
         },
         tsconfigRootDir: import.meta.dirname,
       },
@@ -37,7 +44,7 @@ export default tseslint.config(
     rules: { 'no-restricted-properties': 'off' },
   },
   {
-    files: ['bin/*', '*.cjs', 'eslint.config.js', 'src/**/*.mjs', 'src/server/public/*.js'],
+    files: ['bin/*', '*.cjs', 'eslint.config.js', 'src/**/*.mjs', 'test/fixtures/*.mjs', 'src/server/public/*.js'],
     ...tseslint.configs.disableTypeChecked,
   },
   {

@@ -131,6 +131,11 @@ export function uniquePrefix(name: string): string {
 
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
+/** SQLite's answer for a table the service has not created yet. */
+export function isMissingTable(err: unknown): boolean {
+  return err instanceof Error && /no such table/.test(err.message);
+}
+
 /** Reads the step_runs table of a service's database (read-only). */
 export function stepRuns(dbPath: string, jobId?: string): { jobId: string; step: string; status: string }[] {
   if (!fs.existsSync(dbPath)) return [];
@@ -142,8 +147,10 @@ export function stepRuns(dbPath: string, jobId?: string): { jobId: string; step:
       step: string;
       status: string;
     }[];
-  } catch {
-    return [];
+  } catch (err) {
+    // The service creates its tables a moment after the file: before that there is nothing to read yet.
+    if (isMissingTable(err)) return [];
+    throw err;
   } finally {
     db.close();
   }
@@ -155,8 +162,9 @@ export function storedJob(dbPath: string, jobId: string): JobDocument | null {
   try {
     const row = db.prepare('SELECT doc FROM jobs WHERE id = ?').get(jobId) as { doc: string } | undefined;
     return row ? (JSON.parse(row.doc) as JobDocument) : null;
-  } catch {
-    return null;
+  } catch (err) {
+    if (isMissingTable(err)) return null;
+    throw err;
   } finally {
     db.close();
   }

@@ -10,7 +10,7 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { resolveToolPaths } from '../src/lib/tools.js';
 import type { JobDocument } from '../src/lib/types.js';
-import { BIN, runCli, tempDir } from './helpers.js';
+import { BIN, isMissingTable, runCli, tempDir } from './helpers.js';
 
 interface RunRow {
   step: string;
@@ -50,8 +50,9 @@ function readRuns(dbPath: string, jobId: string): RunRow[] {
   const db = new Database(dbPath, { readonly: true, fileMustExist: true });
   try {
     return db.prepare('SELECT step, status FROM step_runs WHERE job_id = ? ORDER BY id').all(jobId) as RunRow[];
-  } catch {
-    return []; // the table is not created yet
+  } catch (err) {
+    if (isMissingTable(err)) return []; // the table is not created yet
+    throw err;
   } finally {
     db.close();
   }
@@ -68,8 +69,9 @@ function posterFrameCheckpointed(dbPath: string, jobId: string): boolean {
       )
       .get(jobId) as { n: number };
     return row.n > 0;
-  } catch {
-    return false;
+  } catch (err) {
+    if (isMissingTable(err)) return false;
+    throw err;
   } finally {
     db.close();
   }

@@ -43,6 +43,8 @@ export interface ExecuteOptions {
    * always one that will never be executed again.
    */
   deferSuccessRecord?: boolean;
+  /** Called once the run record is written, when the step's own clock starts. */
+  onStarted?: () => void;
 }
 
 /**
@@ -56,6 +58,7 @@ export async function executeStep(
   opts: ExecuteOptions,
 ): Promise<{ outcome: StepOutcome; runId: number }> {
   const runId = await deps.jobs.stepStarted(input.jobId, step, opts.attempt);
+  opts.onStarted?.();
   const controller = new AbortController();
   const onParentAbort = (): void => controller.abort(new MediaError('CANCELLED', 'the job was cancelled'));
   if (opts.signal?.aborted) onParentAbort();

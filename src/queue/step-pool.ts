@@ -1,7 +1,13 @@
 /**
  * A pool of worker threads that run steps off the main event loop, so the orchestrator, lock renewals and the API
  * stay responsive while images decode. A step past its time limit, or a cancelled one, is stopped for real: its
- * thread is terminated (and any ffmpeg child with it) and a fresh thread takes its place.
+ * thread is terminated (and any ffmpeg child with it) and a fresh thread takes its place at once, so it has booted
+ * by the time the next task arrives.
+ *
+ * A step's time limit counts the step, never the boot of its thread: a request goes only to a thread that has said
+ * it is ready (its modules loaded), and the backstop timer starts when the thread says the step began (its run
+ * record written). On a loaded machine a thread can take seconds to boot; before, that time was charged to the step
+ * and an attempt could be killed before it was recorded (BullMQ counted three attempts, step_runs held two).
  */
 import { Worker } from 'node:worker_threads';
 import type { Config } from '../config.js';
@@ -22,29 +28,55 @@ export interface ThreadRequest {
 }
 
 export type ThreadReply =
-  | { id: number; ok: true; outcome: StepOutcome; runId: number }
-  | { id: number; ok: false; code: ErrorCode; message: string; retryable: boolean };
+  | { type: 'ready' }
+  | { type: 'started'; id: number }
+  | { type: 'done'; id: number; ok: true; outcome: StepOutcome; runId: number }
+  | { type: 'done'; id: number; ok: false; code: ErrorCode; message: string; retryable: boolean };
+
+type StepReply = Extract<ThreadReply, { type: 'done' }>;
 
 /** How long a thread may overrun its step's own time limit before it is terminated. */
 const GRACE_MS = 2000;
+/** A ready thread starts a step at once; this bounds the wait for its run record (a locked database, a stuck thread). */
+const START_LIMIT_MS = 30_000;
+/** A thread that has not loaded its modules by then is broken, not slow. */
+const BOOT_LIMIT_MS = 120_000;
 
 interface Slot {
   worker: Worker;
-  settle: ((reply: ThreadReply | Error) => void) | null;
+  ready: boolean;
+  /** Set while a step runs on this thread: receives the thread's replies and its death. */
+  onReply: ((reply: StepReply | { type: 'started' } | Error) => void) | null;
+}
+
+interface Waiter {
+  resolve: (slot: Slot) => void;
+  reject: (err: Error) => void;
+}
+
+export interface StepPoolOptions {
+  /** The thread's entry module; tests point it at a wrapper that boots slowly. */
+  entry?: URL;
 }
 
 export class StepPool {
   private readonly idle: Slot[] = [];
-  private readonly waiting: ((slot: Slot) => void)[] = [];
+  private readonly all = new Set<Slot>();
+  private readonly waiting: Waiter[] = [];
+  /** Threads alive, booting or not. */
   private live = 0;
   private nextId = 1;
   private closed = false;
+  private readonly entry: URL;
 
   constructor(
     private readonly size: number,
     private readonly config: Config,
     private readonly log: Logger,
-  ) {}
+    opts: StepPoolOptions = {},
+  ) {
+    this.entry = opts.entry ?? new URL('./step-thread.mjs', import.meta.url);
+  }
 
   async run(
     step: StepName,
@@ -52,13 +84,14 @@ export class StepPool {
     opts: { attempt: number; timeoutMs: number; signal?: AbortSignal },
   ): Promise<{ outcome: StepOutcome; runId: number }> {
     if (opts.signal?.aborted) throw new MediaError('CANCELLED', 'the job was cancelled');
-    const slot = await this.acquire();
+    const slot = await this.acquire(opts.signal);
     const id = this.nextId++;
     return new Promise<{ outcome: StepOutcome; runId: number }>((resolve, reject) => {
+      let timer: NodeJS.Timeout;
       const finish = (result: { outcome: StepOutcome; runId: number } | Error, keep: boolean): void => {
         clearTimeout(timer);
         opts.signal?.removeEventListener('abort', onAbort);
-        slot.settle = null;
+        slot.onReply = null;
         if (keep) this.release(slot);
         else {
           // Ask the step to stop (it kills its ffmpeg child), then terminate the thread whatever it does.
@@ -70,18 +103,27 @@ export class StepPool {
       };
       const onAbort = (): void => finish(new MediaError('CANCELLED', 'the job was cancelled'), false);
       opts.signal?.addEventListener('abort', onAbort, { once: true });
-      const timer = setTimeout(
-        () =>
-          finish(
-            new MediaError('TIMEOUT', `${step} took longer than ${opts.timeoutMs} ms and was stopped`, {
-              retryable: true,
-            }),
-            false,
-          ),
-        opts.timeoutMs + GRACE_MS,
+      timer = setTimeout(
+        () => finish(new Error(`the step thread did not start ${step} within ${START_LIMIT_MS} ms`), false),
+        START_LIMIT_MS,
       );
-      slot.settle = (reply) => {
+      slot.onReply = (reply) => {
         if (reply instanceof Error) return finish(reply, false);
+        if (reply.type === 'started') {
+          // The step's own clock starts now; the thread stops it at timeoutMs, this backstop shortly after.
+          clearTimeout(timer);
+          timer = setTimeout(
+            () =>
+              finish(
+                new MediaError('TIMEOUT', `${step} took longer than ${opts.timeoutMs} ms and was stopped`, {
+                  retryable: true,
+                }),
+                false,
+              ),
+            opts.timeoutMs + GRACE_MS,
+          );
+          return;
+        }
         if (reply.ok) return finish({ outcome: reply.outcome, runId: reply.runId }, true);
         // A step that timed out inside the thread may still be decoding there: replace the thread.
         finish(new MediaError(reply.code, reply.message, { retryable: reply.retryable }), reply.code !== 'TIMEOUT');
@@ -93,53 +135,110 @@ export class StepPool {
 
   /** Starts one thread ahead of the first task, so the first step does not pay for loading the media libraries. */
   warm(): void {
-    if (this.live === 0 && !this.closed) this.idle.push(this.spawn());
+    if (this.live === 0 && !this.closed) this.spawn();
+  }
+
+  /** Threads that have booted and wait for work (for tests and metrics). */
+  get idleThreads(): number {
+    return this.idle.length;
   }
 
   async destroy(): Promise<void> {
     this.closed = true;
-    const all = [...this.idle];
     this.idle.length = 0;
-    await Promise.all(all.map((s) => s.worker.terminate()));
+    for (const w of this.waiting.splice(0)) w.reject(new Error('the step pool is closed'));
+    // Idle and booting threads; a running step has been drained or stopped by the caller before this.
+    await Promise.all([...this.all].map((s) => s.worker.terminate()));
   }
 
-  private acquire(): Promise<Slot> {
+  private acquire(signal?: AbortSignal): Promise<Slot> {
     const slot = this.idle.pop();
     if (slot) return Promise.resolve(slot);
-    if (this.live < this.size) return Promise.resolve(this.spawn());
-    return new Promise((resolve) => this.waiting.push(resolve));
+    return new Promise<Slot>((resolve, reject) => {
+      const onAbort = (): void => {
+        const i = this.waiting.indexOf(waiter);
+        if (i >= 0) this.waiting.splice(i, 1);
+        reject(new MediaError('CANCELLED', 'the job was cancelled'));
+      };
+      const waiter: Waiter = {
+        resolve: (s) => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve(s);
+        },
+        reject: (err) => {
+          signal?.removeEventListener('abort', onAbort);
+          reject(err);
+        },
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.waiting.push(waiter);
+      // Grow towards the pool's size while requests wait for a thread; a booting thread serves the first waiter.
+      if (this.live < this.size) this.spawn();
+    });
   }
 
+  /** A ready thread with nothing to do: to the first waiter, else to the idle list. */
   private release(slot: Slot): void {
     const next = this.waiting.shift();
-    if (next) next(slot);
+    if (next) next.resolve(slot);
     else if (this.closed) void slot.worker.terminate();
     else this.idle.push(slot);
   }
 
+  /** Retires a thread that ran a step it could not finish, and boots its replacement right away. */
   private discard(slot: Slot): void {
     this.live -= 1;
     setTimeout(() => void slot.worker.terminate(), 1000).unref();
-    const next = this.waiting.shift();
-    if (next && !this.closed) next(this.spawn());
+    if (!this.closed) this.spawn();
   }
 
-  private spawn(): Slot {
+  private spawn(): void {
     this.live += 1;
-    const worker = new Worker(new URL('./step-thread.mjs', import.meta.url), {
+    const worker = new Worker(this.entry, {
       workerData: { config: this.config },
       // The thread runs TypeScript through tsx like the main thread; keep Node's own flags.
       execArgv: process.execArgv,
     });
-    const slot: Slot = { worker, settle: null };
-    worker.on('message', (reply: ThreadReply) => slot.settle?.(reply));
+    const slot: Slot = { worker, ready: false, onReply: null };
+    this.all.add(slot);
+    const bootTimer = setTimeout(() => {
+      this.log.error({ limitMs: BOOT_LIMIT_MS }, 'step thread did not boot in time; terminating it');
+      void worker.terminate();
+    }, BOOT_LIMIT_MS);
+    bootTimer.unref();
+    const bootFailed = (err: Error): void => {
+      clearTimeout(bootTimer);
+      this.live -= 1;
+      // Tell one waiting request (its task fails and is retried by the queue); the rest get a new thread.
+      this.waiting.shift()?.reject(new Error(`a step thread failed to start: ${err.message}`));
+      if (this.waiting.length > 0 && !this.closed) this.spawn();
+    };
+    worker.on('message', (reply: ThreadReply) => {
+      if (reply.type === 'ready') {
+        clearTimeout(bootTimer);
+        slot.ready = true;
+        this.release(slot);
+      } else slot.onReply?.(reply);
+    });
     worker.on('error', (err) => {
       this.log.error({ err }, 'step thread crashed');
-      slot.settle?.(err);
+      if (!slot.ready) return; // 'exit' follows and reports the boot failure
+      slot.onReply?.(err);
     });
     worker.on('exit', (code) => {
-      if (slot.settle) slot.settle(new Error(`step thread exited with code ${code}`));
+      this.all.delete(slot);
+      if (!slot.ready) {
+        bootFailed(new Error(`step thread exited with code ${code} while booting`));
+        return;
+      }
+      slot.ready = false;
+      const i = this.idle.indexOf(slot);
+      if (i >= 0) {
+        // An idle thread died (out of memory, a native crash): forget it; the next request boots another.
+        this.idle.splice(i, 1);
+        this.live -= 1;
+      }
+      slot.onReply?.(new Error(`step thread exited with code ${code}`));
     });
-    return slot;
   }
 }

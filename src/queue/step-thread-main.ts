@@ -26,19 +26,28 @@ port.on('message', (msg: ThreadMessage) => {
   }
   run(msg);
 });
+// Modules loaded and deps built: the pool may send steps now, and only now starts their clocks.
+port.postMessage({ type: 'ready' } satisfies ThreadReply);
 
 function run(req: ThreadRequest): void {
   const controller = new AbortController();
   running.set(req.id, controller);
-  const opts = { attempt: req.attempt, timeoutMs: req.timeoutMs, deferSuccessRecord: true, signal: controller.signal };
+  const opts = {
+    attempt: req.attempt,
+    timeoutMs: req.timeoutMs,
+    deferSuccessRecord: true,
+    signal: controller.signal,
+    onStarted: () => port.postMessage({ type: 'started', id: req.id } satisfies ThreadReply),
+  };
   executeStep(req.step, req.input, deps, opts)
     .then(
-      ({ outcome, runId }) => port.postMessage({ id: req.id, ok: true, outcome, runId } satisfies ThreadReply),
+      ({ outcome, runId }) =>
+        port.postMessage({ type: 'done', id: req.id, ok: true, outcome, runId } satisfies ThreadReply),
       (err: unknown) => {
         const { code, message } = describeError(err);
         const retryable = !(err instanceof MediaError) || err.retryable;
         if (code === 'INTERNAL') log.error({ err, step: req.step, jobId: req.input.jobId }, 'step failed unexpectedly');
-        port.postMessage({ id: req.id, ok: false, code, message, retryable } satisfies ThreadReply);
+        port.postMessage({ type: 'done', id: req.id, ok: false, code, message, retryable } satisfies ThreadReply);
       },
     )
     .finally(() => running.delete(req.id));

@@ -1,0 +1,82 @@
+/**
+ * The step thread pool: a step's time limit counts the step, never the boot of the thread that runs it. A fresh
+ * thread can take seconds to boot on a loaded machine (tsx compiling, media libraries loading); the fixture thread
+ * here boots in four seconds, longer than the steps' limits plus the pool's grace.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { loadConfig } from '../src/config.js';
+import { createLogger } from '../src/lib/log.js';
+import type { StepInput } from '../src/nodes/index.js';
+import { StepPool } from '../src/queue/step-pool.js';
+import { openDatabase, SqliteJobStore } from '../src/store/sqlite-job-store.js';
+import { CORPUS, makeLongVideo, tempDir } from './helpers.js';
+
+const SLOW_ENTRY = new URL('./fixtures/slow-step-thread.mjs', import.meta.url);
+let dataDir: string;
+let longVideo: string;
+
+beforeAll(() => {
+  dataDir = tempDir('step-pool');
+  longVideo = path.join(dataDir, 'long.mp4');
+  makeLongVideo(longVideo, 5);
+  // The threads open this database for their run records; create it the way the service does.
+  const db = openDatabase(path.join(dataDir, 'orchestrator.db'));
+  new SqliteJobStore(db);
+  db.close();
+}, 120_000);
+
+afterAll(() => fs.rmSync(dataDir, { recursive: true, force: true }));
+
+function input(jobId: string, file: string): StepInput {
+  return { jobId, file: { path: file }, user: null, options: {}, fileInfo: null, fileType: null, results: {} };
+}
+
+function runRecords(jobId: string): { step: string; attempt: number; status: string }[] {
+  const db = openDatabase(path.join(dataDir, 'orchestrator.db'));
+  try {
+    return db.prepare('SELECT step, attempt, status FROM step_runs WHERE job_id = ? ORDER BY id').all(jobId) as {
+      step: string;
+      attempt: number;
+      status: string;
+    }[];
+  } finally {
+    db.close();
+  }
+}
+
+test(
+  'a slow-booting thread, and the replacement of a timed-out one, get the whole time limit',
+  {
+    timeout: 60_000,
+  },
+  async () => {
+    const config = loadConfig({ DATA_DIR: dataDir, LOG_LEVEL: 'warn' });
+    const pool = new StepPool(1, config, createLogger('warn', 'test'), { entry: SLOW_ENTRY });
+    try {
+      const image = path.join(CORPUS, 'image/320x240.jpg');
+      // 1. The first thread boots for 4 s; validate's 1 s limit starts when the step does.
+      const first = await pool.run('validate', input('boot', image), { attempt: 1, timeoutMs: 1000 });
+      expect(first.outcome.status).toBe('succeeded');
+
+      // 2. A step that overruns its limit is stopped and its thread replaced...
+      const video = { ...input('timeout', longVideo), results: { metadata: { hasAudio: true, durationSec: 300 } } };
+      const stopped = pool.run('extractAudio', video as StepInput, { attempt: 1, timeoutMs: 300 });
+      await expect(stopped).rejects.toMatchObject({ code: 'TIMEOUT' });
+      // ...and the next attempt waits for the new thread to boot instead of being charged for it.
+      const again = await pool.run('validate', input('timeout', image), { attempt: 2, timeoutMs: 1000 });
+      expect(again.outcome.status).toBe('succeeded');
+
+      // Every attempt the pool ran has its run record: none was killed before it began.
+      // (A success stays `running` here: the task worker records it once BullMQ holds the result.)
+      expect(runRecords('boot')).toEqual([{ step: 'validate', attempt: 1, status: 'running' }]);
+      expect(runRecords('timeout')).toEqual([
+        { step: 'extractAudio', attempt: 1, status: 'failed' },
+        { step: 'validate', attempt: 2, status: 'running' },
+      ]);
+    } finally {
+      await pool.destroy();
+    }
+  },
+);
