@@ -1,6 +1,6 @@
 /**
- * Imports point one way: server/cli -> queue/store/graph -> nodes -> lib. Nodes never import server, queue, store
- * or graph code; lib imports nothing of ours but lib.
+ * Imports point one way: server/cli -> queue/store/graph -> nodes -> ai -> lib. Nodes never import server, queue,
+ * store or graph code; the models in ai know nothing of steps; lib imports nothing of ours but lib.
  */
 module.exports = {
   forbidden: [
@@ -16,6 +16,12 @@ module.exports = {
       severity: 'error',
       from: { path: '^src/nodes/' },
       to: { path: '^src/(graph|store|queue|server|cli)/|^src/(runtime|studio)\\.ts$' },
+    },
+    {
+      name: 'ai-only-uses-lib',
+      severity: 'error',
+      from: { path: '^src/ai/' },
+      to: { path: '^src/(nodes|graph|store|queue|server|cli)/|^src/(runtime|studio)\\.ts$' },
     },
     {
       name: 'graph-below-service',

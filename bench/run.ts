@@ -14,13 +14,14 @@ import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/lib/log.js';
 import { createRuntime } from '../src/runtime.js';
 import { plainImageWork } from './plain.js';
+import { benchVision } from './vision.js';
 import { benchApi, benchNoop, benchPhotos } from './service.js';
 
 const { values } = parseArgs({
   options: {
     jobs: { type: 'string', default: '200' },
     concurrency: { type: 'string', default: '2' },
-    only: { type: 'string', default: 'inline,service,photos,api' },
+    only: { type: 'string', default: 'inline,vision,service,photos,api' },
     photos: { type: 'string', default: '40' },
   },
 });
@@ -61,6 +62,12 @@ async function main(): Promise<void> {
       console.log(`\n## Inline: ${JOBS} jobs over ${images.length} corpus images, concurrency ${CONCURRENCY}`);
       await benchInline(work);
     }
+    if (ONLY.has('vision')) {
+      console.log('\n## Offline object and face detector (@vladmandic/human on tfjs-wasm), one thread');
+      const v = await benchVision();
+      row('model load', `${v.loadMs.toFixed(0)} ms`);
+      row(`detection, mean over ${v.images} corpus photos at 1024 px`, `${v.msPerImage.toFixed(0)} ms per image`);
+    }
     if (ONLY.has('service')) {
       console.log(`\n## Service with no-op steps: ${JOBS} jobs`);
       await benchNoop(work, JOBS, row);
@@ -85,7 +92,8 @@ async function benchInline(work: string): Promise<void> {
     const plainSec = await pool(JOBS, (i) => plainImageWork(images[i % images.length]!, plainOut));
 
     const dataDir = path.join(work, 'data');
-    const runtime = createRuntime(loadConfig({ DATA_DIR: dataDir }), createLogger('warn'));
+    // The plain script computes statistics only; so does the orchestrator here (the detector has its own section).
+    const runtime = createRuntime(loadConfig({ DATA_DIR: dataDir, AI_PROVIDERS: 'vision=off' }), createLogger('warn'));
     const inlineSec = await pool(JOBS, async (i) => {
       const file = images[i % images.length]!;
       const doc = await runtime.runner.run({ jobId: `bench-${i}`, file: { path: file } });

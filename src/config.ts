@@ -27,6 +27,20 @@ const positiveInt = (name: string, fallback: number) =>
       return n;
     });
 
+const isHttpUrl = (u: string): boolean => {
+  try {
+    return ['http:', 'https:'].includes(new URL(u).protocol);
+  } catch {
+    return false;
+  }
+};
+
+export const AI_CAPABILITIES = ['vision', 'speech', 'text'] as const;
+export type AiCapability = (typeof AI_CAPABILITIES)[number];
+/** `openai`: any OpenAI-compatible server through LangChain; `local`: the offline models; `off`: none. */
+export const AI_PROVIDER_NAMES = ['openai', 'local', 'off'] as const;
+export type AiProvider = (typeof AI_PROVIDER_NAMES)[number];
+
 export const QUEUE_NAMES = ['light', 'image', 'video', 'document', 'ai'] as const;
 export type QueueName = (typeof QUEUE_NAMES)[number];
 /**
@@ -139,8 +153,68 @@ const EnvSchema = z.object({
   RETRY_BACKOFF_MS: positiveInt('RETRY_BACKOFF_MS', 1000),
   FFMPEG_PATH: z.string().optional(),
   FFPROBE_PATH: z.string().optional(),
+  OPENAI_API_KEY: z.string().optional(),
+  OPENAI_BASE_URL: z
+    .string()
+    .optional()
+    .refine((u) => u === undefined || isHttpUrl(u), 'OPENAI_BASE_URL must be an http:// or https:// URL'),
+  VISION_MODEL: z.string().optional().default('gpt-4o-mini'),
+  CHAT_MODEL: z.string().optional().default('gpt-4o-mini'),
+  TRANSCRIBE_MODEL: z.string().optional().default('whisper-1'),
+  AI_PROVIDERS: z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      const out: Partial<Record<AiCapability, AiProvider>> = {};
+      for (const pair of list(raw)) {
+        const [name, value] = pair.split('=').map((s) => s.trim());
+        if (
+          !name ||
+          !(AI_CAPABILITIES as readonly string[]).includes(name) ||
+          !(AI_PROVIDER_NAMES as readonly string[]).includes(value ?? '')
+        ) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `AI_PROVIDERS takes capability=provider pairs (${AI_CAPABILITIES.join(', ')} = ${AI_PROVIDER_NAMES.join(' or ')}); "${pair}" is not one`,
+          });
+          return z.NEVER;
+        }
+        out[name as AiCapability] = value as AiProvider;
+      }
+      return raw === undefined ? undefined : out;
+    }),
+  AI_TIMEOUT_MS: positiveInt('AI_TIMEOUT_MS', 120_000),
+  AI_MAX_CONCURRENCY: positiveInt('AI_MAX_CONCURRENCY', 4),
+  AI_CONTEXT_CHARS: positiveInt('AI_CONTEXT_CHARS', 24_000).refine(
+    (n) => n >= 1000,
+    'AI_CONTEXT_CHARS must be at least 1000',
+  ),
+  TRANSCRIBE_CHUNK_SEC: positiveInt('TRANSCRIBE_CHUNK_SEC', 600).refine(
+    (n) => n >= 10,
+    'TRANSCRIBE_CHUNK_SEC must be at least 10',
+  ),
+  TRANSCRIBE_PREFER_SUBTITLES: z
+    .enum(['true', 'false'], { message: 'TRANSCRIBE_PREFER_SUBTITLES must be true or false' })
+    .optional()
+    .default('true'),
+  VISION_MIN_SCORE: z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      const n = raw === undefined ? 0.3 : Number(raw);
+      if (!Number.isFinite(n) || n < 0 || n > 1) {
+        ctx.addIssue({ code: 'custom', message: `VISION_MIN_SCORE must be a number from 0 to 1, got "${raw}"` });
+        return z.NEVER;
+      }
+      return n;
+    }),
+  POCKETSPHINX_PATH: z.string().optional(),
+  PATH: z.string().optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional().default('info'),
 });
+
+/** Every variable this project reads (PATH is the system's own). */
+export const CONFIG_VARIABLES = Object.keys(EnvSchema.shape).filter((name) => name !== 'PATH');
 
 export interface Config {
   dataDir: string;
@@ -176,6 +250,34 @@ export interface Config {
   stalledIntervalMs: number;
   shutdownTimeoutMs: number;
   retryBackoffMs: number;
+  ai: AiConfig;
+}
+
+export interface AiConfig {
+  /** Which implementation serves each capability. */
+  providers: Record<AiCapability, AiProvider>;
+  openai: {
+    /** Never logged or shown. */
+    apiKey: string | undefined;
+    baseURL: string | undefined;
+    visionModel: string;
+    chatModel: string;
+    transcribeModel: string;
+  };
+  timeoutMs: number;
+  /** Model requests at once per process (map-reduce chunks, audio chunks), and the ai queue's default size. */
+  maxConcurrency: number;
+  /** Longest text sent to the chat model in one request; longer ones are summarized map-reduce. */
+  contextChars: number;
+  /** Longest audio sent to the speech model in one request; longer audio is cut into chunks. */
+  transcribeChunkSec: number;
+  /** A text subtitle track is used as the transcript before any speech model. */
+  preferSubtitles: boolean;
+  /** Offline detector labels under this score are dropped. */
+  visionMinScore: number;
+  /** `pocketsphinx_continuous`: POCKETSPHINX_PATH, else looked up on PATH by the speech model. */
+  pocketsphinxPath: string | undefined;
+  searchPath: string;
 }
 
 export class ConfigError extends Error {
@@ -200,6 +302,21 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   const e = parsed.data;
   const dataDir = path.resolve(e.DATA_DIR);
+  const providerConfigured = e.OPENAI_API_KEY !== undefined || e.OPENAI_BASE_URL !== undefined;
+  const providers: Record<AiCapability, AiProvider> = {
+    vision: providerConfigured ? 'openai' : 'local',
+    speech: providerConfigured ? 'openai' : 'local',
+    text: providerConfigured ? 'openai' : 'local',
+    ...e.AI_PROVIDERS,
+  };
+  const needsOpenAi = AI_CAPABILITIES.filter((c) => providers[c] === 'openai');
+  if (needsOpenAi.length > 0 && !providerConfigured) {
+    throw new ConfigError([
+      `AI_PROVIDERS: ${needsOpenAi.join(', ')} use openai, but neither OPENAI_API_KEY nor OPENAI_BASE_URL is set`,
+    ]);
+  }
+  // Work that waits on HTTP is sized by AI_MAX_CONCURRENCY, not by cores.
+  const aiQueue = needsOpenAi.length > 0 ? e.AI_MAX_CONCURRENCY : DEFAULT_CONCURRENCY.ai;
   return {
     dataDir,
     dbPath: path.join(dataDir, 'orchestrator.db'),
@@ -223,11 +340,29 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     redisUrl: e.REDIS_URL,
     queuePrefix: e.QUEUE_PREFIX,
     jobConcurrency: e.JOB_CONCURRENCY,
-    workerConcurrency: { ...DEFAULT_CONCURRENCY, ...e.WORKER_CONCURRENCY },
+    workerConcurrency: { ...DEFAULT_CONCURRENCY, ai: aiQueue, ...e.WORKER_CONCURRENCY },
     stepTimeouts: e.STEP_TIMEOUTS,
     lockDurationMs: e.LOCK_DURATION_MS,
     stalledIntervalMs: e.STALLED_INTERVAL_MS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     retryBackoffMs: e.RETRY_BACKOFF_MS,
+    ai: {
+      providers,
+      openai: {
+        apiKey: e.OPENAI_API_KEY,
+        baseURL: e.OPENAI_BASE_URL,
+        visionModel: e.VISION_MODEL,
+        chatModel: e.CHAT_MODEL,
+        transcribeModel: e.TRANSCRIBE_MODEL,
+      },
+      timeoutMs: e.AI_TIMEOUT_MS,
+      maxConcurrency: e.AI_MAX_CONCURRENCY,
+      contextChars: e.AI_CONTEXT_CHARS,
+      transcribeChunkSec: e.TRANSCRIBE_CHUNK_SEC,
+      preferSubtitles: e.TRANSCRIBE_PREFER_SUBTITLES === 'true',
+      visionMinScore: e.VISION_MIN_SCORE,
+      pocketsphinxPath: e.POCKETSPHINX_PATH,
+      searchPath: e.PATH ?? '',
+    },
   };
 }

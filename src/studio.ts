@@ -16,6 +16,7 @@ const sink: JobSink = {
   saveFinished: (job: FinishedJob) => getRuntime().store.saveFinished(job),
   stepStarted: (jobId, step, attempt) => getRuntime().store.stepStarted(jobId, step, attempt),
   stepEnded: (runId, status, code) => getRuntime().store.stepEnded(runId, status, code),
+  aiUsed: (use) => getRuntime().store.aiUsed(use),
 };
 
 export const graph = compileGraph({

@@ -1,6 +1,8 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { ConfigError, loadConfig } from '../src/config.js';
+import { CONFIG_VARIABLES, ConfigError, loadConfig } from '../src/config.js';
+import { ROOT } from './helpers.js';
 
 describe('config', () => {
   test('defaults', () => {
@@ -63,5 +65,45 @@ describe('config', () => {
 
   test('unknown steps are rejected', () => {
     expect(() => loadConfig({ DISABLED_STEPS: 'makeCoffee' })).toThrow(/makeCoffee/);
+  });
+
+  test('AI providers: offline by default, the OpenAI-compatible server for all three once it is named', () => {
+    const offline = loadConfig({});
+    expect(offline.ai.providers).toEqual({ vision: 'local', speech: 'local', text: 'local' });
+    expect(offline.workerConcurrency.ai).toBe(offline.workerConcurrency.light);
+
+    const remote = loadConfig({ OPENAI_BASE_URL: 'http://127.0.0.1:11434/v1', AI_MAX_CONCURRENCY: '12' });
+    expect(remote.ai.providers).toEqual({ vision: 'openai', speech: 'openai', text: 'openai' });
+    expect(remote.ai.openai).toMatchObject({ baseURL: 'http://127.0.0.1:11434/v1', chatModel: 'gpt-4o-mini' });
+    // Work that waits on HTTP is not sized by cores.
+    expect(remote.workerConcurrency.ai).toBe(12);
+
+    const mixed = loadConfig({
+      OPENAI_BASE_URL: 'http://127.0.0.1:11434/v1',
+      AI_PROVIDERS: 'vision=openai, text=openai, speech=local',
+      VISION_MODEL: 'llava',
+    });
+    expect(mixed.ai.providers).toEqual({ vision: 'openai', speech: 'local', text: 'openai' });
+    expect(mixed.ai.openai.visionModel).toBe('llava');
+  });
+
+  test('bad AI settings stop start-up naming the variable', () => {
+    expect(() => loadConfig({ OPENAI_BASE_URL: 'file:///etc/passwd' })).toThrow(/OPENAI_BASE_URL/);
+    expect(() => loadConfig({ AI_PROVIDERS: 'vision=gpt' })).toThrow(/AI_PROVIDERS.*"vision=gpt"/);
+    expect(() => loadConfig({ AI_PROVIDERS: 'smell=local' })).toThrow(/AI_PROVIDERS/);
+    expect(() => loadConfig({ AI_PROVIDERS: 'text=openai' })).toThrow(/AI_PROVIDERS.*neither OPENAI_API_KEY/);
+    expect(() => loadConfig({ VISION_MIN_SCORE: '2' })).toThrow(/VISION_MIN_SCORE/);
+    expect(() => loadConfig({ AI_TIMEOUT_MS: '-1' })).toThrow(/AI_TIMEOUT_MS/);
+    expect(() => loadConfig({ TRANSCRIBE_PREFER_SUBTITLES: 'maybe' })).toThrow(/TRANSCRIBE_PREFER_SUBTITLES/);
+  });
+
+  test('every variable is in .env.example and the README', () => {
+    const example = fs.readFileSync(path.join(ROOT, '.env.example'), 'utf8');
+    const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
+    expect(CONFIG_VARIABLES.length).toBeGreaterThan(30);
+    for (const name of CONFIG_VARIABLES) {
+      expect(example, name).toMatch(new RegExp(`^${name}=`, 'm'));
+      expect(readme, name).toContain(`\`${name}\``);
+    }
   });
 });

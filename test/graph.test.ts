@@ -48,6 +48,7 @@ function scripted(fileType: FileType, script: Script = {}) {
     },
     stepStarted: () => Promise.resolve(0),
     stepEnded: () => Promise.resolve(),
+    aiUsed: () => Promise.resolve(),
   };
   const graph = compileGraph({ dispatcher, sink }, SqliteSaver.fromConnString(':memory:'));
   const run = () =>

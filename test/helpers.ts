@@ -43,6 +43,17 @@ export function tempDir(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `mo-${prefix}-`));
 }
 
+/**
+ * The environment of the test run, less the settings that would send a test's media to a real AI provider (a
+ * developer's own OPENAI_API_KEY) or change which models run: tests that want a provider name one on loopback.
+ */
+export function userEnv(): Record<string, string | undefined> {
+  const env = { ...process.env };
+  for (const name of Object.keys(env))
+    if (/^(OPENAI_|AI_|VISION_|CHAT_MODEL|TRANSCRIBE_|POCKETSPHINX_)/.test(name)) delete env[name];
+  return env;
+}
+
 export interface CliResult {
   code: number;
   stdout: string;
@@ -54,7 +65,7 @@ export function runCli(args: string[], env: Record<string, string> = {}, timeout
     execFile(
       process.execPath,
       [BIN, ...args],
-      { env: { ...process.env, LOG_LEVEL: 'warn', ...env }, timeout: timeoutMs, maxBuffer: 32 * 1024 * 1024 },
+      { env: { ...userEnv(), LOG_LEVEL: 'warn', ...env }, timeout: timeoutMs, maxBuffer: 32 * 1024 * 1024 },
       (err, stdout, stderr) => {
         const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
         resolve({ code, stdout, stderr });
@@ -72,7 +83,7 @@ export class ServiceProcess {
   constructor(args: string[], env: Record<string, string>) {
     this.child = spawn(process.execPath, [BIN, 'start', ...args], {
       // PORT 0: the API of every test service listens on a free port of its own.
-      env: { ...process.env, LOG_LEVEL: 'info', PORT: '0', ...env },
+      env: { ...userEnv(), LOG_LEVEL: 'info', PORT: '0', ...env },
       stdio: ['ignore', 'ignore', 'pipe'],
       detached: true,
     });

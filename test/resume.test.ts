@@ -10,7 +10,7 @@ import Database from 'better-sqlite3';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { resolveToolPaths } from '../src/lib/tools.js';
 import type { JobDocument } from '../src/lib/types.js';
-import { BIN, isMissingTable, runCli, tempDir } from './helpers.js';
+import { BIN, isMissingTable, runCli, tempDir, userEnv } from './helpers.js';
 
 interface RunRow {
   step: string;
@@ -94,7 +94,7 @@ test(
     const dbPath = path.join(dataDir, 'orchestrator.db');
     const jobId = 'resume-after-kill';
     const child = spawn(process.execPath, [BIN, 'process', '--job-id', jobId, video], {
-      env: { ...process.env, DATA_DIR: dataDir, LOG_LEVEL: 'warn' },
+      env: { ...userEnv(), DATA_DIR: dataDir, LOG_LEVEL: 'warn' },
       stdio: 'ignore',
     });
     const exited = new Promise<NodeJS.Signals | null>((resolve) =>

@@ -9,7 +9,7 @@ import { Client } from '@langchain/langgraph-sdk';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { freePort } from '../src/lib/net.js';
 import type { Results, StepRecords } from '../src/lib/types.js';
-import { CORPUS, ROOT, tempDir } from './helpers.js';
+import { CORPUS, ROOT, tempDir, userEnv } from './helpers.js';
 
 let server: ChildProcess;
 let url: string;
@@ -22,7 +22,7 @@ beforeAll(async () => {
   url = `http://127.0.0.1:${port}`;
   server = spawn('npm', ['run', 'studio', '--', '--port', String(port), '--host', '127.0.0.1'], {
     cwd: ROOT,
-    env: { ...process.env, DATA_DIR: dataDir, LOG_LEVEL: 'warn', LANGSMITH_TRACING: 'false' },
+    env: { ...userEnv(), DATA_DIR: dataDir, LOG_LEVEL: 'warn', LANGSMITH_TRACING: 'false' },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true, // its own process group, so the whole tree (npm, the CLI, its workers) is stopped after
   });

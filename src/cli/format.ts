@@ -30,14 +30,30 @@ export function formatJob(doc: JobDocument): string {
   if (r.metadata?.pages) lines.push(`  pages       ${r.metadata.pages}`);
   if (r.metadata?.gps) lines.push(`  gps         ${r.metadata.gps.latitude}, ${r.metadata.gps.longitude}`);
   if (r.thumbnails?.length) lines.push(`  thumbnails  ${r.thumbnails.map((t) => `${t.width}x${t.height}`).join(', ')}`);
-  if (r.analysis)
-    lines.push(
-      `  colour      ${r.analysis.dominantColor}  sharpness ${r.analysis.sharpness}  phash ${r.analysis.phash}`,
-    );
-  if (r.transcript) lines.push(`  transcript  ${oneLine(r.transcript.text)}`);
+  if (r.analysis) {
+    const a = r.analysis;
+    if (a.caption) lines.push(`  caption     ${oneLine(a.caption)}  (${by(a)})`);
+    if (a.labels.length > 0)
+      lines.push(`  labels      ${a.labels.map((l) => `${l.name} ${l.score.toFixed(2)}`).join(', ')}  (${by(a)})`);
+    if (a.faces) lines.push(`  faces       ${a.faces}`);
+    lines.push(`  colour      ${a.dominantColor}  sharpness ${a.sharpness}  phash ${a.phash}`);
+  }
+  if (r.transcript) {
+    const t = r.transcript;
+    const rough = t.quality === 'rough' ? ', rough' : '';
+    lines.push(`  transcript  ${oneLine(t.text)}  (${t.provider === 'subtitles' ? t.source : by(t)}${rough})`);
+  }
   if (r.text) lines.push(`  text        ${r.text.chars} chars: ${oneLine(r.text.excerpt)}`);
-  if (r.summary) lines.push(`  summary     ${oneLine(r.summary.text)}`);
+  if (r.summary) {
+    if (r.summary.title) lines.push(`  title       ${oneLine(r.summary.title)}`);
+    lines.push(`  summary     ${oneLine(r.summary.text)}  (${by(r.summary)})`);
+  }
+  if (doc.usage?.totalTokens) lines.push(`  tokens      ${doc.usage.totalTokens} in ${doc.usage.calls} model calls`);
   return `${lines.join('\n')}\n`;
+}
+
+function by(r: { provider: string; model?: string }): string {
+  return r.model ? `${r.provider} ${r.model}` : r.provider;
 }
 
 function oneLine(s: string, max = 100): string {

@@ -7,7 +7,7 @@ export async function toMermaid(): Promise<string> {
   };
   const graph = compileGraph({
     dispatcher: { run: unused },
-    sink: { saveFinished: unused, stepStarted: unused, stepEnded: unused },
+    sink: { saveFinished: unused, stepStarted: unused, stepEnded: unused, aiUsed: unused },
   });
   return (await graph.getGraphAsync()).drawMermaid();
 }

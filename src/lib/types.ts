@@ -35,6 +35,7 @@ export const ERROR_CODES = [
   'FILE_NOT_FOUND',
   'CHECKSUM_MISMATCH',
   'TIMEOUT',
+  'RESOURCE_LIMIT',
   'PROVIDER_ERROR',
   'CANCELLED',
   'INVALID_INPUT',
@@ -154,9 +155,27 @@ export interface Metadata {
   };
 }
 
+/** Tokens, model requests and time behind one AI result (the same shape as src/ai's AiUsage). */
+export interface Usage {
+  inputTokens: number;
+  outputTokens: number;
+  totalTokens: number;
+  calls: number;
+  latencyMs: number;
+}
+
 export interface Analysis {
+  /** Who labelled the picture (`openai`, `human`), or `local` when only the statistics below were computed. */
   provider: string;
+  model?: string;
   labels: { name: string; score: number }[];
+  caption?: string | null;
+  tags?: string[];
+  /** Text visible in the picture, from a vision model. */
+  text?: string | null;
+  safety?: { flagged: boolean; categories: string[] } | null;
+  faces?: number;
+  usage?: Usage;
   dominantColor: string;
   palette: { color: string; share: number }[];
   brightness: number;
@@ -173,9 +192,46 @@ export interface Results {
   placeholder?: { kind: 'thumbhash'; value: string };
   analysis?: Analysis;
   audio?: ArtifactRef & { format: string; durationSec: number | null };
-  transcript?: { provider: string; source: string; text: string; truncated: boolean; chars: number; url: string };
+  transcript?: Transcript;
   text?: { pages: number; chars: number; excerpt: string; url: string };
-  summary?: { provider: string; text: string; source: string };
+  summary?: Summary;
+}
+
+export interface Transcript {
+  /** `subtitles`, or the speech model's provider (`openai`, `pocketsphinx`). */
+  provider: string;
+  model?: string;
+  /** Where the words came from: `subtitle track 2 (eng)`, `speech`. */
+  source: string;
+  /** An excerpt; the whole text is the artifact at `url`. */
+  text: string;
+  truncated: boolean;
+  chars: number;
+  url: string;
+  srtUrl?: string;
+  vttUrl?: string;
+  language?: string | null;
+  durationSec?: number | null;
+  segments?: number;
+  chunks?: number;
+  /** `rough` for small offline recognizers. */
+  quality?: 'rough' | 'standard';
+  usage?: Usage;
+}
+
+export interface Summary {
+  provider: string;
+  model?: string;
+  text: string;
+  source: string;
+  title?: string | null;
+  keyPoints?: string[];
+  language?: string | null;
+  /** Chapters of a timed transcript, with their start in seconds. */
+  chapters?: { start: number; title: string }[];
+  /** Pieces the text was summarized in (map-reduce); 1 when it fit the model at once. */
+  chunks?: number;
+  usage?: Usage;
 }
 
 export interface JobDocument {
@@ -191,6 +247,8 @@ export interface JobDocument {
   steps: StepRecords;
   results: Results;
   error: JobError | null;
+  /** What the job's AI steps spent, summed over their results; absent when no model was called. */
+  usage?: Usage;
   /** Delivery of the completion webhook, when the job has a notifyUrl. */
   webhook?: WebhookDelivery;
 }

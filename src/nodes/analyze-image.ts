@@ -1,36 +1,67 @@
 /**
- * analyzeImage, offline: statistics computed from the pixels, with no model and nothing downloaded: dominant colour
- * and palette, brightness, sharpness and entropy (libvips), and a 64-bit DCT perceptual hash for near-duplicates.
+ * analyzeImage: what is in the picture, from the vision model in `deps.ai` (a provider's model through LangChain, or
+ * the offline COCO detector), beside statistics computed from the pixels with no model: dominant colour and palette,
+ * brightness, sharpness and entropy (libvips), and a 64-bit DCT perceptual hash for near-duplicates. The image is
+ * decoded once, to an upright picture of at most 1024 px that feeds both.
  */
 import sharp, { type Channels } from 'sharp';
 import { imageError, openImage } from '../lib/image.js';
 import type { Analysis } from '../lib/types.js';
-import type { StepFn } from './deps.js';
+import { recordAiUse, type StepFn } from './deps.js';
 
-export const analyzeImage: StepFn = async (input, deps) => {
+/** Longer side of the picture a model sees: enough for captions and OCR, small enough to send. */
+const MODEL_SIZE = 1024;
+
+export const analyzeImage: StepFn = async (input, deps, ctx) => {
   const file = input.file.path;
+  let picture: Buffer;
+  let size: { width: number; height: number };
   let small: { data: Buffer; info: { width: number; height: number; channels: Channels } };
   let stats;
   try {
-    const decoded = openImage(file, deps.config.maxImagePixels)
+    const upright = await openImage(file, deps.config.maxImagePixels)
       .autoOrient()
-      .resize(256, 256, { fit: 'inside', withoutEnlargement: true })
-      .toColourspace('srgb');
-    small = await decoded.clone().removeAlpha().raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
-    stats = await decoded.clone().stats();
+      .resize(MODEL_SIZE, MODEL_SIZE, { fit: 'inside', withoutEnlargement: true })
+      .toColourspace('srgb')
+      .removeAlpha()
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true });
+    const raw = { raw: { width: upright.info.width, height: upright.info.height, channels: upright.info.channels } };
+    size = { width: upright.info.width, height: upright.info.height };
+    picture = await sharp(upright.data, raw).jpeg({ quality: 85 }).toBuffer();
+    const reduced = sharp(upright.data, raw).resize(256, 256, { fit: 'inside', withoutEnlargement: true });
+    small = await reduced.clone().raw().toBuffer({ resolveWithObject: true });
+    stats = await reduced.clone().stats();
   } catch (err) {
     throw imageError(err);
   }
   const { r, g, b } = stats.dominant;
-  const analysis: Analysis = {
-    provider: 'local',
-    labels: [],
+  const statistics = {
     dominantColor: hex(r, g, b),
     palette: palette(small.data, small.info.channels),
     brightness: round(brightness(small.data, small.info.channels), 3),
     sharpness: round(stats.sharpness, 3),
     entropy: round(stats.entropy, 3),
     phash: await perceptualHash(small.data, small.info),
+  };
+  const vision = deps.ai.vision;
+  if (!vision) {
+    const analysis: Analysis = { provider: 'local', labels: [], ...statistics };
+    return { status: 'succeeded', results: { analysis } };
+  }
+  const seen = await vision.analyze({ image: picture, mime: 'image/jpeg', ...size }, { signal: ctx.signal });
+  await recordAiUse(deps, input, 'analyzeImage', 'vision', seen);
+  const analysis: Analysis = {
+    provider: seen.provider,
+    model: seen.model,
+    labels: seen.labels,
+    caption: seen.caption,
+    tags: seen.tags,
+    text: seen.text,
+    safety: seen.safety,
+    ...(seen.faces !== undefined && { faces: seen.faces }),
+    usage: seen.usage,
+    ...statistics,
   };
   return { status: 'succeeded', results: { analysis } };
 };

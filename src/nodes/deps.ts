@@ -3,9 +3,9 @@
  * Nodes import nothing that opens a connection or reads the environment.
  */
 import type { Config } from '../config.js';
+import { createAiModels, type AiCapability, type AiModels, type AiResultBase, type AiUsage } from '../ai/index.js';
 import { ArtifactStore } from '../lib/artifacts.js';
 import type { Logger } from '../lib/log.js';
-import { createSummarizer, type Summarizer } from '../lib/summary.js';
 import { resolveToolPaths, type ToolPaths } from '../lib/tools.js';
 import type {
   FileInfo,
@@ -38,6 +38,17 @@ export interface JobSink {
   /** One row per execution of a step function: how the tests (and operators) see that nothing ran twice. */
   stepStarted(jobId: string, step: StepName, attempt: number): Promise<number>;
   stepEnded(runId: number, status: StepStatus, errorCode?: string): Promise<void>;
+  /** What one model call cost: read by /metrics (tokens by provider and model, request time). */
+  aiUsed(use: AiUse): Promise<void>;
+}
+
+export interface AiUse {
+  jobId: string;
+  step: StepName;
+  capability: 'vision' | 'speech' | 'text';
+  provider: string;
+  model: string;
+  usage: AiUsage;
 }
 
 export interface Deps {
@@ -45,7 +56,8 @@ export interface Deps {
   tools: ToolPaths;
   artifacts: ArtifactStore;
   jobs: JobSink;
-  summarizer: Summarizer;
+  /** The models behind the AI steps: a provider through LangChain, the offline ones, or none (with a reason). */
+  ai: AiModels;
   log: Logger;
 }
 
@@ -82,12 +94,25 @@ export type StepOutcome =
 export type StepFn = (input: StepInput, deps: Deps, ctx: StepContext) => Promise<StepOutcome>;
 
 export function createDeps(config: Config, jobs: JobSink, log: Logger): Deps {
+  const tools = resolveToolPaths({ ffmpegPath: config.ffmpegPath, ffprobePath: config.ffprobePath });
   return {
     config,
-    tools: resolveToolPaths({ ffmpegPath: config.ffmpegPath, ffprobePath: config.ffprobePath }),
+    tools,
     artifacts: new ArtifactStore(config.artifactsDir),
     jobs,
-    summarizer: createSummarizer(),
+    ai: createAiModels(config, tools, log),
     log,
   };
+}
+
+/** Records what a model call cost, for /metrics. */
+export function recordAiUse(
+  deps: Deps,
+  input: StepInput,
+  step: StepName,
+  capability: AiCapability,
+  result: AiResultBase,
+): Promise<void> {
+  const { provider, model, usage } = result;
+  return deps.jobs.aiUsed({ jobId: input.jobId, step, capability, provider, model, usage });
 }

@@ -16,7 +16,7 @@ import { summarize } from './summarize.js';
 import { transcribe } from './transcribe.js';
 import { validate } from './validate.js';
 
-export type { Deps, StepInput, StepOutcome, StepFn, JobSink, FinishedJob, StepContext } from './deps.js';
+export type { Deps, StepInput, StepOutcome, StepFn, JobSink, FinishedJob, StepContext, AiUse } from './deps.js';
 export { createDeps } from './deps.js';
 export { finalize } from './finalize.js';
 

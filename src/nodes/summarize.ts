@@ -1,31 +1,66 @@
-/** summarize, offline: an extractive summary of the transcript or the PDF text, read from its artifact. */
+/**
+ * summarize: the text model in `deps.ai` (a provider's chat model, map-reduce over long texts; or the offline
+ * extractive summarizer) reads the transcript or the PDF text from its artifact. Timed transcripts also get chapters
+ * when the model can write them.
+ */
 import fs from 'node:fs/promises';
-import type { StepFn } from './deps.js';
+import type { TranscriptSegment } from '../ai/index.js';
+import { recordAiUse, type StepFn } from './deps.js';
 import { TEXT_ARTIFACT } from './extract-text.js';
-import { TRANSCRIPT_ARTIFACT } from './transcribe.js';
+import { SEGMENTS_ARTIFACT, TRANSCRIPT_ARTIFACT } from './transcribe.js';
 
 const MIN_CHARS = 40;
 
-export const summarize: StepFn = async (input, deps) => {
-  const source = input.results.transcript ? TRANSCRIPT_ARTIFACT : input.results.text ? TEXT_ARTIFACT : null;
+export const summarize: StepFn = async (input, deps, ctx) => {
+  const source = input.results.transcript ? 'transcript' : input.results.text ? 'text' : null;
   if (!source) return { status: 'skipped', reason: 'there is no transcript or text to summarize' };
-  const text = await fs.readFile(deps.artifacts.path(input.jobId, source), 'utf8');
+  const model = deps.ai.text;
+  if (!model) return { status: 'skipped', reason: deps.ai.unavailable.text ?? 'no text model is configured' };
+  const text = await fs.readFile(
+    deps.artifacts.path(input.jobId, source === 'text' ? TEXT_ARTIFACT : TRANSCRIPT_ARTIFACT),
+    'utf8',
+  );
   if (text.replace(/\s+/g, '').length < MIN_CHARS) {
     return {
       status: 'skipped',
-      reason: `the ${source === TEXT_ARTIFACT ? 'document' : 'transcript'} has too little text to summarize`,
+      reason: `the ${source === 'text' ? 'document' : 'transcript'} has too little text to summarize`,
     };
   }
-  const summary = deps.summarizer.summarize(text);
-  if (!summary) return { status: 'skipped', reason: 'no sentences found to summarize' };
+  const segments =
+    source === 'transcript' ? await readSegments(deps.artifacts.path(input.jobId, SEGMENTS_ARTIFACT)) : [];
+  const result = await model.summarize(
+    { text, source, ...(segments.length > 0 && { segments }) },
+    { signal: ctx.signal },
+  );
+  await recordAiUse(deps, input, 'summarize', 'text', result);
+  if (!result.summary.trim()) return { status: 'skipped', reason: 'no sentences found to summarize' };
   return {
     status: 'succeeded',
     results: {
       summary: {
-        provider: 'local-extractive',
-        text: summary,
-        source: source === TEXT_ARTIFACT ? 'text' : 'transcript',
+        provider: result.provider,
+        model: result.model,
+        text: result.summary,
+        source,
+        title: result.title,
+        keyPoints: result.keyPoints,
+        language: result.language,
+        chapters: result.chapters,
+        chunks: result.chunks,
+        usage: result.usage,
       },
     },
   };
 };
+
+/** The timed segments transcribe saved; none for a transcript from before they were kept. */
+async function readSegments(file: string): Promise<TranscriptSegment[]> {
+  let raw: string;
+  try {
+    raw = await fs.readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  return JSON.parse(raw) as TranscriptSegment[];
+}

@@ -3,8 +3,8 @@
  * job document exactly as GET /jobs/:id returns it; the other columns exist to filter and sort.
  */
 import Database from 'better-sqlite3';
-import { newJobDocument } from '../lib/job-document.js';
-import type { FinishedJob, JobSink } from '../nodes/index.js';
+import { newJobDocument, totalUsage } from '../lib/job-document.js';
+import type { AiUse, FinishedJob, JobSink } from '../nodes/index.js';
 import {
   TERMINAL_STATUSES,
   type JobDocument,
@@ -81,6 +81,19 @@ export class SqliteJobStore implements JobSink {
         created_at TEXT NOT NULL
       );
       CREATE INDEX IF NOT EXISTS job_events_job ON job_events (job_id, id);
+      CREATE TABLE IF NOT EXISTS ai_usage (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        job_id TEXT NOT NULL,
+        step TEXT NOT NULL,
+        capability TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        model TEXT NOT NULL,
+        input_tokens INTEGER NOT NULL,
+        output_tokens INTEGER NOT NULL,
+        calls INTEGER NOT NULL,
+        latency_ms INTEGER NOT NULL,
+        created_at TEXT NOT NULL
+      );
     `);
   }
 
@@ -150,6 +163,9 @@ export class SqliteJobStore implements JobSink {
         doc.user = job.user ?? null;
         doc.steps = job.steps;
         doc.results = job.results;
+        const usage = totalUsage(job.results);
+        if (usage) doc.usage = usage;
+        else delete doc.usage;
         doc.error = job.error;
         doc.finishedAt = now;
       },
@@ -191,6 +207,45 @@ export class SqliteJobStore implements JobSink {
     this.update(jobId, (doc) => {
       doc.webhook = delivery;
     });
+  }
+
+  aiUsed(use: AiUse): Promise<void> {
+    this.db
+      .prepare(
+        `INSERT INTO ai_usage (job_id, step, capability, provider, model, input_tokens, output_tokens, calls,
+         latency_ms, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(
+        use.jobId,
+        use.step,
+        use.capability,
+        use.provider,
+        use.model,
+        use.usage.inputTokens,
+        use.usage.outputTokens,
+        use.usage.calls,
+        Math.round(use.usage.latencyMs),
+        new Date().toISOString(),
+      );
+    return Promise.resolve();
+  }
+
+  /** Model spending by provider, model and capability, for /metrics. */
+  aiUsageTotals(): {
+    provider: string;
+    model: string;
+    capability: string;
+    inputTokens: number;
+    outputTokens: number;
+    calls: number;
+    latencyMs: number;
+  }[] {
+    return this.db
+      .prepare(
+        `SELECT provider, model, capability, SUM(input_tokens) AS inputTokens, SUM(output_tokens) AS outputTokens,
+         SUM(calls) AS calls, SUM(latency_ms) AS latencyMs FROM ai_usage GROUP BY provider, model, capability`,
+      )
+      .all() as ReturnType<SqliteJobStore['aiUsageTotals']>;
   }
 
   stepStarted(jobId: string, step: StepName, attempt: number): Promise<number> {

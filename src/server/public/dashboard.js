@@ -168,8 +168,29 @@ function renderJob(job) {
     text(p, value);
     texts.append(h, p);
   };
-  block('Transcript', job.results.transcript && job.results.transcript.text);
-  block('Summary', job.results.summary && job.results.summary.text);
+  const by = (r) => (r ? ` (${r.model ? `${r.provider} ${r.model}` : r.provider})` : '');
+  const analysis = job.results.analysis;
+  if (analysis) {
+    block(`Caption${by(analysis)}`, analysis.caption);
+    const labels = (analysis.labels || []).map((l) => `${l.name} ${Math.round(l.score * 100)}%`).join(', ');
+    block(`Labels${by(analysis)}`, labels + (analysis.faces ? ` · ${analysis.faces} face(s)` : ''));
+    block('Text in the image', analysis.text);
+  }
+  const transcript = job.results.transcript;
+  block(
+    `Transcript${transcript && transcript.quality === 'rough' ? ' (rough, offline)' : ''}${by(transcript)}`,
+    transcript && transcript.text,
+  );
+  const summary = job.results.summary;
+  block(`Summary${by(summary)}`, summary && [summary.title, summary.text].filter(Boolean).join(' — '));
+  block('Key points', summary && (summary.keyPoints || []).map((k) => `• ${k}`).join('\n'));
+  block(
+    'Chapters',
+    summary &&
+      (summary.chapters || [])
+        .map((c) => `${Math.floor(c.start / 60)}:${String(Math.floor(c.start % 60)).padStart(2, '0')} ${c.title}`)
+        .join('\n'),
+  );
   block('Text', job.results.text && job.results.text.excerpt);
   const meta = job.results.metadata ? { ...job.results.metadata } : null;
   text($('#metadata'), meta ? JSON.stringify(meta, null, 2) : '');

@@ -31,6 +31,8 @@ const CONTENT_TYPES: Record<string, string> = {
   '.mp3': 'audio/mpeg',
   '.txt': 'text/plain; charset=utf-8',
   '.srt': 'application/x-subrip; charset=utf-8',
+  '.vtt': 'text/vtt; charset=utf-8',
+  '.json': 'application/json; charset=utf-8',
 };
 
 const SSE_POLL_MS = 250;
@@ -259,7 +261,7 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
       '/jobs/:id/artifacts/:name',
       {
         schema: {
-          summary: 'A file the job produced (thumbnail, text, audio, transcript)',
+          summary: 'A file the job produced (thumbnail, text, audio, transcript .txt/.srt/.vtt/.json)',
           params: ArtifactParams,
           response: { 200: z.any(), ...errors },
         },

@@ -1,6 +1,6 @@
 /** Liveness, readiness, Prometheus metrics and the workflow graph. */
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { z } from 'zod';
 import { toMermaid } from '../../graph/mermaid.js';
 import type { ApiParts } from '../http.js';
@@ -43,6 +43,42 @@ export function systemRoutes(parts: ApiParts): FastifyPluginAsyncZod {
         const counts = await queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active', 'failed');
         for (const [state, n] of Object.entries(counts)) this.set({ queue: queue.name, state }, n);
       }
+    },
+  });
+  // Model spending, from the ai_usage table every worker writes: counters that only grow, read at scrape time.
+  new Counter({
+    name: 'media_ai_tokens_total',
+    help: 'Tokens sent to (kind="input") and received from (kind="output") AI models',
+    labelNames: ['provider', 'model', 'kind'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const t of store.aiUsageTotals()) {
+        this.inc({ provider: t.provider, model: t.model, kind: 'input' }, t.inputTokens);
+        this.inc({ provider: t.provider, model: t.model, kind: 'output' }, t.outputTokens);
+      }
+    },
+  });
+  new Counter({
+    name: 'media_ai_requests_total',
+    help: 'Requests to AI models (offline models count their runs)',
+    labelNames: ['provider', 'model', 'capability'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const t of store.aiUsageTotals())
+        this.inc({ provider: t.provider, model: t.model, capability: t.capability }, t.calls);
+    },
+  });
+  new Counter({
+    name: 'media_ai_request_seconds_total',
+    help: 'Time spent waiting for AI models; divided by media_ai_requests_total: the mean request latency',
+    labelNames: ['provider', 'model', 'capability'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const t of store.aiUsageTotals())
+        this.inc({ provider: t.provider, model: t.model, capability: t.capability }, t.latencyMs / 1000);
     },
   });
   const durations = new Histogram({

@@ -1,0 +1,107 @@
+/**
+ * Builds `deps.ai` from the configuration: for each capability the provider it names (AI_PROVIDERS, or `openai` for
+ * all three as soon as OPENAI_API_KEY or OPENAI_BASE_URL is set), else the offline model, else nothing and a reason.
+ * Heavy modules (LangChain, the detector) load on first use, so a process that never analyses an image never pays
+ * for them.
+ */
+import type { Config } from '../config.js';
+import type { Logger } from '../lib/log.js';
+import type { ToolPaths } from '../lib/tools.js';
+import type { createOpenAiModels } from './openai.js';
+import { createExtractiveText } from './extractive.js';
+import { findPocketsphinx } from './pocketsphinx.js';
+import type {
+  AiModels,
+  SpeechModel,
+  SpeechResult,
+  SummaryResult,
+  TextModel,
+  VisionModel,
+  VisionResult,
+} from './types.js';
+
+export * from './types.js';
+
+type OpenAiModels = ReturnType<typeof createOpenAiModels>;
+
+export function createAiModels(config: Config, tools: ToolPaths, log: Logger): AiModels {
+  const ai = config.ai;
+  const unavailable: AiModels['unavailable'] = {};
+  let openai: Promise<OpenAiModels> | null = null;
+  const remote = (): Promise<OpenAiModels> =>
+    (openai ??= import('./openai.js').then((m) =>
+      m.createOpenAiModels({
+        apiKey: ai.openai.apiKey,
+        baseURL: ai.openai.baseURL,
+        visionModel: ai.openai.visionModel,
+        chatModel: ai.openai.chatModel,
+        transcribeModel: ai.openai.transcribeModel,
+        timeoutMs: ai.timeoutMs,
+        maxConcurrency: ai.maxConcurrency,
+        contextChars: ai.contextChars,
+        maxAudioChunkSec: ai.transcribeChunkSec,
+        ffmpeg: tools.ffmpeg,
+        log: log.child({ provider: 'openai' }),
+      }),
+    ));
+
+  let vision: VisionModel | null = null;
+  if (ai.providers.vision === 'openai') {
+    vision = {
+      provider: 'openai',
+      model: ai.openai.visionModel,
+      analyze: async (input, opts): Promise<VisionResult> => (await remote()).vision.analyze(input, opts),
+    };
+  } else if (ai.providers.vision === 'local') {
+    let local: Promise<VisionModel> | null = null;
+    const load = (): Promise<VisionModel> =>
+      (local ??= import('./human-vision.js').then((m) =>
+        m.createHumanVision({ minScore: ai.visionMinScore, log: log.child({ provider: 'human' }) }),
+      ));
+    vision = {
+      provider: 'human',
+      model: 'centernet-coco+blazeface+facemesh',
+      analyze: async (input, opts): Promise<VisionResult> => (await load()).analyze(input, opts),
+    };
+  } else unavailable.vision = 'image analysis by a model is off (AI_PROVIDERS vision=off)';
+
+  let speech: SpeechModel | null = null;
+  if (ai.providers.speech === 'openai') {
+    speech = {
+      provider: 'openai',
+      model: ai.openai.transcribeModel,
+      transcribe: async (input, opts): Promise<SpeechResult> => (await remote()).speech.transcribe(input, opts),
+    };
+  } else if (ai.providers.speech === 'local') {
+    const binary = findPocketsphinx(ai.searchPath, ai.pocketsphinxPath);
+    if (binary) {
+      let local: Promise<SpeechModel> | null = null;
+      const load = (): Promise<SpeechModel> =>
+        (local ??= import('./pocketsphinx.js').then((m) =>
+          m.createPocketsphinxSpeech({ binary, ffmpeg: tools.ffmpeg, log: log.child({ provider: 'pocketsphinx' }) }),
+        ));
+      speech = {
+        provider: 'pocketsphinx',
+        model: 'cmusphinx-en-us-ptm-5.2',
+        transcribe: async (input, opts): Promise<SpeechResult> => (await load()).transcribe(input, opts),
+      };
+    } else {
+      unavailable.speech = ai.pocketsphinxPath
+        ? `POCKETSPHINX_PATH (${ai.pocketsphinxPath}) is not an executable with its US English model beside it`
+        : 'no speech-to-text is available: install PocketSphinx (apt-get install pocketsphinx pocketsphinx-en-us) ' +
+          'for rough offline transcripts, or set OPENAI_BASE_URL / OPENAI_API_KEY for a speech model';
+    }
+  } else unavailable.speech = 'speech-to-text is off (AI_PROVIDERS speech=off)';
+
+  let text: TextModel | null = null;
+  if (ai.providers.text === 'openai') {
+    text = {
+      provider: 'openai',
+      model: ai.openai.chatModel,
+      summarize: async (input, opts): Promise<SummaryResult> => (await remote()).text.summarize(input, opts),
+    };
+  } else if (ai.providers.text === 'local') text = createExtractiveText();
+  else unavailable.text = 'summaries are off (AI_PROVIDERS text=off)';
+
+  return { vision, speech, text, unavailable };
+}

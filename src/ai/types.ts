@@ -1,0 +1,144 @@
+/**
+ * The seam between the AI steps and the models behind them (`deps.ai`). Nodes see only these interfaces; each
+ * implementation (a provider through LangChain, an offline model) lives in its own file beside this one, so a new
+ * provider is one file. Every call takes the step's AbortSignal (cancellation and step timeouts abort it) and every
+ * result names the provider and model that produced it.
+ */
+
+/** Tokens and time spent by the calls behind one result. Offline models report calls and time, zero tokens. */
+export interface AiUsage {
+  inputTokens: number;
+  outputTokens: number;
+  totalTokens: number;
+  /** Model requests made (a long transcript summarized map-reduce makes several). */
+  calls: number;
+  /** Wall time spent waiting for the model, summed over calls. */
+  latencyMs: number;
+}
+
+export interface AiResultBase {
+  /** `openai` (any OpenAI-compatible server), `human` (the offline detector), `pocketsphinx`, `local-extractive`… */
+  provider: string;
+  model: string;
+  usage: AiUsage;
+}
+
+export interface CallOptions {
+  signal: AbortSignal;
+}
+
+// ---- vision ------------------------------------------------------------------------------------------------------
+
+export interface VisionInput {
+  /** An upright (EXIF-oriented) JPEG or PNG of the image, at most about 1024 px on its longer side. */
+  image: Buffer;
+  mime: 'image/jpeg' | 'image/png';
+  width: number;
+  height: number;
+}
+
+export interface VisionResult extends AiResultBase {
+  /** One sentence about the picture; null where the model gives none (the offline detector). */
+  caption: string | null;
+  /** Objects or concepts, best first, scores 0..1; below the configured threshold they are left out. */
+  labels: { name: string; score: number }[];
+  tags: string[];
+  /** Text visible in the image (an excerpt), or null. */
+  text: string | null;
+  /** Content flags from the model (`nsfw`, `violence`, …), or null where the model says nothing about safety. */
+  safety: { flagged: boolean; categories: string[] } | null;
+  /** People's faces found, where the model counts them. */
+  faces?: number;
+}
+
+export interface VisionModel {
+  readonly provider: string;
+  readonly model: string;
+  analyze(input: VisionInput, opts: CallOptions): Promise<VisionResult>;
+}
+
+// ---- speech ------------------------------------------------------------------------------------------------------
+
+export interface TranscriptSegment {
+  /** Seconds from the start of the recording. */
+  start: number;
+  end: number;
+  text: string;
+}
+
+export interface SpeechInput {
+  /** A mono audio file (the extractAudio artifact: 16 kHz MP3), readable by ffmpeg. */
+  audioPath: string;
+  durationSec: number | null;
+  /** ISO 639-1 hint, when known. */
+  language?: string | null;
+}
+
+export interface SpeechResult extends AiResultBase {
+  text: string;
+  language: string | null;
+  durationSec: number | null;
+  segments: TranscriptSegment[];
+  /** Pieces the audio was cut into for the model. */
+  chunks: number;
+  /** `rough` for small offline recognizers, so that nobody mistakes their output for Whisper's. */
+  quality: 'rough' | 'standard';
+}
+
+export interface SpeechModel {
+  readonly provider: string;
+  readonly model: string;
+  transcribe(input: SpeechInput, opts: CallOptions): Promise<SpeechResult>;
+}
+
+// ---- text --------------------------------------------------------------------------------------------------------
+
+export interface TextInput {
+  text: string;
+  source: 'transcript' | 'text';
+  /** Timed transcript segments, for chapters. */
+  segments?: TranscriptSegment[];
+}
+
+export interface SummaryResult extends AiResultBase {
+  title: string | null;
+  summary: string;
+  keyPoints: string[];
+  language: string | null;
+  /** For timed transcripts: chapters with their start in seconds. */
+  chapters: { start: number; title: string }[];
+  /** Pieces the text was cut into (map-reduce); 1 when it fit the model at once. */
+  chunks: number;
+}
+
+export interface TextModel {
+  readonly provider: string;
+  readonly model: string;
+  summarize(input: TextInput, opts: CallOptions): Promise<SummaryResult>;
+}
+
+// ---- the seam ----------------------------------------------------------------------------------------------------
+
+export type AiCapability = 'vision' | 'speech' | 'text';
+
+export interface AiModels {
+  /** Null where nothing can do the work honestly; `unavailable` then says why and how to enable it. */
+  vision: VisionModel | null;
+  speech: SpeechModel | null;
+  text: TextModel | null;
+  unavailable: Partial<Record<AiCapability, string>>;
+}
+
+export function emptyUsage(): AiUsage {
+  return { inputTokens: 0, outputTokens: 0, totalTokens: 0, calls: 0, latencyMs: 0 };
+}
+
+export function addUsage(a: AiUsage, b: AiUsage): AiUsage {
+  return {
+    inputTokens: a.inputTokens + b.inputTokens,
+    outputTokens: a.outputTokens + b.outputTokens,
+    totalTokens: a.totalTokens + b.totalTokens,
+    calls: a.calls + b.calls,
+    latencyMs: a.latencyMs + b.latencyMs,
+  };
+}

@@ -1,0 +1,79 @@
+/**
+ * With no AI configuration at all, the AI steps still do real work offline: the COCO detector labels a photo of
+ * people, PocketSphinx transcribes a voice memo (read speech from Debian's pocketsphinx-testdata, recorded as a
+ * phone would: AAC in an M4A), and the extractive summarizer summarizes it. Through the CLI's `process`, in-process.
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { resolveToolPaths } from '../src/lib/tools.js';
+import type { JobDocument } from '../src/lib/types.js';
+import { CORPUS, runCli, tempDir } from './helpers.js';
+
+const LIBRIVOX = '/usr/share/pocketsphinx/test/data/librivox';
+let dir: string;
+let memo: string;
+
+beforeAll(() => {
+  dir = tempDir('ai-offline');
+  memo = path.join(dir, 'voice-memo.m4a');
+  const clips = fs
+    .readdirSync(LIBRIVOX)
+    .filter((f) => f.endsWith('.wav'))
+    .sort();
+  expect(clips.length).toBeGreaterThanOrEqual(5);
+  // Five sentences of read speech, joined and re-encoded as a phone's voice memo (stereo AAC at 44.1 kHz).
+  execFileSync(resolveToolPaths().ffmpeg, [
+    ...['-v', 'error', '-y'],
+    ...clips.flatMap((c) => ['-i', path.join(LIBRIVOX, c)]),
+    ...['-filter_complex', `${clips.map((_, i) => `[${i}:a]`).join('')}concat=n=${clips.length}:v=0:a=1[a]`],
+    ...['-map', '[a]', '-ac', '2', '-ar', '44100', '-c:a', 'aac', '-b:a', '96k', memo],
+  ]);
+}, 60_000);
+
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+async function processFile(file: string): Promise<JobDocument> {
+  const res = await runCli(['process', file, '--json'], { DATA_DIR: path.join(dir, 'data') }, 120_000);
+  expect(res.code, res.stderr).toBe(0);
+  return JSON.parse(res.stdout) as JobDocument;
+}
+
+test('a photo of people gets labels and a face count from the offline detector', { timeout: 120_000 }, async () => {
+  // A wedding: the couple and the best man facing the camera.
+  const doc = await processFile(path.join(CORPUS, 'image/camera-canon-ixus.jpg'));
+  expect(doc.status).toBe('completed');
+  const analysis = doc.results.analysis!;
+  expect(analysis.provider).toBe('human');
+  expect(analysis.model).toBe('centernet-coco+blazeface+facemesh');
+  expect(analysis.labels[0]).toMatchObject({ name: 'person' });
+  expect(analysis.labels[0]!.score).toBeGreaterThan(0.5);
+  expect(analysis.faces).toBeGreaterThanOrEqual(2);
+  expect(analysis.usage).toMatchObject({ calls: 1, totalTokens: 0 });
+  // No tokens were spent, so the document carries usage only as calls.
+  expect(doc.usage).toMatchObject({ totalTokens: 0, calls: 1 });
+});
+
+test('a voice memo gets a rough transcript and a summary', { timeout: 120_000 }, async () => {
+  const doc = await processFile(memo);
+  expect(doc.status, JSON.stringify(doc.steps)).toBe('completed');
+  expect(doc.fileType).toBe('audio');
+  const transcript = doc.results.transcript!;
+  expect(transcript).toMatchObject({
+    provider: 'pocketsphinx',
+    source: 'speech',
+    quality: 'rough',
+    language: 'en',
+  });
+  // Rough, but about the recording: words of Sense and Sensibility's first chapter come through.
+  const words = new Set(transcript.text.toLowerCase().split(/\W+/));
+  const expected = ['dashwood', 'young', 'man', 'selfish', 'married', 'woman', 'respectable', 'amiable'];
+  expect(expected.filter((w) => words.has(w)).length).toBeGreaterThanOrEqual(4);
+  expect(transcript.segments).toBeGreaterThanOrEqual(2);
+  expect(transcript.durationSec).toBeGreaterThan(20);
+  const summary = doc.results.summary!;
+  expect(summary.provider).toBe('local-extractive');
+  expect(summary.source).toBe('transcript');
+  expect(summary.text.length).toBeGreaterThan(40);
+});
