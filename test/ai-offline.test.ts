@@ -77,3 +77,45 @@ test('a voice memo gets a rough transcript and a summary', { timeout: 120_000 },
   expect(summary.source).toBe('transcript');
   expect(summary.text.length).toBeGreaterThan(40);
 });
+
+test(
+  'a hostile subtitle track is bounded: no control characters, no cue beyond the recording',
+  {
+    timeout: 120_000,
+  },
+  async () => {
+    const srt = path.join(dir, 'hostile.srt');
+    fs.writeFileSync(
+      srt,
+      [
+        '1\n00:00:00,500 --> 00:00:02,000\nHello \u001b[31mred\u001b[0m world\u202e and more words here.\n',
+        '2\n00:00:02,500 --> 00:00:04,000\nA second line of honest subtitles for the test.\n',
+        '3\n99:59:59,000 --> 99:59:59,500\nA cue far past the end of a four second video.\n',
+      ].join('\n'),
+    );
+    const video = path.join(dir, 'hostile.mkv');
+    execFileSync(resolveToolPaths().ffmpeg, [
+      ...['-v', 'error', '-y', '-f', 'lavfi', '-i', 'testsrc=size=160x120:rate=5:duration=4'],
+      ...['-i', srt, '-map', '0:v', '-map', '1:s', '-c:v', 'libx264', '-preset', 'ultrafast', '-c:s', 'srt', video],
+    ]);
+    const doc = await processFile(video);
+    const transcript = doc.results.transcript!;
+    expect(transcript.provider).toBe('subtitles');
+    expect(transcript.segments).toBe(2);
+    const artifacts = path.join(dir, 'data', 'artifacts', doc.id);
+    const segments = JSON.parse(fs.readFileSync(path.join(artifacts, 'transcript.json'), 'utf8')) as {
+      start: number;
+      end: number;
+      text: string;
+    }[];
+    expect(segments.map((s) => s.text)).toEqual([
+      'Hello [31mred[0m world and more words here.',
+      'A second line of honest subtitles for the test.',
+    ]);
+    for (const s of segments) expect(s.end).toBeLessThanOrEqual(doc.results.metadata!.durationSec!);
+    for (const name of ['transcript.txt', 'transcript.srt', 'transcript.vtt']) {
+      const written = fs.readFileSync(path.join(artifacts, name), 'utf8');
+      expect(written.includes('\u001b') || written.includes('\u202e') || written.includes('99:59'), name).toBe(false);
+    }
+  },
+);

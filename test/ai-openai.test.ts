@@ -36,6 +36,8 @@ function models(over: Partial<OpenAiOptions> = {}) {
     timeoutMs: 20_000,
     maxConcurrency: 2,
     ffmpeg: tools.ffmpeg,
+    // The production waits (1, 4, 15 s) make no other difference here.
+    retryDelaysMs: [100, 200, 300],
     ...over,
   });
 }
@@ -200,6 +202,18 @@ describe('vision', () => {
 });
 
 describe('speech', () => {
+  test('any audio file goes out as mono MP3 under a neutral name (not as it is, not with its name)', async () => {
+    const m = models();
+    const original = path.join(CORPUS, 'audio', 'voice-memo.wav');
+    const r = await m.speech.transcribe({ audioPath: original, durationSec: null }, { signal: signal() });
+    const [req] = seen(m.speech.model);
+    expect(req!.audio!.filename).toBe('audio.mp3');
+    // 16 kHz mono MP3 at 64 kb/s: far smaller than the 16-bit WAV it came from.
+    expect(req!.audio!.bytes).toBeLessThan(fs.statSync(original).size / 2);
+    expect(Math.abs(req!.audio!.durationSec - voiceSec)).toBeLessThan(0.2);
+    expect(r.segments.length).toBeGreaterThan(0);
+  });
+
   test('transcribes a real voice memo in one piece, timed over its real duration', async () => {
     const m = models();
     const r = await m.speech.transcribe({ audioPath: voiceMp3, durationSec: null }, { signal: signal() });
@@ -420,25 +434,28 @@ describe('provider failures', () => {
     expect(r.usage.calls).toBe(2);
     expect(r.usage.totalTokens).toBe(sumUsage(reqs).total);
 
-    // A server asking for minutes is not waited for here: the queue's backoff takes it from there.
+    // A server asking for minutes is not waited for: the step fails with its answer, and is not retried again by the
+    // queue (transient failures are retried in one layer, this one).
     const m2 = models();
     server.script(m2.text.model, { kind: 'status', status: 429, retryAfter: '120', message: 'Slow down' });
     const before = Date.now();
     const err = await rejection(m2.text.summarize({ text: 'More words.', source: 'text' }, { signal: signal() }));
-    expect(err).toMatchObject({ code: 'PROVIDER_ERROR', retryable: true });
+    expect(err).toMatchObject({ code: 'PROVIDER_ERROR', retryable: false });
     expect((err as Error).message).toContain('Slow down');
+    expect((err as Error).message).toContain('asked to wait 120 s');
     expect(Date.now() - before).toBeLessThan(1_000);
     expect(seen(m2.text.model)).toHaveLength(1);
   });
 
-  test('500 forever: bounded retries, then a retryable PROVIDER_ERROR', async () => {
+  test('500 forever: bounded retries, then a final PROVIDER_ERROR (the queue does not multiply them)', async () => {
     const m = models();
     server.script(m.text.model, { kind: 'status', status: 500, message: 'upstream exploded', times: Infinity });
     const err = await rejection(m.text.summarize({ text: 'Anything.', source: 'text' }, { signal: signal() }));
     expect(err).toBeInstanceOf(MediaError);
-    expect(err).toMatchObject({ code: 'PROVIDER_ERROR', retryable: true });
+    expect(err).toMatchObject({ code: 'PROVIDER_ERROR', retryable: false });
     expect((err as Error).message).toContain('upstream exploded');
-    expect(seen(m.text.model)).toHaveLength(3);
+    expect((err as Error).message).toContain('after 4 tries');
+    expect(seen(m.text.model)).toHaveLength(4);
   });
 
   test('400: not retried, the message names server, model and the server’s own words, never the key', async () => {
@@ -531,24 +548,52 @@ describe('provider failures', () => {
     await expect.poll(() => reqs.every((q) => q.closedEarly), { timeout: 3_000 }).toBe(true);
   });
 
-  test('a response slower than the timeout is retried, then a retryable PROVIDER_ERROR', async () => {
+  test('a response slower than the timeout is retried, then a final PROVIDER_ERROR', async () => {
     const m = models({ timeoutMs: 400 });
     server.script(m.text.model, { kind: 'delay', ms: 5_000, times: Infinity });
     const err = await rejection(m.text.summarize({ text: 'Slowly.', source: 'text' }, { signal: signal() }));
-    expect(err).toMatchObject({ code: 'PROVIDER_ERROR', retryable: true });
+    expect(err).toMatchObject({ code: 'PROVIDER_ERROR', retryable: false });
     expect((err as Error).message).toContain('did not answer within 400 ms');
     const reqs = seen(m.text.model);
-    expect(reqs).toHaveLength(3);
+    expect(reqs).toHaveLength(4);
     await expect.poll(() => reqs.every((q) => q.closedEarly), { timeout: 3_000 }).toBe(true);
   });
 
-  test('an unreachable server is a retryable PROVIDER_ERROR', async () => {
+  test('an unreachable server is a PROVIDER_ERROR after the retries', async () => {
     const closed = await startOpenAiServer();
     const url = closed.url;
     await closed.close();
     const m = models({ baseURL: url });
     const err = await rejection(m.text.summarize({ text: 'Anything.', source: 'text' }, { signal: signal() }));
-    expect(err).toMatchObject({ code: 'PROVIDER_ERROR', retryable: true });
+    expect(err).toMatchObject({ code: 'PROVIDER_ERROR', retryable: false });
     expect((err as Error).message).toContain('could not be reached');
+  });
+
+  test('usage a server leaves out or reports as nonsense counts as zero, never NaN or negative', async () => {
+    const m = models();
+    server.script(
+      m.text.model,
+      { kind: 'usage', usage: null },
+      { kind: 'usage', usage: { prompt_tokens: -100, completion_tokens: 'many', total_tokens: null } },
+    );
+    for (let i = 0; i < 2; i++) {
+      const r = await m.text.summarize({ text: 'Words without a count.', source: 'text' }, { signal: signal() });
+      expect(r.usage).toMatchObject({ inputTokens: 0, outputTokens: 0, totalTokens: 0, calls: 1 });
+    }
+  });
+
+  test('a map-reduce whose partial summaries are long still ends, with a bounded number of calls', async () => {
+    // The attack: a document (or a model) that makes every partial summary as long as the schema allows.
+    const m = models({ contextChars: 1_000, maxConcurrency: 3 });
+    server.script(m.text.model, { kind: 'answer', patch: { summary: 'x'.repeat(900) }, times: Infinity });
+    const text = Array.from({ length: 40 }, (_, i) => `Paragraph ${i} says one thing at some length. `.repeat(5)).join(
+      '\n\n',
+    );
+    const r = await m.text.summarize({ text, source: 'text' }, { signal: signal() });
+    const reqs = seen(m.text.model);
+    expect(r.chunks).toBeGreaterThan(8);
+    // Every level at least thirds the partials: far fewer reduce calls than map calls.
+    expect(reqs.length).toBeLessThan(r.chunks * 2);
+    expect(reqs.every((q) => q.document!.chars <= 1_000)).toBe(true);
   });
 });

@@ -162,6 +162,24 @@ describe('jobs', () => {
     });
     expect(bad.status).toBe(400);
     expect(ErrorBody.parse(await bad.json()).error.code).toBe('BAD_REQUEST');
+    // The input schema is closed: no internal state (a forged retry), no unknown keys, BullMQ's real priority range.
+    const image = path.join(CORPUS, 'image/320x240.jpg');
+    for (const body of [
+      { file: { path: image }, options: { retry: { generation: 1, previous: { steps: {}, results: {} } } } },
+      { file: { path: image, retry: {} } },
+      { file: { path: image }, user: { id: 'u', admin: true } },
+      { file: { path: image }, priority: 2_097_152 },
+    ]) {
+      const res = await fetch(`${base}/jobs`, {
+        method: 'POST',
+        headers: { ...auth, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      expect(res.status, JSON.stringify(body)).toBe(400);
+      expect(ErrorBody.parse(await res.json()).error.message, JSON.stringify(body)).toMatch(
+        /options|retry|admin|priority|2097151/,
+      );
+    }
     const broken = await fetch(`${base}/jobs`, {
       method: 'POST',
       headers: { ...auth, 'content-type': 'application/json' },

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { JobDocument } from '../src/lib/types.js';
 import { bullConnection } from '../src/queue/connection.js';
 import { JOB_CREATED, JOBS_QUEUE } from '../src/queue/names.js';
-import { createProducer, type Producer } from '../src/queue/producer.js';
+import { createProducer, type NewJob, type Producer } from '../src/queue/producer.js';
 import {
   acceptedOutcomes,
   CORPUS,
@@ -150,6 +150,59 @@ describe('poison messages', () => {
     } finally {
       await queue.close();
     }
+  });
+});
+
+describe('internal state', () => {
+  test('a producer cannot send a retry state or unknown keys (closed input schema)', { timeout: 60_000 }, async () => {
+    // The attack: a text file, with a forged retry that says validate already found an image and its results.
+    const notes = path.join(inputRoot, 'notes.txt');
+    fs.writeFileSync(notes, 'just some text, not a picture\n');
+    const forged = {
+      generation: 1,
+      previous: {
+        steps: {
+          validate: { status: 'succeeded', attempts: 1 },
+          extractMetadata: { status: 'succeeded', attempts: 1 },
+        },
+        results: { metadata: { width: 4000, height: 3000, format: 'jpeg' } },
+        fileInfo: { name: 'notes.txt', size: 30, mime: 'image/jpeg', ext: 'jpg', sha256: '0'.repeat(64) },
+        fileType: 'image',
+      },
+    };
+    const queue = new Queue(JOBS_QUEUE, { connection: bullConnection(TEST_REDIS_URL, 'producer'), prefix });
+    try {
+      await queue.add(
+        JOB_CREATED,
+        { jobId: 'forged-retry', file: { path: notes }, options: { retry: forged } },
+        { jobId: 'forged-retry' },
+      );
+      await queue.add(
+        JOB_CREATED,
+        { jobId: 'forged-nested', file: { path: notes, retry: forged } },
+        { jobId: 'forged-nested' },
+      );
+      await queue.add(
+        JOB_CREATED,
+        { jobId: 'forged-top', file: { path: notes }, retry: forged },
+        { jobId: 'forged-top' },
+      );
+      for (const id of ['forged-retry', 'forged-nested', 'forged-top']) {
+        const doc = await waitForDoc(id);
+        expect(doc.status, id).toBe('failed');
+        expect(doc.error?.code, id).toBe('INVALID_INPUT');
+        expect(doc.results, id).toEqual({});
+        // Nothing ran on the producer's word.
+        expect(stepRuns(dbPath(), id), id).toEqual([]);
+      }
+      expect((await waitForDoc('forged-retry')).error?.message).toMatch(/options/);
+    } finally {
+      await queue.close();
+    }
+    // The producer API refuses it before it reaches the queue.
+    await expect(
+      producer.enqueueJob({ file: { path: notes }, options: { retry: forged } } as unknown as NewJob),
+    ).rejects.toThrow(/options/);
   });
 });
 

@@ -30,7 +30,7 @@ beforeAll(() => {
 afterAll(() => fs.rmSync(dataDir, { recursive: true, force: true }));
 
 function input(jobId: string, file: string): StepInput {
-  return { jobId, file: { path: file }, user: null, options: {}, fileInfo: null, fileType: null, results: {} };
+  return { jobId, file: { path: file }, user: null, fileInfo: null, fileType: null, results: {} };
 }
 
 function runRecords(jobId: string): { step: string; attempt: number; status: string }[] {

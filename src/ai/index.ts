@@ -4,6 +4,7 @@
  * Heavy modules (LangChain, the detector) load on first use, so a process that never analyses an image never pays
  * for them.
  */
+import os from 'node:os';
 import type { Config } from '../config.js';
 import type { Logger } from '../lib/log.js';
 import type { ToolPaths } from '../lib/tools.js';
@@ -78,7 +79,13 @@ export function createAiModels(config: Config, tools: ToolPaths, log: Logger): A
       let local: Promise<SpeechModel> | null = null;
       const load = (): Promise<SpeechModel> =>
         (local ??= import('./pocketsphinx.js').then((m) =>
-          m.createPocketsphinxSpeech({ binary, ffmpeg: tools.ffmpeg, log: log.child({ provider: 'pocketsphinx' }) }),
+          m.createPocketsphinxSpeech({
+            binary,
+            ffmpeg: tools.ffmpeg,
+            // Two recognizers at a time: an hour of speech takes about 15 minutes of CPU here.
+            concurrency: Math.min(2, os.availableParallelism()),
+            log: log.child({ provider: 'pocketsphinx' }),
+          }),
         ));
       speech = {
         provider: 'pocketsphinx',

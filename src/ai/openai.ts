@@ -5,6 +5,7 @@
  * failure is retried here a bounded number of times and then handed to the queue as a retryable MediaError.
  * LangChain callbacks stay on, so LangSmith tracing works when its environment variables are set.
  */
+import { safeText } from '../lib/text.js';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -57,6 +58,8 @@ export interface OpenAiOptions {
   contextChars?: number;
   /** Longest audio sent in one call; longer recordings are cut. */
   maxAudioChunkSec?: number;
+  /** Waits before the transient retries when the server names none (Retry-After); 1, 4 and 15 s by default. */
+  retryDelaysMs?: readonly number[];
 }
 
 const PROVIDER = 'openai';
@@ -67,13 +70,23 @@ const AUDIO_OVERLAP_SEC = 1.5;
 const UPLOAD_LIMIT_BYTES = 24 * 1024 * 1024;
 /** Chunks are re-encoded at a known bitrate, so their size follows from their length. */
 const CHUNK_BITRATE_KBPS = 64;
-/** Transient failures retried inside one call before the queue's attempts take over. */
-const TRANSIENT_RETRIES = 2;
+/**
+ * Transient failures (429, 5xx, network) are retried here and only here: this layer knows Retry-After. When they are
+ * used up the failure is final (not retryable), so the queue's attempts do not multiply the requests.
+ */
+const TRANSIENT_RETRIES = 3;
 /** An answer that does not match the schema is asked for again once. */
 const SCHEMA_RETRIES = 1;
-/** Longest wait for a Retry-After; a server asking for more is left to the queue's backoff. */
-const MAX_RETRY_WAIT_MS = 30_000;
-const BACKOFF_MS = [1_000, 3_000];
+/** Longest wait for a Retry-After; a server asking for longer fails the step with its answer. */
+const MAX_RETRY_WAIT_MS = 60_000;
+const BACKOFF_MS = [1_000, 4_000, 15_000];
+/** Map calls per summary at the most: a longer text is summarized from its first MAX_MAP_CHUNKS chunks. */
+const MAX_MAP_CHUNKS = 64;
+/** Reduce levels at the most; each level at least thirds the partial summaries. */
+const MAX_REDUCE_LEVELS = 6;
+/** Segments kept from one transcription answer, and characters of each. */
+const MAX_SEGMENTS_PER_CHUNK = 5_000;
+const MAX_SEGMENT_CHARS = 2_000;
 const AUDIO_TYPES: Record<string, string> = {
   '.mp3': 'audio/mpeg',
   '.wav': 'audio/wav',
@@ -137,7 +150,7 @@ const SUMMARY_SYSTEM =
 
 function documentBlock(text: string): string {
   // The document cannot close its own block and pose as instructions.
-  return `<document>\n${text.replaceAll('</document>', '</ document>')}\n</document>`;
+  return `<document>\n${text.replace(/<\/(document)>/gi, '</ $1>')}\n</document>`;
 }
 
 function wholePrompt(timed: boolean): string {
@@ -194,6 +207,7 @@ export function createOpenAiModels(opts: OpenAiOptions): { vision: VisionModel; 
     timeoutMs: opts.timeoutMs,
     secret: opts.apiKey ?? null,
     log: opts.log,
+    retryDelaysMs: opts.retryDelaysMs ?? BACKOFF_MS,
   });
 
   const visionCtx = context(opts.visionModel);
@@ -280,11 +294,7 @@ async function structuredCall<S extends z.ZodType<Record<string, unknown>>>(
       metadata: { provider: PROVIDER },
     });
     const meta = isAIMessage(raw) ? raw.usage_metadata : undefined;
-    if (meta) {
-      usage.inputTokens += meta.input_tokens;
-      usage.outputTokens += meta.output_tokens;
-      usage.totalTokens += meta.total_tokens;
-    }
+    if (meta) addTokens(usage, meta.input_tokens, meta.output_tokens, meta.total_tokens);
     const refusal = raw.additional_kwargs.refusal;
     if (typeof refusal === 'string' && refusal) {
       throw new MediaError('PROVIDER_ERROR', `${whereOf(ctx)} refused: ${redact(refusal, ctx.secret).slice(0, 300)}`);
@@ -305,6 +315,7 @@ interface ProviderContext {
   /** Never to appear in a message or a log line. */
   secret: string | null;
   log?: Logger | undefined;
+  retryDelaysMs: readonly number[];
 }
 
 interface ProviderFailure {
@@ -411,9 +422,16 @@ async function callProvider<T>(
       );
       continue;
     }
-    if (failure.kind !== 'transient' || transientRetries >= TRANSIENT_RETRIES) throw failure.error;
-    const waitMs = failure.retryAfterMs ?? BACKOFF_MS[transientRetries] ?? BACKOFF_MS.at(-1) ?? 1_000;
-    if (waitMs > MAX_RETRY_WAIT_MS) throw failure.error;
+    if (failure.kind !== 'transient') throw failure.error;
+    const delays = ctx.retryDelaysMs;
+    const waitMs = failure.retryAfterMs ?? delays[transientRetries] ?? delays.at(-1) ?? 1_000;
+    if (transientRetries >= Math.min(TRANSIENT_RETRIES, delays.length) || waitMs > MAX_RETRY_WAIT_MS) {
+      const why =
+        waitMs > MAX_RETRY_WAIT_MS
+          ? `it asked to wait ${Math.round(waitMs / 1000)} s`
+          : `after ${transientRetries + 1} tries`;
+      throw new MediaError('PROVIDER_ERROR', `${failure.error.message} (${why})`, { cause: failure.error });
+    }
     transientRetries++;
     ctx.log?.warn(
       {
@@ -518,9 +536,22 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 
 // ---- bounding what the model says ----------------------------------------------------------------------------------
 
+/** A token count as the server reported it, or 0: missing, NaN and negative counts must not poison the totals. */
+function tokenCount(v: unknown): number {
+  return typeof v === 'number' && Number.isFinite(v) && v > 0 ? Math.round(v) : 0;
+}
+
+function addTokens(usage: AiUsage, input: unknown, output: unknown, total: unknown): void {
+  const i = tokenCount(input);
+  const o = tokenCount(output);
+  usage.inputTokens += i;
+  usage.outputTokens += o;
+  usage.totalTokens += Math.max(tokenCount(total), i + o);
+}
+
 function clean(text: unknown, max: number): string {
   if (typeof text !== 'string') return '';
-  const flat = text.replace(/\s+/g, ' ').trim();
+  const flat = safeText(text).replace(/\s+/g, ' ').trim();
   return flat.length > max ? `${flat.slice(0, max - 1).trimEnd()}…` : flat;
 }
 
@@ -632,22 +663,20 @@ async function transcribe(input: SpeechInput, signal: AbortSignal, deps: SpeechD
 
   const language = input.language ?? null;
   let answers: ChunkAnswer[];
-  if (whole) {
-    const data = await fs.readFile(input.audioPath);
-    answers = [await transcribeChunk(data, path.basename(input.audioPath), windows[0]!, language, signal, deps, usage)];
-  } else {
-    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'mo-openai-audio-'));
-    try {
-      answers = await mapLimit(windows, deps.maxConcurrency, signal, async (w, i, sig) => {
-        const file = path.join(dir, `chunk-${String(i).padStart(4, '0')}.mp3`);
-        await cutAudio(deps.ffmpeg, input.audioPath, file, w.start, w.end - w.start, sig);
-        const data = await fs.readFile(file);
-        await fs.rm(file, { force: true });
-        return transcribeChunk(data, path.basename(file), w, language, sig, deps, usage);
-      });
-    } finally {
-      await fs.rm(dir, { recursive: true, force: true });
-    }
+  // Always re-encoded to mono MP3 under a neutral name: every server takes it (an .opus or an audio-only .mkv would
+  // be refused as it is), and neither the producer's file name nor its tags go to the provider.
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'mo-openai-audio-'));
+  try {
+    answers = await mapLimit(windows, deps.maxConcurrency, signal, async (w, i, sig) => {
+      const file = path.join(dir, `chunk-${String(i).padStart(4, '0')}.mp3`);
+      const length = whole && duration === null ? null : w.end - w.start;
+      await cutAudio(deps.ffmpeg, input.audioPath, file, w.start, length, sig);
+      const data = await fs.readFile(file);
+      await fs.rm(file, { force: true });
+      return transcribeChunk(data, 'audio.mp3', w, language, sig, deps, usage);
+    });
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
   }
 
   const reportedSec = answers.reduce((n, a) => n + (a.durationSec ?? 0), 0);
@@ -704,11 +733,17 @@ async function transcribeChunk(
 /** The server's answer, untrusted: verbose_json with segments, plain `{ text }`, or a bare string. */
 function readTranscription(res: unknown, window: ChunkTranscript['window'], usage: AiUsage): ChunkAnswer {
   const body = (typeof res === 'string' ? { text: res } : (res ?? {})) as Record<string, unknown>;
-  const text = typeof body.text === 'string' ? body.text.trim() : '';
+  const text =
+    typeof body.text === 'string'
+      ? safeText(body.text)
+          .trim()
+          .slice(0, MAX_SEGMENT_CHARS * 50)
+      : '';
   const durationSec = typeof body.duration === 'number' && Number.isFinite(body.duration) ? body.duration : null;
   let segments: TranscriptSegment[] | null = null;
   if (Array.isArray(body.segments)) {
     segments = (body.segments as Record<string, unknown>[])
+      .slice(0, MAX_SEGMENTS_PER_CHUNK)
       .filter(
         (s) =>
           typeof s.start === 'number' &&
@@ -720,19 +755,15 @@ function readTranscription(res: unknown, window: ChunkTranscript['window'], usag
       .map((s) => ({
         start: Math.max(0, s.start as number),
         end: Math.max(0, s.end as number),
-        text: s.text as string,
+        text: safeText(s.text as string).slice(0, MAX_SEGMENT_CHARS),
       }))
       .sort((a, b) => a.start - b.start);
     if (segments.length === 0 && text) segments = null;
   }
   const reported = body.usage as
     { type?: string; input_tokens?: unknown; output_tokens?: unknown; total_tokens?: unknown } | undefined;
-  if (reported && typeof reported === 'object') {
-    const n = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : 0);
-    usage.inputTokens += n(reported.input_tokens);
-    usage.outputTokens += n(reported.output_tokens);
-    usage.totalTokens += n(reported.total_tokens) || n(reported.input_tokens) + n(reported.output_tokens);
-  }
+  if (reported && typeof reported === 'object')
+    addTokens(usage, reported.input_tokens, reported.output_tokens, reported.total_tokens);
   return { transcript: { window: { ...window }, segments, text }, language: languageCode(body.language), durationSec };
 }
 
@@ -741,7 +772,7 @@ function cutAudio(
   input: string,
   output: string,
   startSec: number,
-  lengthSec: number,
+  lengthSec: number | null,
   signal: AbortSignal,
 ): Promise<Buffer> {
   // -ss before -i seeks by the container index: quick on long files, exact enough with the overlap.
@@ -754,8 +785,7 @@ function cutAudio(
       'error',
       '-ss',
       startSec.toFixed(3),
-      '-t',
-      lengthSec.toFixed(3),
+      ...(lengthSec === null ? [] : ['-t', lengthSec.toFixed(3)]),
       '-i',
       input,
       '-vn',
@@ -805,7 +835,7 @@ async function summarize(input: TextInput, signal: AbortSignal, deps: TextDeps):
   const segments = (input.segments ?? []).filter((s) => Number.isFinite(s.start) && s.text.trim());
   const timed = segments.length > 0;
   const body = timed ? segments.map((s) => `[${round1(s.start)}] ${s.text.trim()}`).join('\n') : input.text.trim();
-  const durationSec = timed ? Math.max(...segments.map((s) => Math.max(s.start, s.end))) : null;
+  const durationSec = timed ? segments.reduce((m, s) => Math.max(m, s.start, s.end), 0) : null;
   if (!body) throw new MediaError('INVALID_INPUT', 'there is no text to summarize');
 
   const ask = (instruction: string, doc: string, sig: AbortSignal): Promise<SummaryAnswer> =>
@@ -824,7 +854,8 @@ async function summarize(input: TextInput, signal: AbortSignal, deps: TextDeps):
   if (body.length <= deps.contextChars) {
     answer = await ask(wholePrompt(timed), body, signal);
   } else {
-    const pieces = splitText(body, deps.contextChars);
+    // A bounded number of paid calls, whatever the size of the document.
+    const pieces = splitText(body.slice(0, deps.contextChars * MAX_MAP_CHUNKS), deps.contextChars);
     chunks = pieces.length;
     const partials = await mapLimit(pieces, deps.maxConcurrency, signal, (piece, i, sig) =>
       ask(mapPrompt(i + 1, pieces.length, timed), piece, sig),
@@ -852,15 +883,24 @@ async function reduce(
   signal: AbortSignal,
   deps: TextDeps,
   ask: (instruction: string, doc: string, sig: AbortSignal) => Promise<SummaryAnswer>,
+  level = 1,
 ): Promise<SummaryAnswer> {
-  // Each partial takes at most half the context, so any two fit together and every level at least halves.
-  const texts = partials.map((p, i) => formatPartial(p, i + 1, timed).slice(0, Math.floor(deps.contextChars / 2)));
+  // Each partial takes at most a quarter of the context (joiners included), so a group closes only past three
+  // quarters of it: at least three partials a group, and every level at least thirds their number.
+  const share = Math.floor(deps.contextChars / 4) - 2;
+  const texts = partials.map((p, i) => formatPartial(p, i + 1, timed).slice(0, share));
   const groups = packGroups(texts, deps.contextChars);
   if (groups.length === 1) return ask(reducePrompt(timed), groups[0]!, signal);
+  if (level >= MAX_REDUCE_LEVELS || groups.length >= texts.length) {
+    throw new MediaError(
+      'INTERNAL',
+      `the summary did not converge after ${level} reduce levels (${groups.length} parts)`,
+    );
+  }
   const combined = await mapLimit(groups, deps.maxConcurrency, signal, (group, _i, sig) =>
     ask(reducePrompt(timed), group, sig),
   );
-  return reduce(combined, timed, signal, deps, ask);
+  return reduce(combined, timed, signal, deps, ask, level + 1);
 }
 
 function packGroups(texts: string[], max: number): string[] {
@@ -877,7 +917,7 @@ function formatPartial(p: SummaryAnswer, n: number, timed: boolean): string {
 function boundSummary(a: SummaryAnswer): SummaryAnswer {
   return {
     title: clean(a.title, 200),
-    summary: a.summary.trim().slice(0, 8_000),
+    summary: safeText(a.summary).trim().slice(0, 8_000),
     keyPoints: cleanList(a.keyPoints, 12, 500),
     language: a.language.trim().slice(0, 20),
     chapters: a.chapters.slice(0, 200).map((c) => ({ start: c.start, title: clean(c.title, 120) })),

@@ -1,4 +1,5 @@
 /** The job document for a person at a terminal. */
+import { safeText } from '../lib/text.js';
 import type { JobDocument, StepRecord } from '../lib/types.js';
 
 const MARK: Record<StepRecord['status'], string> = {
@@ -34,7 +35,9 @@ export function formatJob(doc: JobDocument): string {
     const a = r.analysis;
     if (a.caption) lines.push(`  caption     ${oneLine(a.caption)}  (${by(a)})`);
     if (a.labels.length > 0)
-      lines.push(`  labels      ${a.labels.map((l) => `${l.name} ${l.score.toFixed(2)}`).join(', ')}  (${by(a)})`);
+      lines.push(
+        `  labels      ${oneLine(a.labels.map((l) => `${l.name} ${l.score.toFixed(2)}`).join(', '), 200)}  (${by(a)})`,
+      );
     if (a.faces) lines.push(`  faces       ${a.faces}`);
     lines.push(`  colour      ${a.dominantColor}  sharpness ${a.sharpness}  phash ${a.phash}`);
   }
@@ -56,7 +59,8 @@ function by(r: { provider: string; model?: string }): string {
   return r.model ? `${r.provider} ${r.model}` : r.provider;
 }
 
+/** Text from a file or a model on one line, with nothing a terminal would act on (escape sequences). */
 function oneLine(s: string, max = 100): string {
-  const flat = s.replace(/\s+/g, ' ').trim();
+  const flat = safeText(s).replace(/\s+/g, ' ').trim();
   return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
 }

@@ -31,7 +31,6 @@ export function toStepInput(state: JobState, jobId = state.jobId): StepInput {
     user: state.user ?? null,
     ...(state.priority ? { priority: state.priority } : {}),
     ...(retryOf(state) ? { generation: retryOf(state)!.generation } : {}),
-    options: state.options ?? {},
     fileInfo: state.fileInfo,
     fileType: state.fileType,
     results: state.results,
@@ -39,7 +38,7 @@ export function toStepInput(state: JobState, jobId = state.jobId): StepInput {
 }
 
 function retryOf(state: JobState): RetryOptions | null {
-  const retry = (state.options as { retry?: RetryOptions } | undefined)?.retry;
+  const retry = state.retry;
   return retry && typeof retry.generation === 'number' ? retry : null;
 }
 

@@ -5,7 +5,13 @@
  */
 import type { BaseCheckpointSaver } from '@langchain/langgraph';
 import type { FinishedJob } from '../nodes/index.js';
-import { TERMINAL_STATUSES, type JobDocument, type JobInput, type StepRecords } from '../lib/types.js';
+import {
+  TERMINAL_STATUSES,
+  type JobDocument,
+  type JobInput,
+  type RetryOptions,
+  type StepRecords,
+} from '../lib/types.js';
 import type { JobGraph } from './graph.js';
 
 /** Abort reasons: a cancelled job ends `cancelled`; a drained one (shutdown) keeps its checkpoint to resume later. */
@@ -26,7 +32,8 @@ export class JobRunner {
     private readonly store: RunnerStore,
   ) {}
 
-  async run(input: JobInput, opts: { signal?: AbortSignal } = {}): Promise<JobDocument> {
+  /** `retry`: the state of a re-run, from the service's own store (a resumed run finds it in its checkpoint). */
+  async run(input: JobInput, opts: { signal?: AbortSignal; retry?: RetryOptions } = {}): Promise<JobDocument> {
     const known = this.store.createOrGet(input);
     if (TERMINAL_STATUSES.includes(known.status)) {
       await this.compact(input.jobId);
@@ -36,7 +43,7 @@ export class JobRunner {
     const config = { configurable: { thread_id: input.jobId }, durability: 'sync' as const, signal: opts.signal };
     const resume = await this.hasCheckpoint(input.jobId);
     try {
-      await this.graph.invoke(resume ? null : input, config);
+      await this.graph.invoke(resume ? null : { ...input, ...(opts.retry && { retry: opts.retry }) }, config);
     } catch (err) {
       if (opts.signal?.aborted && opts.signal.reason === CANCEL_REASON) return this.cancel(input);
       throw err;

@@ -3,7 +3,16 @@
  * parallel branches write (steps, results) have merge reducers.
  */
 import { Annotation } from '@langchain/langgraph';
-import type { FileInfo, FileType, JobError, JobInput, JobStatus, Results, StepRecords } from '../lib/types.js';
+import type {
+  FileInfo,
+  FileType,
+  JobError,
+  JobInput,
+  JobStatus,
+  Results,
+  RetryOptions,
+  StepRecords,
+} from '../lib/types.js';
 
 const keep =
   <T>(fallback: T) =>
@@ -16,7 +25,8 @@ export const JobInputAnnotation = Annotation.Root({
   user: Annotation<JobInput['user']>,
   priority: Annotation<number | undefined>,
   notifyUrl: Annotation<string | undefined>,
-  options: Annotation<Record<string, unknown> | undefined>,
+  /** Set by the service for a retry (never from a producer's message); resumed runs find it in the checkpoint. */
+  retry: Annotation<RetryOptions | undefined>,
 });
 
 export const JobStateAnnotation = Annotation.Root({

@@ -90,17 +90,33 @@ export async function probeMedia(
       info.sampleRate = num(s.sample_rate) ?? 0;
       info.channels = s.channels ?? 0;
     }
-    info.durationSec = num(s.duration);
+    // Matroska keeps a stream's length in its DURATION tag ("00:00:04.000000000").
+    info.durationSec = num(s.duration) ?? clockSeconds(tags.duration);
     return info;
   });
   const tags = lowerKeys(raw.format?.tags);
+  // The media's length is its longest sound or picture track: a subtitle track (which the producer writes) can claim
+  // hours past the end and would stretch the container's duration with it.
+  const media = streams.filter((s) => (s.type === 'audio' || s.type === 'video') && !s.attachedPicture);
+  const mediaSec = media.reduce<number | null>(
+    (max, s) => (s.durationSec === null || s.durationSec === undefined ? max : Math.max(max ?? 0, s.durationSec)),
+    null,
+  );
+  const containerSec = num(raw.format?.duration);
   return {
     container: raw.format?.format_name ?? 'unknown',
-    durationSec: num(raw.format?.duration),
+    durationSec:
+      mediaSec !== null && containerSec !== null ? Math.min(mediaSec, containerSec) : (mediaSec ?? containerSec),
     bitRate: num(raw.format?.bit_rate),
     tags,
     streams,
   };
+}
+
+/** `HH:MM:SS.fraction` as seconds. */
+function clockSeconds(v: string | undefined): number | null {
+  const m = /^(\d+):(\d{2}):(\d{2}(?:\.\d+)?)$/.exec(v?.trim() ?? '');
+  return m ? Number(m[1]) * 3600 + Number(m[2]) * 60 + Number(m[3]) : null;
 }
 
 /** A real picture track: cover art embedded in an audio file does not make it a video. */

@@ -50,12 +50,12 @@ export interface JobInput {
   user?: { id: string } | null;
   priority?: number;
   notifyUrl?: string;
-  options?: Record<string, unknown>;
 }
 
 /**
- * `options.retry` of a re-run (POST /jobs/:id/retry): the previous run's outcome. Steps that succeeded (or were
- * skipped for a reason of their own) keep their result; the rest run again, as task generation `generation`.
+ * A re-run of a finished job (POST /jobs/:id/retry): the previous run's outcome. Steps that succeeded (or were
+ * skipped for a reason of their own) keep their result; the rest run again, as task generation `generation`. Only
+ * the service builds it (the retry route stores it with the job); no producer's message can carry it.
  */
 export interface RetryOptions {
   generation: number;
@@ -233,6 +233,9 @@ export interface Summary {
   chunks?: number;
   usage?: Usage;
 }
+
+/** What the graph runs: the producer's input, and for a retry the state the service kept for it. */
+export type GraphInput = JobInput & { retry?: RetryOptions };
 
 export interface JobDocument {
   id: string;

@@ -70,7 +70,6 @@ export interface StepInput {
   priority?: number;
   /** 0 for the first run of a job, then one more for each retry: part of the step's task id. */
   generation?: number;
-  options: Record<string, unknown>;
   fileInfo: FileInfo | null;
   fileType: FileType | null;
   results: Results;

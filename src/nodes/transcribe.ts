@@ -8,6 +8,7 @@ import type { TranscriptSegment } from '../ai/index.js';
 import { MediaError } from '../lib/errors.js';
 import { excerpt } from '../lib/files.js';
 import { parseSrt, toSrt, toVtt } from '../lib/subtitles.js';
+import { safeText } from '../lib/text.js';
 import { lastLine, runTool, ToolError } from '../lib/tools.js';
 import type { Transcript } from '../lib/types.js';
 import { recordAiUse, type Deps, type StepFn, type StepInput } from './deps.js';
@@ -17,6 +18,10 @@ export const TRANSCRIPT_ARTIFACT = 'transcript.txt';
 export const SUBTITLES_ARTIFACT = 'transcript.srt';
 export const VTT_ARTIFACT = 'transcript.vtt';
 export const SEGMENTS_ARTIFACT = 'transcript.json';
+
+/** Segments kept, and characters of each: a subtitle track or a model can send any number. */
+const MAX_SEGMENTS = 20_000;
+const MAX_SEGMENT_CHARS = 2_000;
 
 /** Subtitle codecs that hold text; bitmap subtitles (DVD, PGS) would need OCR. */
 const TEXT_SUBTITLES = new Set(['subrip', 'srt', 'ass', 'ssa', 'mov_text', 'webvtt', 'text', 'microdvd', 'subviewer']);
@@ -28,7 +33,7 @@ export const transcribe: StepFn = async (input, deps, ctx) => {
   const hasAudio = meta?.hasAudio ?? false;
   if (track && (deps.config.ai.preferSubtitles || !speech || !hasAudio)) {
     const srt = await readSubtitles(input, deps, track.index, ctx.signal);
-    const segments = parseSrt(srt);
+    const segments = bounded(parseSrt(srt), meta?.durationSec ?? null);
     if (segments.length === 0) return { status: 'skipped', reason: 'the subtitle track is empty', endsChain: true };
     const language = track.language && track.language !== 'und' ? track.language : null;
     const transcript = await saveTranscript(input, deps, segments, {
@@ -50,7 +55,7 @@ export const transcribe: StepFn = async (input, deps, ctx) => {
     { signal: ctx.signal },
   );
   await recordAiUse(deps, input, 'transcribe', 'speech', heard);
-  const segments = heard.segments.filter((s) => s.text.trim());
+  const segments = bounded(heard.segments, meta?.durationSec ?? null);
   if (segments.length === 0) return { status: 'skipped', reason: 'no speech was recognized', endsChain: true };
   const transcript = await saveTranscript(input, deps, segments, {
     provider: heard.provider,
@@ -103,6 +108,23 @@ async function saveTranscript(
     vttUrl: vtt.url,
     segments: segments.length,
   };
+}
+
+/**
+ * Segments as the outside world sent them (a producer's subtitle track, a model's answer), bounded: inside the
+ * recording, in order, a limited number of limited length, printable.
+ */
+function bounded(segments: TranscriptSegment[], durationSec: number | null): TranscriptSegment[] {
+  const end = durationSec && durationSec > 0 ? durationSec : Infinity;
+  const out: TranscriptSegment[] = [];
+  for (const s of segments) {
+    if (!Number.isFinite(s.start) || s.start < 0 || s.start > end) continue;
+    const text = safeText(s.text).trim().slice(0, MAX_SEGMENT_CHARS);
+    if (!text) continue;
+    out.push({ start: s.start, end: Math.min(Math.max(s.end, s.start), end), text });
+    if (out.length >= MAX_SEGMENTS) break;
+  }
+  return out.sort((a, b) => a.start - b.start);
 }
 
 /** The spoken lines, each once: subtitles repeat a line across cues while it stays on screen. */

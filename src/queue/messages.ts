@@ -1,11 +1,17 @@
-/** The JOB_CREATED message data, validated at intake: a malformed message fails its job once, with a clear code. */
+/**
+ * The JOB_CREATED message data, validated at intake: a malformed message fails its job once, with a clear code. The
+ * schema is closed: an unknown key is refused, so a producer can never reach the service's internal state.
+ */
 import { z } from 'zod';
 import type { JobInput } from '../lib/types.js';
 import { JOB_ID_PATTERN } from './names.js';
 
-export const JobCreatedSchema = z.object({
+/** BullMQ's largest priority (2^21 - 1); above it `add` throws. */
+export const MAX_PRIORITY = 2_097_151;
+
+export const JobCreatedSchema = z.strictObject({
   jobId: z.string().regex(JOB_ID_PATTERN, 'jobId: letters, digits, _ . - only, at most 128, no ":"'),
-  file: z.object({
+  file: z.strictObject({
     path: z
       .string()
       .min(1)
@@ -18,12 +24,11 @@ export const JobCreatedSchema = z.object({
       .optional(),
   }),
   user: z
-    .object({ id: z.string().min(1).max(200) })
+    .strictObject({ id: z.string().min(1).max(200) })
     .nullable()
     .optional(),
-  priority: z.number().int().min(0).max(2_097_152).optional(),
+  priority: z.number().int().min(0).max(MAX_PRIORITY).optional(),
   notifyUrl: z.url().optional(),
-  options: z.record(z.string(), z.unknown()).optional(),
 });
 
 export type JobCreated = z.infer<typeof JobCreatedSchema>;

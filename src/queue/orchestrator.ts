@@ -10,7 +10,7 @@ import type { StepEvents } from '../graph/graph.js';
 import { CANCEL_REASON, DRAIN_REASON, type JobRunner } from '../graph/runner.js';
 import { isInside } from '../lib/files.js';
 import type { Logger } from '../lib/log.js';
-import type { ErrorCode, JobDocument, JobInput, RetryOptions } from '../lib/types.js';
+import type { ErrorCode, JobDocument, JobInput } from '../lib/types.js';
 import type { SqliteJobStore } from '../store/sqlite-job-store.js';
 import { isCancelled, subscribeCancels } from './cancel.js';
 import { bullConnection, createRedis } from './connection.js';
@@ -57,7 +57,7 @@ export async function startOrchestrator(parts: OrchestratorParts, redisUrl: stri
   const webhooks = await startWebhooks(config, redisUrl, store, log);
   const notify = async (input: JobInput, doc: JobDocument): Promise<JobDocument> => {
     if (!input.notifyUrl) return doc;
-    const run = (input.options as { retry?: RetryOptions } | undefined)?.retry?.generation ?? 0;
+    const run = store.getRetry(input.jobId)?.generation ?? 0;
     await webhooks.enqueue(doc.id, input.notifyUrl, run);
     return store.get(doc.id) ?? doc;
   };
@@ -86,7 +86,9 @@ export async function startOrchestrator(parts: OrchestratorParts, redisUrl: stri
     const controller = new AbortController();
     active.set(input.jobId, { controller, job });
     try {
-      return await notify(input, await runner.run(input, { signal: controller.signal }));
+      // A retry's state comes from the store, where only the retry route puts it.
+      const retry = store.getRetry(input.jobId) ?? undefined;
+      return await notify(input, await runner.run(input, { signal: controller.signal, retry }));
     } catch (err) {
       if (controller.signal.reason === DRAIN_REASON && token) {
         // Back to the queue without using an attempt; its checkpoint makes the next run resume.

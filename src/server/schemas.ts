@@ -1,6 +1,7 @@
 /** The HTTP contract as zod schemas: validated on the way in, serialized on the way out, published as OpenAPI. */
 import { z } from 'zod';
 import { ERROR_CODES, FILE_TYPES, JOB_STATUSES } from '../lib/types.js';
+import { MAX_PRIORITY } from '../queue/messages.js';
 import { JOB_ID_PATTERN } from '../queue/names.js';
 
 export const ErrorBody = z
@@ -77,8 +78,8 @@ export const ListQuery = z.object({
   limit: z.coerce.number().int().min(1).max(200).default(50),
 });
 
-export const CreateJobJson = z.object({
-  file: z.object({
+export const CreateJobJson = z.strictObject({
+  file: z.strictObject({
     path: z.string().min(1).max(4096),
     name: z.string().min(1).max(255).optional(),
     sha256: z
@@ -86,8 +87,7 @@ export const CreateJobJson = z.object({
       .regex(/^[0-9a-fA-F]{64}$/)
       .optional(),
   }),
-  user: z.object({ id: z.string().min(1).max(200) }).optional(),
-  priority: z.number().int().min(0).max(2_097_152).optional(),
+  user: z.strictObject({ id: z.string().min(1).max(200) }).optional(),
+  priority: z.number().int().min(0).max(MAX_PRIORITY).optional(),
   notifyUrl: z.url().optional(),
-  options: z.record(z.string(), z.unknown()).optional(),
 });

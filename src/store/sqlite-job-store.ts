@@ -15,6 +15,7 @@ import {
   type JobError,
   type StepStatus,
   type WebhookDelivery,
+  type RetryOptions,
 } from '../lib/types.js';
 
 export type Db = Database.Database;
@@ -57,7 +58,8 @@ export class SqliteJobStore implements JobSink {
         doc TEXT NOT NULL,
         created_at TEXT NOT NULL,
         updated_at TEXT NOT NULL,
-        finished_at TEXT
+        finished_at TEXT,
+        retry TEXT
       );
       CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created_at);
       CREATE INDEX IF NOT EXISTS jobs_user ON jobs (user_id, created_at);
@@ -95,6 +97,9 @@ export class SqliteJobStore implements JobSink {
         created_at TEXT NOT NULL
       );
     `);
+    // Databases from before retries were kept beside the job.
+    const columns = db.prepare('PRAGMA table_info(jobs)').all() as { name: string }[];
+    if (!columns.some((c) => c.name === 'retry')) db.exec('ALTER TABLE jobs ADD COLUMN retry TEXT');
   }
 
   /** The job's document, creating it as `queued` the first time its id is seen (a repeated id is the same job). */
@@ -191,16 +196,26 @@ export class SqliteJobStore implements JobSink {
     return this.get(input.jobId)!;
   }
 
-  /** Puts a finished job back to `queued` for a retry run with `input`; its steps and results stay until replaced. */
-  reopen(input: JobInput): JobDocument | null {
-    this.update(input.jobId, (doc) => {
+  /**
+   * Puts a finished job back to `queued` for a retry run; its steps and results stay until replaced. The retry's
+   * state is kept here, beside the job, and read by the orchestrator: it never travels in a producer's message.
+   */
+  reopen(jobId: string, retry: RetryOptions): JobDocument | null {
+    this.update(jobId, (doc) => {
       doc.status = 'queued';
       doc.error = null;
       doc.finishedAt = null;
       delete doc.webhook;
     });
-    this.db.prepare('UPDATE jobs SET input = ? WHERE id = ?').run(JSON.stringify(input), input.jobId);
-    return this.get(input.jobId);
+    this.db.prepare('UPDATE jobs SET retry = ? WHERE id = ?').run(JSON.stringify(retry), jobId);
+    return this.get(jobId);
+  }
+
+  /** The latest retry the service made of this job, if any. */
+  getRetry(jobId: string): RetryOptions | null {
+    const row = this.db.prepare('SELECT retry FROM jobs WHERE id = ?').get(jobId) as
+      { retry: string | null } | undefined;
+    return row?.retry ? (JSON.parse(row.retry) as RetryOptions) : null;
   }
 
   setWebhook(jobId: string, delivery: WebhookDelivery): void {
@@ -221,10 +236,10 @@ export class SqliteJobStore implements JobSink {
         use.capability,
         use.provider,
         use.model,
-        use.usage.inputTokens,
-        use.usage.outputTokens,
-        use.usage.calls,
-        Math.round(use.usage.latencyMs),
+        count(use.usage.inputTokens),
+        count(use.usage.outputTokens),
+        count(use.usage.calls),
+        count(use.usage.latencyMs),
         new Date().toISOString(),
       );
     return Promise.resolve();
@@ -420,4 +435,9 @@ function decodeCursor(cursor: string): { createdAt: string; id: string } | null 
 
 export function isTerminal(status: JobStatus): boolean {
   return TERMINAL_STATUSES.includes(status);
+}
+
+/** A counter's increment: a whole number, never negative or NaN (/metrics counters cannot go down). */
+function count(n: number): number {
+  return Number.isFinite(n) && n > 0 ? Math.round(n) : 0;
 }

@@ -51,6 +51,8 @@ export type ScriptStep = (
   | { kind: 'plainText' }
   /** Fields laid over the answer the server would give (to send what a misbehaving model might). */
   | { kind: 'answer'; patch: Record<string, unknown> }
+  /** The `usage` the server reports instead of the real one (`null`: none at all), as some servers do. */
+  | { kind: 'usage'; usage: Record<string, unknown> | null }
 ) & { times?: number };
 
 export interface FakeOpenAiServer {
@@ -59,6 +61,8 @@ export interface FakeOpenAiServer {
   requests: RecordedRequest[];
   /** Queues answers for requests naming `model`; `times: Infinity` repeats a step forever. */
   script(model: string, ...steps: ScriptStep[]): void;
+  /** Drops every scripted answer not yet used, so one test's script never reaches another test. */
+  reset(): void;
   close(): Promise<void>;
 }
 
@@ -330,6 +334,7 @@ export async function startOpenAiServer(): Promise<FakeOpenAiServer> {
     };
     usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
     rec.usage = usage;
+    const reported = step?.kind === 'usage' ? step.usage : usage;
     const message =
       rec.structured === 'tool' && tool
         ? {
@@ -352,7 +357,7 @@ export async function startOpenAiServer(): Promise<FakeOpenAiServer> {
       choices: [
         { index: 0, message, finish_reason: rec.structured === 'tool' ? 'tool_calls' : 'stop', logprobs: null },
       ],
-      usage,
+      ...(reported !== null && { usage: reported }),
     };
   });
 
@@ -435,6 +440,9 @@ export async function startOpenAiServer(): Promise<FakeOpenAiServer> {
     requests,
     script(model, ...steps) {
       scripts.set(model, [...(scripts.get(model) ?? []), ...steps]);
+    },
+    reset() {
+      scripts.clear();
     },
     async close() {
       await app.close();

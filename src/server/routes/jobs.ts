@@ -212,8 +212,7 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
         }
         const input = store.getInput(doc.id);
         if (!input) throw new HttpError(404, 'NOT_FOUND', `job ${doc.id} has no stored input to retry`);
-        const before = (input.options as { retry?: RetryOptions } | undefined)?.retry?.generation ?? 0;
-        const generation = before + 1;
+        const generation = (store.getRetry(doc.id)?.generation ?? 0) + 1;
         const retry: RetryOptions = {
           generation,
           previous: {
@@ -226,9 +225,8 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
                 : null,
           },
         };
-        const next: JobInput = { ...input, options: { ...(input.options ?? {}), retry } };
-        const reopened = store.reopen(next);
-        await producer.enqueueJob(next, `r${generation}`);
+        const reopened = store.reopen(doc.id, retry);
+        await producer.enqueueJob(input, `r${generation}`);
         return reply.status(202).send(reopened ?? found(doc.id));
       },
     );
