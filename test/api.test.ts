@@ -230,6 +230,9 @@ describe('jobs', () => {
     expect(seen).toEqual(all);
     expect((await fetch(`${base}/jobs?limit=0`)).status).toBe(400);
     expect((await fetch(`${base}/jobs?status=bogus`)).status).toBe(400);
+    // A cursor this API never gave out is the caller's mistake, not page one.
+    for (const garbage of ['garbage', Buffer.from('[1,2]').toString('base64url'), '%00'])
+      expect((await fetch(`${base}/jobs?cursor=${garbage}`)).status, garbage).toBe(400);
   });
 
   test('artifacts are served, and no path leaves the job folder', async () => {
@@ -289,6 +292,14 @@ describe('jobs', () => {
     }
     expect((await fetch(`${base}/jobs/${imageJob.id}/cancel`, { method: 'POST' })).status).toBe(401);
     expect((await fetch(`${base}/jobs/${imageJob.id}`, { method: 'DELETE' })).status).toBe(401);
+    // The scheme is case-insensitive (RFC 9110).
+    for (const scheme of ['bearer', 'BEARER']) {
+      const res = await fetch(`${base}/jobs/${imageJob.id}/cancel`, {
+        method: 'POST',
+        headers: { authorization: `${scheme} ${TOKEN}` },
+      });
+      expect(res.status, scheme).toBe(202);
+    }
     // Reads stay open.
     expect((await fetch(`${base}/jobs/${imageJob.id}`)).status).toBe(200);
   });

@@ -5,6 +5,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { freePort } from '../src/lib/net.js';
 import { redisAnswers } from '../src/queue/connection.js';
@@ -64,6 +65,7 @@ test('the service reconnects after Redis restarts and every job finishes', { tim
     INPUT_ROOTS: CORPUS,
     LOCK_DURATION_MS: '5000',
     STALLED_INTERVAL_MS: '2500',
+    PORT: String(await freePort()),
   };
   service = await new ServiceProcess([], env).ready();
   const producer = createProducer({ redisUrl, prefix: 'mo' });
@@ -88,7 +90,20 @@ test('the service reconnects after Redis restarts and every job finishes', { tim
   await waitFor('work to start', () => stepRuns(dbPath).length > 3);
   const finishedBefore = ids.filter((id) => isTerminal(storedJob(dbPath, id))).length;
   await stopRedis();
-  await new Promise((r) => setTimeout(r, 2000));
+  // While Redis is down an upload is refused whole: 503 with Retry-After, and no job record left `queued` forever.
+  const during = await fetch(`http://127.0.0.1:${env.PORT}/jobs`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ file: { path: path.join(CORPUS, 'image/320x240.jpg'), name: 'during-outage.jpg' } }),
+  });
+  expect(during.status).toBe(503);
+  expect(during.headers.get('retry-after')).toBe('5');
+  expect(((await during.json()) as { error: { code: string } }).error.code).toBe('UNAVAILABLE');
+  const db = new Database(dbPath, { readonly: true });
+  const names = db.prepare("SELECT json_extract(doc, '$.file.name') AS name FROM jobs").all() as { name: string }[];
+  db.close();
+  expect(names.map((n) => n.name)).not.toContain('during-outage.jpg');
+  await new Promise((r) => setTimeout(r, 1000));
   await startRedis();
 
   const docs = await finishedJobs(dbPath, ids, 150_000);

@@ -124,6 +124,13 @@ describe('poison messages', () => {
         { jobId: 'poison-junk-2', junk: 'y'.repeat(1024 * 1024) },
         { jobId: 'poison-junk-2' },
       );
+      let deep: Record<string, unknown> = { end: true };
+      for (let i = 0; i < 1000; i++) deep = { a: deep };
+      await queue.add(
+        JOB_CREATED,
+        { jobId: 'poison-deep', file: { path: path.join(CORPUS, 'image/320x240.jpg') }, user: deep },
+        { jobId: 'poison-deep' },
+      );
       const good = await producer.enqueueJob({ file: { path: path.join(CORPUS, 'image/320x240.jpg') } });
 
       const missing = await waitForDoc('poison-missing');
@@ -134,7 +141,13 @@ describe('poison messages', () => {
         expect(doc.error?.code, id).toBe('INVALID_INPUT');
         expect(doc.error?.message).toMatch(/outside INPUT_ROOTS/);
       }
-      expect((await waitForDoc('poison-junk-2')).error?.code).toBe('INVALID_INPUT');
+      // Bounded before the schema looks at them (MESSAGE_LIMITS): a clear code, not a stack overflow.
+      const junk = (await waitForDoc('poison-junk-2')).error;
+      expect(junk?.code).toBe('INVALID_INPUT');
+      expect(junk?.message).toMatch(/larger than 65536 bytes/);
+      const deepError = (await waitForDoc('poison-deep')).error;
+      expect(deepError?.code).toBe('INVALID_INPUT');
+      expect(deepError?.message).toMatch(/deeper than 16/);
       expect((await waitForDoc(good.jobId)).status).toBe('completed');
       // Messages that are not even a job fail in BullMQ once, not retried.
       for (const id of ['poison-junk', 'poison-types']) {

@@ -41,7 +41,8 @@ export function requireToken(config: Config) {
   return async (req: FastifyRequest, _reply: FastifyReply): Promise<void> => {
     if (!config.apiToken) return;
     const header = req.headers.authorization ?? '';
-    const given = Buffer.from(header.startsWith('Bearer ') ? header.slice(7) : '');
+    // The scheme is case-insensitive (RFC 9110): `bearer`, `Bearer` and `BEARER` are the same.
+    const given = Buffer.from(/^bearer +(\S+)$/i.exec(header)?.[1] ?? '');
     const wanted = Buffer.from(config.apiToken);
     if (given.length !== wanted.length || !timingSafeEqual(given, wanted)) {
       throw new HttpError(

@@ -308,7 +308,8 @@ export class SqliteJobStore implements JobSink {
     if (filter.status) add('status = ?', filter.status);
     if (filter.fileType) add('file_type = ?', filter.fileType);
     if (filter.user) add('user_id = ?', filter.user);
-    const after = cursor ? decodeCursor(cursor) : null;
+    const after = cursor === undefined ? null : decodeCursor(cursor);
+    if (cursor !== undefined && !after) throw new InvalidCursor();
     if (after) add('(created_at < ? OR (created_at = ? AND id < ?))', after.createdAt, after.createdAt, after.id);
     const rows = this.db
       .prepare(
@@ -418,6 +419,14 @@ export interface JobFilter {
   status?: string;
   fileType?: string;
   user?: string;
+}
+
+/** A `cursor` this API never gave out: the caller's mistake, not page one. */
+export class InvalidCursor extends Error {
+  constructor() {
+    super('cursor is not a nextCursor this API gave out');
+    this.name = 'InvalidCursor';
+  }
 }
 
 function encodeCursor(createdAt: string, id: string): string {

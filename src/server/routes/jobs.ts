@@ -5,6 +5,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { MultipartFile } from '@fastify/multipart';
+import type { FastifyReply } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { ulid } from 'ulid';
 import { z } from 'zod';
@@ -12,6 +13,8 @@ import { isInside } from '../../lib/files.js';
 import type { JobDocument, JobInput, RetryOptions } from '../../lib/types.js';
 import { TERMINAL_STATUSES } from '../../lib/types.js';
 import { requestCancel } from '../../queue/cancel.js';
+import { MAX_PRIORITY } from '../../queue/messages.js';
+import { InvalidCursor } from '../../store/sqlite-job-store.js';
 import { type ApiParts, HttpError, requireToken } from '../http.js';
 import {
   ArtifactParams,
@@ -52,9 +55,24 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
   const jobIdFor = (key: string | undefined): string =>
     key ? `idem-${createHash('sha256').update(key).digest('hex').slice(0, 40)}` : ulid();
 
-  const publish = async (input: JobInput): Promise<JobDocument> => {
+  /**
+   * The job's record and its JOB_CREATED message, both or neither: when the message cannot be written (Redis is
+   * down), the record made for it and the upload go again, and the client is told to come back (503, Retry-After).
+   */
+  const publish = async (input: JobInput, reply: FastifyReply): Promise<JobDocument> => {
+    const existed = store.get(input.jobId) !== null;
     const doc = store.createOrGet(input);
-    await producer.enqueueJob(input);
+    try {
+      await producer.enqueueJob(input);
+    } catch (err) {
+      if (!existed) {
+        store.delete(input.jobId);
+        await fs.rm(path.join(config.uploadsDir, input.jobId), { recursive: true, force: true });
+      }
+      reply.log.warn({ err, jobId: input.jobId }, 'could not queue the job');
+      void reply.header('retry-after', '5');
+      throw new HttpError(503, 'UNAVAILABLE', 'the job queue is unreachable right now; nothing was stored, try again');
+    }
     return doc;
   };
 
@@ -69,7 +87,14 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
           description:
             'Multipart fields: `file` (required), `userId`, `priority`, `notifyUrl`. An `Idempotency-Key` header makes retries return the same job.',
           headers: z.object({ 'idempotency-key': z.string().min(1).max(200).optional() }).loose(),
-          response: { 202: JobDocumentSchema, 413: ErrorBody, 415: ErrorBody, 429: ErrorBody, ...errors },
+          response: {
+            202: JobDocumentSchema,
+            413: ErrorBody,
+            415: ErrorBody,
+            429: ErrorBody,
+            503: ErrorBody,
+            ...errors,
+          },
           security: [{ bearer: [] }],
         },
       },
@@ -78,7 +103,7 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
         let doc = store.get(jobId);
         if (!doc) {
           const input = req.isMultipart() ? await fromUpload(req.parts(), jobId) : await fromJson(req.body, jobId);
-          doc = await publish(input);
+          doc = await publish(input, reply);
         } else if (req.isMultipart()) {
           // A retried upload of a job we already have: read and drop the body.
           for await (const part of req.parts()) if (part.type === 'file') part.file.resume();
@@ -131,9 +156,9 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
       }
       if (!stored) throw new HttpError(400, 'BAD_REQUEST', 'the multipart body has no `file` field');
       const priority = fields.priority === undefined ? undefined : Number(fields.priority);
-      if (priority !== undefined && (!Number.isInteger(priority) || priority < 0 || priority > 2_097_152)) {
+      if (priority !== undefined && (!/^\d{1,7}$/.test(fields.priority ?? '') || priority > MAX_PRIORITY)) {
         await fs.rm(dir, { recursive: true, force: true });
-        throw new HttpError(400, 'BAD_REQUEST', 'priority must be a whole number from 0 to 2097152');
+        throw new HttpError(400, 'BAD_REQUEST', `priority must be a whole number from 0 to ${MAX_PRIORITY}`);
       }
       if (fields.notifyUrl !== undefined && !z.url().safeParse(fields.notifyUrl).success) {
         await fs.rm(dir, { recursive: true, force: true });
@@ -159,7 +184,12 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
       },
       async (req) => {
         const { limit, cursor, ...filter } = req.query;
-        return store.list(filter, limit, cursor);
+        try {
+          return store.list(filter, limit, cursor);
+        } catch (err) {
+          if (err instanceof InvalidCursor) throw new HttpError(400, 'BAD_REQUEST', err.message);
+          throw err;
+        }
       },
     );
 
