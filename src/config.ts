@@ -131,6 +131,8 @@ const EnvSchema = z.object({
   HOST: z.string().optional().default('127.0.0.1'),
   API_TOKEN: z.string().min(16, 'API_TOKEN must have at least 16 characters').optional(),
   UPLOAD_RATE_LIMIT: positiveInt('UPLOAD_RATE_LIMIT', 120),
+  SSE_MAX_STREAMS: positiveInt('SSE_MAX_STREAMS', 1000),
+  SSE_MAX_AGE_MS: positiveInt('SSE_MAX_AGE_MS', 30 * 60_000),
   WEBHOOK_SECRET: z.string().min(16, 'WEBHOOK_SECRET must have at least 16 characters').optional(),
   WEBHOOK_TIMEOUT_MS: positiveInt('WEBHOOK_TIMEOUT_MS', 10_000),
   WEBHOOK_ATTEMPTS: positiveInt('WEBHOOK_ATTEMPTS', 6),
@@ -234,6 +236,10 @@ export interface Config {
   apiToken: string | undefined;
   /** Uploads (POST /jobs) per minute and client address. */
   uploadRateLimit: number;
+  /** Event streams (GET /jobs/:id/events) one API process keeps open at once; more get 503. */
+  sseMaxStreams: number;
+  /** A stream is closed after this long (the client reconnects with Last-Event-ID and loses nothing). */
+  sseMaxAgeMs: number;
   /** HMAC key of webhook signatures; unset: API_TOKEN, else a key generated once into DATA_DIR/webhook-secret. */
   webhookSecret: string | undefined;
   webhookTimeoutMs: number;
@@ -333,6 +339,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     host: e.HOST,
     apiToken: e.API_TOKEN,
     uploadRateLimit: e.UPLOAD_RATE_LIMIT,
+    sseMaxStreams: e.SSE_MAX_STREAMS,
+    sseMaxAgeMs: e.SSE_MAX_AGE_MS,
     webhookSecret: e.WEBHOOK_SECRET ?? e.API_TOKEN,
     webhookTimeoutMs: e.WEBHOOK_TIMEOUT_MS,
     webhookAttempts: e.WEBHOOK_ATTEMPTS,

@@ -76,6 +76,8 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
     return doc;
   };
 
+  let openStreams = 0;
+
   return async (app) => {
     app.post(
       '/jobs',
@@ -291,7 +293,7 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
         schema: {
           summary: 'A file the job produced (thumbnail, text, audio, transcript .txt/.srt/.vtt/.json)',
           params: ArtifactParams,
-          response: { 200: z.any(), ...errors },
+          response: { 200: z.any(), 204: z.null(), 503: ErrorBody, ...errors },
         },
       },
       async (req, reply) => {
@@ -325,13 +327,23 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
           description: 'Reconnect with `Last-Event-ID` (or `?lastEventId=`) to resume without missing events.',
           params: JobIdParams,
           querystring: z.object({ lastEventId: z.coerce.number().int().min(0).optional() }),
-          response: { 200: z.any(), ...errors },
+          response: { 200: z.any(), 204: z.null(), 503: ErrorBody, ...errors },
         },
       },
       async (req, reply) => {
-        found(req.params.id);
+        const doc = found(req.params.id);
         const header = Number(req.headers['last-event-id']);
         let after = Number.isInteger(header) && header > 0 ? header : (req.query.lastEventId ?? 0);
+        // A reconnect after the terminal event (a browser's EventSource does this when a finished stream closes):
+        // nothing more will come, and 204 tells EventSource to stop reconnecting.
+        if (TERMINAL_STATUSES.includes(doc.status) && store.events(doc.id, after).length === 0) {
+          return reply.status(204).send(null);
+        }
+        if (openStreams >= config.sseMaxStreams) {
+          void reply.header('retry-after', '10');
+          throw new HttpError(503, 'UNAVAILABLE', `this server has ${openStreams} event streams open, its limit`);
+        }
+        openStreams += 1;
         reply.hijack();
         const res = reply.raw;
         res.writeHead(200, {
@@ -345,23 +357,30 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
         req.raw.on('close', () => {
           closed = true;
         });
-        let lastBeat = Date.now();
-        while (!closed) {
-          let ended = false;
-          for (const event of store.events(req.params.id, after)) {
-            res.write(`id: ${event.id}\nevent: ${event.type}\ndata: ${JSON.stringify(event.data)}\n\n`);
-            after = event.id;
-            if (event.type === 'status' && TERMINAL_STATUSES.includes(event.data.status as JobDocument['status']))
-              ended = true;
+        try {
+          const opened = Date.now();
+          let lastBeat = opened;
+          // Streams end: at the job's terminal event, when the job is deleted, or at SSE_MAX_AGE_MS (a stuck job's
+          // stream too); the client then reconnects with Last-Event-ID and misses nothing.
+          while (!closed && Date.now() - opened < config.sseMaxAgeMs) {
+            let ended = false;
+            for (const event of store.events(req.params.id, after)) {
+              res.write(`id: ${event.id}\nevent: ${event.type}\ndata: ${JSON.stringify(event.data)}\n\n`);
+              after = event.id;
+              if (event.type === 'status' && TERMINAL_STATUSES.includes(event.data.status as JobDocument['status']))
+                ended = true;
+            }
+            if (ended || !store.get(req.params.id)) break;
+            if (Date.now() - lastBeat > 15_000) {
+              res.write(': keep-alive\n\n');
+              lastBeat = Date.now();
+            }
+            await new Promise((r) => setTimeout(r, SSE_POLL_MS));
           }
-          if (ended || !store.get(req.params.id)) break;
-          if (Date.now() - lastBeat > 15_000) {
-            res.write(': keep-alive\n\n');
-            lastBeat = Date.now();
-          }
-          await new Promise((r) => setTimeout(r, SSE_POLL_MS));
+        } finally {
+          openStreams -= 1;
+          res.end();
         }
-        res.end();
       },
     );
   };
