@@ -136,6 +136,10 @@ const EnvSchema = z.object({
   WEBHOOK_SECRET: z.string().min(16, 'WEBHOOK_SECRET must have at least 16 characters').optional(),
   WEBHOOK_TIMEOUT_MS: positiveInt('WEBHOOK_TIMEOUT_MS', 10_000),
   WEBHOOK_ATTEMPTS: positiveInt('WEBHOOK_ATTEMPTS', 6),
+  WEBHOOK_ALLOW_PRIVATE: z
+    .enum(['true', 'false'], { message: 'WEBHOOK_ALLOW_PRIVATE must be true or false' })
+    .optional()
+    .default('false'),
   INPUT_ROOTS: z.string().optional(),
   REDIS_URL: z
     .string()
@@ -240,8 +244,10 @@ export interface Config {
   sseMaxStreams: number;
   /** A stream is closed after this long (the client reconnects with Last-Event-ID and loses nothing). */
   sseMaxAgeMs: number;
-  /** HMAC key of webhook signatures; unset: API_TOKEN, else a key generated once into DATA_DIR/webhook-secret. */
+  /** HMAC key of webhook signatures; unset: a key generated once into DATA_DIR/webhook-secret. */
   webhookSecret: string | undefined;
+  /** Webhooks may reach loopback, private and link-local addresses (off: only public ones). */
+  webhookAllowPrivate: boolean;
   webhookTimeoutMs: number;
   webhookAttempts: number;
   /** Folders producers may reference by path; the upload folder is always allowed. */
@@ -341,7 +347,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     uploadRateLimit: e.UPLOAD_RATE_LIMIT,
     sseMaxStreams: e.SSE_MAX_STREAMS,
     sseMaxAgeMs: e.SSE_MAX_AGE_MS,
-    webhookSecret: e.WEBHOOK_SECRET ?? e.API_TOKEN,
+    webhookSecret: e.WEBHOOK_SECRET,
+    webhookAllowPrivate: e.WEBHOOK_ALLOW_PRIVATE === 'true',
     webhookTimeoutMs: e.WEBHOOK_TIMEOUT_MS,
     webhookAttempts: e.WEBHOOK_ATTEMPTS,
     inputRoots: list(e.INPUT_ROOTS).map((r) => path.resolve(r)),

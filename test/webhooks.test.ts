@@ -14,6 +14,7 @@ import {
   CORPUS,
   dropPrefix,
   isTerminal,
+  runCli,
   ServiceProcess,
   storedJob,
   tempDir,
@@ -22,7 +23,8 @@ import {
   waitFor,
 } from './helpers.js';
 
-const SECRET = 'webhook-secret-for-tests-0123456789';
+const API_TOKEN = 'api-token-for-the-webhook-tests-0123';
+let secret: string;
 const prefix = uniquePrefix('webhooks');
 let dataDir: string;
 let service: ServiceProcess;
@@ -52,11 +54,16 @@ beforeAll(async () => {
     QUEUE_PREFIX: prefix,
     INPUT_ROOTS: CORPUS,
     PORT: String(await freePort()),
-    WEBHOOK_SECRET: SECRET,
+    // No WEBHOOK_SECRET: a key is generated. The receivers here are on loopback, which needs allowing.
+    API_TOKEN,
+    WEBHOOK_ALLOW_PRIVATE: 'true',
     WEBHOOK_TIMEOUT_MS: '500',
     WEBHOOK_ATTEMPTS: '3',
     RETRY_BACKOFF_MS: '100',
   }).ready();
+  const printed = await runCli(['webhook-secret'], { DATA_DIR: dataDir });
+  expect(printed.code).toBe(0);
+  secret = printed.stdout.trim();
 }, 90_000);
 
 afterAll(async () => {
@@ -88,7 +95,10 @@ test('the final document is POSTed, signed', { timeout: 60_000 }, async () => {
   const sent = JSON.parse(call.body) as JobDocument;
   expect(sent).toMatchObject({ id: 'hook-ok', status: 'completed', fileType: 'image' });
   const timestamp = Number(call.headers['x-media-orchestrator-timestamp']);
-  expect(call.headers['x-media-orchestrator-signature']).toBe(signWebhook(SECRET, timestamp, call.body));
+  // Signed with the generated key that `webhook-secret` prints, never with the API token.
+  expect(secret).toMatch(/^[0-9a-f]{64}$/);
+  expect(call.headers['x-media-orchestrator-signature']).toBe(signWebhook(secret, timestamp, call.body));
+  expect(call.headers['x-media-orchestrator-signature']).not.toBe(signWebhook(API_TOKEN, timestamp, call.body));
   expect(call.headers['x-media-orchestrator-job']).toBe('hook-ok');
 });
 

@@ -14,6 +14,7 @@ import { toMermaid } from '../graph/mermaid.js';
 import { createLogger } from '../lib/log.js';
 import type { JobDocument } from '../lib/types.js';
 import { createRuntime } from '../runtime.js';
+import { webhookSecret } from '../queue/webhooks.js';
 import { formatJob } from './format.js';
 
 const USAGE = `Usage: media-orchestrator <command> [options]
@@ -34,6 +35,8 @@ Commands:
                  prints its stored document. --sha256 fails the job with CHECKSUM_MISMATCH if the
                  file's hash differs.
   graph          Print the workflow graph as Mermaid.
+  webhook-secret Print the key that signs webhooks (WEBHOOK_SECRET, or the one generated into DATA_DIR),
+                 for receivers that verify signatures.
   help           Show this help.
 
 Exit codes: 0 done, 2 a job failed, 1 the command itself failed.
@@ -54,6 +57,9 @@ export async function main(argv: string[]): Promise<number> {
       return cancelCommand(rest);
     case 'graph':
       process.stdout.write(`${await toMermaid()}\n`);
+      return 0;
+    case 'webhook-secret':
+      process.stdout.write(`${webhookSecret(loadConfig())}\n`);
       return 0;
     case undefined:
     case 'help':

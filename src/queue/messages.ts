@@ -3,8 +3,17 @@
  * schema is closed: an unknown key is refused, so a producer can never reach the service's internal state.
  */
 import { z } from 'zod';
+import { MAX_URL_LENGTH, urlProblem } from '../lib/outbound.js';
 import type { JobInput } from '../lib/types.js';
 import { JOB_ID_PATTERN } from './names.js';
+
+/** Where a finished job's document is POSTed: http(s), bounded; the address is checked again at delivery. */
+export const NotifyUrl = z
+  .string()
+  .max(MAX_URL_LENGTH, `notifyUrl is longer than ${MAX_URL_LENGTH} characters`)
+  .refine((u) => urlProblem(u) === null, {
+    message: 'notifyUrl must be an http:// or https:// URL without credentials',
+  });
 
 /** BullMQ's largest priority (2^21 - 1); above it `add` throws. */
 export const MAX_PRIORITY = 2_097_151;
@@ -28,7 +37,7 @@ export const JobCreatedSchema = z.strictObject({
     .nullable()
     .optional(),
   priority: z.number().int().min(0).max(MAX_PRIORITY).optional(),
-  notifyUrl: z.url().optional(),
+  notifyUrl: NotifyUrl.optional(),
 });
 
 export type JobCreated = z.infer<typeof JobCreatedSchema>;

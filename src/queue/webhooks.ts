@@ -13,6 +13,7 @@ import { Queue, UnrecoverableError, Worker } from 'bullmq';
 import type { Config } from '../config.js';
 import type { Logger } from '../lib/log.js';
 import type { WebhookDelivery } from '../lib/types.js';
+import { ForbiddenAddressError, postTo } from '../lib/outbound.js';
 import type { SqliteJobStore } from '../store/sqlite-job-store.js';
 import { bullConnection } from './connection.js';
 
@@ -22,7 +23,11 @@ export function signWebhook(secret: string, timestamp: number, body: string): st
   return `sha256=${createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex')}`;
 }
 
-/** WEBHOOK_SECRET, else API_TOKEN, else a key generated once and kept in DATA_DIR/webhook-secret (mode 600). */
+/**
+ * WEBHOOK_SECRET, else a key generated once and kept in DATA_DIR/webhook-secret (mode 600; `media-orchestrator
+ * webhook-secret` prints it). Never the API token: a receiver that verifies signatures would then hold the key to
+ * every write route.
+ */
 export function webhookSecret(config: Config): string {
   if (config.webhookSecret) return config.webhookSecret;
   const file = path.join(config.dataDir, 'webhook-secret');
@@ -67,23 +72,23 @@ export async function startWebhooks(
       const last = attempt >= config.webhookAttempts;
       let statusCode: number | null = null;
       try {
-        const res = await fetch(url, {
-          method: 'POST',
-          body: payload,
-          redirect: 'manual',
-          signal: AbortSignal.timeout(config.webhookTimeoutMs),
-          headers: {
+        const res = await postTo(
+          url,
+          payload,
+          {
             'content-type': 'application/json',
             'user-agent': 'media-orchestrator',
             'x-media-orchestrator-job': jobId,
             'x-media-orchestrator-timestamp': String(timestamp),
             'x-media-orchestrator-signature': signWebhook(secret, timestamp, payload),
           },
-        });
+          { timeoutMs: config.webhookTimeoutMs, allowPrivate: config.webhookAllowPrivate },
+        );
         statusCode = res.status;
-        await res.body?.cancel();
         if (res.status < 200 || res.status >= 300) throw new Error(`the receiver answered ${res.status}`);
       } catch (err) {
+        // A receiver this service may not reach will not become reachable: no more attempts.
+        const final = err instanceof ForbiddenAddressError;
         const message =
           err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')
             ? `no answer within ${config.webhookTimeoutMs} ms`
@@ -92,13 +97,14 @@ export async function startWebhooks(
               : String(err);
         record(jobId, {
           url,
-          status: last ? 'failed' : 'pending',
+          status: last || final ? 'failed' : 'pending',
           attempts: attempt,
           lastStatusCode: statusCode,
           lastError: message,
           deliveredAt: null,
         });
-        log.warn({ jobId, url, attempt, message }, 'webhook delivery failed');
+        log.warn({ jobId, receiver: originOf(url), attempt, message }, 'webhook delivery failed');
+        if (final) throw new UnrecoverableError(message);
         throw new Error(message);
       }
       record(jobId, {
@@ -144,4 +150,13 @@ export async function startWebhooks(
       await queue.close();
     },
   };
+}
+
+/** Where a URL points, without its path and query (which may hold tokens), for logs. */
+function originOf(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return '(not a URL)';
+  }
 }

@@ -37,14 +37,19 @@ export function body(code: string, message: string): { error: { code: string; me
 }
 
 /** preHandler for write routes and admin pages: `Authorization: Bearer <API_TOKEN>` when a token is configured. */
+/** Whether the request carries API_TOKEN (always true when no token is configured). */
+export function hasToken(config: Config, req: FastifyRequest): boolean {
+  if (!config.apiToken) return true;
+  // The scheme is case-insensitive (RFC 9110): `bearer`, `Bearer` and `BEARER` are the same.
+  const given = Buffer.from(/^bearer +(\S+)$/i.exec(req.headers.authorization ?? '')?.[1] ?? '');
+  const wanted = Buffer.from(config.apiToken);
+  return given.length === wanted.length && timingSafeEqual(given, wanted);
+}
+
 export function requireToken(config: Config) {
   return async (req: FastifyRequest, _reply: FastifyReply): Promise<void> => {
-    if (!config.apiToken) return;
     const header = req.headers.authorization ?? '';
-    // The scheme is case-insensitive (RFC 9110): `bearer`, `Bearer` and `BEARER` are the same.
-    const given = Buffer.from(/^bearer +(\S+)$/i.exec(header)?.[1] ?? '');
-    const wanted = Buffer.from(config.apiToken);
-    if (given.length !== wanted.length || !timingSafeEqual(given, wanted)) {
+    if (!hasToken(config, req)) {
       throw new HttpError(
         401,
         'UNAUTHORIZED',

@@ -1,7 +1,7 @@
 /** The HTTP contract as zod schemas: validated on the way in, serialized on the way out, published as OpenAPI. */
 import { z } from 'zod';
 import { ERROR_CODES, FILE_TYPES, JOB_STATUSES } from '../lib/types.js';
-import { MAX_PRIORITY } from '../queue/messages.js';
+import { MAX_PRIORITY, NotifyUrl } from '../queue/messages.js';
 import { JOB_ID_PATTERN } from '../queue/names.js';
 
 export const ErrorBody = z
@@ -89,5 +89,5 @@ export const CreateJobJson = z.strictObject({
   }),
   user: z.strictObject({ id: z.string().min(1).max(200) }).optional(),
   priority: z.number().int().min(0).max(MAX_PRIORITY).optional(),
-  notifyUrl: z.url().optional(),
+  notifyUrl: NotifyUrl.optional(),
 });

@@ -5,7 +5,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { MultipartFile } from '@fastify/multipart';
-import type { FastifyReply } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { ulid } from 'ulid';
 import { z } from 'zod';
@@ -13,9 +13,9 @@ import { isInside } from '../../lib/files.js';
 import type { JobDocument, JobInput, RetryOptions } from '../../lib/types.js';
 import { TERMINAL_STATUSES } from '../../lib/types.js';
 import { requestCancel } from '../../queue/cancel.js';
-import { MAX_PRIORITY } from '../../queue/messages.js';
+import { MAX_PRIORITY, NotifyUrl } from '../../queue/messages.js';
 import { InvalidCursor } from '../../store/sqlite-job-store.js';
-import { type ApiParts, HttpError, requireToken } from '../http.js';
+import { type ApiParts, hasToken, HttpError, requireToken } from '../http.js';
 import {
   ArtifactParams,
   CreateJobJson,
@@ -49,6 +49,13 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
     const doc = store.get(id);
     if (!doc) throw new HttpError(404, 'NOT_FOUND', `no job ${id}`);
     return doc;
+  };
+
+  /** Reads are open; where the receiver of a job's webhook is (it may carry a token of its own) is not. */
+  const forReader = (doc: JobDocument, req: FastifyRequest): JobDocument => {
+    if (!doc.webhook || hasToken(config, req)) return doc;
+    const { url: _url, ...delivery } = doc.webhook;
+    return { ...doc, webhook: { ...delivery, url: '(hidden: send the API token to see it)' } };
   };
 
   /** Idempotency-Key → the same job id every time, so a retried request is the same job. */
@@ -162,9 +169,13 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
         await fs.rm(dir, { recursive: true, force: true });
         throw new HttpError(400, 'BAD_REQUEST', `priority must be a whole number from 0 to ${MAX_PRIORITY}`);
       }
-      if (fields.notifyUrl !== undefined && !z.url().safeParse(fields.notifyUrl).success) {
+      if (fields.notifyUrl !== undefined && !NotifyUrl.safeParse(fields.notifyUrl).success) {
         await fs.rm(dir, { recursive: true, force: true });
-        throw new HttpError(400, 'BAD_REQUEST', 'notifyUrl must be a URL');
+        throw new HttpError(
+          400,
+          'BAD_REQUEST',
+          'notifyUrl must be an http:// or https:// URL (at most 2048 characters)',
+        );
       }
       return {
         jobId,
@@ -187,7 +198,8 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
       async (req) => {
         const { limit, cursor, ...filter } = req.query;
         try {
-          return store.list(filter, limit, cursor);
+          const page = store.list(filter, limit, cursor);
+          return { ...page, jobs: page.jobs.map((d) => forReader(d, req)) };
         } catch (err) {
           if (err instanceof InvalidCursor) throw new HttpError(400, 'BAD_REQUEST', err.message);
           throw err;
@@ -198,7 +210,7 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
     app.get(
       '/jobs/:id',
       { schema: { summary: 'A job document', params: JobIdParams, response: { 200: JobDocumentSchema, ...errors } } },
-      async (req) => found(req.params.id),
+      async (req) => forReader(found(req.params.id), req),
     );
 
     app.post(
