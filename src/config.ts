@@ -131,6 +131,22 @@ const EnvSchema = z.object({
   HOST: z.string().optional().default('127.0.0.1'),
   API_TOKEN: z.string().min(16, 'API_TOKEN must have at least 16 characters').optional(),
   UPLOAD_RATE_LIMIT: positiveInt('UPLOAD_RATE_LIMIT', 120),
+  TRUST_PROXY: z
+    .string()
+    .optional()
+    .transform((raw, ctx): boolean | string[] => {
+      if (raw === undefined || raw === 'false') return false;
+      if (raw === 'true') return true;
+      const list = raw.split(',').map((s) => s.trim());
+      if (list.some((a) => !/^[0-9a-fA-F.:]+(\/\d{1,3})?$/.test(a))) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `TRUST_PROXY takes true, false, or proxy addresses/CIDRs; got "${raw}"`,
+        });
+        return z.NEVER;
+      }
+      return list;
+    }),
   SSE_MAX_STREAMS: positiveInt('SSE_MAX_STREAMS', 1000),
   SSE_MAX_AGE_MS: positiveInt('SSE_MAX_AGE_MS', 30 * 60_000),
   WEBHOOK_SECRET: z.string().min(16, 'WEBHOOK_SECRET must have at least 16 characters').optional(),
@@ -238,8 +254,10 @@ export interface Config {
   host: string;
   /** When set, write routes and admin pages need `Authorization: Bearer <token>`. */
   apiToken: string | undefined;
-  /** Uploads (POST /jobs) per minute and client address. */
+  /** Uploads (POST /jobs) per minute and API token (or client address when no token is configured). */
   uploadRateLimit: number;
+  /** Which proxies' X-Forwarded-For to believe (Fastify's trustProxy); false: the peer address is the client. */
+  trustProxy: boolean | string[];
   /** Event streams (GET /jobs/:id/events) one API process keeps open at once; more get 503. */
   sseMaxStreams: number;
   /** A stream is closed after this long (the client reconnects with Last-Event-ID and loses nothing). */
@@ -345,6 +363,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     host: e.HOST,
     apiToken: e.API_TOKEN,
     uploadRateLimit: e.UPLOAD_RATE_LIMIT,
+    trustProxy: e.TRUST_PROXY,
     sseMaxStreams: e.SSE_MAX_STREAMS,
     sseMaxAgeMs: e.SSE_MAX_AGE_MS,
     webhookSecret: e.WEBHOOK_SECRET,

@@ -31,6 +31,8 @@ export async function buildApp(parts: ApiParts) {
     bodyLimit: 1024 * 1024,
     // Job ids and artifact names are matched by the routes' own schemas.
     routerOptions: { maxParamLength: 300 },
+    // X-Forwarded-For is believed only from proxies named in TRUST_PROXY; anyone else could write it.
+    trustProxy: parts.config.trustProxy,
   });
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);

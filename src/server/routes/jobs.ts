@@ -90,7 +90,16 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
       '/jobs',
       {
         preHandler: auth,
-        config: { rateLimit: { max: config.uploadRateLimit, timeWindow: '1 minute' } },
+        // After authentication (the preHandler hook runs after `auth`): refused requests spend nobody's allowance.
+        // Keyed by the token when there is one, else by the client address (TRUST_PROXY decides what that is).
+        config: {
+          rateLimit: {
+            max: config.uploadRateLimit,
+            timeWindow: '1 minute',
+            hook: 'preHandler',
+            keyGenerator: (req: FastifyRequest) => (config.apiToken ? `token:${tokenKey(req)}` : `ip:${req.ip}`),
+          },
+        },
         schema: {
           summary: 'Create a job: multipart upload (field `file`) or JSON naming a file under INPUT_ROOTS',
           description:
@@ -405,4 +414,12 @@ function safeName(name: string | undefined): string {
     .replace(/[^A-Za-z0-9._-]/g, '_')
     .replace(/^\.+/, '');
   return base.slice(-120) || 'upload';
+}
+
+/** A short, stable name for the bearer token of a request (its hash, never the token itself). */
+function tokenKey(req: FastifyRequest): string {
+  return createHash('sha256')
+    .update(req.headers.authorization ?? '')
+    .digest('hex')
+    .slice(0, 16);
 }
