@@ -103,7 +103,7 @@ async function benchInline(work: string): Promise<void> {
     const remaining = (runtime.db.prepare('SELECT count(*) AS n FROM checkpoints').get() as { n: number }).n;
     const writes = (runtime.db.prepare('SELECT count(*) AS n FROM writes').get() as { n: number }).n;
     const docBytes = (runtime.db.prepare('SELECT sum(length(doc)) AS n FROM jobs').get() as { n: number }).n;
-    runtime.close();
+    await runtime.close();
     const dbBytes = fs.statSync(path.join(dataDir, 'orchestrator.db')).size;
 
     row('plain script (baseline)', `${(JOBS / plainSec).toFixed(1)} jobs/s`);

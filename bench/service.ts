@@ -100,7 +100,7 @@ export async function benchNoop(work: string, jobs: number, row: (l: string, v: 
   await events.close();
   await producer.close();
   await dispatcher.close();
-  runtime.close();
+  await runtime.close();
 
   // Baseline: the same number of tasks per job (validate, extractMetadata, then two in parallel), as a plain chain.
   const steps: StepName[][] = [['validate'], ['extractMetadata'], ['generateThumbnails', 'analyzeImage']];

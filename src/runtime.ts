@@ -3,6 +3,7 @@
  * checkpointer, step dependencies, compiled graph and runner. Used by the CLI, Studio, tests and benchmarks.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import { SqliteSaver } from '@langchain/langgraph-checkpoint-sqlite';
 import type { Config } from './config.js';
 import { compileGraph, type JobGraph, type StepEvents } from './graph/graph.js';
@@ -10,6 +11,7 @@ import { inlineDispatcher, type Dispatcher } from './graph/dispatcher.js';
 import { JobRunner } from './graph/runner.js';
 import { createLogger, type Logger } from './lib/log.js';
 import { createDeps, type Deps } from './nodes/index.js';
+import { StepPool, threadExecute } from './queue/step-pool.js';
 import { openDatabase, SqliteJobStore, type Db } from './store/sqlite-job-store.js';
 
 export interface Runtime {
@@ -23,11 +25,14 @@ export interface Runtime {
   runner: JobRunner;
   /** Subscribes to every step transition of every job this runtime runs; returns an unsubscribe function. */
   onStep(listener: StepEvents['stepChanged']): () => void;
-  close(): void;
+  close(): Promise<void>;
 }
 
 export interface RuntimeOptions {
-  /** How steps run; inline (in this process) by default. */
+  /**
+   * How steps run. By default in this process, each execution in a step thread with its memory ceiling and a time
+   * limit that can stop it, so a file that exhausts a step fails the step, not the process.
+   */
   dispatcher?: (deps: Deps) => Dispatcher;
 }
 
@@ -48,7 +53,12 @@ export function createRuntime(
       for (const listener of listeners) await listener(jobId, step, record);
     },
   };
-  const dispatcher = opts.dispatcher ? opts.dispatcher(deps) : inlineDispatcher(() => deps);
+  let pool: StepPool | null = null;
+  if (!opts.dispatcher) {
+    pool = new StepPool(Math.max(1, os.availableParallelism()), config, log.child({ pool: 'inline' }));
+    pool.warm();
+  }
+  const dispatcher = opts.dispatcher ? opts.dispatcher(deps) : inlineDispatcher(() => deps, threadExecute(pool!));
   const graph = compileGraph({ dispatcher, sink: store, disabledSteps: config.disabledSteps, events }, checkpointer);
   return {
     config,
@@ -63,6 +73,9 @@ export function createRuntime(
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
-    close: () => db.close(),
+    close: async () => {
+      await pool?.destroy();
+      db.close();
+    },
   };
 }

@@ -51,7 +51,7 @@ export async function startService(
     await orchestrator?.close(0).catch(() => undefined);
     await workers?.close(0).catch(() => undefined);
     await dispatcher?.close().catch(() => undefined);
-    runtime?.close();
+    await runtime?.close();
     await redis.stop();
     throw err;
   }
@@ -65,7 +65,7 @@ export async function startService(
       await orchestrator?.close(config.shutdownTimeoutMs);
       await workers?.close(config.shutdownTimeoutMs);
       await dispatcher?.close();
-      runtime?.close();
+      await runtime?.close();
       await redis.stop();
       log.info('media-orchestrator stopped');
     },

@@ -109,6 +109,10 @@ describe('with an OpenAI-compatible provider', () => {
     expect(analysis.phash).toMatch(/^[0-9a-f]{16}$/);
     expect(analysis.usage).toMatchObject({ totalTokens: tokensOf(call), calls: 1 });
     expect(doc.usage?.totalTokens).toBe(tokensOf(call));
+    // The API serves what the store holds: the caption and the usage survive its response schema.
+    const served = (await (await fetch(`${base}/jobs/photo`)).json()) as JobDocument;
+    expect(served.usage).toEqual(doc.usage);
+    expect(served.results.analysis?.caption).toBe(analysis.caption);
   });
 
   test('a video with speech and no subtitles: a transcript, its SRT and VTT, an LLM summary with chapters', async () => {

@@ -144,7 +144,7 @@ describe('DISABLED_STEPS with the real steps', () => {
           .sort(),
       ).toEqual(['extractMetadata', 'generateThumbnails', 'validate'].sort());
     } finally {
-      runtime.close();
+      await runtime.close();
     }
   });
 });

@@ -66,22 +66,28 @@ afterAll(async () => {
 });
 
 describe('a step that does not finish in time', () => {
-  test('is stopped at its timeout, retried per policy, and ends TIMEOUT', { timeout: 120_000 }, async () => {
-    const s = setup('timeout', { STEP_TIMEOUTS: 'extractAudio=500', RETRY_BACKOFF_MS: '100' });
-    const service = await s.start().ready();
-    const producer = createProducer({ redisUrl: TEST_REDIS_URL, prefix: s.prefix });
-    await producer.enqueueJob({ jobId: 'slow-audio', file: { path: longVideo } });
-    await producer.close();
-    const doc = (await finishedJobs(s.dbPath, ['slow-audio']))[0]!;
-    expect(doc.status, service.log.slice(-2000)).toBe('completed_with_errors');
-    expect(doc.steps.extractAudio).toMatchObject({ status: 'failed', attempts: 3, error: { code: 'TIMEOUT' } });
-    expect(doc.steps.transcribe).toMatchObject({ status: 'skipped', reason: 'extractAudio failed' });
-    expect(doc.steps.posterFrame?.status).toBe('succeeded');
-    const attempts = stepRuns(s.dbPath, 'slow-audio').filter((r) => r.step === 'extractAudio');
-    expect(attempts).toHaveLength(3);
-    // The work really stopped: no ffmpeg is left encoding the file.
-    expect(ffmpegRunningOn(longVideo)).toBe(false);
-  });
+  test(
+    'is stopped at its timeout, not retried (the policy: same bytes, same time), and ends TIMEOUT',
+    {
+      timeout: 120_000,
+    },
+    async () => {
+      const s = setup('timeout', { STEP_TIMEOUTS: 'extractAudio=500', RETRY_BACKOFF_MS: '100' });
+      const service = await s.start().ready();
+      const producer = createProducer({ redisUrl: TEST_REDIS_URL, prefix: s.prefix });
+      await producer.enqueueJob({ jobId: 'slow-audio', file: { path: longVideo } });
+      await producer.close();
+      const doc = (await finishedJobs(s.dbPath, ['slow-audio']))[0]!;
+      expect(doc.status, service.log.slice(-2000)).toBe('completed_with_errors');
+      expect(doc.steps.extractAudio).toMatchObject({ status: 'failed', attempts: 1, error: { code: 'TIMEOUT' } });
+      expect(doc.steps.transcribe).toMatchObject({ status: 'skipped', reason: 'extractAudio failed' });
+      expect(doc.steps.posterFrame?.status).toBe('succeeded');
+      const attempts = stepRuns(s.dbPath, 'slow-audio').filter((r) => r.step === 'extractAudio');
+      expect(attempts).toHaveLength(1);
+      // The work really stopped: no ffmpeg is left encoding the file.
+      expect(ffmpegRunningOn(longVideo)).toBe(false);
+    },
+  );
 });
 
 describe('cancellation', () => {
@@ -220,8 +226,9 @@ describe('retry', () => {
     });
     expect(second.status).toBe('completed_with_errors');
     const added = stepRuns(s.dbPath, id).slice(runsBefore.length);
-    // validate, extractMetadata and posterFrame kept their results; only extractAudio ran again, its 3 attempts.
-    expect(added.map((r) => r.step)).toEqual(['extractAudio', 'extractAudio', 'extractAudio']);
+    // validate, extractMetadata and posterFrame kept their results; only extractAudio ran again (once: its TIMEOUT
+    // is not retried).
+    expect(added.map((r) => r.step)).toEqual(['extractAudio']);
     expect(second.steps.posterFrame).toEqual(first.steps.posterFrame);
     expect(second.results.thumbnails).toEqual(first.results.thumbnails);
   });

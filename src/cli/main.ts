@@ -99,7 +99,7 @@ async function processCommand(args: string[]): Promise<number> {
       user: values.user ? { id: values.user } : null,
     });
   } finally {
-    runtime.close();
+    await runtime.close();
   }
   process.stdout.write(values.json ? `${JSON.stringify(doc, null, 2)}\n` : formatJob(doc));
   return doc.status === 'failed' || doc.status === 'cancelled' ? 2 : 0;

@@ -4,7 +4,7 @@
  */
 import { describeError, MediaError } from '../lib/errors.js';
 import type { ErrorCode, StepName } from '../lib/types.js';
-import { executeStep, type Deps, type StepInput, type StepOutcome } from '../nodes/index.js';
+import { executeStep, type Deps, type ExecuteOptions, type StepInput, type StepOutcome } from '../nodes/index.js';
 import { backoffMs, STEP_POLICY, stepTimeout } from './policy.js';
 
 export interface DispatchResult {
@@ -28,8 +28,19 @@ export interface Dispatcher {
   run(step: StepName, input: StepInput, opts: { signal?: AbortSignal }): Promise<DispatchResult>;
 }
 
-/** Calls the step function in this process. Retries transient errors per STEP_POLICY; bad input fails at once. */
-export function inlineDispatcher(getDeps: () => Deps | Promise<Deps>): Dispatcher {
+/** One execution of a step: in this thread by default, or in a step thread (src/queue/step-pool.ts). */
+export type Execute = (
+  step: StepName,
+  input: StepInput,
+  deps: Deps,
+  opts: ExecuteOptions,
+) => Promise<{ outcome: StepOutcome; runId: number }>;
+
+/**
+ * Runs steps in this process, one execution at a time through `execute`. Retries transient errors per STEP_POLICY;
+ * bad input fails at once.
+ */
+export function inlineDispatcher(getDeps: () => Deps | Promise<Deps>, execute: Execute = executeStep): Dispatcher {
   return {
     async run(step, input, { signal }) {
       const deps = await getDeps();
@@ -37,7 +48,12 @@ export function inlineDispatcher(getDeps: () => Deps | Promise<Deps>): Dispatche
       for (let attempt = 1; ; attempt++) {
         try {
           const timeoutMs = stepTimeout(step, deps.config.stepTimeouts);
-          const { outcome } = await executeStep(step, input, deps, { attempt, timeoutMs, signal });
+          const { outcome } = await execute(step, input, deps, {
+            attempt,
+            timeoutMs,
+            timeoutRetryable: policy.retryTimeout,
+            signal,
+          });
           return { outcome, attempts: attempt };
         } catch (err) {
           const retryable = !(err instanceof MediaError) || err.retryable;

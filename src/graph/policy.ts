@@ -13,19 +13,24 @@ export interface StepPolicy {
   required: boolean;
   timeoutMs: number;
   attempts: number;
+  /**
+   * Whether a TIMEOUT is worth another attempt. Media work on the same bytes takes as long again (a decompression
+   * bomb would hold a worker for every attempt); a model behind HTTP may answer faster the next time.
+   */
+  retryTimeout: boolean;
 }
 
 export const STEP_POLICY: Record<StepName, StepPolicy> = {
-  validate: { queue: 'light', required: true, timeoutMs: 120_000, attempts: 3 },
-  extractMetadata: { queue: 'light', required: true, timeoutMs: 120_000, attempts: 3 },
-  generateThumbnails: { queue: 'image', required: true, timeoutMs: 180_000, attempts: 3 },
-  analyzeImage: { queue: 'ai', required: false, timeoutMs: 180_000, attempts: 3 },
-  posterFrame: { queue: 'video', required: false, timeoutMs: 180_000, attempts: 3 },
-  renderPreview: { queue: 'document', required: false, timeoutMs: 180_000, attempts: 3 },
-  extractAudio: { queue: 'video', required: false, timeoutMs: 3_600_000, attempts: 3 },
-  transcribe: { queue: 'ai', required: false, timeoutMs: 1_800_000, attempts: 3 },
-  extractText: { queue: 'document', required: true, timeoutMs: 600_000, attempts: 3 },
-  summarize: { queue: 'ai', required: false, timeoutMs: 600_000, attempts: 3 },
+  validate: { queue: 'light', required: true, timeoutMs: 120_000, attempts: 3, retryTimeout: false },
+  extractMetadata: { queue: 'light', required: true, timeoutMs: 120_000, attempts: 3, retryTimeout: false },
+  generateThumbnails: { queue: 'image', required: true, timeoutMs: 180_000, attempts: 3, retryTimeout: false },
+  analyzeImage: { queue: 'ai', required: false, timeoutMs: 180_000, attempts: 3, retryTimeout: true },
+  posterFrame: { queue: 'video', required: false, timeoutMs: 180_000, attempts: 3, retryTimeout: false },
+  renderPreview: { queue: 'document', required: false, timeoutMs: 180_000, attempts: 3, retryTimeout: false },
+  extractAudio: { queue: 'video', required: false, timeoutMs: 3_600_000, attempts: 3, retryTimeout: false },
+  transcribe: { queue: 'ai', required: false, timeoutMs: 1_800_000, attempts: 3, retryTimeout: true },
+  extractText: { queue: 'document', required: true, timeoutMs: 300_000, attempts: 3, retryTimeout: false },
+  summarize: { queue: 'ai', required: false, timeoutMs: 600_000, attempts: 3, retryTimeout: true },
 };
 
 /** The policy's time limit, or the STEP_TIMEOUTS override. */

@@ -193,7 +193,8 @@ export interface Results {
   analysis?: Analysis;
   audio?: ArtifactRef & { format: string; durationSec: number | null };
   transcript?: Transcript;
-  text?: { pages: number; chars: number; excerpt: string; url: string };
+  /** `truncated`: the document held more than MAX_TEXT_CHARS; the text stops in page `pagesRead`. */
+  text?: { pages: number; chars: number; excerpt: string; url: string; truncated?: boolean; pagesRead?: number };
   summary?: Summary;
 }
 

@@ -45,6 +45,8 @@ export interface ExecuteOptions {
   deferSuccessRecord?: boolean;
   /** Called once the run record is written, when the step's own clock starts. */
   onStarted?: () => void;
+  /** Whether this step's TIMEOUT is worth another attempt (the step policy says; default yes). */
+  timeoutRetryable?: boolean;
 }
 
 /**
@@ -67,7 +69,7 @@ export async function executeStep(
   const stopped = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       const err = new MediaError('TIMEOUT', `${step} took longer than ${opts.timeoutMs} ms and was stopped`, {
-        retryable: true,
+        retryable: opts.timeoutRetryable ?? true,
       });
       controller.abort(err);
       reject(err);

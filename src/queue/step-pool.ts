@@ -14,6 +14,7 @@ import type { Config } from '../config.js';
 import { MediaError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import type { ErrorCode, StepName } from '../lib/types.js';
+import type { Execute } from '../graph/dispatcher.js';
 import type { StepInput, StepOutcome } from '../nodes/index.js';
 
 export type ThreadMessage = ThreadRequest | { type: 'cancel'; id: number };
@@ -25,6 +26,7 @@ export interface ThreadRequest {
   input: StepInput;
   attempt: number;
   timeoutMs: number;
+  timeoutRetryable: boolean;
 }
 
 export type ThreadReply =
@@ -81,7 +83,7 @@ export class StepPool {
   async run(
     step: StepName,
     input: StepInput,
-    opts: { attempt: number; timeoutMs: number; signal?: AbortSignal },
+    opts: { attempt: number; timeoutMs: number; timeoutRetryable?: boolean; signal?: AbortSignal },
   ): Promise<{ outcome: StepOutcome; runId: number }> {
     if (opts.signal?.aborted) throw new MediaError('CANCELLED', 'the job was cancelled');
     const slot = await this.acquire(opts.signal);
@@ -108,7 +110,17 @@ export class StepPool {
         START_LIMIT_MS,
       );
       slot.onReply = (reply) => {
-        if (reply instanceof Error) return finish(reply, false);
+        if (reply instanceof Error) {
+          // The thread hit its heap ceiling: the step, not the process, fails; the same input would do it again.
+          const outOfMemory = (reply as NodeJS.ErrnoException).code === 'ERR_WORKER_OUT_OF_MEMORY';
+          const err = outOfMemory
+            ? new MediaError(
+                'RESOURCE_LIMIT',
+                `${step} ran out of memory (its ceiling is STEP_MEMORY_MB=${this.config.stepMemoryMb} MB) and was stopped`,
+              )
+            : reply;
+          return finish(err, false);
+        }
         if (reply.type === 'started') {
           // The step's own clock starts now; the thread stops it at timeoutMs, this backstop shortly after.
           clearTimeout(timer);
@@ -116,7 +128,7 @@ export class StepPool {
             () =>
               finish(
                 new MediaError('TIMEOUT', `${step} took longer than ${opts.timeoutMs} ms and was stopped`, {
-                  retryable: true,
+                  retryable: opts.timeoutRetryable ?? true,
                 }),
                 false,
               ),
@@ -128,7 +140,15 @@ export class StepPool {
         // A step that timed out inside the thread may still be decoding there: replace the thread.
         finish(new MediaError(reply.code, reply.message, { retryable: reply.retryable }), reply.code !== 'TIMEOUT');
       };
-      const request: ThreadRequest = { type: 'run', id, step, input, attempt: opts.attempt, timeoutMs: opts.timeoutMs };
+      const request: ThreadRequest = {
+        type: 'run',
+        id,
+        step,
+        input,
+        attempt: opts.attempt,
+        timeoutMs: opts.timeoutMs,
+        timeoutRetryable: opts.timeoutRetryable ?? true,
+      };
       slot.worker.postMessage(request satisfies ThreadMessage);
     });
   }
@@ -198,6 +218,8 @@ export class StepPool {
       workerData: { config: this.config },
       // The thread runs TypeScript through tsx like the main thread; keep Node's own flags.
       execArgv: process.execArgv,
+      // A step that would exhaust the process (pdf.js on a decompression bomb) exhausts its thread instead.
+      resourceLimits: { maxOldGenerationSizeMb: this.config.stepMemoryMb },
     });
     const slot: Slot = { worker, ready: false, onReply: null };
     this.all.add(slot);
@@ -241,4 +263,16 @@ export class StepPool {
       slot.onReply?.(new Error(`step thread exited with code ${code}`));
     });
   }
+}
+
+/**
+ * Runs each execution in one of the pool's threads, for the in-process dispatcher (`process`, Studio): the thread
+ * leaves a success unrecorded (the queue records it once BullMQ holds the result), so it is recorded here.
+ */
+export function threadExecute(pool: StepPool): Execute {
+  return async (step, input, deps, opts) => {
+    const { outcome, runId } = await pool.run(step, input, opts);
+    await deps.jobs.stepEnded(runId, outcome.status);
+    return { outcome, runId };
+  };
 }

@@ -35,6 +35,7 @@ function run(req: ThreadRequest): void {
   const opts = {
     attempt: req.attempt,
     timeoutMs: req.timeoutMs,
+    timeoutRetryable: req.timeoutRetryable,
     deferSuccessRecord: true,
     signal: controller.signal,
     onStarted: () => port.postMessage({ type: 'started', id: req.id } satisfies ThreadReply),

@@ -4,7 +4,7 @@
  */
 import { UnrecoverableError, WaitingError, Worker } from 'bullmq';
 import type { Config, QueueName } from '../config.js';
-import { stepTimeout } from '../graph/policy.js';
+import { STEP_POLICY, stepTimeout } from '../graph/policy.js';
 import { describeError, MediaError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { STEP_NAMES } from '../lib/types.js';
@@ -43,7 +43,8 @@ export async function startTaskWorkers(
         const attempt = job.attemptsMade + 1;
         try {
           const timeoutMs = stepTimeout(step, config.stepTimeouts);
-          const { outcome, runId } = await pool.run(step, input, { attempt, timeoutMs, signal });
+          const timeoutRetryable = STEP_POLICY[step].retryTimeout;
+          const { outcome, runId } = await pool.run(step, input, { attempt, timeoutMs, timeoutRetryable, signal });
           return { outcome, attempts: attempt, runId };
         } catch (err) {
           if (shuttingDown) {

@@ -51,6 +51,16 @@ export const JobDocumentSchema = z
       summary: z.any().optional(),
     }),
     error: z.object({ code: z.enum(ERROR_CODES), message: z.string(), step: z.string().nullable() }).nullable(),
+    usage: z
+      .object({
+        inputTokens: z.number(),
+        outputTokens: z.number(),
+        totalTokens: z.number(),
+        calls: z.number(),
+        latencyMs: z.number(),
+      })
+      .optional()
+      .describe("What the job's AI steps spent, summed over their results"),
     webhook: z
       .object({
         url: z.string(),

@@ -1,0 +1,85 @@
+/**
+ * Resource limits that hold, in the in-process `process` mode too: a small PDF whose one page inflates to tens of
+ * millions of characters fails its step with RESOURCE_LIMIT when the step thread reaches its heap ceiling, and the
+ * process lives to print the job; a document with more text than MAX_TEXT_CHARS is cut there and says so.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import type { JobDocument } from '../src/lib/types.js';
+import { runCli, tempDir } from './helpers.js';
+
+let dir: string;
+
+/** A one-page PDF whose Flate-compressed content stream shows the same line `lines` times. */
+function textBomb(file: string, lines: number): void {
+  const unit = 'BT /F1 12 Tf 72 720 Td (AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA) Tj ET\n';
+  const stream = zlib.deflateSync(Buffer.from(unit.repeat(lines)), { level: 9 });
+  const objects = [
+    Buffer.from('<< /Type /Catalog /Pages 2 0 R >>'),
+    Buffer.from('<< /Type /Pages /Kids [3 0 R] /Count 1 >>'),
+    Buffer.from(
+      '<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> >>',
+    ),
+    Buffer.concat([
+      Buffer.from(`<< /Length ${stream.length} /Filter /FlateDecode >>\nstream\n`),
+      stream,
+      Buffer.from('\nendstream'),
+    ]),
+    Buffer.from('<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>'),
+  ];
+  const parts: Buffer[] = [Buffer.from('%PDF-1.4\n')];
+  let offset = parts[0]!.length;
+  const offsets: number[] = [];
+  for (const [i, body] of objects.entries()) {
+    const chunk = Buffer.concat([Buffer.from(`${i + 1} 0 obj\n`), body, Buffer.from('\nendobj\n')]);
+    offsets.push(offset);
+    offset += chunk.length;
+    parts.push(chunk);
+  }
+  const xref = [`xref\n0 ${objects.length + 1}\n0000000000 65535 f \n`];
+  for (const o of offsets) xref.push(`${String(o).padStart(10, '0')} 00000 n \n`);
+  xref.push(`trailer\n<< /Size ${objects.length + 1} /Root 1 0 R >>\nstartxref\n${offset}\n%%EOF\n`);
+  parts.push(Buffer.from(xref.join('')));
+  fs.writeFileSync(file, Buffer.concat(parts));
+}
+
+beforeAll(() => {
+  dir = tempDir('limits');
+});
+
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+async function processFile(file: string, env: Record<string, string>): Promise<{ code: number; doc: JobDocument }> {
+  const res = await runCli(['process', file, '--json'], { DATA_DIR: path.join(dir, 'data'), ...env }, 170_000);
+  expect(res.stdout, res.stderr.slice(-2000)).not.toBe('');
+  return { code: res.code, doc: JSON.parse(res.stdout) as JobDocument };
+}
+
+test(
+  'a decompression bomb fails its step with RESOURCE_LIMIT, and the process survives',
+  { timeout: 180_000 },
+  async () => {
+    const bomb = path.join(dir, 'bomb.pdf');
+    textBomb(bomb, 400_000); // about 110 KB on disk, 32 MB of content stream, 20 million characters of text
+    expect(fs.statSync(bomb).size).toBeLessThan(200_000);
+    const { code, doc } = await processFile(bomb, { STEP_MEMORY_MB: '256' });
+    expect(code).toBe(2); // a job failed; the command itself did not
+    expect(doc.status).toBe('failed');
+    expect(doc.error).toMatchObject({ code: 'RESOURCE_LIMIT', step: 'extractText' });
+    expect(doc.error?.message).toMatch(/STEP_MEMORY_MB=256/);
+    // The same bytes would exhaust it again: not retried.
+    expect(doc.steps.extractText).toMatchObject({ status: 'failed', attempts: 1 });
+  },
+);
+
+test('text past MAX_TEXT_CHARS is cut there, and the result says so', { timeout: 120_000 }, async () => {
+  const wordy = path.join(dir, 'wordy.pdf');
+  textBomb(wordy, 20_000); // about a million characters on one page
+  const { code, doc } = await processFile(wordy, { MAX_TEXT_CHARS: '100000' });
+  expect(code).toBe(0);
+  expect(doc.results.text).toMatchObject({ chars: 100_000, truncated: true, pagesRead: 1, pages: 1 });
+  const text = fs.readFileSync(path.join(dir, 'data', 'artifacts', doc.id, 'text.txt'), 'utf8');
+  expect(text.length).toBe(100_000);
+});
