@@ -648,7 +648,8 @@ interface ChunkAnswer {
 async function transcribe(input: SpeechInput, signal: AbortSignal, deps: SpeechDeps): Promise<SpeechResult> {
   const usage = emptyUsage();
   const size = (await fs.stat(input.audioPath)).size;
-  const duration = input.durationSec ?? (await audioDuration(deps.ffmpeg, input.audioPath, signal));
+  const inputFormat = input.inputFormat ?? null;
+  const duration = input.durationSec ?? (await audioDuration(deps.ffmpeg, input.audioPath, inputFormat, signal));
   // Re-encoded chunks at a fixed bitrate: a window's size follows from its length.
   const sizeLimitedSec = Math.floor((UPLOAD_LIMIT_BYTES * 8) / (CHUNK_BITRATE_KBPS * 1000)) - 2 * AUDIO_OVERLAP_SEC;
   const windowSec = Math.min(deps.maxAudioChunkSec, sizeLimitedSec);
@@ -670,7 +671,7 @@ async function transcribe(input: SpeechInput, signal: AbortSignal, deps: SpeechD
     answers = await mapLimit(windows, deps.maxConcurrency, signal, async (w, i, sig) => {
       const file = path.join(dir, `chunk-${String(i).padStart(4, '0')}.mp3`);
       const length = whole && duration === null ? null : w.end - w.start;
-      await cutAudio(deps.ffmpeg, input.audioPath, file, w.start, length, sig);
+      await cutAudio(deps.ffmpeg, input.audioPath, file, w.start, length, inputFormat, sig);
       const data = await fs.readFile(file);
       await fs.rm(file, { force: true });
       return transcribeChunk(data, 'audio.mp3', w, language, sig, deps, usage);
@@ -773,6 +774,7 @@ function cutAudio(
   output: string,
   startSec: number,
   lengthSec: number | null,
+  inputFormat: string | null,
   signal: AbortSignal,
 ): Promise<Buffer> {
   // -ss before -i seeks by the container index: quick on long files, exact enough with the overlap.
@@ -786,6 +788,9 @@ function cutAudio(
       '-ss',
       startSec.toFixed(3),
       ...(lengthSec === null ? [] : ['-t', lengthSec.toFixed(3)]),
+      // Only the file itself, opened as what it was validated as (a playlist could name other files).
+      ...['-protocol_whitelist', 'file'],
+      ...(inputFormat ? ['-f', inputFormat] : []),
       '-i',
       input,
       '-vn',
@@ -807,10 +812,19 @@ function cutAudio(
 }
 
 /** The duration ffmpeg reads from the header (`ffmpeg -i` without an output exits 1 after printing it). */
-async function audioDuration(ffmpeg: string, file: string, signal: AbortSignal): Promise<number | null> {
+async function audioDuration(
+  ffmpeg: string,
+  file: string,
+  inputFormat: string | null,
+  signal: AbortSignal,
+): Promise<number | null> {
   let stderr = '';
   try {
-    await runTool(ffmpeg, ['-nostdin', '-hide_banner', '-i', file], { timeoutMs: 30_000, signal });
+    const format = inputFormat ? ['-f', inputFormat] : [];
+    await runTool(ffmpeg, ['-nostdin', '-hide_banner', '-protocol_whitelist', 'file', ...format, '-i', file], {
+      timeoutMs: 30_000,
+      signal,
+    });
   } catch (err) {
     if (!(err instanceof ToolError)) throw err;
     stderr = err.stderr;

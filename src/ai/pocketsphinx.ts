@@ -117,7 +117,7 @@ export function createPocketsphinxSpeech(opts: PocketsphinxOptions): SpeechModel
       const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'mo-pocketsphinx-'));
       try {
         const pcm = path.join(dir, 'audio.pcm');
-        await decode(opts.ffmpeg, input.audioPath, pcm, input.durationSec, signal);
+        await decode(opts.ffmpeg, input.audioPath, input.inputFormat ?? null, pcm, input.durationSec, signal);
         const bytes = (await fsp.stat(pcm)).size;
         const chunks = await cutPoints(pcm, bytes, chunkSec);
         opts.log?.debug({ audio: input.audioPath, chunks: chunks.length }, 'pocketsphinx: recognizing');
@@ -159,6 +159,7 @@ export function createPocketsphinxSpeech(opts: PocketsphinxOptions): SpeechModel
 async function decode(
   ffmpeg: string,
   audioPath: string,
+  inputFormat: string | null,
   target: string,
   durationSec: number | null,
   signal: AbortSignal,
@@ -167,7 +168,9 @@ async function decode(
     await runTool(
       ffmpeg,
       [
-        ...['-v', 'error', '-nostdin', '-y', '-i', audioPath, '-map', '0:a:0', '-vn'],
+        ...['-v', 'error', '-nostdin', '-y', '-protocol_whitelist', 'file'],
+        ...(inputFormat ? ['-f', inputFormat] : []),
+        ...['-i', audioPath, '-map', '0:a:0', '-vn'],
         ...['-ac', '1', '-ar', String(SAMPLE_RATE), '-c:a', 'pcm_s16le', '-f', 's16le', target],
       ],
       { timeoutMs: Math.max(120_000, (durationSec ?? 0) * 1000), signal },

@@ -72,6 +72,8 @@ export interface SpeechInput {
   durationSec: number | null;
   /** ISO 639-1 hint, when known. */
   language?: string | null;
+  /** The ffmpeg demuxer the file was validated as: open it with that one (`-f`), never one ffmpeg guesses. */
+  inputFormat?: string | null;
 }
 
 export interface SpeechResult extends AiResultBase {

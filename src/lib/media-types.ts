@@ -53,3 +53,45 @@ export function classify(ft: { ext: string; mime: string } | undefined): Detecte
 }
 
 export const ACCEPTED_FORMATS = Object.keys(KIND_BY_EXT);
+
+/** ffmpeg's demuxer for each accepted audio/video format. */
+const DEMUXERS: Record<string, string> = {
+  mp4: 'mov',
+  m4v: 'mov',
+  mov: 'mov',
+  qt: 'mov',
+  '3gp': 'mov',
+  '3g2': 'mov',
+  m4a: 'mov',
+  f4v: 'mov',
+  webm: 'matroska',
+  mkv: 'matroska',
+  avi: 'avi',
+  mpg: 'mpeg',
+  mts: 'mpegts',
+  ts: 'mpegts',
+  flv: 'flv',
+  ogv: 'ogg',
+  ogg: 'ogg',
+  oga: 'ogg',
+  opus: 'ogg',
+  mp3: 'mp3',
+  wav: 'wav',
+  aac: 'aac',
+  flac: 'flac',
+};
+
+export function demuxerFor(ext: string | null | undefined): string | null {
+  return (ext && DEMUXERS[ext]) || null;
+}
+
+/**
+ * How ffmpeg and ffprobe open a producer's file: with the demuxer its bytes were validated as (never one ffmpeg
+ * guesses: a playlist or concat list could point it at other files) and only the `file` protocol, for the file
+ * itself. `-i` is added for ffmpeg; ffprobe takes the file after `--`.
+ */
+export function mediaInput(file: string, ext: string | null | undefined, tool: 'ffmpeg' | 'ffprobe'): string[] {
+  const demuxer = demuxerFor(ext);
+  const pinned = ['-protocol_whitelist', 'file', ...(demuxer ? ['-f', demuxer] : [])];
+  return tool === 'ffmpeg' ? [...pinned, '-i', file] : [...pinned, '--', file];
+}

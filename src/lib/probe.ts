@@ -1,5 +1,6 @@
 /** ffprobe as typed data: container, duration and streams of an audio or video file. */
 import { MediaError } from './errors.js';
+import { mediaInput } from './media-types.js';
 import { runTool, ToolError, lastLine } from './tools.js';
 import type { StreamInfo } from './types.js';
 
@@ -52,13 +53,21 @@ function lowerKeys(tags: Record<string, string> | undefined): Record<string, str
 export async function probeMedia(
   ffprobe: string,
   file: string,
-  opts: { timeoutMs: number; signal?: AbortSignal },
+  opts: { timeoutMs: number; signal?: AbortSignal; ext?: string | null },
 ): Promise<ProbeResult> {
   let raw: RawProbe;
   try {
     const out = await runTool(
       ffprobe,
-      ['-v', 'error', '-print_format', 'json', '-show_format', '-show_streams', '--', file],
+      [
+        '-v',
+        'error',
+        '-print_format',
+        'json',
+        '-show_format',
+        '-show_streams',
+        ...mediaInput(file, opts.ext, 'ffprobe'),
+      ],
       opts,
     );
     raw = JSON.parse(out.toString('utf8')) as RawProbe;

@@ -5,6 +5,7 @@
  */
 import fs from 'node:fs/promises';
 import { MediaError } from '../lib/errors.js';
+import { mediaInput } from '../lib/media-types.js';
 import { lastLine, runTool, ToolError } from '../lib/tools.js';
 import type { StepFn } from './deps.js';
 
@@ -24,7 +25,7 @@ export const extractAudio: StepFn = async (input, deps, ctx) => {
     await runTool(
       deps.tools.ffmpeg,
       [
-        ...['-v', 'error', '-nostdin', '-y', '-i', input.file.path],
+        ...['-v', 'error', '-nostdin', '-y', ...mediaInput(input.file.path, input.fileInfo?.ext, 'ffmpeg')],
         ...['-map', '0:a:0', '-vn', '-ac', '1', '-ar', '16000', '-c:a', 'libmp3lame', '-b:a', '32k', tmp],
       ],
       // Generous for long recordings: encoding runs at well over 50x real time.

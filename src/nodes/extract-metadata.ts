@@ -49,7 +49,7 @@ export const extractMetadata: StepFn = async (input, deps, ctx) => {
       extra = await pdfMetadata(file);
       break;
     default:
-      extra = await avMetadata(deps.tools.ffprobe, file, ctx.signal);
+      extra = await avMetadata(deps.tools.ffprobe, file, input.fileInfo?.ext ?? null, ctx.signal);
   }
   return { status: 'succeeded', results: { metadata: { ...base, ...extra } } };
 };
@@ -124,8 +124,13 @@ function pickExif(tags: Record<string, unknown>): Record<string, string | number
   return out;
 }
 
-async function avMetadata(ffprobe: string, file: string, signal: AbortSignal): Promise<Partial<Metadata>> {
-  const probe = await probeMedia(ffprobe, file, { timeoutMs: 30_000, signal });
+async function avMetadata(
+  ffprobe: string,
+  file: string,
+  ext: string | null,
+  signal: AbortSignal,
+): Promise<Partial<Metadata>> {
+  const probe = await probeMedia(ffprobe, file, { timeoutMs: 30_000, signal, ext });
   const video = videoStreams(probe)[0];
   const out: Partial<Metadata> = {
     container: probe.container,

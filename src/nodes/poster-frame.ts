@@ -3,6 +3,7 @@
  * batch, a little way in to miss fades from black), then the same thumbnail code as images.
  */
 import { MediaError } from '../lib/errors.js';
+import { mediaInput } from '../lib/media-types.js';
 import { lastLine, runTool, ToolError } from '../lib/tools.js';
 import type { StepFn } from './deps.js';
 import { thumbnailsFrom } from './generate-thumbnails.js';
@@ -13,7 +14,8 @@ export const posterFrame: StepFn = async (input, deps, ctx) => {
   const frame = async (withSeek: boolean): Promise<Buffer> => {
     const args = ['-v', 'error', '-nostdin'];
     if (withSeek && seek > 0) args.push('-ss', seek.toFixed(2));
-    args.push('-i', input.file.path, '-map', '0:V:0', '-vf', 'thumbnail=24', '-frames:v', '1');
+    args.push(...mediaInput(input.file.path, input.fileInfo?.ext, 'ffmpeg'));
+    args.push('-map', '0:V:0', '-vf', 'thumbnail=24', '-frames:v', '1');
     args.push('-f', 'image2pipe', '-c:v', 'png', 'pipe:1');
     return runTool(deps.tools.ffmpeg, args, { timeoutMs: 120_000, signal: ctx.signal });
   };

@@ -7,6 +7,7 @@
 import type { TranscriptSegment } from '../ai/index.js';
 import { MediaError } from '../lib/errors.js';
 import { excerpt } from '../lib/files.js';
+import { demuxerFor, mediaInput } from '../lib/media-types.js';
 import { parseSrt, toSrt, toVtt } from '../lib/subtitles.js';
 import { safeText } from '../lib/text.js';
 import { lastLine, runTool, ToolError } from '../lib/tools.js';
@@ -49,9 +50,15 @@ export const transcribe: StepFn = async (input, deps, ctx) => {
     return { status: 'skipped', reason: `no text subtitle track, and ${why}`, endsChain: true };
   }
   // A video's audio was extracted as speech-friendly MP3; an audio file is read as it is.
-  const audioPath = input.results.audio ? deps.artifacts.path(input.jobId, AUDIO_ARTIFACT) : input.file.path;
+  const extracted = input.results.audio !== undefined;
+  const audioPath = extracted ? deps.artifacts.path(input.jobId, AUDIO_ARTIFACT) : input.file.path;
   const heard = await speech.transcribe(
-    { audioPath, durationSec: meta?.durationSec ?? null, language: null },
+    {
+      audioPath,
+      durationSec: meta?.durationSec ?? null,
+      language: null,
+      inputFormat: demuxerFor(extracted ? 'mp3' : input.fileInfo?.ext),
+    },
     { signal: ctx.signal },
   );
   await recordAiUse(deps, input, 'transcribe', 'speech', heard);
@@ -74,7 +81,10 @@ async function readSubtitles(input: StepInput, deps: Deps, index: number, signal
   try {
     const out = await runTool(
       deps.tools.ffmpeg,
-      ['-v', 'error', '-nostdin', '-i', input.file.path, '-map', `0:${index}`, '-f', 'srt', 'pipe:1'],
+      [
+        ...['-v', 'error', '-nostdin', ...mediaInput(input.file.path, input.fileInfo?.ext, 'ffmpeg')],
+        ...['-map', `0:${index}`, '-f', 'srt', 'pipe:1'],
+      ],
       { timeoutMs: 60_000, signal },
     );
     return out.toString('utf8');

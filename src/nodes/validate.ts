@@ -9,7 +9,7 @@ import { fileTypeFromFile } from 'file-type';
 import { MediaError } from '../lib/errors.js';
 import { readHead, sha256File } from '../lib/files.js';
 import { imageError, openImage } from '../lib/image.js';
-import { classify, type Detected } from '../lib/media-types.js';
+import { classify, mediaInput, type Detected } from '../lib/media-types.js';
 import { withPdf } from '../lib/pdf.js';
 import { audioStreams, probeMedia, videoStreams } from '../lib/probe.js';
 import { lastLine, runTool, ToolError } from '../lib/tools.js';
@@ -80,7 +80,7 @@ async function checkDecodable(detected: Detected, input: StepInput, deps: Deps, 
       return 'pdf';
     case 'video':
     case 'audio':
-      return checkAudioVideo(file, deps, ctx);
+      return checkAudioVideo(file, detected.ext, deps, ctx);
   }
 }
 
@@ -108,8 +108,8 @@ async function checkImage(file: string, maxPixels: number): Promise<void> {
   }
 }
 
-async function checkAudioVideo(file: string, deps: Deps, ctx: StepContext): Promise<FileType> {
-  const probe = await probeMedia(deps.tools.ffprobe, file, { timeoutMs: PROBE_TIMEOUT_MS, signal: ctx.signal });
+async function checkAudioVideo(file: string, ext: string, deps: Deps, ctx: StepContext): Promise<FileType> {
+  const probe = await probeMedia(deps.tools.ffprobe, file, { timeoutMs: PROBE_TIMEOUT_MS, signal: ctx.signal, ext });
   const video = videoStreams(probe);
   const audio = audioStreams(probe);
   if (video.length === 0 && audio.length === 0) {
@@ -117,7 +117,7 @@ async function checkAudioVideo(file: string, deps: Deps, ctx: StepContext): Prom
   }
   const kind: FileType = video.length > 0 ? 'video' : 'audio';
   // Decode the first frame (or second of sound) for real: a readable header over broken data is still corrupt.
-  const args = ['-v', 'error', '-xerror', '-nostdin', '-i', file];
+  const args = ['-v', 'error', '-xerror', '-nostdin', ...mediaInput(file, ext, 'ffmpeg')];
   args.push(...(kind === 'video' ? ['-map', '0:V:0', '-frames:v', '1'] : ['-map', '0:a:0', '-t', '1']));
   args.push('-f', 'null', '-');
   try {

@@ -3,12 +3,13 @@
  * task queues). BullMQ's job lock gives every job one runner at a time; a killed orchestrator's job stalls, is picked
  * up again, and resumes from its checkpoint. On shutdown, running jobs are drained back to the queue.
  */
+import path, { basename } from 'node:path';
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
 import type { StepEvents } from '../graph/graph.js';
 import { CANCEL_REASON, DRAIN_REASON, type JobRunner } from '../graph/runner.js';
-import { isInside } from '../lib/files.js';
+import { isInside, pinFile } from '../lib/files.js';
 import type { Logger } from '../lib/log.js';
 import type { ErrorCode, JobDocument, JobInput } from '../lib/types.js';
 import type { SqliteJobStore } from '../store/sqlite-job-store.js';
@@ -74,12 +75,15 @@ export async function startOrchestrator(parts: OrchestratorParts, redisUrl: stri
       log.warn({ bullJobId: job.id, message: parsed.message }, 'malformed JOB_CREATED message');
       throw new UnrecoverableError(encodeFailure('INVALID_INPUT', parsed.message));
     }
-    const input = parsed.input;
-    if (!(await isAllowed(input.file.path, allowedRoots))) {
-      return notify(
-        input,
-        await reject(input, 'INVALID_INPUT', 'file.path is outside INPUT_ROOTS and the upload folder'),
-      );
+    let input = parsed.input;
+    // Uploads are already in our folder; a producer's path is pinned: every step reads the inode checked here.
+    if (!(await isInside(config.uploadsDir, input.file.path))) {
+      const pinned = await pinFile(input.file.path, allowedRoots, path.join(config.uploadsDir, input.jobId));
+      if (!pinned.ok) return notify(input, await reject(input, 'INVALID_INPUT', pinned.reason));
+      input = {
+        ...input,
+        file: { ...input.file, path: pinned.path, name: input.file.name ?? basename(input.file.path) },
+      };
     }
     if (await isCancelled(redis, config.queuePrefix, input.jobId)) return notify(input, await runner.cancel(input));
 
@@ -137,9 +141,4 @@ export async function startOrchestrator(parts: OrchestratorParts, redisUrl: stri
       await redis.quit().catch(() => redis.disconnect());
     },
   };
-}
-
-async function isAllowed(file: string, roots: string[]): Promise<boolean> {
-  for (const root of roots) if (await isInside(root, file)) return true;
-  return false;
 }
