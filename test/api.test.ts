@@ -200,6 +200,36 @@ describe('jobs', () => {
     await finished(first.id);
     const list = JobList.parse(await (await fetch(`${base}/jobs?limit=200`)).json());
     expect(list.jobs.filter((j) => j.id === first.id)).toHaveLength(1);
+    // The same key with a different request is the client's mistake, not the first job returned silently.
+    const other = await upload(path.join(CORPUS, 'image/flowers.jpeg'), {}, { ...auth, 'idempotency-key': 'order-77' });
+    expect(other.status).toBe(422);
+    expect(ErrorBody.parse(await other.json()).error.code).toBe('IDEMPOTENCY_KEY_REUSED');
+    const json = (key: string, body: unknown) =>
+      fetch(`${base}/jobs`, {
+        method: 'POST',
+        headers: { ...auth, 'content-type': 'application/json', 'idempotency-key': key },
+        body: JSON.stringify(body),
+      });
+    const pdf = { file: { path: path.join(CORPUS, 'pdf/three-pages.pdf') }, user: { id: 'u-1' } };
+    expect((await json('order-78', pdf)).status).toBe(202);
+    // Key order does not make a request different; a different user does.
+    expect((await json('order-78', { user: { id: 'u-1' }, file: pdf.file })).status).toBe(202);
+    expect((await json('order-78', { ...pdf, user: { id: 'u-2' } })).status).toBe(422);
+  });
+
+  test('concurrent uploads with one Idempotency-Key make one job and store one file', async () => {
+    const file = path.join(CORPUS, 'image/320x240.jpg');
+    const answers = await Promise.all(
+      Array.from({ length: 6 }, () => upload(file, {}, { ...auth, 'idempotency-key': 'burst-1' })),
+    );
+    expect(answers.map((a) => a.status)).toEqual(Array(6).fill(202));
+    const ids = new Set(await Promise.all(answers.map(async (a) => JobDocumentSchema.parse(await a.json()).id)));
+    expect(ids.size).toBe(1);
+    const [id] = [...ids];
+    expect(fs.readdirSync(path.join(dataDir, 'uploads', id!))).toEqual(['320x240.jpg']);
+    // Written once, whole: not six writers truncating each other's file.
+    expect(fs.readFileSync(path.join(dataDir, 'uploads', id!, '320x240.jpg')).equals(fs.readFileSync(file))).toBe(true);
+    await finished(id!);
   });
 
   test('GET /jobs/:id: 404 for an unknown job, 400 for a malformed id', async () => {
@@ -274,8 +304,15 @@ describe('jobs', () => {
     const before = fs.readdirSync(path.join(dataDir, 'uploads')).length;
     const res = await upload(big);
     expect(res.status).toBe(413);
-    expect(ErrorBody.parse(await res.json()).error.code).toBe('PAYLOAD_TOO_LARGE');
+    const error = ErrorBody.parse(await res.json()).error;
+    expect(error.code).toBe('PAYLOAD_TOO_LARGE');
+    expect(error.message).toMatch(/file is over the limit of \d+ bytes/);
     expect(fs.readdirSync(path.join(dataDir, 'uploads')).length).toBe(before);
+    // Other limits are named for what they are: too many fields is not "the file is too big".
+    const fields = Object.fromEntries(Array.from({ length: 12 }, (_, i) => [`f${i}`, 'x']));
+    const many = await upload(path.join(CORPUS, 'image/320x240.jpg'), fields);
+    expect(many.status).toBe(413);
+    expect(ErrorBody.parse(await many.json()).error.message).toMatch(/at most 10 fields|at most 11 parts/);
   });
 
   test('write routes need the bearer token', async () => {

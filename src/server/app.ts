@@ -23,12 +23,16 @@ import { uiRoutes } from './routes/ui.js';
 
 export type App = Awaited<ReturnType<typeof buildApp>>;
 
+/** JSON bodies, and the fields of a multipart upload (besides its one file). */
+const BODY_LIMIT = 1024 * 1024;
+const MULTIPART_LIMITS = { fields: 10, fieldBytes: 8 * 1024 };
+
 export async function buildApp(parts: ApiParts) {
   const app = Fastify({
     loggerInstance: parts.log.child({ component: 'api' }),
     // Per-request lines would drown the job logs; errors are logged by the error handler.
     logController: new LogController({ disableRequestLogging: true }),
-    bodyLimit: 1024 * 1024,
+    bodyLimit: BODY_LIMIT,
     // Job ids and artifact names are matched by the routes' own schemas.
     routerOptions: { maxParamLength: 300 },
     // X-Forwarded-For is believed only from proxies named in TRUST_PROXY; anyone else could write it.
@@ -44,10 +48,16 @@ export async function buildApp(parts: ApiParts) {
       return reply.status(400).send(body('BAD_REQUEST', detail.join('; ')));
     }
     const status = err.statusCode ?? 500;
-    if (status === 413 || err.code === 'FST_REQ_FILE_TOO_LARGE' || err.code === 'FST_PARTS_LIMIT') {
-      return reply
-        .status(413)
-        .send(body('PAYLOAD_TOO_LARGE', `uploads are limited to ${parts.config.maxFileBytes} bytes`));
+    // Name the limit that was hit: the file's size, the number of files, fields or parts, or the JSON body.
+    const limits: Record<string, string> = {
+      FST_REQ_FILE_TOO_LARGE: `the file is over the limit of ${parts.config.maxFileBytes} bytes (MAX_UPLOAD_BYTES)`,
+      FST_FILES_LIMIT: 'send one file per request',
+      FST_FIELDS_LIMIT: `a multipart request may have at most ${MULTIPART_LIMITS.fields} fields`,
+      FST_PARTS_LIMIT: `a multipart request may have at most ${MULTIPART_LIMITS.fields + 1} parts`,
+      FST_ERR_CTP_BODY_TOO_LARGE: `a JSON body may have at most ${BODY_LIMIT} bytes`,
+    };
+    if (status === 413 || limits[err.code] !== undefined) {
+      return reply.status(413).send(body('PAYLOAD_TOO_LARGE', limits[err.code] ?? err.message));
     }
     if (status === 429) return reply.status(429).send(body('RATE_LIMITED', 'too many uploads; try again later'));
     if (status === 415) return reply.status(415).send(body('UNSUPPORTED_MEDIA_TYPE', err.message));
@@ -72,7 +82,15 @@ export async function buildApp(parts: ApiParts) {
     },
   });
   await app.register(fastifyRateLimit, { global: false });
-  await app.register(fastifyMultipart, { limits: { fileSize: parts.config.maxFileBytes, files: 1, fields: 10 } });
+  await app.register(fastifyMultipart, {
+    limits: {
+      fileSize: parts.config.maxFileBytes,
+      files: 1,
+      fields: MULTIPART_LIMITS.fields,
+      parts: MULTIPART_LIMITS.fields + 1,
+      fieldSize: MULTIPART_LIMITS.fieldBytes,
+    },
+  });
   await app.register(fastifySwagger, {
     openapi: {
       info: { title: 'media-orchestrator', version: '0.1.0', description: 'Media processing jobs' },

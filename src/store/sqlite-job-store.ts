@@ -59,7 +59,8 @@ export class SqliteJobStore implements JobSink {
         created_at TEXT NOT NULL,
         updated_at TEXT NOT NULL,
         finished_at TEXT,
-        retry TEXT
+        retry TEXT,
+        request_hash TEXT
       );
       CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created_at);
       CREATE INDEX IF NOT EXISTS jobs_user ON jobs (user_id, created_at);
@@ -100,6 +101,7 @@ export class SqliteJobStore implements JobSink {
     // Databases from before retries were kept beside the job.
     const columns = db.prepare('PRAGMA table_info(jobs)').all() as { name: string }[];
     if (!columns.some((c) => c.name === 'retry')) db.exec('ALTER TABLE jobs ADD COLUMN retry TEXT');
+    if (!columns.some((c) => c.name === 'request_hash')) db.exec('ALTER TABLE jobs ADD COLUMN request_hash TEXT');
   }
 
   /** The job's document, creating it as `queued` the first time its id is seen (a repeated id is the same job). */
@@ -209,6 +211,17 @@ export class SqliteJobStore implements JobSink {
     });
     this.db.prepare('UPDATE jobs SET retry = ? WHERE id = ?').run(JSON.stringify(retry), jobId);
     return this.get(jobId);
+  }
+
+  /** The fingerprint of the HTTP request that created the job under an Idempotency-Key. */
+  setRequestHash(jobId: string, hash: string): void {
+    this.db.prepare('UPDATE jobs SET request_hash = ? WHERE id = ?').run(hash, jobId);
+  }
+
+  getRequestHash(jobId: string): string | null {
+    const row = this.db.prepare('SELECT request_hash AS hash FROM jobs WHERE id = ?').get(jobId) as
+      { hash: string | null } | undefined;
+    return row?.hash ?? null;
   }
 
   /** The latest retry the service made of this job, if any. */

@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { MultipartFile } from '@fastify/multipart';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -84,6 +85,18 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
   };
 
   let openStreams = 0;
+  const turns = new Map<string, Promise<unknown>>();
+  /** Runs `work` after any other work on `key` in this process has settled. */
+  const oneAtATime = async <T>(key: string, work: () => Promise<T>): Promise<T> => {
+    const before = turns.get(key) ?? Promise.resolve();
+    const mine = before.catch(() => undefined).then(work);
+    turns.set(key, mine);
+    try {
+      return await mine;
+    } finally {
+      if (turns.get(key) === mine) turns.delete(key);
+    }
+  };
 
   return async (app) => {
     app.post(
@@ -117,20 +130,39 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
         },
       },
       async (req, reply) => {
-        const jobId = jobIdFor(req.headers['idempotency-key']);
-        let doc = store.get(jobId);
-        if (!doc) {
-          const input = req.isMultipart() ? await fromUpload(req.parts(), jobId) : await fromJson(req.body, jobId);
-          doc = await publish(input, reply);
-        } else if (req.isMultipart()) {
-          // A retried upload of a job we already have: read and drop the body.
-          for await (const part of req.parts()) if (part.type === 'file') part.file.resume();
-        }
+        const key = req.headers['idempotency-key'];
+        const jobId = jobIdFor(key);
+        // Requests with one key take turns (in this process): the second finds the job the first made, and one
+        // upload is stored, not two writing over each other.
+        const doc = await oneAtATime(jobId, async () => {
+          const known = store.get(jobId);
+          if (!known) {
+            const { input, hash } = req.isMultipart()
+              ? await fromUpload(req.parts(), jobId)
+              : await fromJson(req.body, jobId);
+            const created = await publish(input, reply);
+            if (key) store.setRequestHash(jobId, hash);
+            return created;
+          }
+          // The same key again: the same request is the same job; a different one is the client's mistake.
+          const hash = req.isMultipart()
+            ? (await readUpload(req.parts(), null)).hash
+            : (await fromJson(req.body, jobId)).hash;
+          const first = store.getRequestHash(jobId);
+          if (first && first !== hash) {
+            throw new HttpError(
+              422,
+              'IDEMPOTENCY_KEY_REUSED',
+              'this Idempotency-Key was used for a different request; use a new key for a new job',
+            );
+          }
+          return known;
+        });
         return reply.status(202).header('location', `/jobs/${doc.id}`).send(doc);
       },
     );
 
-    async function fromJson(raw: unknown, jobId: string): Promise<JobInput> {
+    async function fromJson(raw: unknown, jobId: string): Promise<{ input: JobInput; hash: string }> {
       const parsed = CreateJobJson.safeParse(raw);
       if (!parsed.success) {
         const detail = parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ');
@@ -140,38 +172,75 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
       let allowed = false;
       for (const root of config.inputRoots) if (await isInside(root, file)) allowed = true;
       if (!allowed) throw new HttpError(400, 'INVALID_INPUT', 'file.path is outside INPUT_ROOTS');
-      return { jobId, ...parsed.data, file: { ...parsed.data.file, path: file } };
+      // The fingerprint of what was asked, after the schema (which bounds its size and depth).
+      return {
+        input: { jobId, ...parsed.data, file: { ...parsed.data.file, path: file } },
+        hash: jsonHash(parsed.data),
+      };
     }
 
-    async function fromUpload(partsIter: AsyncIterableIterator<unknown>, jobId: string): Promise<JobInput> {
+    /**
+     * Reads a multipart body: its fields, and its one file, streamed into `dir` (or only hashed, when `dir` is null)
+     * with a fingerprint of the whole request for Idempotency-Key checks.
+     */
+    async function readUpload(
+      partsIter: AsyncIterableIterator<unknown>,
+      dir: string | null,
+    ): Promise<{ fields: Record<string, string>; stored: { path: string; name: string } | null; hash: string }> {
       const fields: Record<string, string> = {};
+      const digest = createHash('sha256');
       let stored: { path: string; name: string } | null = null;
-      const dir = path.join(config.uploadsDir, jobId);
-      try {
-        for await (const part of partsIter as AsyncIterableIterator<
-          MultipartFile | { type: 'field'; fieldname: string; value: unknown }
-        >) {
-          if (part.type === 'field') {
-            fields[part.fieldname] = String(part.value);
-            continue;
-          }
-          if (part.fieldname !== 'file' || stored) {
-            part.file.resume();
-            throw new HttpError(400, 'BAD_REQUEST', 'send exactly one file, in the field `file`');
-          }
+      let seenFile = false;
+      for await (const part of partsIter as AsyncIterableIterator<
+        MultipartFile | { type: 'field'; fieldname: string; value: unknown }
+      >) {
+        if (part.type === 'field') {
+          fields[part.fieldname] = String(part.value);
+          continue;
+        }
+        if (part.fieldname !== 'file' || seenFile) {
+          part.file.resume();
+          throw new HttpError(400, 'BAD_REQUEST', 'send exactly one file, in the field `file`');
+        }
+        seenFile = true;
+        digest.update(`file:${part.filename}\n`);
+        // The bytes are hashed on their way to the disk (or only hashed), never held in memory.
+        const tap = new Transform({
+          transform(chunk: Buffer, _enc, done) {
+            digest.update(chunk);
+            done(null, chunk);
+          },
+        });
+        if (dir) {
           const name = safeName(part.filename);
           await fs.mkdir(dir, { recursive: true });
           const target = path.join(dir, name);
-          await pipeline(part.file, createWriteStream(target));
-          if (part.file.truncated) {
-            throw new HttpError(413, 'PAYLOAD_TOO_LARGE', `uploads are limited to ${config.maxFileBytes} bytes`);
-          }
+          await pipeline(part.file, tap, createWriteStream(target));
           stored = { path: target, name: part.filename || name };
+        } else {
+          for await (const chunk of part.file) digest.update(chunk as Buffer);
         }
+        if (part.file.truncated) {
+          throw new HttpError(413, 'PAYLOAD_TOO_LARGE', `the file is over the limit of ${config.maxFileBytes} bytes`);
+        }
+      }
+      for (const k of Object.keys(fields).sort()) digest.update(`field:${k}=${fields[k]}\n`);
+      return { fields, stored, hash: digest.digest('hex') };
+    }
+
+    async function fromUpload(
+      partsIter: AsyncIterableIterator<unknown>,
+      jobId: string,
+    ): Promise<{ input: JobInput; hash: string }> {
+      const dir = path.join(config.uploadsDir, jobId);
+      let read;
+      try {
+        read = await readUpload(partsIter, dir);
       } catch (err) {
         await fs.rm(dir, { recursive: true, force: true });
         throw err;
       }
+      const { fields, stored, hash } = read;
       if (!stored) throw new HttpError(400, 'BAD_REQUEST', 'the multipart body has no `file` field');
       const priority = fields.priority === undefined ? undefined : Number(fields.priority);
       if (priority !== undefined && (!/^\d{1,7}$/.test(fields.priority ?? '') || priority > MAX_PRIORITY)) {
@@ -187,11 +256,14 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
         );
       }
       return {
-        jobId,
-        file: { path: stored.path, name: stored.name },
-        user: fields.userId ? { id: fields.userId.slice(0, 200) } : null,
-        ...(priority ? { priority } : {}),
-        ...(fields.notifyUrl ? { notifyUrl: fields.notifyUrl } : {}),
+        input: {
+          jobId,
+          file: { path: stored.path, name: stored.name },
+          user: fields.userId ? { id: fields.userId.slice(0, 200) } : null,
+          ...(priority ? { priority } : {}),
+          ...(fields.notifyUrl ? { notifyUrl: fields.notifyUrl } : {}),
+        },
+        hash,
       };
     }
 
@@ -422,4 +494,21 @@ function tokenKey(req: FastifyRequest): string {
     .update(req.headers.authorization ?? '')
     .digest('hex')
     .slice(0, 16);
+}
+
+/** A JSON body's fingerprint, whatever the order of its keys. */
+function jsonHash(body: unknown): string {
+  const stable = (v: unknown): unknown =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(
+          Object.keys(v)
+            .sort()
+            .map((k) => [k, stable((v as Record<string, unknown>)[k])]),
+        )
+      : Array.isArray(v)
+        ? v.map(stable)
+        : v;
+  return createHash('sha256')
+    .update(JSON.stringify(stable(body) ?? null))
+    .digest('hex');
 }
