@@ -3,7 +3,6 @@
  * checkpointer, step dependencies, compiled graph and runner. Used by the CLI, Studio, tests and benchmarks.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import { SqliteSaver } from '@langchain/langgraph-checkpoint-sqlite';
 import type { Config } from './config.js';
 import { compileGraph, type JobGraph, type StepEvents } from './graph/graph.js';
@@ -55,7 +54,8 @@ export function createRuntime(
   };
   let pool: StepPool | null = null;
   if (!opts.dispatcher) {
-    pool = new StepPool(Math.max(1, os.availableParallelism()), config, log.child({ pool: 'inline' }));
+    // One thread, booted while the graph compiles: a CLI run pays for one boot, not one per parallel branch.
+    pool = new StepPool(1, config, log.child({ pool: 'inline' }));
     pool.warm();
   }
   const dispatcher = opts.dispatcher ? opts.dispatcher(deps) : inlineDispatcher(() => deps, threadExecute(pool!));

@@ -26,6 +26,13 @@ const signal = (): AbortSignal => new AbortController().signal;
 const name = (what: string): string => `${what}-${randomUUID().slice(0, 8)}`;
 const seen = (model: string): RecordedRequest[] => server.requests.filter((r) => r.model === model);
 
+/** Aborts `controller` as soon as the server has a request for `model` (not after a guessed delay); when. */
+async function abortOnceSeen(model: string, controller: AbortController, reason: Error): Promise<number> {
+  await expect.poll(() => seen(model).length, { timeout: 60_000, interval: 50 }).toBeGreaterThan(0);
+  controller.abort(reason);
+  return Date.now();
+}
+
 function models(over: Partial<OpenAiOptions> = {}) {
   return createOpenAiModels({
     apiKey: KEY,
@@ -521,11 +528,11 @@ describe('provider failures', () => {
     server.script(m.text.model, { kind: 'delay', ms: 15_000 });
     const controller = new AbortController();
     const reason = new Error('step cancelled');
-    setTimeout(() => controller.abort(reason), 300);
-    const started = Date.now();
+    const abortedAt = abortOnceSeen(m.text.model, controller, reason);
     const err = await rejection(m.text.summarize({ text: 'Slowly.', source: 'text' }, { signal: controller.signal }));
     expect(err).toBe(reason);
-    expect(Date.now() - started).toBeLessThan(2_000);
+    // Promptly: well before the 15 s the server would have taken (a bound loose enough for a loaded machine).
+    expect(Date.now() - (await abortedAt)).toBeLessThan(5_000);
     await expect.poll(() => seen(m.text.model)[0]?.closedEarly, { timeout: 3_000 }).toBe(true);
     expect(seen(m.text.model)).toHaveLength(1);
   });
@@ -535,13 +542,12 @@ describe('provider failures', () => {
     server.script(m.speech.model, { kind: 'delay', ms: 15_000, times: Infinity });
     const controller = new AbortController();
     const reason = new Error('job cancelled');
-    setTimeout(() => controller.abort(reason), 1_500);
-    const started = Date.now();
+    const abortedAt = abortOnceSeen(m.speech.model, controller, reason);
     const err = await rejection(
       m.speech.transcribe({ audioPath: longMp3, durationSec: longSec }, { signal: controller.signal }),
     );
     expect(err).toBe(reason);
-    expect(Date.now() - started).toBeLessThan(4_000);
+    expect(Date.now() - (await abortedAt)).toBeLessThan(5_000);
     const reqs = seen(m.speech.model);
     expect(reqs.length).toBeGreaterThan(0);
     expect(reqs.length).toBeLessThanOrEqual(2);

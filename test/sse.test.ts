@@ -65,7 +65,7 @@ test('a reconnect after the terminal event gets 204 at once, not a stream that n
   // What a browser's EventSource does when the server closes the finished stream.
   const again = await readStream(`${base}/jobs/${id}/events`, { 'last-event-id': String(last) });
   expect(again.status).toBe(204);
-  expect(again.tookMs).toBeLessThan(5_000);
+  expect(again.tookMs).toBeLessThan(15_000); // at once: a hang would run into the 20 s fetch limit
   // From the middle: exactly the rest, then the end.
   const middle = await readStream(`${base}/jobs/${id}/events?lastEventId=${first.ids[0]!}`);
   expect(middle.ids).toEqual(first.ids.slice(1));
@@ -84,7 +84,7 @@ test('a stream on a job that never moves ends at SSE_MAX_AGE_MS; more than SSE_M
     expect(s.text).toContain('"status":"queued"');
     // Closed by the server after its maximum age, not left open forever.
     expect(s.tookMs).toBeGreaterThanOrEqual(MAX_AGE_MS - 100);
-    expect(s.tookMs).toBeLessThan(MAX_AGE_MS + 5_000);
+    expect(s.tookMs).toBeLessThan(MAX_AGE_MS + 15_000);
   }
   // Their slots are free again.
   const after = readStream(`${base}/jobs/${id}/events`);

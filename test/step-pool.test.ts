@@ -1,7 +1,7 @@
 /**
  * The step thread pool: a step's time limit counts the step, never the boot of the thread that runs it. A fresh
  * thread can take seconds to boot on a loaded machine (tsx compiling, media libraries loading); the fixture thread
- * here boots in four seconds, longer than the steps' limits plus the pool's grace.
+ * here boots in twelve seconds, longer than the steps' limits (8 s) plus the pool's grace (2 s).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -49,15 +49,15 @@ function runRecords(jobId: string): { step: string; attempt: number; status: str
 test(
   'a slow-booting thread, and the replacement of a timed-out one, get the whole time limit',
   {
-    timeout: 60_000,
+    timeout: 120_000,
   },
   async () => {
     const config = loadConfig({ DATA_DIR: dataDir, LOG_LEVEL: 'warn' });
     const pool = new StepPool(1, config, createLogger('warn', 'test'), { entry: SLOW_ENTRY });
     try {
       const image = path.join(CORPUS, 'image/320x240.jpg');
-      // 1. The first thread boots for 4 s; validate's 1 s limit starts when the step does.
-      const first = await pool.run('validate', input('boot', image), { attempt: 1, timeoutMs: 1000 });
+      // 1. The first thread boots for 12 s; validate's 8 s limit starts when the step does.
+      const first = await pool.run('validate', input('boot', image), { attempt: 1, timeoutMs: 8000 });
       expect(first.outcome.status).toBe('succeeded');
 
       // 2. A step that overruns its limit is stopped and its thread replaced...
@@ -65,7 +65,7 @@ test(
       const stopped = pool.run('extractAudio', video as StepInput, { attempt: 1, timeoutMs: 300 });
       await expect(stopped).rejects.toMatchObject({ code: 'TIMEOUT' });
       // ...and the next attempt waits for the new thread to boot instead of being charged for it.
-      const again = await pool.run('validate', input('timeout', image), { attempt: 2, timeoutMs: 1000 });
+      const again = await pool.run('validate', input('timeout', image), { attempt: 2, timeoutMs: 8000 });
       expect(again.outcome.status).toBe('succeeded');
 
       // Every attempt the pool ran has its run record: none was killed before it began.
