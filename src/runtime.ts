@@ -54,8 +54,9 @@ export function createRuntime(
   };
   let pool: StepPool | null = null;
   if (!opts.dispatcher) {
-    // One thread, booted while the graph compiles: a CLI run pays for one boot, not one per parallel branch.
-    pool = new StepPool(1, config, log.child({ pool: 'inline' }));
+    // Two threads, for the graph's two parallel branches (posterFrame ∥ extractAudio, …); the first boots while the
+    // graph compiles, the second when a branch needs it.
+    pool = new StepPool(2, config, log.child({ pool: 'inline' }));
     pool.warm();
   }
   const dispatcher = opts.dispatcher ? opts.dispatcher(deps) : inlineDispatcher(() => deps, threadExecute(pool!));
