@@ -185,8 +185,9 @@ export function storedJob(dbPath: string, jobId: string): JobDocument | null {
 export function makeLongVideo(file: string, minutes: number): void {
   execFileSync(resolveToolPaths().ffmpeg, [
     ...['-v', 'error', '-y', '-f', 'lavfi', '-i', `testsrc=size=160x120:rate=5:duration=${minutes * 60}`],
-    ...['-f', 'lavfi', '-i', `sine=frequency=300:sample_rate=44100:duration=${minutes * 60}`],
-    ...['-c:v', 'libx264', '-preset', 'ultrafast', '-c:a', 'aac', file],
+    ...['-f', 'lavfi', '-i', `sine=frequency=300:sample_rate=16000:duration=${minutes * 60}`],
+    // Cheap to make (small picture, mono 16 kHz sound), still minutes of audio for extractAudio to work through.
+    ...['-c:v', 'libx264', '-preset', 'ultrafast', '-c:a', 'aac', '-ac', '1', '-b:a', '32k', file],
   ]);
 }
 

@@ -57,7 +57,8 @@ beforeAll(() => {
   media = tempDir('lifecycle-media');
   longVideo = path.join(media, 'long-lecture.mp4');
   makeLongVideo(longVideo, 20);
-}, 120_000);
+  // A hang guard: encoding 20 minutes takes seconds alone, minutes beside a second copy of the suite.
+}, 600_000);
 
 afterAll(async () => {
   await Promise.all(services.map((s) => s.stop()));
