@@ -61,11 +61,19 @@ export async function startService(
     apiUrl: api?.url ?? null,
     runtime,
     async stop() {
+      const t0 = Date.now();
+      const stage = (name: string) => log.info({ ms: Date.now() - t0 }, `shutdown: ${name}`);
       await api?.close();
-      await orchestrator?.close(config.shutdownTimeoutMs);
-      await workers?.close(config.shutdownTimeoutMs);
+      stage('api closed');
+      // Side by side, one deadline: jobs go back to the queue at once while running steps get SHUTDOWN_TIMEOUT_MS to
+      // finish (their results are kept in the task queue for the resumed job).
+      await Promise.all([
+        orchestrator?.close(config.shutdownTimeoutMs).then(() => stage('orchestrator closed')),
+        workers?.close(config.shutdownTimeoutMs).then(() => stage('workers closed')),
+      ]);
       await dispatcher?.close();
       await runtime?.close();
+      stage('runtime closed');
       await redis.stop();
       log.info('media-orchestrator stopped');
     },

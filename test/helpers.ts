@@ -148,16 +148,21 @@ export function isMissingTable(err: unknown): boolean {
 }
 
 /** Reads the step_runs table of a service's database (read-only). */
-export function stepRuns(dbPath: string, jobId?: string): { jobId: string; step: string; status: string }[] {
+export interface StepRunRow {
+  jobId: string;
+  step: string;
+  status: string;
+  /** The process that ran it. */
+  pid: number;
+  startedAt: string;
+}
+
+export function stepRuns(dbPath: string, jobId?: string): StepRunRow[] {
   if (!fs.existsSync(dbPath)) return [];
   const db = new Database(dbPath, { readonly: true, fileMustExist: true });
   try {
-    const sql = `SELECT job_id AS jobId, step, status FROM step_runs ${jobId ? 'WHERE job_id = ?' : ''} ORDER BY id`;
-    return (jobId ? db.prepare(sql).all(jobId) : db.prepare(sql).all()) as {
-      jobId: string;
-      step: string;
-      status: string;
-    }[];
+    const sql = `SELECT job_id AS jobId, step, status, pid, started_at AS startedAt FROM step_runs ${jobId ? 'WHERE job_id = ?' : ''} ORDER BY id`;
+    return (jobId ? db.prepare(sql).all(jobId) : db.prepare(sql).all()) as StepRunRow[];
   } catch (err) {
     // The service creates its tables a moment after the file: before that there is nothing to read yet.
     if (isMissingTable(err)) return [];

@@ -162,7 +162,8 @@ describe('graceful shutdown', () => {
       const ids = files.map((_, i) => `drain-${i}`);
       for (const [i, file] of files.entries()) await producer.enqueueJob({ jobId: ids[i], file: { path: file } });
       await producer.close();
-      await waitFor('work to be under way', () => stepRuns(s.dbPath).some((r) => r.step === 'extractAudio'));
+      // The long video's audio is being extracted when the signal comes: its ffmpeg gets the signal too.
+      await waitFor('work to be under way', () => stepRuns(s.dbPath, 'drain-0').some((r) => r.step === 'extractAudio'));
 
       const unfinished = ids.filter((id) => !isTerminal(storedJob(s.dbPath, id)));
       expect(unfinished.length).toBeGreaterThan(0);
@@ -172,11 +173,19 @@ describe('graceful shutdown', () => {
       const took = Date.now() - t0;
       expect(took, first.log.slice(-2000)).toBeLessThan(30_000);
       expect(exit.code, first.log.slice(-3000)).toBe(0);
+      // A stopping service starts no new work: a job or task fetched as it began to close goes back untouched. (The
+      // signal can reach a busy main thread late, hence the margin.)
+      const startedLate = stepRuns(s.dbPath).filter(
+        (r) => r.pid === first.child.pid && Date.parse(r.startedAt) > t0 + 3000,
+      );
+      expect(startedLate).toEqual([]);
 
       const second = await s.start().ready();
       const docs = await finishedJobs(s.dbPath, ids, 150_000);
       for (const doc of docs)
         expect(doc?.status, `${JSON.stringify(doc)} ${second.log.slice(-1500)}`).toMatch(/^completed/);
+      // The interrupted extraction went back to the queue: the shutdown did not cost it an attempt.
+      expect(docs[0]?.steps.extractAudio?.attempts, JSON.stringify(stepRuns(s.dbPath, 'drain-0'))).toBe(1);
     },
   );
 });

@@ -7,12 +7,19 @@ import type { ErrorCode } from './types.js';
 export class MediaError extends Error {
   readonly code: ErrorCode;
   readonly retryable: boolean;
+  /** Stopped by a signal from outside (a shutdown signalling the whole process group), not by the input. */
+  readonly interrupted: boolean;
 
-  constructor(code: ErrorCode, message: string, options: { cause?: unknown; retryable?: boolean } = {}) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: { cause?: unknown; retryable?: boolean; interrupted?: boolean } = {},
+  ) {
     super(message, { cause: options.cause });
     this.name = 'MediaError';
     this.code = code;
     this.retryable = options.retryable ?? false;
+    this.interrupted = options.interrupted ?? false;
   }
 }
 

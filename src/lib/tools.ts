@@ -81,7 +81,12 @@ export function runTool(bin: string, args: string[], opts: RunOptions): Promise<
       if (ending) reject(ending);
       else if (signal) {
         // Stopped from outside (a shutdown signalling the process group, the OOM killer): not the file's fault.
-        reject(new MediaError('INTERNAL', `${toolName(bin)} was stopped by ${signal}`, { retryable: true }));
+        reject(
+          new MediaError('INTERNAL', `${toolName(bin)} was stopped by ${signal}`, {
+            retryable: true,
+            interrupted: true,
+          }),
+        );
       } else if (code !== 0) reject(new ToolError(`${toolName(bin)} exited with ${code}: ${lastLine(err)}`, code, err));
       else resolve(Buffer.concat(out));
     });

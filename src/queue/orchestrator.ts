@@ -63,7 +63,16 @@ export async function startOrchestrator(parts: OrchestratorParts, redisUrl: stri
     return store.get(doc.id) ?? doc;
   };
 
+  // Set when close() begins. BullMQ can hand over a job fetched just before its close took effect: that job goes
+  // straight back to the queue rather than starting work nobody will wait for.
+  let draining = false;
+  const backToQueue = async (job: Job, token: string): Promise<never> => {
+    await job.moveToDelayed(Date.now(), token);
+    throw new DelayedError();
+  };
+
   const process = async (job: Job, token?: string): Promise<JobDocument> => {
+    if (draining && token) return backToQueue(job, token);
     const parsed = parseJobCreated(job.data);
     if (!parsed.ok) {
       const data = (job.data ?? {}) as { jobId?: unknown; file?: { path?: unknown } };
@@ -89,16 +98,14 @@ export async function startOrchestrator(parts: OrchestratorParts, redisUrl: stri
 
     const controller = new AbortController();
     active.set(input.jobId, { controller, job });
+    if (draining) controller.abort(DRAIN_REASON);
     try {
       // A retry's state comes from the store, where only the retry route puts it.
       const retry = store.getRetry(input.jobId) ?? undefined;
       return await notify(input, await runner.run(input, { signal: controller.signal, retry }));
     } catch (err) {
-      if (controller.signal.reason === DRAIN_REASON && token) {
-        // Back to the queue without using an attempt; its checkpoint makes the next run resume.
-        await job.moveToDelayed(Date.now(), token);
-        throw new DelayedError();
-      }
+      // Back to the queue without using an attempt; its checkpoint makes the next run resume.
+      if (controller.signal.reason === DRAIN_REASON && token) return backToQueue(job, token);
       throw err;
     } finally {
       active.delete(input.jobId);
@@ -128,6 +135,7 @@ export async function startOrchestrator(parts: OrchestratorParts, redisUrl: stri
 
   return {
     async close(timeoutMs) {
+      draining = true;
       const closing = worker.close();
       for (const { controller } of active.values()) controller.abort(DRAIN_REASON);
       const timedOut = await Promise.race([

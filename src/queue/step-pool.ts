@@ -33,7 +33,7 @@ export type ThreadReply =
   | { type: 'ready' }
   | { type: 'started'; id: number }
   | { type: 'done'; id: number; ok: true; outcome: StepOutcome; runId: number }
-  | { type: 'done'; id: number; ok: false; code: ErrorCode; message: string; retryable: boolean };
+  | { type: 'done'; id: number; ok: false; code: ErrorCode; message: string; retryable: boolean; interrupted: boolean };
 
 type StepReply = Extract<ThreadReply, { type: 'done' }>;
 
@@ -138,7 +138,8 @@ export class StepPool {
         }
         if (reply.ok) return finish({ outcome: reply.outcome, runId: reply.runId }, true);
         // A step that timed out inside the thread may still be decoding there: replace the thread.
-        finish(new MediaError(reply.code, reply.message, { retryable: reply.retryable }), reply.code !== 'TIMEOUT');
+        const { code, message, retryable, interrupted } = reply;
+        finish(new MediaError(code, message, { retryable, interrupted }), code !== 'TIMEOUT');
       };
       const request: ThreadRequest = {
         type: 'run',
@@ -163,6 +164,15 @@ export class StepPool {
     return this.idle.length;
   }
 
+  /**
+   * Shutdown: steps running now may finish, nothing new starts. Requests waiting for a thread are refused (their
+   * tasks go back to the queue), and no thread is booted or kept for later.
+   */
+  drain(): void {
+    this.closed = true;
+    for (const w of this.waiting.splice(0)) w.reject(new Error('the step pool is closing'));
+  }
+
   async destroy(): Promise<void> {
     this.closed = true;
     this.idle.length = 0;
@@ -172,6 +182,7 @@ export class StepPool {
   }
 
   private acquire(signal?: AbortSignal): Promise<Slot> {
+    if (this.closed) return Promise.reject(new Error('the step pool is closing'));
     const slot = this.idle.pop();
     if (slot) return Promise.resolve(slot);
     return new Promise<Slot>((resolve, reject) => {

@@ -47,8 +47,19 @@ function run(req: ThreadRequest): void {
       (err: unknown) => {
         const { code, message } = describeError(err);
         const retryable = !(err instanceof MediaError) || err.retryable;
-        if (code === 'INTERNAL') log.error({ err, step: req.step, jobId: req.input.jobId }, 'step failed unexpectedly');
-        port.postMessage({ type: 'done', id: req.id, ok: false, code, message, retryable } satisfies ThreadReply);
+        const interrupted = err instanceof MediaError && err.interrupted;
+        if (interrupted) log.warn({ step: req.step, jobId: req.input.jobId, message }, 'step interrupted');
+        else if (code === 'INTERNAL')
+          log.error({ err, step: req.step, jobId: req.input.jobId }, 'step failed unexpectedly');
+        port.postMessage({
+          type: 'done',
+          id: req.id,
+          ok: false,
+          code,
+          message,
+          retryable,
+          interrupted,
+        } satisfies ThreadReply);
       },
     )
     .finally(() => running.delete(req.id));

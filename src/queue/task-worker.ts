@@ -15,6 +15,9 @@ import { encodeFailure, type TaskData, type TaskResult } from './queued-dispatch
 import { openDatabase, SqliteJobStore } from '../store/sqlite-job-store.js';
 import { StepPool } from './step-pool.js';
 
+/** How long a step stopped by an outside signal waits to learn whether this process is shutting down. */
+const INTERRUPT_GRACE_MS = 3000;
+
 export interface TaskWorkers {
   /** Stops taking tasks and lets running ones finish for up to `timeoutMs`, then stops them (they run again later). */
   close(timeoutMs: number): Promise<void>;
@@ -31,6 +34,8 @@ export async function startTaskWorkers(
   const pools: StepPool[] = [];
   const workers: Worker[] = [];
   let shuttingDown = false;
+  let shutdownBegan = (): void => undefined;
+  const shutdown = new Promise<void>((resolve) => (shutdownBegan = resolve));
   for (const name of queues) {
     const concurrency = config.workerConcurrency[name];
     const pool = new StepPool(concurrency, config, log.child({ queue: name }));
@@ -39,6 +44,11 @@ export async function startTaskWorkers(
     const worker = new Worker<TaskData, TaskResult>(
       name,
       async (job, token, signal) => {
+        // Fetched as the worker began to close: back to the queue untouched.
+        if (shuttingDown) {
+          await job.moveToWait(token);
+          throw new WaitingError();
+        }
         const { step, input } = job.data;
         const attempt = job.attemptsMade + 1;
         try {
@@ -47,6 +57,10 @@ export async function startTaskWorkers(
           const { outcome, runId } = await pool.run(step, input, { attempt, timeoutMs, timeoutRetryable, signal });
           return { outcome, attempts: attempt, runId };
         } catch (err) {
+          // A stop signal sent to the whole process group reaches ffmpeg first, and this process a moment later: give
+          // the shutdown that moment, so the step goes back to the queue instead of using an attempt.
+          if (err instanceof MediaError && err.interrupted && !shuttingDown)
+            await Promise.race([shutdown, new Promise((r) => setTimeout(r, INTERRUPT_GRACE_MS))]);
           if (shuttingDown) {
             // Stopped by a shutdown, not by its own fault: back to the queue, no attempt used.
             await job.moveToWait(token);
@@ -89,6 +103,8 @@ export async function startTaskWorkers(
   return {
     async close(timeoutMs) {
       shuttingDown = true;
+      shutdownBegan();
+      for (const pool of pools) pool.drain();
       await unsubscribe();
       const graceful = Promise.all(workers.map((w) => w.close()));
       const timedOut = await Promise.race([
