@@ -1,6 +1,6 @@
 /**
  * Every file of the shared corpus through `media-orchestrator process --json`, the real CLI in its own process:
- * each must reach an outcome MANIFEST.tsv accepts, within 30 s, and never INTERNAL.
+ * each must reach an outcome MANIFEST.tsv accepts, and never INTERNAL.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -27,10 +27,11 @@ describe('the corpus through `process`', () => {
     expect(rows.length).toBeGreaterThan(40);
   });
 
-  // 90 s is a hang guard, not a speed check (benchmarks measure speed): each file is a whole CLI run (a Node start,
-  // a step thread's boot, the detector's load) beside whatever else the machine runs.
-  test.concurrent.for(rows)('$path → $expect', { timeout: 90_000 }, async (row) => {
-    const res = await runCli(['process', '--json', path.join(CORPUS, row.path)], { DATA_DIR: dataDir }, 90_000);
+  // A hang guard, not a speed check (benchmarks measure speed): each file is a whole CLI run (a Node start, a step
+  // thread's boot, the detector's load, for speech a recognizer run of 7 s CPU) beside whatever else the machine runs;
+  // at a load average of 20 that passed 90 s. Every step inside has its own time limit, so a hang still ends.
+  test.concurrent.for(rows)('$path → $expect', { timeout: 240_000 }, async (row) => {
+    const res = await runCli(['process', '--json', path.join(CORPUS, row.path)], { DATA_DIR: dataDir }, 240_000);
     expect(res.stdout, res.stderr).not.toBe('');
     const doc = JSON.parse(res.stdout) as JobDocument;
     docs.set(row.path, doc);
