@@ -15,13 +15,18 @@ import { createLogger } from '../src/lib/log.js';
 import { createRuntime } from '../src/runtime.js';
 import { plainImageWork } from './plain.js';
 import { benchVision } from './vision.js';
+import { benchMemory } from './memory.js';
 import { benchApi, benchNoop, benchPhotos } from './service.js';
 
 const { values } = parseArgs({
   options: {
     jobs: { type: 'string', default: '200' },
     concurrency: { type: 'string', default: '2' },
-    only: { type: 'string', default: 'inline,vision,service,photos,api' },
+    only: { type: 'string', default: 'inline,vision,service,photos,api,memory' },
+    'memory-jobs': { type: 'string', default: '1000' },
+    'memory-window': { type: 'string', default: '120' },
+    // Corpus folders to draw the jobs from (image, video, audio, pdf): which kind of work holds the memory.
+    'memory-types': { type: 'string' },
     photos: { type: 'string', default: '40' },
   },
 });
@@ -79,6 +84,11 @@ async function main(): Promise<void> {
     if (ONLY.has('api')) {
       console.log('\n## Status API under load');
       await benchApi(work, 20, row);
+    }
+    if (ONLY.has('memory')) {
+      console.log('\n## Memory of one `start` process (RSS, step threads included)');
+      const types = values['memory-types']?.split(',');
+      await benchMemory(work, CORPUS, Number(values['memory-jobs']), Number(values['memory-window']), row, { types });
     }
   } finally {
     fs.rmSync(work, { recursive: true, force: true });

@@ -30,7 +30,7 @@ function percentile(values: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
 }
 
-async function dropPrefix(prefix: string): Promise<void> {
+export async function dropPrefix(prefix: string): Promise<void> {
   const client = createRedis(REDIS_URL, 'worker');
   let cursor = '0';
   do {

@@ -173,6 +173,8 @@ const EnvSchema = z.object({
   STALLED_INTERVAL_MS: positiveInt('STALLED_INTERVAL_MS', 30_000),
   SHUTDOWN_TIMEOUT_MS: positiveInt('SHUTDOWN_TIMEOUT_MS', 15_000),
   RETRY_BACKOFF_MS: positiveInt('RETRY_BACKOFF_MS', 1000),
+  STEP_THREAD_IDLE_MS: positiveInt('STEP_THREAD_IDLE_MS', 60_000),
+  STEP_THREADS: positiveInt('STEP_THREADS', CORES),
   STEP_MEMORY_MB: positiveInt('STEP_MEMORY_MB', 1024).refine((n) => n >= 128, 'STEP_MEMORY_MB must be at least 128'),
   MAX_TEXT_CHARS: positiveInt('MAX_TEXT_CHARS', 5_000_000),
   FFMPEG_PATH: z.string().optional(),
@@ -284,6 +286,10 @@ export interface Config {
   retryBackoffMs: number;
   /** JavaScript heap ceiling of one step thread; a step past it fails with RESOURCE_LIMIT. */
   stepMemoryMb: number;
+  /** A step thread idle this long is let go (the light queue keeps one). */
+  stepThreadIdleMs: number;
+  /** Threads the CPU-bound queues (image, video, document, offline ai) of a worker process share. */
+  stepThreads: number;
   /** Most characters extractText keeps from a document; the rest is cut (and the result says so). */
   maxTextChars: number;
   ai: AiConfig;
@@ -387,6 +393,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     retryBackoffMs: e.RETRY_BACKOFF_MS,
     stepMemoryMb: e.STEP_MEMORY_MB,
+    stepThreadIdleMs: e.STEP_THREAD_IDLE_MS,
+    stepThreads: e.STEP_THREADS,
     maxTextChars: e.MAX_TEXT_CHARS,
     ai: {
       providers,

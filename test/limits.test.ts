@@ -64,8 +64,10 @@ test(
     const bomb = path.join(dir, 'bomb.pdf');
     textBomb(bomb, 400_000); // about 110 KB on disk, 32 MB of content stream, 20 million characters of text
     expect(fs.statSync(bomb).size).toBeLessThan(200_000);
-    // A low ceiling keeps the test quick: pdf.js reaches it opening the page (validate) or reading its text.
-    const { code, doc } = await processFile(bomb, { STEP_MEMORY_MB: '128' });
+    // A low ceiling keeps the test quick: pdf.js reaches it opening the page (validate) or reading its text. The
+    // preview renders the same page beside extractText, drawing 20 million characters until its own time limit (3 min),
+    // which this test shortens: it is about memory, and the job has failed whatever the preview does.
+    const { code, doc } = await processFile(bomb, { STEP_MEMORY_MB: '128', STEP_TIMEOUTS: 'renderPreview=20000' });
     expect(code).toBe(2); // a job failed; the command itself did not
     expect(doc.status).toBe('failed');
     expect(doc.error?.code).toBe('RESOURCE_LIMIT');

@@ -80,3 +80,46 @@ test(
     }
   },
 );
+
+test('idle threads retire after their idle time, down to the ones the pool keeps', { timeout: 120_000 }, async () => {
+  const config = loadConfig({ DATA_DIR: dataDir, LOG_LEVEL: 'warn' });
+  const pool = new StepPool(2, config, createLogger('warn', 'test'), { idleMs: 1500, keep: 1 });
+  try {
+    const image = path.join(CORPUS, 'image/320x240.jpg');
+    const run = (jobId: string) => pool.run('validate', input(jobId, image), { attempt: 1, timeoutMs: 60_000 });
+    // Two at once: the pool grows to two threads.
+    await Promise.all([run('idle-1'), run('idle-2')]);
+    expect(pool.liveThreads).toBe(2);
+    await expect.poll(() => pool.liveThreads, { timeout: 30_000, interval: 200 }).toBe(1);
+    expect(pool.idleThreads).toBe(1);
+    // The kept thread still works, and is kept.
+    expect((await run('idle-3')).outcome.status).toBe('succeeded');
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(pool.liveThreads).toBe(1);
+  } finally {
+    await pool.destroy();
+  }
+});
+
+test('a draining pool refuses waiting requests and boots no thread', { timeout: 120_000 }, async () => {
+  const config = loadConfig({ DATA_DIR: dataDir, LOG_LEVEL: 'warn' });
+  const pool = new StepPool(1, config, createLogger('warn', 'test'));
+  try {
+    const video = { ...input('drain-1', longVideo), results: { metadata: { hasAudio: true, durationSec: 300 } } };
+    const running = pool.run('extractAudio', video as StepInput, { attempt: 1, timeoutMs: 60_000 });
+    await expect.poll(() => runRecords('drain-1').length, { timeout: 60_000, interval: 100 }).toBe(1);
+    const image = path.join(CORPUS, 'image/320x240.jpg');
+    const waiting = pool.run('validate', input('drain-2', image), { attempt: 1, timeoutMs: 60_000 });
+    // The waiting request is refused at once; the running step goes on to its end.
+    pool.drain();
+    await expect(waiting).rejects.toThrow(/closing/);
+    expect((await running).outcome.status).toBe('succeeded');
+    expect(pool.liveThreads).toBe(0);
+    await expect(pool.run('validate', input('drain-3', image), { attempt: 1, timeoutMs: 60_000 })).rejects.toThrow(
+      /closing/,
+    );
+    expect(runRecords('drain-2')).toEqual([]);
+  } finally {
+    await pool.destroy();
+  }
+});

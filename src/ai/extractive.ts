@@ -1,22 +1,29 @@
 /**
  * Offline extractive summaries: wink-nlp (with its English model, shipped in npm) scores every sentence's importance;
- * the best few that read like prose are returned in document order. The model loads on first use, once per process.
+ * the best few that read like prose are returned in document order. The library and its model (20 MB of heap) load on
+ * first use, once per thread: a step thread that never summarises never holds them.
  */
-import winkNLP, { type WinkMethods } from 'wink-nlp';
-import model from 'wink-eng-lite-web-model';
+import type { WinkMethods } from 'wink-nlp';
 import { emptyUsage, type TextModel } from './types.js';
 
 const MAX_INPUT_CHARS = 400_000;
 
 export interface Summarizer {
-  summarize(text: string, opts?: { sentences?: number; maxChars?: number }): string;
+  summarize(text: string, opts?: { sentences?: number; maxChars?: number }): Promise<string>;
+}
+
+let loading: Promise<WinkMethods> | null = null;
+function loadNlp(): Promise<WinkMethods> {
+  loading ??= Promise.all([import('wink-nlp'), import('wink-eng-lite-web-model')]).then(([wink, model]) =>
+    wink.default(model.default),
+  );
+  return loading;
 }
 
 export function createSummarizer(): Summarizer {
-  let nlp: WinkMethods | null = null;
   return {
-    summarize: (text, opts = {}) => {
-      nlp ??= winkNLP(model);
+    summarize: async (text, opts = {}) => {
+      const nlp = await loadNlp();
       const clean = withoutBoilerplateLines(text.slice(0, MAX_INPUT_CHARS))
         .replace(/-\n(?=\p{Ll})/gu, '') // words hyphenated across lines
         .replace(/\s+/g, ' ')
@@ -135,11 +142,11 @@ export function createExtractiveText(): TextModel {
   return {
     provider: 'local-extractive',
     model: 'wink-eng-lite-web-model',
-    summarize(input, { signal }) {
+    async summarize(input, { signal }) {
       signal.throwIfAborted();
       const started = performance.now();
-      const summary = summarizer.summarize(input.text);
-      return Promise.resolve({
+      const summary = await summarizer.summarize(input.text);
+      return {
         provider: 'local-extractive',
         model: 'wink-eng-lite-web-model',
         title: null,
@@ -149,7 +156,7 @@ export function createExtractiveText(): TextModel {
         chapters: [],
         chunks: 1,
         usage: { ...emptyUsage(), calls: 1, latencyMs: Math.round(performance.now() - started) },
-      });
+      };
     },
   };
 }

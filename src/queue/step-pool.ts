@@ -47,6 +47,8 @@ const BOOT_LIMIT_MS = 120_000;
 interface Slot {
   worker: Worker;
   ready: boolean;
+  /** Running while the thread is idle: it retires when this fires (see StepPoolOptions.idleMs). */
+  idleTimer: NodeJS.Timeout | null;
   /** Set while a step runs on this thread: receives the thread's replies and its death. */
   onReply: ((reply: StepReply | { type: 'started' } | Error) => void) | null;
 }
@@ -59,6 +61,13 @@ interface Waiter {
 export interface StepPoolOptions {
   /** The thread's entry module; tests point it at a wrapper that boots slowly. */
   entry?: URL;
+  /**
+   * A thread idle this long retires (its memory goes back to the system), down to `keep` threads; 0 keeps every
+   * thread. A retired thread's successor boots on the next request (a third of a second on a quiet machine).
+   */
+  idleMs?: number;
+  /** Threads kept however long they idle. */
+  keep?: number;
 }
 
 export class StepPool {
@@ -70,6 +79,8 @@ export class StepPool {
   private nextId = 1;
   private closed = false;
   private readonly entry: URL;
+  private readonly idleMs: number;
+  private readonly keep: number;
 
   constructor(
     private readonly size: number,
@@ -77,7 +88,12 @@ export class StepPool {
     private readonly log: Logger,
     opts: StepPoolOptions = {},
   ) {
-    this.entry = opts.entry ?? new URL('./step-thread.mjs', import.meta.url);
+    // Built (dist/*.js): the thread's body directly. From the sources (tests, Studio): an entry that registers tsx.
+    this.entry =
+      opts.entry ??
+      new URL(import.meta.url.endsWith('.ts') ? './step-thread.mjs' : './step-thread-main.js', import.meta.url);
+    this.idleMs = opts.idleMs ?? 0;
+    this.keep = opts.keep ?? 0;
   }
 
   async run(
@@ -164,6 +180,11 @@ export class StepPool {
     return this.idle.length;
   }
 
+  /** Threads alive, booting, idle or busy (for tests and metrics). */
+  get liveThreads(): number {
+    return this.live;
+  }
+
   /**
    * Shutdown: steps running now may finish, nothing new starts. Requests waiting for a thread are refused (their
    * tasks go back to the queue), and no thread is booted or kept for later.
@@ -175,6 +196,7 @@ export class StepPool {
 
   async destroy(): Promise<void> {
     this.closed = true;
+    for (const slot of this.idle) this.stopIdleTimer(slot);
     this.idle.length = 0;
     for (const w of this.waiting.splice(0)) w.reject(new Error('the step pool is closed'));
     // Idle and booting threads; a running step has been drained or stopped by the caller before this.
@@ -184,7 +206,10 @@ export class StepPool {
   private acquire(signal?: AbortSignal): Promise<Slot> {
     if (this.closed) return Promise.reject(new Error('the step pool is closing'));
     const slot = this.idle.pop();
-    if (slot) return Promise.resolve(slot);
+    if (slot) {
+      this.stopIdleTimer(slot);
+      return Promise.resolve(slot);
+    }
     return new Promise<Slot>((resolve, reject) => {
       const onAbort = (): void => {
         const i = this.waiting.indexOf(waiter);
@@ -212,8 +237,32 @@ export class StepPool {
   private release(slot: Slot): void {
     const next = this.waiting.shift();
     if (next) next.resolve(slot);
-    else if (this.closed) void slot.worker.terminate();
-    else this.idle.push(slot);
+    else if (this.closed) {
+      this.live -= 1;
+      void slot.worker.terminate();
+    } else {
+      this.idle.push(slot);
+      if (this.idleMs > 0) {
+        slot.idleTimer = setTimeout(() => this.retire(slot), this.idleMs);
+        slot.idleTimer.unref();
+      }
+    }
+  }
+
+  /** An idle thread past its idle time: terminated, unless the pool is down to the threads it keeps. */
+  private retire(slot: Slot): void {
+    slot.idleTimer = null;
+    const i = this.idle.indexOf(slot);
+    if (i < 0) return;
+    if (this.live <= this.keep) return;
+    this.idle.splice(i, 1);
+    this.live -= 1;
+    void slot.worker.terminate();
+  }
+
+  private stopIdleTimer(slot: Slot): void {
+    if (slot.idleTimer) clearTimeout(slot.idleTimer);
+    slot.idleTimer = null;
   }
 
   /** Retires a thread that ran a step it could not finish, and boots its replacement right away. */
@@ -232,7 +281,7 @@ export class StepPool {
       // A step that would exhaust the process (pdf.js on a decompression bomb) exhausts its thread instead.
       resourceLimits: { maxOldGenerationSizeMb: this.config.stepMemoryMb },
     });
-    const slot: Slot = { worker, ready: false, onReply: null };
+    const slot: Slot = { worker, ready: false, idleTimer: null, onReply: null };
     this.all.add(slot);
     const bootTimer = setTimeout(() => {
       this.log.error({ limitMs: BOOT_LIMIT_MS }, 'step thread did not boot in time; terminating it');
@@ -265,6 +314,7 @@ export class StepPool {
         return;
       }
       slot.ready = false;
+      this.stopIdleTimer(slot);
       const i = this.idle.indexOf(slot);
       if (i >= 0) {
         // An idle thread died (out of memory, a native crash): forget it; the next request boots another.

@@ -31,16 +31,35 @@ export async function startTaskWorkers(
 ): Promise<TaskWorkers> {
   const db = openDatabase(config.dbPath);
   const store = new SqliteJobStore(db);
-  const pools: StepPool[] = [];
+  const pools = new Set<StepPool>();
   const workers: Worker[] = [];
   let shuttingDown = false;
   let shutdownBegan = (): void => undefined;
   const shutdown = new Promise<void>((resolve) => (shutdownBegan = resolve));
+  const idleMs = config.stepThreadIdleMs;
+  // Media work and offline models are CPU-bound: the image, video, document (and offline ai) queues share
+  // STEP_THREADS threads, so memory and CPU follow the machine, not the number of queues. Their queues still take up
+  // to their concurrency in tasks; a task waits for a thread before its clock starts.
+  let shared: StepPool | null = null;
+  const remoteAi = Object.values(config.ai.providers).includes('openai');
+  const poolFor = (name: QueueName): StepPool => {
+    const concurrency = config.workerConcurrency[name];
+    // Every job starts on the light queue (short steps): its own threads, one kept booted, so a new job never waits
+    // behind an hour of audio extraction.
+    if (name === 'light') {
+      const light = new StepPool(concurrency, config, log.child({ pool: name }), { idleMs, keep: 1 });
+      light.warm();
+      return light;
+    }
+    // Remote models: the ai queue's steps mostly wait on HTTP, so it keeps threads of its own, as many as its queue.
+    if (name === 'ai' && remoteAi) return new StepPool(concurrency, config, log.child({ pool: name }), { idleMs });
+    shared ??= new StepPool(config.stepThreads, config, log.child({ pool: 'shared' }), { idleMs });
+    return shared;
+  };
   for (const name of queues) {
     const concurrency = config.workerConcurrency[name];
-    const pool = new StepPool(concurrency, config, log.child({ queue: name }));
-    pool.warm();
-    pools.push(pool);
+    const pool = poolFor(name);
+    pools.add(pool);
     const worker = new Worker<TaskData, TaskResult>(
       name,
       async (job, token, signal) => {
@@ -116,7 +135,7 @@ export async function startTaskWorkers(
         for (const w of workers) w.cancelAllJobs('shutdown');
         await graceful;
       }
-      await Promise.all(pools.map((p) => p.destroy()));
+      await Promise.all([...pools].map((p) => p.destroy()));
       db.close();
     },
   };

@@ -9,7 +9,9 @@ import { FastifyAdapter } from '@bull-board/fastify';
 import type { FastifyInstance } from 'fastify';
 import { requireToken, type ApiParts } from '../http.js';
 
-const PUBLIC = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'public');
+// The static files stay in src/ (tsc does not copy them): this module is three folders below the package root in
+// src/ and in dist/ alike.
+const PUBLIC = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'src', 'server', 'public');
 const require = createRequire(import.meta.url);
 
 const ASSETS: Record<string, { file: string; type: string }> = {
