@@ -132,7 +132,7 @@ describe('cancellation', () => {
     await producer.enqueueJob({ jobId: 'never-started', file: { path: path.join(CORPUS, 'image/320x240.jpg') } });
     expect((await runCli(['status', 'never-started', '--json'], s.env)).stdout).toContain('"status": "queued"');
     const res = await runCli(['cancel', 'never-started'], s.env);
-    expect(res.stdout).toMatch(/cancelled before it started/);
+    expect(res.stdout, `exit ${res.code}: ${res.stderr}`).toMatch(/cancelled before it started/);
     expect(await producer.queue.getJob('never-started')).toBeUndefined();
     const status = await runCli(['status', 'never-started', '--json'], s.env);
     expect(status.code).toBe(2);
