@@ -21,6 +21,33 @@ export async function withPdf<T>(file: string, fn: (pdf: PDFParse) => Promise<T>
   }
 }
 
+/**
+ * pdf.js's own exceptions for content it cannot read: the document's structure, its streams, an embedded JPEG or
+ * JPEG 2000 image. All mean the bytes, not the reader: the same file fails the same way on every attempt.
+ */
+const MALFORMED = new Set([
+  'InvalidPDFException',
+  'FormatError',
+  'ParserEOFException',
+  'XRefEntryException',
+  'XRefParseException',
+  'MissingDataException',
+  'JpegError',
+  'DNLMarkerError',
+  'EOIMarkerError',
+  'JpxError',
+]);
+
+/**
+ * The name of a pdf.js exception. Those raised in pdf.js's worker (in-thread here) reach us as
+ * UnknownErrorException with the original's `Name: message` in `details`.
+ */
+function pdfjsName(err: Error): string {
+  const details = (err as { details?: unknown }).details;
+  if (err.name === 'UnknownErrorException' && typeof details === 'string') return details.split(':', 1)[0]!;
+  return err.name;
+}
+
 export function pdfError(err: unknown): unknown {
   if (err instanceof MediaError) return err;
   if (err instanceof PasswordException || (err instanceof Error && err.name === 'PasswordException')) {
@@ -30,9 +57,27 @@ export function pdfError(err: unknown): unknown {
     err instanceof Error &&
     (err instanceof InvalidPDFException ||
       err instanceof FormatError ||
+      MALFORMED.has(pdfjsName(err)) ||
       /InvalidPDF|FormatError|Invalid PDF|XRef|startxref/i.test(`${err.name} ${err.message}`))
   ) {
-    return new MediaError('CORRUPT_FILE', `the PDF cannot be read: ${err.message}`);
+    return new MediaError('CORRUPT_FILE', `the PDF cannot be read: ${err.message}`, { cause: err });
+  }
+  return err;
+}
+
+/**
+ * Node-API status codes the canvas (@napi-rs/canvas) gives its errors: a page asking it to draw a string it cannot
+ * take (a NUL from a broken font's character map) or a surface it cannot make (an image 10^20 pixels wide).
+ */
+const CANVAS_REFUSALS = new Set(['InvalidArg', 'GenericFailure']);
+
+/** A failure while rendering a page: pdf.js's codes as above, and what the canvas refused to draw as CORRUPT_FILE. */
+export function renderError(err: unknown, page: number): unknown {
+  const mapped = pdfError(err);
+  if (mapped !== err) return mapped;
+  const code = (err as { code?: unknown } | null)?.code;
+  if (err instanceof Error && typeof code === 'string' && CANVAS_REFUSALS.has(code)) {
+    return new MediaError('CORRUPT_FILE', `page ${page} cannot be rendered: ${err.message}`, { cause: err });
   }
   return err;
 }
