@@ -40,6 +40,9 @@ export function judge(doc: JobDocument): Judgement {
     if (record.status === 'failed') {
       stepErrors.push(`${step}:${record.error?.code ?? 'NONE'}`);
       check(step, record.error?.code, record.error?.message);
+      // No time limit in the code is under a second: a TIMEOUT sooner is a limit that went wrong (a timer overflow).
+      if (record.error?.code === 'TIMEOUT' && (record.durationMs ?? Infinity) < 1000)
+        problems.push({ kind: 'BAD_DOCUMENT', detail: `${step}: TIMEOUT after ${record.durationMs} ms` });
     }
   }
   // INTERNAL first: it is the one that names a bug in a step.

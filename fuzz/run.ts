@@ -92,9 +92,10 @@ function report(s: Summary): string {
       .sort((a, b) => b[1] - a[1])
       .map(([k, n]) => `  ${String(n).padStart(6)}  ${k}`)
       .join('\n');
+  const stopped = s.total.cases < s.count ? `, stopped after ${s.total.cases}` : '';
   const lines = [
     '',
-    `fuzz: seed ${s.seed}, cases ${s.first}..${s.first + s.count - 1} (${s.count}), types ${s.types.join(',')}, ` +
+    `fuzz: seed ${s.seed}, cases ${s.first}..${s.first + s.count - 1} (${s.count}${stopped}), types ${s.types.join(',')}, ` +
       `concurrency ${s.concurrency}, step limit ${s.stepTimeoutMs} ms, case limit ${s.caseLimitMs} ms`,
     `wall ${(s.wallMs / 1000).toFixed(0)} s, ${s.casesPerMinute} cases/min`,
     '',

@@ -48,10 +48,20 @@ describe('the judge', () => {
     expect(judge(doc({ status: 'failed', error })).finding?.kind).toBe('INTERNAL');
   });
 
+  test('a TIMEOUT sooner than any time limit is a finding', () => {
+    const error = {
+      code: 'TIMEOUT' as const,
+      message: 'ffmpeg took longer than 8589934590 ms',
+      step: 'extractAudio' as const,
+    };
+    const steps = { extractAudio: { status: 'failed' as const, attempts: 1, durationMs: 72, error } };
+    expect(judge(doc({ status: 'completed_with_errors', steps })).finding?.kind).toBe('BAD_DOCUMENT');
+  });
+
   test('a step left running, a job not ended or an unknown code is a malformed document', () => {
     expect(judge(doc({ steps: { validate: { status: 'running', attempts: 1 } } })).finding?.kind).toBe('BAD_DOCUMENT');
     expect(judge(doc({ status: 'running' })).finding?.kind).toBe('BAD_DOCUMENT');
-    const error = { code: 'OOPS', message: '?', step: 'validate' } as unknown as JobDocument['error'];
+    const error = { code: 'OOPS', message: '?', errors: ['validate:CORRUPT_FILE'] } as unknown as JobDocument['error'];
     expect(judge(doc({ status: 'failed', error })).finding?.kind).toBe('BAD_DOCUMENT');
   });
 });
@@ -91,25 +101,35 @@ function options(seed: number, cases: number[], concurrency: number, stepTimeout
 }
 
 /**
- * What the fuzzer found (seed 1: the first 1,000 cases; seed 2026: the 10,000-case run), each now a named failure
- * instead of INTERNAL (three attempts, then a code that says "our bug"). The bytes are pinned by their hash: if the
- * mutations change, these cases are different files and must be found again.
+ * What the fuzzer found (seed 1: the first 1,000 cases; seed 2026: the 10,000-case runs), each now the right outcome
+ * instead of INTERNAL (three attempts, then a code that says "our bug") or a TIMEOUT that no time limit explains.
+ * The bytes are pinned by their hash: if the mutations change, these cases are different files and must be found
+ * again.
  */
+const found = (seed: number, index: number, sha256: string, outcome: string, ...errors: string[]) => ({
+  seed,
+  index,
+  sha256,
+  outcome,
+  errors,
+});
 const FOUND = [
   // pdf.js's worker errors arrive as UnknownErrorException (ParserEOFException, FormatError in `details`)
-  { seed: 1, index: 808, sha256: '3bc50a60f5df7699', outcome: 'failed:CORRUPT_FILE', step: 'extractMetadata' },
-  { seed: 1, index: 714, sha256: '36c683d19391a373', outcome: 'failed:CORRUPT_FILE', step: 'extractText' },
+  found(1, 808, '3bc50a60f5df7699', 'failed:CORRUPT_FILE', 'extractMetadata:CORRUPT_FILE'),
+  found(1, 714, '36c683d19391a373', 'failed:CORRUPT_FILE', 'extractText:CORRUPT_FILE'),
   // … and a plain Error of pdf.js's own checks: "Invalid argument for stringToBytes" (a cut encryption dictionary)
-  { seed: 2026, index: 709, sha256: '5ab3da862993fd94', outcome: 'failed:CORRUPT_FILE', step: 'validate' },
+  found(2026, 709, '5ab3da862993fd94', 'failed:CORRUPT_FILE', 'validate:CORRUPT_FILE'),
   // the canvas refuses a string with a NUL (a broken font's character map) and a surface 10^20 pixels wide
-  { seed: 1, index: 147, sha256: '2c67f1ce96bbe618', outcome: 'completed_with_errors', step: 'renderPreview' },
-  { seed: 1, index: 334, sha256: '2cf11c1531a2d6be', outcome: 'completed_with_errors', step: 'renderPreview' },
+  found(1, 147, '2c67f1ce96bbe618', 'completed_with_errors', 'renderPreview:CORRUPT_FILE'),
+  found(1, 334, '2cf11c1531a2d6be', 'completed_with_errors', 'renderPreview:CORRUPT_FILE'),
   // a canvas the render could not allocate could not be freed either: the step thread died, three times
-  { seed: 2026, index: 3058, sha256: '28e0176da144ec06', outcome: 'completed_with_errors', step: 'renderPreview' },
+  found(2026, 3058, '28e0176da144ec06', 'completed_with_errors', 'renderPreview:CORRUPT_FILE'),
+  // a damaged AVI header claims 99 days: ffmpeg's time limit overflowed setTimeout and fired after 1 ms (TIMEOUT)
+  found(2026, 301, 'a68c3fee9e3cff41', 'completed'),
 ];
 
 describe('findings, fixed', () => {
-  test('mutated PDFs that failed with INTERNAL fail with CORRUPT_FILE', { timeout: 600_000 }, async () => {
+  test('cases that failed with INTERNAL or a false TIMEOUT end with the right code', { timeout: 600_000 }, async () => {
     for (const f of FOUND) {
       const hash = crypto
         .createHash('sha256')
@@ -131,10 +151,7 @@ describe('findings, fixed', () => {
       expect(summary.findings).toEqual([]);
       for (const f of found) {
         const r = results.find((x) => x.index === f.index)!;
-        expect([r.outcome, r.stepErrors], `case ${f.index} of seed ${seed}`).toEqual([
-          f.outcome,
-          [`${f.step}:CORRUPT_FILE`],
-        ]);
+        expect([r.outcome, r.stepErrors], `case ${f.index} of seed ${seed}`).toEqual([f.outcome, f.errors]);
       }
     }
   });
