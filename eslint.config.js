@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'data/', 'dist/', 'coverage/', '.langgraph_api/', 'test-artifacts/'] },
+  { ignores: ['node_modules/', 'data/', 'dist/', 'coverage/', '.langgraph_api/', 'test-artifacts/', 'fuzz-out/'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -40,7 +40,7 @@ export default tseslint.config(
     rules: { '@typescript-eslint/require-await': 'off' },
   },
   {
-    files: ['src/config.ts', 'test/**', 'bench/**', 'vitest.config.ts'],
+    files: ['src/config.ts', 'test/**', 'bench/**', 'fuzz/**', 'vitest.config.ts'],
     rules: { 'no-restricted-properties': 'off' },
   },
   {

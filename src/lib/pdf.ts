@@ -33,6 +33,27 @@ export async function withPdf<T>(file: string, fn: (pdf: PDFParse) => Promise<T>
   }
 }
 
+/**
+ * pdf.js's own exceptions for content it cannot read: the document's structure, its streams, an embedded JPEG or
+ * JPEG 2000 image. All mean the bytes, not the reader: the same file fails the same way on every attempt.
+ */
+const MALFORMED = new Set([
+  'InvalidPDFException',
+  'FormatError',
+  'ParserEOFException',
+  'XRefEntryException',
+  'XRefParseException',
+  'MissingDataException',
+  'JpegError',
+  'DNLMarkerError',
+  'EOIMarkerError',
+  'JpxError',
+  // Whatever pdf.js's worker (in-thread here) raises while it parses arrives as UnknownErrorException, the
+  // original's `Name: message` in `details`: the exceptions above, and plain Errors of its own checks on a malformed
+  // dictionary ("Invalid argument for stringToBytes" for an encryption key that is not a string).
+  'UnknownErrorException',
+]);
+
 export function pdfError(err: unknown): unknown {
   if (err instanceof MediaError) return err;
   // pdf.js has thrown, so it is loaded; names cover errors that crossed a realm.
@@ -45,9 +66,64 @@ export function pdfError(err: unknown): unknown {
     err instanceof Error &&
     (is(InvalidPDFException) ||
       is(FormatError) ||
+      MALFORMED.has(err.name) ||
       /InvalidPDF|FormatError|Invalid PDF|XRef|startxref/i.test(`${err.name} ${err.message}`))
   ) {
-    return new MediaError('CORRUPT_FILE', `the PDF cannot be read: ${err.message}`);
+    return new MediaError('CORRUPT_FILE', `the PDF cannot be read: ${err.message}`, { cause: err });
   }
   return err;
+}
+
+/**
+ * Node-API status codes the canvas (@napi-rs/canvas) gives its errors: a page asking it to draw a string it cannot
+ * take (a NUL from a broken font's character map) or a surface it cannot make (an image 10^20 pixels wide).
+ */
+const CANVAS_REFUSALS = new Set(['InvalidArg', 'GenericFailure']);
+
+/** A failure while rendering a page: pdf.js's codes as above, and what the canvas refused to draw as CORRUPT_FILE. */
+function renderError(err: unknown, page: number): unknown {
+  const mapped = pdfError(err);
+  if (mapped !== err) return mapped;
+  const code = (err as { code?: unknown } | null)?.code;
+  if (err instanceof Error && typeof code === 'string' && CANVAS_REFUSALS.has(code)) {
+    return new MediaError('CORRUPT_FILE', `page ${page} cannot be rendered: ${err.message}`, { cause: err });
+  }
+  return err;
+}
+
+/** The part of pdf.js's canvas factory (NodeCanvasFactory over @napi-rs/canvas) that frees a canvas. */
+interface CanvasFactory {
+  destroy(canvasAndContext: { canvas: unknown; context: unknown }): void;
+}
+
+/**
+ * pdf.js frees a canvas by resizing it to 0×0, and after a failed render it does so in a promise callback that
+ * nothing awaits. @napi-rs/canvas cannot resize a canvas it could not allocate (47413×4683 from a bit-flipped
+ * transform) and throws: the render then never settles, and the rejection, unhandled, ends the step thread. Such a
+ * canvas is dropped instead (pdf.js drops it next anyway), so the render fails with its own error.
+ */
+function dropCanvasesThatCannotShrink(factory: CanvasFactory): void {
+  const destroy = factory.destroy.bind(factory);
+  factory.destroy = (canvasAndContext) => {
+    try {
+      destroy(canvasAndContext);
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== 'GenericFailure') throw err;
+      canvasAndContext.canvas = null;
+      canvasAndContext.context = null;
+    }
+  };
+}
+
+/** Page `page` rendered `width` pixels wide, as PNG bytes (undefined when pdf.js draws nothing). */
+export async function renderPage(pdf: PDFParse, page: number, width: number): Promise<Uint8Array | undefined> {
+  // PDFParse keeps its pdf.js document private; load() returns it (and getScreenshot reuses it).
+  const doc = await (pdf as unknown as { load(): Promise<{ canvasFactory: CanvasFactory }> }).load();
+  dropCanvasesThatCannotShrink(doc.canvasFactory);
+  const shot = await pdf
+    .getScreenshot({ partial: [page], desiredWidth: width, imageBuffer: true, imageDataUrl: false })
+    .catch((err: unknown) => {
+      throw renderError(err, page);
+    });
+  return shot.pages[0]?.data;
 }

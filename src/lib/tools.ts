@@ -33,6 +33,12 @@ export class ToolError extends Error {
   }
 }
 
+/**
+ * setTimeout's longest delay, 2^31-1 ms (24.8 days): Node fires a longer one after 1 ms, with only a warning. A
+ * limit computed from a file's claimed duration (99 days in a damaged AVI header) must not become "at once".
+ */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export interface RunOptions {
   timeoutMs: number;
   signal?: AbortSignal;
@@ -58,7 +64,7 @@ export function runTool(bin: string, args: string[], opts: RunOptions): Promise<
     };
     const timer = setTimeout(
       () => stop(new MediaError('TIMEOUT', `${toolName(bin)} took longer than ${opts.timeoutMs} ms and was stopped`)),
-      opts.timeoutMs,
+      Math.min(opts.timeoutMs, MAX_TIMER_MS),
     );
     const onAbort = (): void => stop(new MediaError('CANCELLED', 'the job was cancelled'));
     opts.signal?.addEventListener('abort', onAbort, { once: true });
