@@ -9,9 +9,8 @@ import { MediaError } from './errors.js';
 type PdfParseModule = typeof PdfParseTypes;
 type PDFParse = PdfParseTypes.PDFParse;
 let loading: Promise<PdfParseModule> | null = null;
-let loaded: PdfParseModule | null = null;
 function loadPdfParse(): Promise<PdfParseModule> {
-  loading ??= import('pdf-parse').then((m) => (loaded = m));
+  loading ??= import('pdf-parse');
   return loading;
 }
 
@@ -56,18 +55,13 @@ const MALFORMED = new Set([
 
 export function pdfError(err: unknown): unknown {
   if (err instanceof MediaError) return err;
-  // pdf.js has thrown, so it is loaded; names cover errors that crossed a realm.
-  const { PasswordException, InvalidPDFException, FormatError } = loaded ?? {};
-  const is = (cls: (abstract new (...args: never[]) => unknown) | undefined): boolean => !!cls && err instanceof cls;
-  if (is(PasswordException) || (err instanceof Error && err.name === 'PasswordException')) {
+  // pdf.js names its exceptions after their classes; names also hold for errors that crossed from its worker.
+  if (err instanceof Error && err.name === 'PasswordException') {
     return new MediaError('ENCRYPTED', 'the PDF is protected by a password');
   }
   if (
     err instanceof Error &&
-    (is(InvalidPDFException) ||
-      is(FormatError) ||
-      MALFORMED.has(err.name) ||
-      /InvalidPDF|FormatError|Invalid PDF|XRef|startxref/i.test(`${err.name} ${err.message}`))
+    (MALFORMED.has(err.name) || /InvalidPDF|FormatError|Invalid PDF|XRef|startxref/i.test(`${err.name} ${err.message}`))
   ) {
     return new MediaError('CORRUPT_FILE', `the PDF cannot be read: ${err.message}`, { cause: err });
   }

@@ -2,7 +2,7 @@
  * Task workers: one BullMQ Worker per task queue, each feeding a pool of step threads. Permanent failures (bad input,
  * cancellation) become UnrecoverableError so BullMQ does not retry them; anything else is retried with backoff.
  */
-import { UnrecoverableError, WaitingError, Worker } from 'bullmq';
+import { UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
 import type { Config, QueueName } from '../config.js';
 import { STEP_POLICY, stepTimeout } from '../graph/policy.js';
 import { describeError, MediaError } from '../lib/errors.js';
@@ -34,6 +34,10 @@ export async function startTaskWorkers(
   const pools = new Set<StepPool>();
   const workers: Worker[] = [];
   let shuttingDown = false;
+  const backToWait = async (job: Job, token: string | undefined): Promise<never> => {
+    await job.moveToWait(token);
+    throw new WaitingError();
+  };
   let shutdownBegan = (): void => undefined;
   const shutdown = new Promise<void>((resolve) => (shutdownBegan = resolve));
   const idleMs = config.stepThreadIdleMs;
@@ -64,10 +68,7 @@ export async function startTaskWorkers(
       name,
       async (job, token, signal) => {
         // Fetched as the worker began to close: back to the queue untouched.
-        if (shuttingDown) {
-          await job.moveToWait(token);
-          throw new WaitingError();
-        }
+        if (shuttingDown) return backToWait(job, token);
         const { step, input } = job.data;
         const attempt = job.attemptsMade + 1;
         try {
@@ -79,12 +80,9 @@ export async function startTaskWorkers(
           // A stop signal sent to the whole process group reaches ffmpeg first, and this process a moment later: give
           // the shutdown that moment, so the step goes back to the queue instead of using an attempt.
           if (err instanceof MediaError && err.interrupted && !shuttingDown)
-            await Promise.race([shutdown, new Promise((r) => setTimeout(r, INTERRUPT_GRACE_MS))]);
-          if (shuttingDown) {
-            // Stopped by a shutdown, not by its own fault: back to the queue, no attempt used.
-            await job.moveToWait(token);
-            throw new WaitingError();
-          }
+            await Promise.race([shutdown, new Promise((r) => setTimeout(r, INTERRUPT_GRACE_MS).unref())]);
+          // Stopped by a shutdown, not by its own fault: back to the queue, no attempt used.
+          if (shuttingDown) return backToWait(job, token);
           const { code, message } = describeError(err);
           const retryable = code !== 'CANCELLED' && (!(err instanceof MediaError) || err.retryable);
           log.warn({ jobId: input.jobId, step, attempt, code, message, retryable }, 'task failed');
