@@ -123,7 +123,7 @@ export async function benchMemory(
   const plainMb = await plainWorkerRss(`${prefix}-plain`);
 
   const dataDir = path.join(work, 'memory');
-  const child = spawn(process.execPath, [BIN, 'start'], {
+  const child = spawn(BIN, ['start'], {
     cwd: ROOT,
     env: {
       PATH: process.env.PATH,

@@ -27,6 +27,8 @@ const { values } = parseArgs({
     'memory-window': { type: 'string', default: '120' },
     // Corpus folders to draw the jobs from (image, video, audio, pdf): which kind of work holds the memory.
     'memory-types': { type: 'string' },
+    // Extra environment for the measured process, K=V[,K=V]: STEP_THREADS=1, MALLOC_ARENA_MAX=8, ...
+    'memory-env': { type: 'string' },
     photos: { type: 'string', default: '40' },
   },
 });
@@ -88,7 +90,17 @@ async function main(): Promise<void> {
     if (ONLY.has('memory')) {
       console.log('\n## Memory of one `start` process (RSS, step threads included)');
       const types = values['memory-types']?.split(',');
-      await benchMemory(work, CORPUS, Number(values['memory-jobs']), Number(values['memory-window']), row, { types });
+      const env = Object.fromEntries(
+        (values['memory-env']?.split(',') ?? []).map((kv) => {
+          const at = kv.indexOf('=');
+          if (at < 1) throw new Error(`--memory-env wants K=V pairs, got "${kv}"`);
+          return [kv.slice(0, at), kv.slice(at + 1)];
+        }),
+      );
+      await benchMemory(work, CORPUS, Number(values['memory-jobs']), Number(values['memory-window']), row, {
+        types,
+        env,
+      });
     }
   } finally {
     fs.rmSync(work, { recursive: true, force: true });

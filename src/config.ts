@@ -175,6 +175,8 @@ const EnvSchema = z.object({
   RETRY_BACKOFF_MS: positiveInt('RETRY_BACKOFF_MS', 1000),
   STEP_THREAD_IDLE_MS: positiveInt('STEP_THREAD_IDLE_MS', 60_000),
   STEP_THREADS: positiveInt('STEP_THREADS', CORES),
+  // The offline detector holds about 200 MB in each thread that runs it: half the cores, at least one.
+  VISION_THREADS: positiveInt('VISION_THREADS', Math.max(1, Math.floor(CORES / 2))),
   STEP_MEMORY_MB: positiveInt('STEP_MEMORY_MB', 1024).refine((n) => n >= 128, 'STEP_MEMORY_MB must be at least 128'),
   MAX_TEXT_CHARS: positiveInt('MAX_TEXT_CHARS', 5_000_000),
   FFMPEG_PATH: z.string().optional(),
@@ -290,6 +292,8 @@ export interface Config {
   stepThreadIdleMs: number;
   /** Threads the CPU-bound queues (image, video, document, offline ai) of a worker process share. */
   stepThreads: number;
+  /** Threads that run the offline vision detector (analyzeImage with AI_PROVIDERS vision=local). */
+  visionThreads: number;
   /** Most characters extractText keeps from a document; the rest is cut (and the result says so). */
   maxTextChars: number;
   ai: AiConfig;
@@ -395,6 +399,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     stepMemoryMb: e.STEP_MEMORY_MB,
     stepThreadIdleMs: e.STEP_THREAD_IDLE_MS,
     stepThreads: e.STEP_THREADS,
+    visionThreads: e.VISION_THREADS,
     maxTextChars: e.MAX_TEXT_CHARS,
     ai: {
       providers,

@@ -63,8 +63,8 @@ export interface CliResult {
 export function runCli(args: string[], env: Record<string, string> = {}, timeoutMs = 60_000): Promise<CliResult> {
   return new Promise((resolve) => {
     execFile(
-      process.execPath,
-      [BIN, ...args],
+      BIN,
+      args,
       { env: { ...userEnv(), LOG_LEVEL: 'warn', ...env }, timeout: timeoutMs, maxBuffer: 32 * 1024 * 1024 },
       (err, stdout, stderr) => {
         const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
@@ -81,7 +81,7 @@ export class ServiceProcess {
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
   constructor(args: string[], env: Record<string, string>) {
-    this.child = spawn(process.execPath, [BIN, 'start', ...args], {
+    this.child = spawn(BIN, ['start', ...args], {
       // PORT 0: the API of every test service listens on a free port of its own.
       env: { ...userEnv(), LOG_LEVEL: 'info', PORT: '0', ...env },
       stdio: ['ignore', 'ignore', 'pipe'],

@@ -93,7 +93,7 @@ test(
     const dataDir = path.join(dir, 'data');
     const dbPath = path.join(dataDir, 'orchestrator.db');
     const jobId = 'resume-after-kill';
-    const child = spawn(process.execPath, [BIN, 'process', '--job-id', jobId, video], {
+    const child = spawn(BIN, ['process', '--job-id', jobId, video], {
       env: { ...userEnv(), DATA_DIR: dataDir, LOG_LEVEL: 'warn' },
       stdio: 'ignore',
     });

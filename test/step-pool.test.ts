@@ -10,6 +10,7 @@ import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/lib/log.js';
 import type { StepInput } from '../src/nodes/index.js';
 import { StepPool } from '../src/queue/step-pool.js';
+import { poolFor } from '../src/queue/task-worker.js';
 import { openDatabase, SqliteJobStore } from '../src/store/sqlite-job-store.js';
 import { CORPUS, makeLongVideo, tempDir } from './helpers.js';
 
@@ -122,4 +123,27 @@ test('a draining pool refuses waiting requests and boots no thread', { timeout: 
   } finally {
     await pool.destroy();
   }
+});
+
+test('the offline detector runs on one thread of its own; the other steps share the media threads', () => {
+  const offline = loadConfig({ DATA_DIR: dataDir });
+  expect(poolFor(offline, 'ai', 'analyzeImage')).toBe('vision');
+  expect(poolFor(offline, 'ai', 'transcribe')).toBe('shared');
+  expect(poolFor(offline, 'ai', 'summarize')).toBe('shared');
+  expect(poolFor(offline, 'image', 'generateThumbnails')).toBe('shared');
+  expect(poolFor(offline, 'document', 'extractText')).toBe('shared');
+  expect(poolFor(offline, 'light', 'validate')).toBe('light');
+
+  // A local detector beside a remote chat model: the detector still has its one thread, the rest wait on HTTP.
+  const mixed = loadConfig({
+    DATA_DIR: dataDir,
+    OPENAI_BASE_URL: 'http://127.0.0.1:9/v1',
+    AI_PROVIDERS: 'vision=local,speech=local,text=openai',
+  });
+  expect(poolFor(mixed, 'ai', 'analyzeImage')).toBe('vision');
+  expect(poolFor(mixed, 'ai', 'summarize')).toBe('ai');
+
+  // A remote vision model: no detector thread at all.
+  const remote = loadConfig({ DATA_DIR: dataDir, OPENAI_BASE_URL: 'http://127.0.0.1:9/v1' });
+  expect(poolFor(remote, 'ai', 'analyzeImage')).toBe('ai');
 });

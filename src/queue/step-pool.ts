@@ -70,6 +70,11 @@ export interface StepPoolOptions {
   keep?: number;
 }
 
+/** The main thread's Node flags without `--enable-source-maps` (step threads report errors by code and message). */
+export function threadExecArgv(): string[] {
+  return process.execArgv.filter((arg) => arg !== '--enable-source-maps');
+}
+
 export class StepPool {
   private readonly idle: Slot[] = [];
   private readonly all = new Set<Slot>();
@@ -276,8 +281,9 @@ export class StepPool {
     this.live += 1;
     const worker = new Worker(this.entry, {
       workerData: { config: this.config },
-      // The thread runs TypeScript through tsx like the main thread; keep Node's own flags.
-      execArgv: process.execArgv,
+      // Node's own flags (tsx's loader when running from the sources), but not source maps: with them every thread
+      // that loads pdf.js parsed pdf-parse's maps and held 70 MB more (docs/reliability.md, "Memory").
+      execArgv: threadExecArgv(),
       // A step that would exhaust the process (pdf.js on a decompression bomb) exhausts its thread instead.
       resourceLimits: { maxOldGenerationSizeMb: this.config.stepMemoryMb },
     });

@@ -7,7 +7,7 @@ import type { Config, QueueName } from '../config.js';
 import { STEP_POLICY, stepTimeout } from '../graph/policy.js';
 import { describeError, MediaError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
-import { STEP_NAMES } from '../lib/types.js';
+import { STEP_NAMES, type StepName } from '../lib/types.js';
 import { subscribeCancels } from './cancel.js';
 import { bullConnection } from './connection.js';
 import { taskId } from './names.js';
@@ -23,6 +23,28 @@ export interface TaskWorkers {
   close(timeoutMs: number): Promise<void>;
 }
 
+/** The pools of step threads a task worker process runs its steps on. */
+export type PoolName = 'light' | 'shared' | 'ai' | 'vision';
+
+/**
+ * Which pool runs `step` taken from `queue`:
+ * - light: every job starts there (short steps), on threads of its own with one kept booted, so a new job never waits
+ *   behind an hour of audio extraction;
+ * - shared: media work and offline models are CPU-bound, so the image, video, document (and offline ai) queues share
+ *   STEP_THREADS threads; memory and CPU follow the machine, not the number of queues. Their queues still take up to
+ *   their concurrency in tasks; a task waits for a thread before its clock starts;
+ * - ai: remote models mostly wait on HTTP, so the ai queue keeps as many threads as its concurrency;
+ * - vision: the offline detector holds about 200 MB in every thread that loads it, so only VISION_THREADS threads
+ *   (half the cores) run it (PocketSphinx runs as a process and the extractive summarizer is small: they stay on
+ *   shared).
+ */
+export function poolFor(config: Config, queue: QueueName, step: StepName): PoolName {
+  if (queue === 'light') return 'light';
+  if (queue !== 'ai') return 'shared';
+  if (step === 'analyzeImage' && config.ai.providers.vision === 'local') return 'vision';
+  return Object.values(config.ai.providers).includes('openai') ? 'ai' : 'shared';
+}
+
 export async function startTaskWorkers(
   config: Config,
   redisUrl: string,
@@ -31,7 +53,6 @@ export async function startTaskWorkers(
 ): Promise<TaskWorkers> {
   const db = openDatabase(config.dbPath);
   const store = new SqliteJobStore(db);
-  const pools = new Set<StepPool>();
   const workers: Worker[] = [];
   let shuttingDown = false;
   const backToWait = async (job: Job, token: string | undefined): Promise<never> => {
@@ -41,29 +62,24 @@ export async function startTaskWorkers(
   let shutdownBegan = (): void => undefined;
   const shutdown = new Promise<void>((resolve) => (shutdownBegan = resolve));
   const idleMs = config.stepThreadIdleMs;
-  // Media work and offline models are CPU-bound: the image, video, document (and offline ai) queues share
-  // STEP_THREADS threads, so memory and CPU follow the machine, not the number of queues. Their queues still take up
-  // to their concurrency in tasks; a task waits for a thread before its clock starts.
-  let shared: StepPool | null = null;
-  const remoteAi = Object.values(config.ai.providers).includes('openai');
-  const poolFor = (name: QueueName): StepPool => {
-    const concurrency = config.workerConcurrency[name];
-    // Every job starts on the light queue (short steps): its own threads, one kept booted, so a new job never waits
-    // behind an hour of audio extraction.
-    if (name === 'light') {
-      const light = new StepPool(concurrency, config, log.child({ pool: name }), { idleMs, keep: 1 });
-      light.warm();
-      return light;
-    }
-    // Remote models: the ai queue's steps mostly wait on HTTP, so it keeps threads of its own, as many as its queue.
-    if (name === 'ai' && remoteAi) return new StepPool(concurrency, config, log.child({ pool: name }), { idleMs });
-    shared ??= new StepPool(config.stepThreads, config, log.child({ pool: 'shared' }), { idleMs });
-    return shared;
+  const pools = new Map<PoolName, StepPool>();
+  const poolSizes: Record<PoolName, number> = {
+    light: config.workerConcurrency.light,
+    shared: config.stepThreads,
+    ai: config.workerConcurrency.ai,
+    vision: config.visionThreads,
   };
+  const pool = (name: PoolName): StepPool => {
+    let p = pools.get(name);
+    if (!p) {
+      p = new StepPool(poolSizes[name], config, log.child({ pool: name }), { idleMs, keep: name === 'light' ? 1 : 0 });
+      pools.set(name, p);
+    }
+    return p;
+  };
+  if (queues.includes('light')) pool('light').warm();
   for (const name of queues) {
     const concurrency = config.workerConcurrency[name];
-    const pool = poolFor(name);
-    pools.add(pool);
     const worker = new Worker<TaskData, TaskResult>(
       name,
       async (job, token, signal) => {
@@ -74,7 +90,12 @@ export async function startTaskWorkers(
         try {
           const timeoutMs = stepTimeout(step, config.stepTimeouts);
           const timeoutRetryable = STEP_POLICY[step].retryTimeout;
-          const { outcome, runId } = await pool.run(step, input, { attempt, timeoutMs, timeoutRetryable, signal });
+          const { outcome, runId } = await pool(poolFor(config, name, step)).run(step, input, {
+            attempt,
+            timeoutMs,
+            timeoutRetryable,
+            signal,
+          });
           return { outcome, attempts: attempt, runId };
         } catch (err) {
           // A stop signal sent to the whole process group reaches ffmpeg first, and this process a moment later: give
@@ -121,7 +142,7 @@ export async function startTaskWorkers(
     async close(timeoutMs) {
       shuttingDown = true;
       shutdownBegan();
-      for (const pool of pools) pool.drain();
+      for (const p of pools.values()) p.drain();
       await unsubscribe();
       const graceful = Promise.all(workers.map((w) => w.close()));
       const timedOut = await Promise.race([
@@ -133,7 +154,7 @@ export async function startTaskWorkers(
         for (const w of workers) w.cancelAllJobs('shutdown');
         await graceful;
       }
-      await Promise.all([...pools].map((p) => p.destroy()));
+      await Promise.all([...pools.values()].map((p) => p.destroy()));
       db.close();
     },
   };
