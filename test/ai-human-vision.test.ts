@@ -123,7 +123,7 @@ describe('human vision (offline detector)', () => {
     expect(many.labels.every((l) => l.score >= 0.05)).toBe(true);
   });
 
-  test('tensors do not pile up over many calls', async () => {
+  test('tensors do not pile up over many calls', { timeout: 600_000 }, async () => {
     const vision = createHumanVision({ minScore: MIN_SCORE });
     await vision.analyze(inputs.park, { signal: signal() });
     const before = vision.numTensors;

@@ -40,7 +40,7 @@ async function processFile(file: string): Promise<JobDocument> {
   return JSON.parse(res.stdout) as JobDocument;
 }
 
-test('a photo of people gets labels and a face count from the offline detector', { timeout: 120_000 }, async () => {
+test('a photo of people gets labels and a face count from the offline detector', { timeout: 600_000 }, async () => {
   // A wedding: the couple and the best man facing the camera.
   const doc = await processFile(path.join(CORPUS, 'image/camera-canon-ixus.jpg'));
   expect(doc.status).toBe('completed');
@@ -55,7 +55,7 @@ test('a photo of people gets labels and a face count from the offline detector',
   expect(doc.usage).toMatchObject({ totalTokens: 0, calls: 1 });
 });
 
-test('a voice memo gets a rough transcript and a summary', { timeout: 120_000 }, async () => {
+test('a voice memo gets a rough transcript and a summary', { timeout: 600_000 }, async () => {
   const doc = await processFile(memo);
   expect(doc.status, JSON.stringify(doc.steps)).toBe('completed');
   expect(doc.fileType).toBe('audio');
@@ -81,7 +81,7 @@ test('a voice memo gets a rough transcript and a summary', { timeout: 120_000 },
 test(
   'a hostile subtitle track is bounded: no control characters, no cue beyond the recording',
   {
-    timeout: 120_000,
+    timeout: 600_000,
   },
   async () => {
     const srt = path.join(dir, 'hostile.srt');

@@ -237,7 +237,7 @@ describe('provider failures', () => {
     expect(doc.results.thumbnails?.length).toBeGreaterThan(0);
   });
 
-  test('a model slower than the step limit is aborted with the step', { timeout: 120_000 }, async () => {
+  test('a model slower than the step limit is aborted with the step', { timeout: 300_000 }, async () => {
     server.script(MODELS.vision, { kind: 'delay', ms: 60_000, times: 3 });
     const { doc, seen } = await run('slow-model', 'image/320x240.jpg');
     expect(doc.status).toBe('completed_with_errors');

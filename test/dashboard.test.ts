@@ -49,7 +49,7 @@ afterAll(async () => {
   fs.rmSync(dataDir, { recursive: true, force: true });
 });
 
-test('upload through the dashboard, watch the job complete with its graph coloured', { timeout: 90_000 }, async () => {
+test('upload through the dashboard, watch the job complete with its graph coloured', { timeout: 300_000 }, async () => {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   const external: string[] = [];
   page.on('request', (req) => {

@@ -78,7 +78,7 @@ test(
   },
 );
 
-test('text past MAX_TEXT_CHARS is cut there, and the result says so', { timeout: 120_000 }, async () => {
+test('text past MAX_TEXT_CHARS is cut there, and the result says so', { timeout: 300_000 }, async () => {
   const wordy = path.join(dir, 'wordy.pdf');
   textBomb(wordy, 20_000); // about a million characters on one page
   const { code, doc } = await processFile(wordy, { MAX_TEXT_CHARS: '100000' });

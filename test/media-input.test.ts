@@ -60,7 +60,7 @@ test('a file opened as its validated format cannot pull in the files a playlist 
   ]);
 });
 
-test('playlists and concat lists are not media: UNSUPPORTED_TYPE', { timeout: 60_000 }, async () => {
+test('playlists and concat lists are not media: UNSUPPORTED_TYPE', { timeout: 300_000 }, async () => {
   for (const name of ['list.m3u8', 'list.ffconcat']) {
     const res = await runCli(['process', path.join(dir, name), '--json'], { DATA_DIR: path.join(dir, 'data') });
     const doc = JSON.parse(res.stdout) as JobDocument;

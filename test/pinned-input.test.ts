@@ -43,7 +43,7 @@ const sha256 = (file: string): string => crypto.createHash('sha256').update(fs.r
 
 test(
   'replacing an accepted file by a symlink after intake changes nothing the job reads',
-  { timeout: 120_000 },
+  { timeout: 300_000 },
   async () => {
     const accepted = path.join(inputRoot, 'photo.jpg');
     fs.copyFileSync(path.join(CORPUS, 'image/320x240.jpg'), accepted);

@@ -314,7 +314,7 @@ afterAll(() => {
 describe('files beyond the corpus', () => {
   // These files test formats and damage, not models: the detector and the recognizer stay off. 90 s is a hang
   // guard, not a speed check.
-  test.concurrent.for(cases)('$name → $expect', { timeout: 90_000 }, async (c) => {
+  test.concurrent.for(cases)('$name → $expect', { timeout: 300_000 }, async (c) => {
     const env = { DATA_DIR: dataDir, AI_PROVIDERS: 'vision=off,speech=off' };
     const res = await runCli(['process', '--json', ...(c.args ?? []), f(c.name)], env, 90_000);
     expect(res.stdout, res.stderr).not.toBe('');

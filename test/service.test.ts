@@ -95,7 +95,7 @@ describe('the corpus through the queue', () => {
 });
 
 describe('poison messages', () => {
-  test('each fails its job with a clear code and the service keeps processing', { timeout: 120_000 }, async () => {
+  test('each fails its job with a clear code and the service keeps processing', { timeout: 300_000 }, async () => {
     const queue = new Queue(JOBS_QUEUE, { connection: bullConnection(TEST_REDIS_URL, 'producer'), prefix });
     try {
       const outside = tempDir('outside');
@@ -175,7 +175,7 @@ describe('poison messages', () => {
 });
 
 describe('internal state', () => {
-  test('a producer cannot send a retry state or unknown keys (closed input schema)', { timeout: 60_000 }, async () => {
+  test('a producer cannot send a retry state or unknown keys (closed input schema)', { timeout: 300_000 }, async () => {
     // The attack: a text file, with a forged retry that says validate already found an image and its results.
     const notes = path.join(inputRoot, 'notes.txt');
     fs.writeFileSync(notes, 'just some text, not a picture\n');
@@ -228,7 +228,7 @@ describe('internal state', () => {
 });
 
 describe('duplicates', () => {
-  test('a repeated JOB_CREATED is one job, before and after it finished', { timeout: 60_000 }, async () => {
+  test('a repeated JOB_CREATED is one job, before and after it finished', { timeout: 300_000 }, async () => {
     const file = path.join(CORPUS, 'image/flowers.jpeg');
     const a = await producer.enqueueJob({ jobId: 'dup-1', file: { path: file } });
     const b = await producer.enqueueJob({ jobId: 'dup-1', file: { path: file } });

@@ -51,7 +51,7 @@ afterAll(() => {
   fs.rmSync(dataDir, { recursive: true, force: true });
 });
 
-test('the LangGraph API runs the graph on a corpus image', { timeout: 90_000 }, async () => {
+test('the LangGraph API runs the graph on a corpus image', { timeout: 300_000 }, async () => {
   const client = new Client({ apiUrl: url });
   const assistants = await client.assistants.search({ graphId: 'media' });
   expect(assistants.length).toBeGreaterThan(0);

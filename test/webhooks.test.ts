@@ -87,7 +87,7 @@ const delivery = (jobId: string, status: string) =>
     return isTerminal(doc) && doc.webhook?.status === status && doc;
   });
 
-test('the final document is POSTed, signed', { timeout: 60_000 }, async () => {
+test('the final document is POSTed, signed', { timeout: 300_000 }, async () => {
   await submit('hook-ok', `${receiverUrl}/ok`);
   const doc = await delivery('hook-ok', 'delivered');
   expect(doc.webhook).toMatchObject({ attempts: 1, lastStatusCode: 204, lastError: null });
@@ -102,14 +102,14 @@ test('the final document is POSTed, signed', { timeout: 60_000 }, async () => {
   expect(call.headers['x-media-orchestrator-job']).toBe('hook-ok');
 });
 
-test('a receiver answering 500 is retried with backoff until it accepts', { timeout: 60_000 }, async () => {
+test('a receiver answering 500 is retried with backoff until it accepts', { timeout: 300_000 }, async () => {
   await submit('hook-flaky', `${receiverUrl}/flaky`);
   const doc = await delivery('hook-flaky', 'delivered');
   expect(doc.webhook).toMatchObject({ attempts: 3, lastStatusCode: 200 });
   expect(received.filter((r) => r.path === '/flaky')).toHaveLength(3);
 });
 
-test('a receiver that hangs is timed out, retried, and the delivery ends failed', { timeout: 60_000 }, async () => {
+test('a receiver that hangs is timed out, retried, and the delivery ends failed', { timeout: 300_000 }, async () => {
   await submit('hook-hang', `${receiverUrl}/hang`);
   const doc = await delivery('hook-hang', 'failed');
   expect(doc.webhook).toMatchObject({ attempts: 3, lastStatusCode: null });
