@@ -36,6 +36,13 @@ module.exports = {
       to: { path: '^src/(graph|queue|server|cli)/|^src/(runtime|studio)\\.ts$' },
     },
     {
+      // Nothing outside src/store knows which database runs: it opens its state through src/store/index.ts.
+      name: 'store-backends-are-private',
+      severity: 'error',
+      from: { path: '^src/(?!store/)' },
+      to: { path: '^src/store/(sqlite|postgres)/' },
+    },
+    {
       name: 'queue-not-server',
       severity: 'error',
       from: { path: '^src/queue/' },

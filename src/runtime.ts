@@ -1,9 +1,8 @@
 /**
- * Builds the parts of an in-process (inline dispatch) orchestrator from a Config: the database, job store,
- * checkpointer, step dependencies, compiled graph and runner. Used by the CLI, Studio, tests and benchmarks.
+ * Builds the parts of an in-process (inline dispatch) orchestrator from a Config: the job store and checkpointer
+ * (openStores), step dependencies, compiled graph and runner. Used by the CLI, Studio, tests and benchmarks.
  */
-import fs from 'node:fs';
-import { SqliteSaver } from '@langchain/langgraph-checkpoint-sqlite';
+import type { BaseCheckpointSaver } from '@langchain/langgraph';
 import type { Config } from './config.js';
 import { compileGraph, type JobGraph, type StepEvents } from './graph/graph.js';
 import { inlineDispatcher, type Dispatcher } from './graph/dispatcher.js';
@@ -11,14 +10,13 @@ import { JobRunner } from './graph/runner.js';
 import { createLogger, type Logger } from './lib/log.js';
 import { createDeps, type Deps } from './nodes/index.js';
 import { StepPool, threadExecute } from './queue/step-pool.js';
-import { openDatabase, SqliteJobStore, type Db } from './store/sqlite-job-store.js';
+import { openStores, type JobStore } from './store/index.js';
 
 export interface Runtime {
   config: Config;
   log: Logger;
-  db: Db;
-  store: SqliteJobStore;
-  checkpointer: SqliteSaver;
+  store: JobStore;
+  checkpointer: BaseCheckpointSaver;
   deps: Deps;
   graph: JobGraph;
   runner: JobRunner;
@@ -40,15 +38,13 @@ export function createRuntime(
   log: Logger = createLogger(config.logLevel),
   opts: RuntimeOptions = {},
 ): Runtime {
-  for (const dir of [config.dataDir, config.uploadsDir, config.artifactsDir]) fs.mkdirSync(dir, { recursive: true });
-  const db = openDatabase(config.dbPath);
-  const store = new SqliteJobStore(db);
-  const checkpointer = new SqliteSaver(db);
+  const stores = openStores(config);
+  const { store, checkpointer } = stores;
   const deps = createDeps(config, store, log);
   const listeners = new Set<StepEvents['stepChanged']>();
   const events: StepEvents = {
     stepChanged: async (jobId, step, record) => {
-      store.stepChanged(jobId, step, record);
+      await store.stepChanged(jobId, step, record);
       for (const listener of listeners) await listener(jobId, step, record);
     },
   };
@@ -64,7 +60,6 @@ export function createRuntime(
   return {
     config,
     log,
-    db,
     store,
     checkpointer,
     deps,
@@ -76,7 +71,7 @@ export function createRuntime(
     },
     close: async () => {
       await pool?.destroy();
-      db.close();
+      await stores.close();
     },
   };
 }

@@ -23,11 +23,11 @@ export const graph = compileGraph({
   dispatcher: inlineDispatcher(() => getRuntime().deps),
   sink,
   events: {
-    stepChanged: (jobId, step, record) => {
+    stepChanged: async (jobId, step, record) => {
       const { store } = getRuntime();
       // Studio runs start at the graph, not through the runner: make sure the job has a row.
-      if (!store.get(jobId)) return;
-      store.stepChanged(jobId, step, record);
+      if (!(await store.get(jobId))) return;
+      await store.stepChanged(jobId, step, record);
     },
   },
   get disabledSteps() {

@@ -136,13 +136,10 @@ describe('DISABLED_STEPS with the real steps', () => {
       expect(doc.results.thumbnails?.length).toBeGreaterThan(0);
       // Checkpoints of the finished job are compacted away; the job store keeps the result.
       expect(await runtime.runner.hasCheckpoint('disabled-1')).toBe(false);
-      expect(runtime.store.get('disabled-1')?.status).toBe('completed');
-      expect(
-        runtime.store
-          .runs('disabled-1')
-          .map((r) => r.step)
-          .sort(),
-      ).toEqual(['extractMetadata', 'generateThumbnails', 'validate'].sort());
+      expect((await runtime.store.get('disabled-1'))?.status).toBe('completed');
+      expect((await runtime.store.runs('disabled-1')).map((r) => r.step).sort()).toEqual(
+        ['extractMetadata', 'generateThumbnails', 'validate'].sort(),
+      );
     } finally {
       await runtime.close();
     }

@@ -8,7 +8,7 @@ import { freePort } from '../src/lib/net.js';
 import { Redis } from 'ioredis';
 import { requestCancel } from '../src/queue/cancel.js';
 import { createProducer } from '../src/queue/producer.js';
-import { openDatabase, SqliteJobStore } from '../src/store/sqlite-job-store.js';
+import { openDatabase, SqliteJobStore } from '../src/store/sqlite/sqlite-job-store.js';
 import {
   CORPUS,
   dropPrefix,
@@ -70,7 +70,7 @@ describe('a step that does not finish in time', () => {
   test(
     'is stopped at its timeout, not retried (the policy: same bytes, same time), and ends TIMEOUT',
     {
-      timeout: 120_000,
+      timeout: 300_000,
     },
     async () => {
       const s = setup('timeout', { STEP_TIMEOUTS: 'extractAudio=500', RETRY_BACKOFF_MS: '100' });
@@ -92,7 +92,7 @@ describe('a step that does not finish in time', () => {
 });
 
 describe('cancellation', () => {
-  test('a running job is stopped and ends cancelled', { timeout: 120_000 }, async () => {
+  test('a running job is stopped and ends cancelled', { timeout: 300_000 }, async () => {
     const s = setup('cancel');
     await s.start().ready();
     const producer = createProducer({ redisUrl: TEST_REDIS_URL, prefix: s.prefix });
@@ -103,15 +103,12 @@ describe('cancellation', () => {
     );
     // The producer-side function the CLI and the API call, so the cancel lands while extractAudio still runs.
     const redis = new Redis(TEST_REDIS_URL);
-    const db = openDatabase(s.dbPath);
+    const store = new SqliteJobStore(openDatabase(s.dbPath), true);
     try {
-      const result = await requestCancel(
-        { store: new SqliteJobStore(db), queue: producer.queue, redis, prefix: s.prefix },
-        'to-cancel',
-      );
+      const result = await requestCancel({ store, queue: producer.queue, redis, prefix: s.prefix }, 'to-cancel');
       expect(result.found).toBe(true);
     } finally {
-      db.close();
+      await store.close();
       redis.disconnect();
     }
     const doc = (await finishedJobs(s.dbPath, ['to-cancel']))[0]!;
@@ -125,7 +122,7 @@ describe('cancellation', () => {
     await producer.close();
   });
 
-  test('a job not yet started is removed from the queue and ends cancelled', { timeout: 60_000 }, async () => {
+  test('a job not yet started is removed from the queue and ends cancelled', { timeout: 300_000 }, async () => {
     const s = setup('cancel-queued');
     // No service running: the job waits in the queue.
     const producer = createProducer({ redisUrl: TEST_REDIS_URL, prefix: s.prefix });
@@ -192,7 +189,7 @@ describe('graceful shutdown', () => {
 });
 
 describe('priority', () => {
-  test('a job with a higher priority (lower number) runs before lower ones', { timeout: 120_000 }, async () => {
+  test('a job with a higher priority (lower number) runs before lower ones', { timeout: 300_000 }, async () => {
     const s = setup('priority', { JOB_CONCURRENCY: '1' });
     // Queue everything while no orchestrator runs, then start one that takes a job at a time.
     const producer = createProducer({ redisUrl: TEST_REDIS_URL, prefix: s.prefix });
@@ -216,7 +213,7 @@ describe('priority', () => {
 });
 
 describe('retry', () => {
-  test('only the failed steps run again, as new tasks', { timeout: 120_000 }, async () => {
+  test('only the failed steps run again, as new tasks', { timeout: 300_000 }, async () => {
     const port = await freePort();
     const s = setup('retry', { STEP_TIMEOUTS: 'extractAudio=500', RETRY_BACKOFF_MS: '100', PORT: String(port) });
     await s.start().ready();

@@ -11,7 +11,7 @@ import { createLogger } from '../src/lib/log.js';
 import type { StepInput } from '../src/nodes/index.js';
 import { StepPool } from '../src/queue/step-pool.js';
 import { poolFor } from '../src/queue/task-worker.js';
-import { openDatabase, SqliteJobStore } from '../src/store/sqlite-job-store.js';
+import { openJobStore } from '../src/store/index.js';
 import { CORPUS, makeLongVideo, tempDir } from './helpers.js';
 
 const SLOW_ENTRY = new URL('./fixtures/slow-step-thread.mjs', import.meta.url);
@@ -22,10 +22,6 @@ beforeAll(() => {
   dataDir = tempDir('step-pool');
   longVideo = path.join(dataDir, 'long.mp4');
   makeLongVideo(longVideo, 5);
-  // The threads open this database for their run records; create it the way the service does.
-  const db = openDatabase(path.join(dataDir, 'orchestrator.db'));
-  new SqliteJobStore(db);
-  db.close();
 }, 120_000);
 
 afterAll(() => fs.rmSync(dataDir, { recursive: true, force: true }));
@@ -34,23 +30,19 @@ function input(jobId: string, file: string): StepInput {
   return { jobId, file: { path: file }, user: null, fileInfo: null, fileType: null, results: {} };
 }
 
-function runRecords(jobId: string): { step: string; attempt: number; status: string }[] {
-  const db = openDatabase(path.join(dataDir, 'orchestrator.db'));
+async function runRecords(jobId: string): Promise<{ step: string; attempt: number; status: string }[]> {
+  const store = openJobStore(loadConfig({ DATA_DIR: dataDir }));
   try {
-    return db.prepare('SELECT step, attempt, status FROM step_runs WHERE job_id = ? ORDER BY id').all(jobId) as {
-      step: string;
-      attempt: number;
-      status: string;
-    }[];
+    return (await store.runs(jobId)).map(({ step, attempt, status }) => ({ step, attempt, status }));
   } finally {
-    db.close();
+    await store.close();
   }
 }
 
 test(
   'a slow-booting thread, and the replacement of a timed-out one, get the whole time limit',
   {
-    timeout: 120_000,
+    timeout: 300_000,
   },
   async () => {
     const config = loadConfig({ DATA_DIR: dataDir, LOG_LEVEL: 'warn' });
@@ -71,8 +63,8 @@ test(
 
       // Every attempt the pool ran has its run record: none was killed before it began.
       // (A success stays `running` here: the task worker records it once BullMQ holds the result.)
-      expect(runRecords('boot')).toEqual([{ step: 'validate', attempt: 1, status: 'running' }]);
-      expect(runRecords('timeout')).toEqual([
+      expect(await runRecords('boot')).toEqual([{ step: 'validate', attempt: 1, status: 'running' }]);
+      expect(await runRecords('timeout')).toEqual([
         { step: 'extractAudio', attempt: 1, status: 'failed' },
         { step: 'validate', attempt: 2, status: 'running' },
       ]);
@@ -82,7 +74,7 @@ test(
   },
 );
 
-test('idle threads retire after their idle time, down to the ones the pool keeps', { timeout: 120_000 }, async () => {
+test('idle threads retire after their idle time, down to the ones the pool keeps', { timeout: 300_000 }, async () => {
   const config = loadConfig({ DATA_DIR: dataDir, LOG_LEVEL: 'warn' });
   const pool = new StepPool(2, config, createLogger('warn', 'test'), { idleMs: 1500, keep: 1 });
   try {
@@ -102,13 +94,13 @@ test('idle threads retire after their idle time, down to the ones the pool keeps
   }
 });
 
-test('a draining pool refuses waiting requests and boots no thread', { timeout: 120_000 }, async () => {
+test('a draining pool refuses waiting requests and boots no thread', { timeout: 300_000 }, async () => {
   const config = loadConfig({ DATA_DIR: dataDir, LOG_LEVEL: 'warn' });
   const pool = new StepPool(1, config, createLogger('warn', 'test'));
   try {
     const video = { ...input('drain-1', longVideo), results: { metadata: { hasAudio: true, durationSec: 300 } } };
     const running = pool.run('extractAudio', video as StepInput, { attempt: 1, timeoutMs: 60_000 });
-    await expect.poll(() => runRecords('drain-1').length, { timeout: 60_000, interval: 100 }).toBe(1);
+    await expect.poll(async () => (await runRecords('drain-1')).length, { timeout: 60_000, interval: 100 }).toBe(1);
     const image = path.join(CORPUS, 'image/320x240.jpg');
     const waiting = pool.run('validate', input('drain-2', image), { attempt: 1, timeoutMs: 60_000 });
     // The waiting request is refused at once; the running step goes on to its end.
@@ -119,7 +111,7 @@ test('a draining pool refuses waiting requests and boots no thread', { timeout: 
     await expect(pool.run('validate', input('drain-3', image), { attempt: 1, timeoutMs: 60_000 })).rejects.toThrow(
       /closing/,
     );
-    expect(runRecords('drain-2')).toEqual([]);
+    expect(await runRecords('drain-2')).toEqual([]);
   } finally {
     await pool.destroy();
   }

@@ -1,5 +1,4 @@
 /** `status` and `cancel` from the command line: the job store first, then the jobs queue for jobs not yet started. */
-import fs from 'node:fs';
 import { Queue } from 'bullmq';
 import type { Config } from '../config.js';
 import { newJobDocument } from '../lib/job-document.js';
@@ -9,15 +8,15 @@ import { bullConnection, createRedis } from '../queue/connection.js';
 import { parseJobCreated } from '../queue/messages.js';
 import { JOBS_QUEUE } from '../queue/names.js';
 import { findRedis } from '../queue/redis-server.js';
-import { openDatabase, SqliteJobStore } from '../store/sqlite-job-store.js';
+import { openJobStore, storeExists, type JobStore } from '../store/index.js';
 
-function withStore<T>(config: Config, fn: (store: SqliteJobStore) => T): T | null {
-  if (!fs.existsSync(config.dbPath)) return null;
-  const db = openDatabase(config.dbPath);
+async function withStore<T>(config: Config, fn: (store: JobStore) => Promise<T>): Promise<T | null> {
+  if (!storeExists(config)) return null;
+  const store = openJobStore(config);
   try {
-    return fn(new SqliteJobStore(db));
+    return await fn(store);
   } finally {
-    db.close();
+    await store.close();
   }
 }
 
@@ -29,7 +28,7 @@ async function queuedInput(queue: Queue, id: string): Promise<{ input: JobInput;
 }
 
 export async function findJob(config: Config, id: string): Promise<JobDocument | null> {
-  const stored = withStore(config, (s) => s.get(id));
+  const stored = await withStore(config, (s) => s.get(id));
   if (stored) return stored;
   const redisUrl = await findRedis(config).catch(() => null);
   if (!redisUrl) return null;
@@ -45,12 +44,11 @@ export async function findJob(config: Config, id: string): Promise<JobDocument |
 export async function cancelJob(config: Config, redisUrl: string, id: string): Promise<CancelResult> {
   const redis = createRedis(redisUrl, 'producer');
   const queue = new Queue(JOBS_QUEUE, { connection: bullConnection(redisUrl, 'producer'), prefix: config.queuePrefix });
-  fs.mkdirSync(config.dataDir, { recursive: true });
-  const db = openDatabase(config.dbPath);
+  const store = openJobStore(config);
   try {
-    return await requestCancel({ store: new SqliteJobStore(db), queue, redis, prefix: config.queuePrefix }, id);
+    return await requestCancel({ store, queue, redis, prefix: config.queuePrefix }, id);
   } finally {
-    db.close();
+    await store.close();
     await queue.close();
     await redis.quit().catch(() => redis.disconnect());
   }

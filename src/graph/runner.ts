@@ -19,9 +19,9 @@ export const CANCEL_REASON = 'cancel';
 export const DRAIN_REASON = 'shutdown';
 
 export interface RunnerStore {
-  createOrGet(input: JobInput): JobDocument;
-  get(id: string): JobDocument | null;
-  markRunning(id: string): void;
+  createOrGet(input: JobInput): Promise<JobDocument>;
+  get(id: string): Promise<JobDocument | null>;
+  markRunning(id: string): Promise<void>;
   saveFinished(job: FinishedJob): Promise<void>;
 }
 
@@ -34,12 +34,12 @@ export class JobRunner {
 
   /** `retry`: the state of a re-run, from the service's own store (a resumed run finds it in its checkpoint). */
   async run(input: JobInput, opts: { signal?: AbortSignal; retry?: RetryOptions } = {}): Promise<JobDocument> {
-    const known = this.store.createOrGet(input);
+    const known = await this.store.createOrGet(input);
     if (TERMINAL_STATUSES.includes(known.status)) {
       await this.compact(input.jobId);
       return known;
     }
-    this.store.markRunning(input.jobId);
+    await this.store.markRunning(input.jobId);
     const config = { configurable: { thread_id: input.jobId }, durability: 'sync' as const, signal: opts.signal };
     const resume = await this.hasCheckpoint(input.jobId);
     try {
@@ -54,7 +54,7 @@ export class JobRunner {
 
   /** Ends a job as `cancelled` (steps that were running are marked failed with CANCELLED) and drops its checkpoints. */
   async cancel(input: JobInput): Promise<JobDocument> {
-    const doc = this.store.createOrGet(input);
+    const doc = await this.store.createOrGet(input);
     if (!TERMINAL_STATUSES.includes(doc.status)) {
       const error = { code: 'CANCELLED' as const, message: 'the job was cancelled', step: null };
       const steps: StepRecords = {};
@@ -85,8 +85,8 @@ export class JobRunner {
     return (await this.checkpointer.getTuple({ configurable: { thread_id: jobId } })) !== undefined;
   }
 
-  private document(jobId: string): JobDocument {
-    const doc = this.store.get(jobId);
+  private async document(jobId: string): Promise<JobDocument> {
+    const doc = await this.store.get(jobId);
     if (!doc) throw new Error(`job ${jobId} vanished from the store`);
     return doc;
   }

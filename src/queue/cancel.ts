@@ -5,7 +5,7 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { TERMINAL_STATUSES, type JobStatus } from '../lib/types.js';
-import type { SqliteJobStore } from '../store/sqlite-job-store.js';
+import type { JobStore } from '../store/index.js';
 import { parseJobCreated } from './messages.js';
 import type { Logger } from '../lib/log.js';
 import { createRedis } from './connection.js';
@@ -50,11 +50,11 @@ export interface CancelResult {
  * cancelled), or running (the cancel key and message reach its orchestrator and workers).
  */
 export async function requestCancel(
-  parts: { store: SqliteJobStore; queue: Queue; redis: Redis; prefix: string },
+  parts: { store: JobStore; queue: Queue; redis: Redis; prefix: string },
   id: string,
 ): Promise<CancelResult> {
   const { store, queue, redis, prefix } = parts;
-  const stored = store.get(id);
+  const stored = await store.get(id);
   if (stored && TERMINAL_STATUSES.includes(stored.status)) {
     return { found: true, status: stored.status, message: `job ${id} has already ended: ${stored.status}` };
   }

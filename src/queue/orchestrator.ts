@@ -12,7 +12,7 @@ import { CANCEL_REASON, DRAIN_REASON, type JobRunner } from '../graph/runner.js'
 import { isInside, pinFile } from '../lib/files.js';
 import type { Logger } from '../lib/log.js';
 import type { ErrorCode, JobDocument, JobInput } from '../lib/types.js';
-import type { SqliteJobStore } from '../store/sqlite-job-store.js';
+import type { JobStore } from '../store/index.js';
 import { isCancelled, subscribeCancels } from './cancel.js';
 import { bullConnection, createRedis } from './connection.js';
 import { parseJobCreated } from './messages.js';
@@ -22,7 +22,7 @@ import { startWebhooks } from './webhooks.js';
 
 export interface OrchestratorParts {
   config: Config;
-  store: SqliteJobStore;
+  store: JobStore;
   runner: JobRunner;
   log: Logger;
   onStep(listener: StepEvents['stepChanged']): () => void;
@@ -58,9 +58,9 @@ export async function startOrchestrator(parts: OrchestratorParts, redisUrl: stri
   const webhooks = await startWebhooks(config, redisUrl, store, log);
   const notify = async (input: JobInput, doc: JobDocument): Promise<JobDocument> => {
     if (!input.notifyUrl) return doc;
-    const run = store.getRetry(input.jobId)?.generation ?? 0;
+    const run = (await store.getRetry(input.jobId))?.generation ?? 0;
     await webhooks.enqueue(doc.id, input.notifyUrl, run);
-    return store.get(doc.id) ?? doc;
+    return (await store.get(doc.id)) ?? doc;
   };
 
   // Set when close() begins. BullMQ can hand over a job fetched just before its close took effect: that job goes
@@ -101,7 +101,7 @@ export async function startOrchestrator(parts: OrchestratorParts, redisUrl: stri
     if (draining) controller.abort(DRAIN_REASON);
     try {
       // A retry's state comes from the store, where only the retry route puts it.
-      const retry = store.getRetry(input.jobId) ?? undefined;
+      const retry = (await store.getRetry(input.jobId)) ?? undefined;
       return await notify(input, await runner.run(input, { signal: controller.signal, retry }));
     } catch (err) {
       // Back to the queue without using an attempt; its checkpoint makes the next run resume.

@@ -7,12 +7,12 @@ import type { Config } from '../config.js';
 import { describeError, MediaError } from '../lib/errors.js';
 import { createLogger } from '../lib/log.js';
 import { createDeps, executeStep } from '../nodes/index.js';
-import { openDatabase, SqliteJobStore } from '../store/sqlite-job-store.js';
+import { openJobStore } from '../store/index.js';
 import type { ThreadMessage, ThreadReply, ThreadRequest } from './step-pool.js';
 
 const { config } = workerData as { config: Config };
 const log = createLogger(config.logLevel, 'step-thread');
-const store = new SqliteJobStore(openDatabase(config.dbPath));
+const store = openJobStore(config);
 const deps = createDeps(config, store, log);
 if (!parentPort) throw new Error('step-thread must run as a worker thread');
 const port = parentPort;

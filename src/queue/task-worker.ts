@@ -12,7 +12,7 @@ import { subscribeCancels } from './cancel.js';
 import { bullConnection } from './connection.js';
 import { taskId } from './names.js';
 import { encodeFailure, type TaskData, type TaskResult } from './queued-dispatcher.js';
-import { openDatabase, SqliteJobStore } from '../store/sqlite-job-store.js';
+import { openJobStore } from '../store/index.js';
 import { StepPool } from './step-pool.js';
 
 /** How long a step stopped by an outside signal waits to learn whether this process is shutting down. */
@@ -51,8 +51,7 @@ export async function startTaskWorkers(
   queues: readonly QueueName[],
   log: Logger,
 ): Promise<TaskWorkers> {
-  const db = openDatabase(config.dbPath);
-  const store = new SqliteJobStore(db);
+  const store = openJobStore(config);
   const workers: Worker[] = [];
   let shuttingDown = false;
   const backToWait = async (job: Job, token: string | undefined): Promise<never> => {
@@ -155,7 +154,7 @@ export async function startTaskWorkers(
         await graceful;
       }
       await Promise.all([...pools.values()].map((p) => p.destroy()));
-      db.close();
+      await store.close();
     },
   };
 }

@@ -14,7 +14,7 @@ import type { Config } from '../config.js';
 import type { Logger } from '../lib/log.js';
 import type { WebhookDelivery } from '../lib/types.js';
 import { ForbiddenAddressError, postTo } from '../lib/outbound.js';
-import type { SqliteJobStore } from '../store/sqlite-job-store.js';
+import type { JobStore } from '../store/index.js';
 import { bullConnection } from './connection.js';
 
 export const WEBHOOKS_QUEUE = 'webhooks';
@@ -44,12 +44,7 @@ export interface Webhooks {
   close(): Promise<void>;
 }
 
-export async function startWebhooks(
-  config: Config,
-  redisUrl: string,
-  store: SqliteJobStore,
-  log: Logger,
-): Promise<Webhooks> {
+export async function startWebhooks(config: Config, redisUrl: string, store: JobStore, log: Logger): Promise<Webhooks> {
   const secret = webhookSecret(config);
   const queue = new Queue(WEBHOOKS_QUEUE, {
     connection: bullConnection(redisUrl, 'worker'),
@@ -57,13 +52,13 @@ export async function startWebhooks(
   });
   queue.on('error', (err) => log.warn({ err }, 'webhook queue error'));
 
-  const record = (jobId: string, delivery: WebhookDelivery): void => store.setWebhook(jobId, delivery);
+  const record = (jobId: string, delivery: WebhookDelivery): Promise<void> => store.setWebhook(jobId, delivery);
 
   const worker = new Worker<{ jobId: string; url: string }>(
     WEBHOOKS_QUEUE,
     async (job) => {
       const { jobId, url } = job.data;
-      const doc = store.get(jobId);
+      const doc = await store.get(jobId);
       if (!doc) throw new UnrecoverableError(`job ${jobId} no longer exists`);
       const { webhook: _delivery, ...final } = doc;
       const payload = JSON.stringify(final);
@@ -95,7 +90,7 @@ export async function startWebhooks(
             : err instanceof Error
               ? err.message
               : String(err);
-        record(jobId, {
+        await record(jobId, {
           url,
           status: last || final ? 'failed' : 'pending',
           attempts: attempt,
@@ -107,7 +102,7 @@ export async function startWebhooks(
         if (final) throw new UnrecoverableError(message);
         throw new Error(message);
       }
-      record(jobId, {
+      await record(jobId, {
         url,
         status: 'delivered',
         attempts: attempt,
@@ -123,9 +118,9 @@ export async function startWebhooks(
 
   return {
     async enqueue(jobId, url, run = 0) {
-      const existing = store.get(jobId)?.webhook;
+      const existing = (await store.get(jobId))?.webhook;
       if (!existing)
-        record(jobId, {
+        await record(jobId, {
           url,
           status: 'pending',
           attempts: 0,

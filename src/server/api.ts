@@ -1,13 +1,11 @@
 /** The `api` role: opens what the routes need, listens on HOST:PORT, closes everything on stop. */
-import fs from 'node:fs';
-import { SqliteSaver } from '@langchain/langgraph-checkpoint-sqlite';
 import { Queue } from 'bullmq';
 import { QUEUE_NAMES, type Config } from '../config.js';
 import { ArtifactStore } from '../lib/artifacts.js';
 import type { Logger } from '../lib/log.js';
 import { bullConnection, createRedis } from '../queue/connection.js';
 import { createProducer } from '../queue/producer.js';
-import { openDatabase, SqliteJobStore } from '../store/sqlite-job-store.js';
+import { openStores } from '../store/index.js';
 import { buildApp, type App } from './app.js';
 import type { ApiParts } from './http.js';
 
@@ -18,16 +16,15 @@ export interface Api {
 }
 
 export function openApiParts(config: Config, log: Logger, redisUrl: string): ApiParts {
-  for (const dir of [config.dataDir, config.uploadsDir, config.artifactsDir]) fs.mkdirSync(dir, { recursive: true });
-  const db = openDatabase(config.dbPath);
+  const stores = openStores(config);
   const redis = createRedis(redisUrl, 'worker');
   redis.on('error', (err) => log.warn({ err }, 'api redis error'));
   return {
     config,
     log,
-    db,
-    store: new SqliteJobStore(db),
-    checkpointer: new SqliteSaver(db),
+    stores,
+    store: stores.store,
+    checkpointer: stores.checkpointer,
     artifacts: new ArtifactStore(config.artifactsDir),
     producer: createProducer({ redisUrl, prefix: config.queuePrefix }),
     redis,
@@ -41,7 +38,7 @@ export async function closeApiParts(parts: ApiParts): Promise<void> {
   await parts.producer.close();
   await Promise.all(parts.taskQueues.map((q) => q.close()));
   await parts.redis.quit().catch(() => parts.redis.disconnect());
-  parts.db.close();
+  await parts.stores.close();
 }
 
 export async function startApi(config: Config, log: Logger, redisUrl: string): Promise<Api> {

@@ -8,13 +8,14 @@ import type { Config } from '../config.js';
 import type { ArtifactStore } from '../lib/artifacts.js';
 import type { Logger } from '../lib/log.js';
 import type { Producer } from '../queue/producer.js';
-import type { Db, SqliteJobStore } from '../store/sqlite-job-store.js';
+import type { JobStore, Stores } from '../store/index.js';
 
 export interface ApiParts {
   config: Config;
   log: Logger;
-  db: Db;
-  store: SqliteJobStore;
+  /** What `store` and `checkpointer` came from; closed with the parts. */
+  stores: Stores;
+  store: JobStore;
   checkpointer: BaseCheckpointSaver;
   artifacts: ArtifactStore;
   producer: Producer;

@@ -15,7 +15,7 @@ import type { JobDocument, JobInput, RetryOptions } from '../../lib/types.js';
 import { TERMINAL_STATUSES } from '../../lib/types.js';
 import { requestCancel } from '../../queue/cancel.js';
 import { MAX_PRIORITY, NotifyUrl } from '../../queue/messages.js';
-import { InvalidCursor } from '../../store/sqlite-job-store.js';
+import { InvalidCursor } from '../../store/index.js';
 import { type ApiParts, hasToken, HttpError, requireToken } from '../http.js';
 import {
   ArtifactParams,
@@ -46,8 +46,8 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
   const auth = requireToken(config);
   const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody };
 
-  const found = (id: string): JobDocument => {
-    const doc = store.get(id);
+  const found = async (id: string): Promise<JobDocument> => {
+    const doc = await store.get(id);
     if (!doc) throw new HttpError(404, 'NOT_FOUND', `no job ${id}`);
     return doc;
   };
@@ -68,13 +68,13 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
    * down), the record made for it and the upload go again, and the client is told to come back (503, Retry-After).
    */
   const publish = async (input: JobInput, reply: FastifyReply): Promise<JobDocument> => {
-    const existed = store.get(input.jobId) !== null;
-    const doc = store.createOrGet(input);
+    const existed = (await store.get(input.jobId)) !== null;
+    const doc = await store.createOrGet(input);
     try {
       await producer.enqueueJob(input);
     } catch (err) {
       if (!existed) {
-        store.delete(input.jobId);
+        await store.delete(input.jobId);
         await fs.rm(path.join(config.uploadsDir, input.jobId), { recursive: true, force: true });
       }
       reply.log.warn({ err, jobId: input.jobId }, 'could not queue the job');
@@ -135,20 +135,20 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
         // Requests with one key take turns (in this process): the second finds the job the first made, and one
         // upload is stored, not two writing over each other.
         const doc = await oneAtATime(jobId, async () => {
-          const known = store.get(jobId);
+          const known = await store.get(jobId);
           if (!known) {
             const { input, hash } = req.isMultipart()
               ? await fromUpload(req.parts(), jobId)
               : await fromJson(req.body, jobId);
             const created = await publish(input, reply);
-            if (key) store.setRequestHash(jobId, hash);
+            if (key) await store.setRequestHash(jobId, hash);
             return created;
           }
           // The same key again: the same request is the same job; a different one is the client's mistake.
           const hash = req.isMultipart()
             ? (await readUpload(req.parts(), null)).hash
             : (await fromJson(req.body, jobId)).hash;
-          const first = store.getRequestHash(jobId);
+          const first = await store.getRequestHash(jobId);
           if (first && first !== hash) {
             throw new HttpError(
               422,
@@ -279,7 +279,7 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
       async (req) => {
         const { limit, cursor, ...filter } = req.query;
         try {
-          const page = store.list(filter, limit, cursor);
+          const page = await store.list(filter, limit, cursor);
           return { ...page, jobs: page.jobs.map((d) => forReader(d, req)) };
         } catch (err) {
           if (err instanceof InvalidCursor) throw new HttpError(400, 'BAD_REQUEST', err.message);
@@ -291,7 +291,7 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
     app.get(
       '/jobs/:id',
       { schema: { summary: 'A job document', params: JobIdParams, response: { 200: JobDocumentSchema, ...errors } } },
-      async (req) => forReader(found(req.params.id), req),
+      async (req) => forReader(await found(req.params.id), req),
     );
 
     app.post(
@@ -306,10 +306,10 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
         },
       },
       async (req, reply) => {
-        found(req.params.id);
+        await found(req.params.id);
         const queue = producer.queue;
         await requestCancel({ store, queue, redis: parts.redis, prefix: config.queuePrefix }, req.params.id);
-        return reply.status(202).send(found(req.params.id));
+        return reply.status(202).send(await found(req.params.id));
       },
     );
 
@@ -327,7 +327,7 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
         },
       },
       async (req, reply) => {
-        const doc = found(req.params.id);
+        const doc = await found(req.params.id);
         if (!['failed', 'completed_with_errors', 'cancelled'].includes(doc.status)) {
           throw new HttpError(
             409,
@@ -335,9 +335,9 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
             `job ${doc.id} is ${doc.status}: only failed, partly failed or cancelled jobs can be retried`,
           );
         }
-        const input = store.getInput(doc.id);
+        const input = await store.getInput(doc.id);
         if (!input) throw new HttpError(404, 'NOT_FOUND', `job ${doc.id} has no stored input to retry`);
-        const generation = (store.getRetry(doc.id)?.generation ?? 0) + 1;
+        const generation = ((await store.getRetry(doc.id))?.generation ?? 0) + 1;
         const retry: RetryOptions = {
           generation,
           previous: {
@@ -350,9 +350,9 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
                 : null,
           },
         };
-        const reopened = store.reopen(doc.id, retry);
+        const reopened = await store.reopen(doc.id, retry);
         await producer.enqueueJob(input, `r${generation}`);
-        return reply.status(202).send(reopened ?? found(doc.id));
+        return reply.status(202).send(reopened ?? (await found(doc.id)));
       },
     );
 
@@ -368,14 +368,14 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
         },
       },
       async (req, reply) => {
-        const doc = found(req.params.id);
+        const doc = await found(req.params.id);
         if (!TERMINAL_STATUSES.includes(doc.status)) {
           throw new HttpError(409, 'CONFLICT', `job ${doc.id} is ${doc.status}: cancel it first`);
         }
         await parts.checkpointer.deleteThread(doc.id);
         await artifacts.remove(doc.id);
         await fs.rm(path.join(config.uploadsDir, doc.id), { recursive: true, force: true });
-        store.delete(doc.id);
+        await store.delete(doc.id);
         return reply.status(204).send(null);
       },
     );
@@ -390,7 +390,7 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
         },
       },
       async (req, reply) => {
-        found(req.params.id);
+        await found(req.params.id);
         let file: string;
         try {
           file = artifacts.path(req.params.id, req.params.name);
@@ -424,12 +424,12 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
         },
       },
       async (req, reply) => {
-        const doc = found(req.params.id);
+        const doc = await found(req.params.id);
         const header = Number(req.headers['last-event-id']);
         let after = Number.isInteger(header) && header > 0 ? header : (req.query.lastEventId ?? 0);
         // A reconnect after the terminal event (a browser's EventSource does this when a finished stream closes):
         // nothing more will come, and 204 tells EventSource to stop reconnecting.
-        if (TERMINAL_STATUSES.includes(doc.status) && store.events(doc.id, after).length === 0) {
+        if (TERMINAL_STATUSES.includes(doc.status) && (await store.events(doc.id, after)).length === 0) {
           return reply.status(204).send(null);
         }
         if (openStreams >= config.sseMaxStreams) {
@@ -457,13 +457,13 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
           // stream too); the client then reconnects with Last-Event-ID and misses nothing.
           while (!closed && Date.now() - opened < config.sseMaxAgeMs) {
             let ended = false;
-            for (const event of store.events(req.params.id, after)) {
+            for (const event of await store.events(req.params.id, after)) {
               res.write(`id: ${event.id}\nevent: ${event.type}\ndata: ${JSON.stringify(event.data)}\n\n`);
               after = event.id;
               if (event.type === 'status' && TERMINAL_STATUSES.includes(event.data.status as JobDocument['status']))
                 ended = true;
             }
-            if (ended || !store.get(req.params.id)) break;
+            if (ended || !(await store.get(req.params.id))) break;
             if (Date.now() - lastBeat > 15_000) {
               res.write(': keep-alive\n\n');
               lastBeat = Date.now();

@@ -3,15 +3,21 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { z } from 'zod';
 import { toMermaid } from '../../graph/mermaid.js';
+import type { AiUsageTotal } from '../../store/index.js';
 import type { ApiParts } from '../http.js';
 
 const STEP_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800];
 
 export function systemRoutes(parts: ApiParts): FastifyPluginAsyncZod {
-  const { store, db, redis, taskQueues, producer } = parts;
+  const { store, redis, taskQueues, producer } = parts;
   const registry = new Registry();
   // Every figure is read from the shared job store and Redis at scrape time, so any API process reports the whole
-  // installation, not only the work it did itself.
+  // installation, not only the work it did itself. The store's figures are read once per scrape, before collecting.
+  let scraped: {
+    byStatus: Record<string, number>;
+    failures: Record<string, number>;
+    ai: AiUsageTotal[];
+  } = { byStatus: {}, failures: {}, ai: [] };
   new Gauge({
     name: 'media_jobs',
     help: 'Jobs in the job store by status',
@@ -19,7 +25,7 @@ export function systemRoutes(parts: ApiParts): FastifyPluginAsyncZod {
     registers: [registry],
     collect() {
       this.reset();
-      for (const [status, n] of Object.entries(store.countByStatus())) this.set({ status }, n);
+      for (const [status, n] of Object.entries(scraped.byStatus)) this.set({ status }, n);
     },
   });
   new Gauge({
@@ -29,7 +35,7 @@ export function systemRoutes(parts: ApiParts): FastifyPluginAsyncZod {
     registers: [registry],
     collect() {
       this.reset();
-      for (const [code, n] of Object.entries(store.countFailuresByCode())) this.set({ code }, n);
+      for (const [code, n] of Object.entries(scraped.failures)) this.set({ code }, n);
     },
   });
   new Gauge({
@@ -53,7 +59,7 @@ export function systemRoutes(parts: ApiParts): FastifyPluginAsyncZod {
     registers: [registry],
     collect() {
       this.reset();
-      for (const t of store.aiUsageTotals()) {
+      for (const t of scraped.ai) {
         this.inc({ provider: t.provider, model: t.model, kind: 'input' }, t.inputTokens);
         this.inc({ provider: t.provider, model: t.model, kind: 'output' }, t.outputTokens);
       }
@@ -66,8 +72,7 @@ export function systemRoutes(parts: ApiParts): FastifyPluginAsyncZod {
     registers: [registry],
     collect() {
       this.reset();
-      for (const t of store.aiUsageTotals())
-        this.inc({ provider: t.provider, model: t.model, capability: t.capability }, t.calls);
+      for (const t of scraped.ai) this.inc({ provider: t.provider, model: t.model, capability: t.capability }, t.calls);
     },
   });
   new Counter({
@@ -77,7 +82,7 @@ export function systemRoutes(parts: ApiParts): FastifyPluginAsyncZod {
     registers: [registry],
     collect() {
       this.reset();
-      for (const t of store.aiUsageTotals())
+      for (const t of scraped.ai)
         this.inc({ provider: t.provider, model: t.model, capability: t.capability }, t.latencyMs / 1000);
     },
   });
@@ -117,12 +122,13 @@ export function systemRoutes(parts: ApiParts): FastifyPluginAsyncZod {
           ),
           new Promise<boolean>((r) => setTimeout(() => r(false), 1000)),
         ]);
-        let databaseOk = false;
-        try {
-          databaseOk = db.prepare('SELECT 1 AS ok').get() !== undefined;
-        } catch {
-          databaseOk = false;
-        }
+        const databaseOk = await Promise.race([
+          store.ping().then(
+            () => true,
+            () => false,
+          ),
+          new Promise<boolean>((r) => setTimeout(() => r(false), 1000)),
+        ]);
         return reply.status(redisOk && databaseOk ? 200 : 503).send({ redis: redisOk, database: databaseOk });
       },
     );
@@ -131,8 +137,15 @@ export function systemRoutes(parts: ApiParts): FastifyPluginAsyncZod {
       '/metrics',
       { schema: { summary: 'Prometheus metrics', response: { 200: z.string() } } },
       async (_req, reply) => {
+        const [byStatus, failures, ai, stepDurations] = await Promise.all([
+          store.countByStatus(),
+          store.countFailuresByCode(),
+          store.aiUsageTotals(),
+          store.stepDurations(),
+        ]);
+        scraped = { byStatus, failures, ai };
         durations.reset();
-        for (const d of store.stepDurations()) durations.observe({ step: d.step, status: d.status }, d.seconds);
+        for (const d of stepDurations) durations.observe({ step: d.step, status: d.status }, d.seconds);
         return reply.header('content-type', registry.contentType).send(await registry.metrics());
       },
     );

@@ -1,0 +1,229 @@
+/**
+ * The job store: job documents, their events (the SSE stream), step runs, model usage. One interface, one
+ * implementation per database (sqlite/, and postgres/ next); nothing outside src/store knows which one runs, and
+ * `openStores` in ./index.ts is the only place that chooses.
+ *
+ * Which operations must be atomic, whatever the backend:
+ * - every change to a job document (markRunning, stepChanged, saveFinished, reopen, setWebhook) is a read-modify-write
+ *   of one row, together with the events it produces: two orchestrators, an API and workers on different machines may
+ *   change the same job at once, and neither update nor event may be lost;
+ * - createOrGet creates a job once: a repeated id (two producers, a redelivered message) returns the same job, and only
+ *   its creator appends the `queued` event;
+ * - delete removes the job with its step runs and events, or nothing.
+ */
+import { totalUsage } from '../lib/job-document.js';
+import type { AiUse, FinishedJob, JobSink } from '../nodes/index.js';
+import {
+  TERMINAL_STATUSES,
+  type JobDocument,
+  type JobError,
+  type JobInput,
+  type JobStatus,
+  type RetryOptions,
+  type StepName,
+  type StepRecord,
+  type StepStatus,
+  type WebhookDelivery,
+} from '../lib/types.js';
+
+export interface JobStore extends JobSink {
+  /** The job's document, creating it as `queued` the first time its id is seen (a repeated id is the same job). */
+  createOrGet(input: JobInput): Promise<JobDocument>;
+  get(id: string): Promise<JobDocument | null>;
+  /** The input the job was created with (what a resumed or retried run starts from). */
+  getInput(id: string): Promise<JobInput | null>;
+  markRunning(id: string): Promise<void>;
+  /** A step's record changed; a late `running` never moves a settled step backwards. */
+  stepChanged(jobId: string, step: StepName, record: StepRecord): Promise<void>;
+  /** Ends a job that never reached its graph (rejected at intake, cancelled while queued) with `error`. */
+  endBeforeStart(input: JobInput, status: 'failed' | 'cancelled', error: JobError): Promise<JobDocument>;
+  /**
+   * Puts a finished job back to `queued` for a retry run; its steps and results stay until replaced. The retry's
+   * state is kept beside the job and read by the orchestrator: it never travels in a producer's message.
+   */
+  reopen(jobId: string, retry: RetryOptions): Promise<JobDocument | null>;
+  /** The fingerprint of the HTTP request that created the job under an Idempotency-Key. */
+  setRequestHash(jobId: string, hash: string): Promise<void>;
+  getRequestHash(jobId: string): Promise<string | null>;
+  /** The latest retry the service made of this job, if any. */
+  getRetry(jobId: string): Promise<RetryOptions | null>;
+  setWebhook(jobId: string, delivery: WebhookDelivery): Promise<void>;
+  /** Model spending by provider, model and capability, for /metrics. */
+  aiUsageTotals(): Promise<AiUsageTotal[]>;
+  /** Every execution of the job's steps, oldest first. */
+  runs(jobId: string): Promise<StepRun[]>;
+  /** Events of a job after `afterId` (0: all), oldest first: what SSE streams and resumes from. */
+  events(jobId: string, afterId?: number): Promise<JobEvent[]>;
+  /** Newest first; `cursor` is the opaque `nextCursor` of the previous page (anything else: InvalidCursor). */
+  list(filter: JobFilter, limit: number, cursor?: string): Promise<JobPage>;
+  /** Removes the job, its step runs and its events; false when there was no such job. (Checkpoints and files are the caller's.) */
+  delete(id: string): Promise<boolean>;
+  countByStatus(): Promise<Record<string, number>>;
+  countFailuresByCode(): Promise<Record<string, number>>;
+  /** Durations of finished steps, from the job documents of the last `limit` finished jobs. */
+  stepDurations(limit?: number): Promise<StepDuration[]>;
+  /** Resolves when the database answers a query (readiness). */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface StepRun {
+  id: number;
+  jobId: string;
+  step: StepName;
+  attempt: number;
+  pid: number;
+  status: StepStatus;
+  errorCode: string | null;
+  startedAt: string;
+  finishedAt: string | null;
+}
+
+export interface JobEvent {
+  id: number;
+  type: 'status' | 'step';
+  data: Record<string, unknown>;
+  createdAt: string;
+}
+
+export interface JobFilter {
+  status?: string;
+  fileType?: string;
+  user?: string;
+}
+
+export interface JobPage {
+  jobs: JobDocument[];
+  nextCursor: string | null;
+}
+
+export interface AiUsageTotal {
+  provider: string;
+  model: string;
+  capability: string;
+  inputTokens: number;
+  outputTokens: number;
+  calls: number;
+  latencyMs: number;
+}
+
+export interface StepDuration {
+  step: string;
+  status: string;
+  seconds: number;
+}
+
+export type { AiUse };
+
+/** A `cursor` this API never gave out: the caller's mistake, not page one. */
+export class InvalidCursor extends Error {
+  constructor() {
+    super('cursor is not a nextCursor this API gave out');
+    this.name = 'InvalidCursor';
+  }
+}
+
+export function encodeCursor(createdAt: string, id: string): string {
+  return Buffer.from(JSON.stringify([createdAt, id])).toString('base64url');
+}
+
+export function decodeCursor(cursor: string): { createdAt: string; id: string } | null {
+  try {
+    const [createdAt, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as [unknown, unknown];
+    return typeof createdAt === 'string' && typeof id === 'string' ? { createdAt, id } : null;
+  } catch {
+    return null;
+  }
+}
+
+export function isTerminal(status: JobStatus): boolean {
+  return TERMINAL_STATUSES.includes(status);
+}
+
+/** A counter's increment: a whole number, never negative or NaN (/metrics counters cannot go down). */
+export function count(n: number): number {
+  return Number.isFinite(n) && n > 0 ? Math.round(n) : 0;
+}
+
+/** The events a document change produces: one per step whose record changed, then one for a changed status. */
+export function changeEvents(
+  before: JobDocument,
+  after: JobDocument,
+): { type: JobEvent['type']; data: Record<string, unknown> }[] {
+  const out: { type: JobEvent['type']; data: Record<string, unknown> }[] = [];
+  for (const [step, record] of Object.entries(after.steps)) {
+    if (JSON.stringify(before.steps[step as StepName]) !== JSON.stringify(record)) {
+      out.push({ type: 'step', data: { step, ...record } });
+    }
+  }
+  if (before.status !== after.status) {
+    out.push({ type: 'status', data: { status: after.status, ...(after.error ? { error: after.error } : {}) } });
+  }
+  return out;
+}
+
+/*
+ * What each change does to a job document, the same on every backend: the backend reads the row, applies one of these
+ * and writes it back with the events `changeEvents` gives, in one transaction.
+ */
+
+export function markRunningChange(doc: JobDocument): void {
+  if (!TERMINAL_STATUSES.includes(doc.status)) doc.status = 'running';
+}
+
+export function stepChange(step: StepName, record: StepRecord): (doc: JobDocument) => void {
+  return (doc) => {
+    // A resumed or re-delivered step can report `running` late; never move a settled step backwards.
+    const current = doc.steps[step];
+    if (record.status === 'running' && current && current.status !== 'running' && current.status !== 'pending') return;
+    doc.steps[step] = record;
+  };
+}
+
+export function finishedChange(job: FinishedJob): (doc: JobDocument) => void {
+  return (doc) => {
+    doc.status = job.status;
+    doc.fileType = job.fileType;
+    if (job.fileInfo) {
+      const { name, size, mime, sha256 } = job.fileInfo;
+      doc.file = { name, size, mime, sha256 };
+    }
+    doc.user = job.user ?? null;
+    doc.steps = job.steps;
+    doc.results = job.results;
+    const usage = totalUsage(job.results);
+    if (usage) doc.usage = usage;
+    else delete doc.usage;
+    doc.error = job.error;
+    doc.finishedAt = new Date().toISOString();
+  };
+}
+
+export function reopenChange(doc: JobDocument): void {
+  doc.status = 'queued';
+  doc.error = null;
+  doc.finishedAt = null;
+  delete doc.webhook;
+}
+
+export function webhookChange(delivery: WebhookDelivery): (doc: JobDocument) => void {
+  return (doc) => {
+    doc.webhook = delivery;
+  };
+}
+
+/** The job a finished run describes, as the input that would have created it (a job finished before it was stored). */
+export function inputOf(job: FinishedJob): JobInput {
+  return { jobId: job.jobId, file: job.file, user: job.user };
+}
+
+/** Step durations of finished documents, for /metrics. */
+export function durationsOf(docs: JobDocument[]): StepDuration[] {
+  const out: StepDuration[] = [];
+  for (const doc of docs) {
+    for (const [step, rec] of Object.entries(doc.steps)) {
+      if (rec.durationMs !== undefined) out.push({ step, status: rec.status, seconds: rec.durationMs / 1000 });
+    }
+  }
+  return out;
+}

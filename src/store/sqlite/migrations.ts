@@ -1,0 +1,96 @@
+/**
+ * The job store's schema in SQLite, as numbered migrations. `schema_version` holds the number of the last one applied;
+ * every process applies the missing ones at start-up, inside one write transaction, so two processes starting at once
+ * never apply one twice. A database newer than this code stops start-up: the code would misread it.
+ */
+import type Database from 'better-sqlite3';
+
+type Db = Database.Database;
+
+const MIGRATIONS: ((db: Db) => void)[] = [
+  // 1: the schema before versioning (databases made by earlier releases already have these tables; some lack the
+  // retry and request_hash columns, added later without a version).
+  (db) => {
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS jobs (
+        id TEXT PRIMARY KEY,
+        status TEXT NOT NULL,
+        file_type TEXT,
+        user_id TEXT,
+        priority INTEGER NOT NULL DEFAULT 0,
+        input TEXT NOT NULL,
+        doc TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        finished_at TEXT
+      );
+      CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created_at);
+      CREATE INDEX IF NOT EXISTS jobs_user ON jobs (user_id, created_at);
+      CREATE TABLE IF NOT EXISTS step_runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        job_id TEXT NOT NULL,
+        step TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        pid INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        error_code TEXT,
+        started_at TEXT NOT NULL,
+        finished_at TEXT
+      );
+      CREATE INDEX IF NOT EXISTS step_runs_job ON step_runs (job_id);
+      CREATE TABLE IF NOT EXISTS job_events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        job_id TEXT NOT NULL,
+        type TEXT NOT NULL,
+        data TEXT NOT NULL,
+        created_at TEXT NOT NULL
+      );
+      CREATE INDEX IF NOT EXISTS job_events_job ON job_events (job_id, id);
+      CREATE TABLE IF NOT EXISTS ai_usage (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        job_id TEXT NOT NULL,
+        step TEXT NOT NULL,
+        capability TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        model TEXT NOT NULL,
+        input_tokens INTEGER NOT NULL,
+        output_tokens INTEGER NOT NULL,
+        calls INTEGER NOT NULL,
+        latency_ms INTEGER NOT NULL,
+        created_at TEXT NOT NULL
+      );
+    `);
+    const columns = db.prepare('PRAGMA table_info(jobs)').all() as { name: string }[];
+    if (!columns.some((c) => c.name === 'retry')) db.exec('ALTER TABLE jobs ADD COLUMN retry TEXT');
+    if (!columns.some((c) => c.name === 'request_hash')) db.exec('ALTER TABLE jobs ADD COLUMN request_hash TEXT');
+  },
+];
+
+/** The schema version this code writes. */
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+export class SchemaTooNew extends Error {
+  constructor(found: number) {
+    super(
+      `the database's schema is version ${found}, newer than this media-orchestrator knows (${SCHEMA_VERSION}): ` +
+        'run the release that wrote it, or a later one',
+    );
+    this.name = 'SchemaTooNew';
+  }
+}
+
+/** Applies the migrations `db` lacks; returns the version it is at now. */
+export function migrate(db: Db): number {
+  return db
+    .transaction(() => {
+      db.exec('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)');
+      const row = db.prepare('SELECT version FROM schema_version').get() as { version: number } | undefined;
+      const found = row?.version ?? 0;
+      if (found > SCHEMA_VERSION) throw new SchemaTooNew(found);
+      for (let v = found; v < SCHEMA_VERSION; v++) MIGRATIONS[v]!(db);
+      if (!row) db.prepare('INSERT INTO schema_version (version) VALUES (?)').run(SCHEMA_VERSION);
+      else if (found < SCHEMA_VERSION) db.prepare('UPDATE schema_version SET version = ?').run(SCHEMA_VERSION);
+      return SCHEMA_VERSION;
+    })
+    .immediate();
+}

@@ -1,0 +1,336 @@
+/**
+ * The job store in SQLite, in the same database file as the LangGraph checkpoints: one machine, any number of
+ * processes (WAL, busy timeout). The `doc` column holds the job document exactly as GET /jobs/:id returns it; the
+ * other columns exist to filter and sort. better-sqlite3 is synchronous: each method does its work at once and
+ * returns a settled promise, and every read-modify-write runs in one `BEGIN IMMEDIATE` transaction (SQLite's single
+ * writer makes it atomic across processes).
+ */
+import Database from 'better-sqlite3';
+import { newJobDocument } from '../../lib/job-document.js';
+import type { AiUse, FinishedJob } from '../../nodes/index.js';
+import type {
+  JobDocument,
+  JobError,
+  JobInput,
+  RetryOptions,
+  StepName,
+  StepRecord,
+  StepStatus,
+  WebhookDelivery,
+} from '../../lib/types.js';
+import {
+  InvalidCursor,
+  changeEvents,
+  count,
+  decodeCursor,
+  durationsOf,
+  encodeCursor,
+  finishedChange,
+  inputOf,
+  markRunningChange,
+  reopenChange,
+  stepChange,
+  webhookChange,
+  type AiUsageTotal,
+  type JobEvent,
+  type JobFilter,
+  type JobPage,
+  type JobStore,
+  type StepDuration,
+  type StepRun,
+} from '../job-store.js';
+import { migrate } from './migrations.js';
+
+export type Db = Database.Database;
+
+export function openDatabase(file: string): Db {
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  // Several processes (CLI, service, Studio) may share the file; wait for a lock instead of failing.
+  db.pragma('busy_timeout = 10000');
+  db.pragma('synchronous = NORMAL');
+  return db;
+}
+
+export class SqliteJobStore implements JobStore {
+  /** `db` stays the caller's (the checkpointer may share it): close() closes it only when `ownsDb`. */
+  constructor(
+    private readonly db: Db,
+    private readonly ownsDb = false,
+  ) {
+    migrate(db);
+  }
+
+  createOrGet(input: JobInput): Promise<JobDocument> {
+    return Promise.resolve(this.createOrGetNow(input));
+  }
+
+  get(id: string): Promise<JobDocument | null> {
+    return Promise.resolve(this.getNow(id));
+  }
+
+  getInput(id: string): Promise<JobInput | null> {
+    const row = this.db.prepare('SELECT input FROM jobs WHERE id = ?').get(id) as { input: string } | undefined;
+    return Promise.resolve(row ? (JSON.parse(row.input) as JobInput) : null);
+  }
+
+  markRunning(id: string): Promise<void> {
+    this.update(id, markRunningChange);
+    return Promise.resolve();
+  }
+
+  stepChanged(jobId: string, step: StepName, record: StepRecord): Promise<void> {
+    this.update(jobId, stepChange(step, record));
+    return Promise.resolve();
+  }
+
+  saveFinished(job: FinishedJob): Promise<void> {
+    this.update(job.jobId, finishedChange(job), inputOf(job));
+    return Promise.resolve();
+  }
+
+  async endBeforeStart(input: JobInput, status: 'failed' | 'cancelled', error: JobError): Promise<JobDocument> {
+    this.createOrGetNow(input);
+    await this.saveFinished({
+      jobId: input.jobId,
+      status,
+      fileType: null,
+      file: input.file,
+      fileInfo: null,
+      user: input.user ?? null,
+      steps: {},
+      results: {},
+      error,
+    });
+    return this.getNow(input.jobId)!;
+  }
+
+  reopen(jobId: string, retry: RetryOptions): Promise<JobDocument | null> {
+    this.db
+      .transaction(() => {
+        this.updateNow(jobId, reopenChange);
+        this.db.prepare('UPDATE jobs SET retry = ? WHERE id = ?').run(JSON.stringify(retry), jobId);
+      })
+      .immediate();
+    return Promise.resolve(this.getNow(jobId));
+  }
+
+  setRequestHash(jobId: string, hash: string): Promise<void> {
+    this.db.prepare('UPDATE jobs SET request_hash = ? WHERE id = ?').run(hash, jobId);
+    return Promise.resolve();
+  }
+
+  getRequestHash(jobId: string): Promise<string | null> {
+    const row = this.db.prepare('SELECT request_hash AS hash FROM jobs WHERE id = ?').get(jobId) as
+      { hash: string | null } | undefined;
+    return Promise.resolve(row?.hash ?? null);
+  }
+
+  getRetry(jobId: string): Promise<RetryOptions | null> {
+    const row = this.db.prepare('SELECT retry FROM jobs WHERE id = ?').get(jobId) as
+      { retry: string | null } | undefined;
+    return Promise.resolve(row?.retry ? (JSON.parse(row.retry) as RetryOptions) : null);
+  }
+
+  setWebhook(jobId: string, delivery: WebhookDelivery): Promise<void> {
+    this.update(jobId, webhookChange(delivery));
+    return Promise.resolve();
+  }
+
+  aiUsed(use: AiUse): Promise<void> {
+    this.db
+      .prepare(
+        `INSERT INTO ai_usage (job_id, step, capability, provider, model, input_tokens, output_tokens, calls,
+         latency_ms, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(
+        use.jobId,
+        use.step,
+        use.capability,
+        use.provider,
+        use.model,
+        count(use.usage.inputTokens),
+        count(use.usage.outputTokens),
+        count(use.usage.calls),
+        count(use.usage.latencyMs),
+        new Date().toISOString(),
+      );
+    return Promise.resolve();
+  }
+
+  aiUsageTotals(): Promise<AiUsageTotal[]> {
+    return Promise.resolve(
+      this.db
+        .prepare(
+          `SELECT provider, model, capability, SUM(input_tokens) AS inputTokens, SUM(output_tokens) AS outputTokens,
+           SUM(calls) AS calls, SUM(latency_ms) AS latencyMs FROM ai_usage GROUP BY provider, model, capability`,
+        )
+        .all() as AiUsageTotal[],
+    );
+  }
+
+  stepStarted(jobId: string, step: StepName, attempt: number): Promise<number> {
+    const info = this.db
+      .prepare('INSERT INTO step_runs (job_id, step, attempt, pid, status, started_at) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(jobId, step, attempt, process.pid, 'running', new Date().toISOString());
+    return Promise.resolve(Number(info.lastInsertRowid));
+  }
+
+  stepEnded(runId: number, status: StepStatus, errorCode?: string): Promise<void> {
+    this.db
+      .prepare('UPDATE step_runs SET status = ?, error_code = ?, finished_at = ? WHERE id = ?')
+      .run(status, errorCode ?? null, new Date().toISOString(), runId);
+    return Promise.resolve();
+  }
+
+  runs(jobId: string): Promise<StepRun[]> {
+    return Promise.resolve(
+      this.db
+        .prepare(
+          `SELECT id, job_id AS jobId, step, attempt, pid, status, error_code AS errorCode, started_at AS startedAt,
+                  finished_at AS finishedAt FROM step_runs WHERE job_id = ? ORDER BY id`,
+        )
+        .all(jobId) as StepRun[],
+    );
+  }
+
+  events(jobId: string, afterId = 0): Promise<JobEvent[]> {
+    const rows = this.db
+      .prepare('SELECT id, type, data, created_at AS createdAt FROM job_events WHERE job_id = ? AND id > ? ORDER BY id')
+      .all(jobId, afterId) as { id: number; type: JobEvent['type']; data: string; createdAt: string }[];
+    return Promise.resolve(rows.map((r) => ({ ...r, data: JSON.parse(r.data) as Record<string, unknown> })));
+  }
+
+  list(filter: JobFilter, limit: number, cursor?: string): Promise<JobPage> {
+    const where: string[] = [];
+    const args: (string | number)[] = [];
+    const add = (clause: string, ...values: (string | number)[]): void => {
+      where.push(clause);
+      args.push(...values);
+    };
+    if (filter.status) add('status = ?', filter.status);
+    if (filter.fileType) add('file_type = ?', filter.fileType);
+    if (filter.user) add('user_id = ?', filter.user);
+    const after = cursor === undefined ? null : decodeCursor(cursor);
+    if (cursor !== undefined && !after) return Promise.reject(new InvalidCursor());
+    if (after) add('(created_at < ? OR (created_at = ? AND id < ?))', after.createdAt, after.createdAt, after.id);
+    const rows = this.db
+      .prepare(
+        `SELECT id, created_at AS createdAt, doc FROM jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+         ORDER BY created_at DESC, id DESC LIMIT ?`,
+      )
+      .all(...args, limit + 1) as { id: string; createdAt: string; doc: string }[];
+    const page = rows.slice(0, limit);
+    const last = page.at(-1);
+    return Promise.resolve({
+      jobs: page.map((r) => JSON.parse(r.doc) as JobDocument),
+      nextCursor: rows.length > limit && last ? encodeCursor(last.createdAt, last.id) : null,
+    });
+  }
+
+  delete(id: string): Promise<boolean> {
+    return Promise.resolve(
+      this.db
+        .transaction(() => {
+          this.db.prepare('DELETE FROM step_runs WHERE job_id = ?').run(id);
+          this.db.prepare('DELETE FROM job_events WHERE job_id = ?').run(id);
+          return this.db.prepare('DELETE FROM jobs WHERE id = ?').run(id).changes > 0;
+        })
+        .immediate(),
+    );
+  }
+
+  countByStatus(): Promise<Record<string, number>> {
+    const rows = this.db.prepare('SELECT status, count(*) AS n FROM jobs GROUP BY status').all() as {
+      status: string;
+      n: number;
+    }[];
+    return Promise.resolve(Object.fromEntries(rows.map((r) => [r.status, r.n])));
+  }
+
+  countFailuresByCode(): Promise<Record<string, number>> {
+    const rows = this.db
+      .prepare(
+        `SELECT json_extract(doc, '$.error.code') AS code, count(*) AS n FROM jobs
+         WHERE status = 'failed' GROUP BY code`,
+      )
+      .all() as { code: string | null; n: number }[];
+    return Promise.resolve(Object.fromEntries(rows.map((r) => [r.code ?? 'UNKNOWN', r.n])));
+  }
+
+  stepDurations(limit = 1000): Promise<StepDuration[]> {
+    const rows = this.db
+      .prepare(`SELECT doc FROM jobs WHERE finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT ?`)
+      .all(limit) as { doc: string }[];
+    return Promise.resolve(durationsOf(rows.map((r) => JSON.parse(r.doc) as JobDocument)));
+  }
+
+  ping(): Promise<void> {
+    this.db.prepare('SELECT 1').get();
+    return Promise.resolve();
+  }
+
+  close(): Promise<void> {
+    if (this.ownsDb && this.db.open) this.db.close();
+    return Promise.resolve();
+  }
+
+  private getNow(id: string): JobDocument | null {
+    const row = this.db.prepare('SELECT doc FROM jobs WHERE id = ?').get(id) as { doc: string } | undefined;
+    return row ? (JSON.parse(row.doc) as JobDocument) : null;
+  }
+
+  private createOrGetNow(input: JobInput): JobDocument {
+    const existing = this.getNow(input.jobId);
+    if (existing) return existing;
+    const doc = newJobDocument(input);
+    const now = doc.createdAt;
+    return this.db
+      .transaction(() => {
+        const created =
+          this.db
+            .prepare(
+              `INSERT INTO jobs (id, status, user_id, priority, input, doc, created_at, updated_at)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+            )
+            .run(
+              doc.id,
+              doc.status,
+              doc.user?.id ?? null,
+              doc.priority,
+              JSON.stringify(input),
+              JSON.stringify(doc),
+              now,
+              now,
+            ).changes > 0;
+        if (created) this.appendEvent(doc.id, 'status', { status: doc.status });
+        return this.getNow(input.jobId) ?? doc;
+      })
+      .immediate();
+  }
+
+  private appendEvent(jobId: string, type: JobEvent['type'], data: Record<string, unknown>): void {
+    this.db
+      .prepare('INSERT INTO job_events (job_id, type, data, created_at) VALUES (?, ?, ?, ?)')
+      .run(jobId, type, JSON.stringify(data), new Date().toISOString());
+  }
+
+  /** Read-modify-write of one document and its events in a write transaction. */
+  private update(id: string, mutate: (doc: JobDocument) => void, create?: JobInput): void {
+    this.db.transaction(() => this.updateNow(id, mutate, create)).immediate();
+  }
+
+  /** The body of `update`; the caller holds the write transaction. */
+  private updateNow(id: string, mutate: (doc: JobDocument) => void, create?: JobInput): void {
+    let doc = this.getNow(id);
+    if (!doc && create) doc = this.createOrGetNow(create);
+    if (!doc) return;
+    const before = structuredClone(doc);
+    mutate(doc);
+    for (const event of changeEvents(before, doc)) this.appendEvent(id, event.type, event.data);
+    doc.updatedAt = new Date().toISOString();
+    this.db
+      .prepare('UPDATE jobs SET status = ?, file_type = ?, doc = ?, updated_at = ?, finished_at = ? WHERE id = ?')
+      .run(doc.status, doc.fileType, JSON.stringify(doc), doc.updatedAt, doc.finishedAt, id);
+  }
+}

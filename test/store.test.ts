@@ -1,0 +1,255 @@
+/**
+ * The job store's contract, one spec for every backend (the way LangGraph's checkpoint validation runs one spec
+ * against every saver). Each backend gives a fresh, empty store per test and a second connection to the same data,
+ * for what two processes do at once.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { afterEach, describe, expect, test } from 'vitest';
+import { loadConfig } from '../src/config.js';
+import type { JobInput } from '../src/lib/types.js';
+import { InvalidCursor, openJobStore, type JobStore } from '../src/store/index.js';
+import { SCHEMA_VERSION } from '../src/store/sqlite/migrations.js';
+import { tempDir } from './helpers.js';
+
+interface Backend {
+  name: string;
+  /** A fresh empty store, and a function that opens another connection to the same data. */
+  open: () => { store: JobStore; another: () => JobStore; cleanup: () => void };
+}
+
+const sqlite: Backend = {
+  name: 'sqlite',
+  open() {
+    const dir = tempDir('store');
+    const config = loadConfig({ DATA_DIR: dir });
+    return {
+      store: openJobStore(config),
+      another: () => openJobStore(config),
+      cleanup: () => fs.rmSync(dir, { recursive: true, force: true }),
+    };
+  },
+};
+
+const input = (jobId: string, extra: Partial<JobInput> = {}): JobInput => ({
+  jobId,
+  file: { path: `/media/${jobId}.jpg` },
+  ...extra,
+});
+
+describe.each([sqlite])('job store contract: $name', (backend) => {
+  const opened: { stores: JobStore[]; cleanup: () => void }[] = [];
+  const fresh = (): { store: JobStore; another: () => JobStore } => {
+    const { store, another, cleanup } = backend.open();
+    const entry = { stores: [store], cleanup };
+    opened.push(entry);
+    return {
+      store,
+      another: () => {
+        const s = another();
+        entry.stores.push(s);
+        return s;
+      },
+    };
+  };
+  afterEach(async () => {
+    for (const { stores, cleanup } of opened.splice(0)) {
+      for (const s of stores) await s.close();
+      cleanup();
+    }
+  });
+
+  test('creates a job once: a repeated id is the same job, with one queued event', async () => {
+    const { store } = fresh();
+    const first = await store.createOrGet(input('a', { priority: 5 }));
+    expect(first).toMatchObject({ id: 'a', status: 'queued', priority: 5 });
+    const again = await store.createOrGet(input('a', { priority: 1 }));
+    expect(again).toEqual(first);
+    expect(await store.getInput('a')).toEqual(input('a', { priority: 5 }));
+    expect((await store.events('a')).map((e) => [e.type, e.data])).toEqual([['status', { status: 'queued' }]]);
+    expect(await store.get('nope')).toBeNull();
+  });
+
+  test('transitions write the document and one event per change, in order, with growing ids', async () => {
+    const { store } = fresh();
+    await store.createOrGet(input('t'));
+    await store.markRunning('t');
+    await store.stepChanged('t', 'validate', { status: 'running', attempts: 1 });
+    await store.stepChanged('t', 'validate', { status: 'succeeded', attempts: 1, durationMs: 1500 });
+    // A late `running` never moves a settled step backwards.
+    await store.stepChanged('t', 'validate', { status: 'running', attempts: 1 });
+    await store.saveFinished({
+      jobId: 't',
+      status: 'completed',
+      fileType: 'image',
+      file: { path: '/media/t.jpg' },
+      fileInfo: { name: 't.jpg', size: 3, mime: 'image/jpeg', ext: 'jpg', sha256: 'ab' },
+      user: null,
+      steps: { validate: { status: 'succeeded', attempts: 1, durationMs: 1500 } },
+      results: {},
+      error: null,
+    });
+    const doc = (await store.get('t'))!;
+    expect(doc).toMatchObject({ status: 'completed', fileType: 'image', file: { name: 't.jpg', sha256: 'ab' } });
+    expect(doc.steps.validate?.status).toBe('succeeded');
+    expect(doc.finishedAt).not.toBeNull();
+    const events = await store.events('t');
+    expect(
+      events.map((e) => (e.type === 'status' ? e.data.status : `${String(e.data.step)}:${String(e.data.status)}`)),
+    ).toEqual(['queued', 'running', 'validate:running', 'validate:succeeded', 'completed']);
+    const ids = events.map((e) => e.id);
+    expect(ids).toEqual([...ids].sort((a, b) => a - b));
+    // Resuming a stream after an event gives only what came later.
+    expect((await store.events('t', ids[2])).map((e) => e.id)).toEqual(ids.slice(3));
+    expect(await store.stepDurations()).toEqual([{ step: 'validate', status: 'succeeded', seconds: 1.5 }]);
+    expect(await store.countByStatus()).toEqual({ completed: 1 });
+  });
+
+  test('a job finished before it was stored is created and finished in one go', async () => {
+    const { store } = fresh();
+    const doc = await store.endBeforeStart(input('r'), 'failed', {
+      code: 'INVALID_INPUT',
+      message: 'no file',
+      step: null,
+    });
+    expect(doc).toMatchObject({ status: 'failed', error: { code: 'INVALID_INPUT' } });
+    expect(await store.countFailuresByCode()).toEqual({ INVALID_INPUT: 1 });
+  });
+
+  test('reopen puts a finished job back to queued and keeps the retry beside it', async () => {
+    const { store } = fresh();
+    await store.endBeforeStart(input('re'), 'failed', { code: 'TIMEOUT', message: 'slow', step: null });
+    const retry = { generation: 1, previous: { steps: {}, results: {}, fileInfo: null, fileType: null } };
+    const doc = await store.reopen('re', retry);
+    expect(doc).toMatchObject({ status: 'queued', error: null, finishedAt: null });
+    expect(await store.getRetry('re')).toEqual(retry);
+    expect(await store.getRetry('nope')).toBeNull();
+    await store.setRequestHash('re', 'h1');
+    expect(await store.getRequestHash('re')).toBe('h1');
+    await store.setWebhook('re', {
+      url: 'https://example.com/hook',
+      status: 'pending',
+      attempts: 0,
+      lastStatusCode: null,
+      lastError: null,
+      deliveredAt: null,
+    });
+    expect((await store.get('re'))?.webhook?.status).toBe('pending');
+  });
+
+  test('lists newest first with filters and cursors, and refuses a cursor it never gave out', async () => {
+    const { store } = fresh();
+    for (let i = 0; i < 5; i++) {
+      await store.createOrGet(input(`l${i}`, { user: { id: i % 2 ? 'odd' : 'even' } }));
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    const first = await store.list({}, 2);
+    expect(first.jobs.map((j) => j.id)).toEqual(['l4', 'l3']);
+    const second = await store.list({}, 2, first.nextCursor!);
+    expect(second.jobs.map((j) => j.id)).toEqual(['l2', 'l1']);
+    const last = await store.list({}, 2, second.nextCursor!);
+    expect(last).toEqual({ jobs: [expect.objectContaining({ id: 'l0' })], nextCursor: null });
+    expect((await store.list({ user: 'odd' }, 10)).jobs.map((j) => j.id)).toEqual(['l3', 'l1']);
+    expect((await store.list({ status: 'failed' }, 10)).jobs).toEqual([]);
+    await expect(store.list({}, 2, 'garbage')).rejects.toBeInstanceOf(InvalidCursor);
+  });
+
+  test('delete removes the job with its events and step runs, and says whether there was one', async () => {
+    const { store } = fresh();
+    await store.createOrGet(input('d'));
+    const run = await store.stepStarted('d', 'validate', 1);
+    await store.stepEnded(run, 'failed', 'CORRUPT_FILE');
+    expect(await store.runs('d')).toEqual([
+      expect.objectContaining({ id: run, step: 'validate', attempt: 1, status: 'failed', errorCode: 'CORRUPT_FILE' }),
+    ]);
+    expect(await store.delete('d')).toBe(true);
+    expect(await store.get('d')).toBeNull();
+    expect(await store.events('d')).toEqual([]);
+    expect(await store.runs('d')).toEqual([]);
+    expect(await store.delete('d')).toBe(false);
+  });
+
+  test('model usage adds up by provider, model and capability', async () => {
+    const { store } = fresh();
+    const use = {
+      jobId: 'u',
+      step: 'summarize' as const,
+      capability: 'text' as const,
+      provider: 'openai',
+      model: 'm',
+      usage: { inputTokens: 10, outputTokens: 5, totalTokens: 15, calls: 1, latencyMs: 200 },
+    };
+    await store.aiUsed(use);
+    await store.aiUsed({
+      ...use,
+      usage: { inputTokens: 1, outputTokens: -3, totalTokens: 1, calls: 1, latencyMs: Number.NaN },
+    });
+    expect(await store.aiUsageTotals()).toEqual([
+      {
+        provider: 'openai',
+        model: 'm',
+        capability: 'text',
+        inputTokens: 11,
+        outputTokens: 5,
+        calls: 2,
+        latencyMs: 200,
+      },
+    ]);
+  });
+
+  test('two connections changing one job at once lose no update and no event', async () => {
+    const { store, another } = fresh();
+    const other = another();
+    await store.createOrGet(input('c'));
+    const steps = ['validate', 'extractMetadata', 'generateThumbnails', 'analyzeImage'] as const;
+    await Promise.all(
+      steps.map((step, i) =>
+        (i % 2 ? other : store).stepChanged('c', step, { status: 'succeeded', attempts: 1, durationMs: i }),
+      ),
+    );
+    const doc = (await other.get('c'))!;
+    expect(Object.keys(doc.steps).sort()).toEqual([...steps].sort());
+    expect((await store.events('c')).filter((e) => e.type === 'step')).toHaveLength(steps.length);
+    await expect(store.ping()).resolves.toBeUndefined();
+  });
+});
+
+describe('sqlite schema versions', () => {
+  test('a new database is at the current version; one newer than the code stops start-up', () => {
+    const dir = tempDir('store-version');
+    try {
+      const config = loadConfig({ DATA_DIR: dir });
+      const store = openJobStore(config);
+      void store.close();
+      const db = new Database(path.join(dir, 'orchestrator.db'));
+      expect(db.prepare('SELECT version FROM schema_version').get()).toEqual({ version: SCHEMA_VERSION });
+      db.prepare('UPDATE schema_version SET version = ?').run(SCHEMA_VERSION + 1);
+      db.close();
+      expect(() => openJobStore(config)).toThrow(/schema is version .* newer than this media-orchestrator knows/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a database made before versioning (no retry column, no schema_version) is brought up to date', async () => {
+    const dir = tempDir('store-old');
+    try {
+      const db = new Database(path.join(dir, 'orchestrator.db'));
+      db.exec(`CREATE TABLE jobs (id TEXT PRIMARY KEY, status TEXT NOT NULL, file_type TEXT, user_id TEXT,
+        priority INTEGER NOT NULL DEFAULT 0, input TEXT NOT NULL, doc TEXT NOT NULL, created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL, finished_at TEXT)`);
+      db.close();
+      const store = openJobStore(loadConfig({ DATA_DIR: dir }));
+      await store.createOrGet(input('old'));
+      await store.reopen('old', {
+        generation: 1,
+        previous: { steps: {}, results: {}, fileInfo: null, fileType: null },
+      });
+      expect((await store.getRetry('old'))?.generation).toBe(1);
+      await store.close();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
