@@ -6,17 +6,20 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import pg from 'pg';
 import { afterEach, describe, expect, test } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import type { JobInput } from '../src/lib/types.js';
 import { InvalidCursor, openJobStore, type JobStore } from '../src/store/index.js';
+import { SCHEMA_VERSION as PG_SCHEMA_VERSION } from '../src/store/postgres/migrations.js';
+import { PostgresJobStore } from '../src/store/postgres/postgres-job-store.js';
 import { SCHEMA_VERSION } from '../src/store/sqlite/migrations.js';
 import { tempDir } from './helpers.js';
 
 interface Backend {
   name: string;
   /** A fresh empty store, and a function that opens another connection to the same data. */
-  open: () => { store: JobStore; another: () => JobStore; cleanup: () => void };
+  open: () => Promise<{ store: JobStore; another: () => Promise<JobStore>; cleanup: () => Promise<void> }>;
 }
 
 const sqlite: Backend = {
@@ -24,10 +27,33 @@ const sqlite: Backend = {
   open() {
     const dir = tempDir('store');
     const config = loadConfig({ DATA_DIR: dir });
-    return {
+    return Promise.resolve({
       store: openJobStore(config),
-      another: () => openJobStore(config),
-      cleanup: () => fs.rmSync(dir, { recursive: true, force: true }),
+      another: () => Promise.resolve(openJobStore(config)),
+      cleanup: () => Promise.resolve(fs.rmSync(dir, { recursive: true, force: true })),
+    });
+  },
+};
+
+/** Each test gets a schema of its own in the test database, dropped afterwards. */
+const PG_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+let schemas = 0;
+const postgres: Backend = {
+  name: 'postgres',
+  async open() {
+    const schema = `mo_store_test_${process.pid}_${++schemas}`;
+    return {
+      store: await PostgresJobStore.open(PG_URL, { schema }),
+      another: () => PostgresJobStore.open(PG_URL, { schema }),
+      cleanup: async () => {
+        const client = new pg.Client({ connectionString: PG_URL });
+        await client.connect();
+        try {
+          await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+        } finally {
+          await client.end();
+        }
+      },
     };
   },
 };
@@ -38,16 +64,16 @@ const input = (jobId: string, extra: Partial<JobInput> = {}): JobInput => ({
   ...extra,
 });
 
-describe.each([sqlite])('job store contract: $name', (backend) => {
-  const opened: { stores: JobStore[]; cleanup: () => void }[] = [];
-  const fresh = (): { store: JobStore; another: () => JobStore } => {
-    const { store, another, cleanup } = backend.open();
+describe.each([sqlite, postgres])('job store contract: $name', (backend) => {
+  const opened: { stores: JobStore[]; cleanup: () => Promise<void> }[] = [];
+  const fresh = async (): Promise<{ store: JobStore; another: () => Promise<JobStore> }> => {
+    const { store, another, cleanup } = await backend.open();
     const entry = { stores: [store], cleanup };
     opened.push(entry);
     return {
       store,
-      another: () => {
-        const s = another();
+      another: async () => {
+        const s = await another();
         entry.stores.push(s);
         return s;
       },
@@ -56,12 +82,12 @@ describe.each([sqlite])('job store contract: $name', (backend) => {
   afterEach(async () => {
     for (const { stores, cleanup } of opened.splice(0)) {
       for (const s of stores) await s.close();
-      cleanup();
+      await cleanup();
     }
   });
 
   test('creates a job once: a repeated id is the same job, with one queued event', async () => {
-    const { store } = fresh();
+    const { store } = await fresh();
     const first = await store.createOrGet(input('a', { priority: 5 }));
     expect(first).toMatchObject({ id: 'a', status: 'queued', priority: 5 });
     const again = await store.createOrGet(input('a', { priority: 1 }));
@@ -72,7 +98,7 @@ describe.each([sqlite])('job store contract: $name', (backend) => {
   });
 
   test('transitions write the document and one event per change, in order, with growing ids', async () => {
-    const { store } = fresh();
+    const { store } = await fresh();
     await store.createOrGet(input('t'));
     await store.markRunning('t');
     await store.stepChanged('t', 'validate', { status: 'running', attempts: 1 });
@@ -107,7 +133,7 @@ describe.each([sqlite])('job store contract: $name', (backend) => {
   });
 
   test('a job finished before it was stored is created and finished in one go', async () => {
-    const { store } = fresh();
+    const { store } = await fresh();
     const doc = await store.endBeforeStart(input('r'), 'failed', {
       code: 'INVALID_INPUT',
       message: 'no file',
@@ -118,7 +144,7 @@ describe.each([sqlite])('job store contract: $name', (backend) => {
   });
 
   test('reopen puts a finished job back to queued and keeps the retry beside it', async () => {
-    const { store } = fresh();
+    const { store } = await fresh();
     await store.endBeforeStart(input('re'), 'failed', { code: 'TIMEOUT', message: 'slow', step: null });
     const retry = { generation: 1, previous: { steps: {}, results: {}, fileInfo: null, fileType: null } };
     const doc = await store.reopen('re', retry);
@@ -139,7 +165,7 @@ describe.each([sqlite])('job store contract: $name', (backend) => {
   });
 
   test('lists newest first with filters and cursors, and refuses a cursor it never gave out', async () => {
-    const { store } = fresh();
+    const { store } = await fresh();
     for (let i = 0; i < 5; i++) {
       await store.createOrGet(input(`l${i}`, { user: { id: i % 2 ? 'odd' : 'even' } }));
       await new Promise((r) => setTimeout(r, 2));
@@ -156,7 +182,7 @@ describe.each([sqlite])('job store contract: $name', (backend) => {
   });
 
   test('delete removes the job with its events and step runs, and says whether there was one', async () => {
-    const { store } = fresh();
+    const { store } = await fresh();
     await store.createOrGet(input('d'));
     const run = await store.stepStarted('d', 'validate', 1);
     await store.stepEnded(run, 'failed', 'CORRUPT_FILE');
@@ -171,7 +197,7 @@ describe.each([sqlite])('job store contract: $name', (backend) => {
   });
 
   test('model usage adds up by provider, model and capability', async () => {
-    const { store } = fresh();
+    const { store } = await fresh();
     const use = {
       jobId: 'u',
       step: 'summarize' as const,
@@ -199,8 +225,8 @@ describe.each([sqlite])('job store contract: $name', (backend) => {
   });
 
   test('two connections changing one job at once lose no update and no event', async () => {
-    const { store, another } = fresh();
-    const other = another();
+    const { store, another } = await fresh();
+    const other = await another();
     await store.createOrGet(input('c'));
     const steps = ['validate', 'extractMetadata', 'generateThumbnails', 'analyzeImage'] as const;
     await Promise.all(
@@ -250,6 +276,26 @@ describe('sqlite schema versions', () => {
       await store.close();
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('postgres schema versions', () => {
+  test('migrations run once for processes starting at once; a schema newer than the code stops start-up', async () => {
+    const schema = `mo_store_version_${process.pid}`;
+    const admin = new pg.Client({ connectionString: PG_URL });
+    await admin.connect();
+    try {
+      const stores = await Promise.all([1, 2, 3].map(() => PostgresJobStore.open(PG_URL, { schema })));
+      await Promise.all(stores.map((s) => s.close()));
+      const { rows } = await admin.query(`SELECT version FROM ${schema}.schema_version`);
+      expect(rows).toEqual([{ version: PG_SCHEMA_VERSION }]);
+      await admin.query(`UPDATE ${schema}.schema_version SET version = $1`, [PG_SCHEMA_VERSION + 1]);
+      await expect(PostgresJobStore.open(PG_URL, { schema })).rejects.toThrow(/newer than this media-orchestrator/);
+      await expect(PostgresJobStore.open(PG_URL, { schema: 'x; DROP TABLE jobs' })).rejects.toThrow(/schema name/);
+    } finally {
+      await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      await admin.end();
     }
   });
 });

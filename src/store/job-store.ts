@@ -115,6 +115,17 @@ export interface StepDuration {
 
 export type { AiUse };
 
+/** A database written by a newer release: this code would misread it, so start-up stops. */
+export class SchemaTooNew extends Error {
+  constructor(found: number, known: number) {
+    super(
+      `the database's schema is version ${found}, newer than this media-orchestrator knows (${known}): ` +
+        'run the release that wrote it, or a later one',
+    );
+    this.name = 'SchemaTooNew';
+  }
+}
+
 /** A `cursor` this API never gave out: the caller's mistake, not page one. */
 export class InvalidCursor extends Error {
   constructor() {
@@ -209,6 +220,21 @@ export function reopenChange(doc: JobDocument): void {
 export function webhookChange(delivery: WebhookDelivery): (doc: JobDocument) => void {
   return (doc) => {
     doc.webhook = delivery;
+  };
+}
+
+/** The finished run of a job that never reached its graph (rejected at intake, cancelled while queued). */
+export function notStarted(input: JobInput, status: 'failed' | 'cancelled', error: JobError): FinishedJob {
+  return {
+    jobId: input.jobId,
+    status,
+    fileType: null,
+    file: input.file,
+    fileInfo: null,
+    user: input.user ?? null,
+    steps: {},
+    results: {},
+    error,
   };
 }
 

@@ -4,6 +4,7 @@
  * never apply one twice. A database newer than this code stops start-up: the code would misread it.
  */
 import type Database from 'better-sqlite3';
+import { SchemaTooNew } from '../job-store.js';
 
 type Db = Database.Database;
 
@@ -69,16 +70,6 @@ const MIGRATIONS: ((db: Db) => void)[] = [
 /** The schema version this code writes. */
 export const SCHEMA_VERSION = MIGRATIONS.length;
 
-export class SchemaTooNew extends Error {
-  constructor(found: number) {
-    super(
-      `the database's schema is version ${found}, newer than this media-orchestrator knows (${SCHEMA_VERSION}): ` +
-        'run the release that wrote it, or a later one',
-    );
-    this.name = 'SchemaTooNew';
-  }
-}
-
 /** Applies the migrations `db` lacks; returns the version it is at now. */
 export function migrate(db: Db): number {
   return db
@@ -86,7 +77,7 @@ export function migrate(db: Db): number {
       db.exec('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)');
       const row = db.prepare('SELECT version FROM schema_version').get() as { version: number } | undefined;
       const found = row?.version ?? 0;
-      if (found > SCHEMA_VERSION) throw new SchemaTooNew(found);
+      if (found > SCHEMA_VERSION) throw new SchemaTooNew(found, SCHEMA_VERSION);
       for (let v = found; v < SCHEMA_VERSION; v++) MIGRATIONS[v]!(db);
       if (!row) db.prepare('INSERT INTO schema_version (version) VALUES (?)').run(SCHEMA_VERSION);
       else if (found < SCHEMA_VERSION) db.prepare('UPDATE schema_version SET version = ?').run(SCHEMA_VERSION);

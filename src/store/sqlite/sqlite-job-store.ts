@@ -28,6 +28,7 @@ import {
   finishedChange,
   inputOf,
   markRunningChange,
+  notStarted,
   reopenChange,
   stepChange,
   webhookChange,
@@ -90,18 +91,7 @@ export class SqliteJobStore implements JobStore {
   }
 
   async endBeforeStart(input: JobInput, status: 'failed' | 'cancelled', error: JobError): Promise<JobDocument> {
-    this.createOrGetNow(input);
-    await this.saveFinished({
-      jobId: input.jobId,
-      status,
-      fileType: null,
-      file: input.file,
-      fileInfo: null,
-      user: input.user ?? null,
-      steps: {},
-      results: {},
-      error,
-    });
+    await this.saveFinished(notStarted(input, status, error));
     return this.getNow(input.jobId)!;
   }
 

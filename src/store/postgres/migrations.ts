@@ -1,0 +1,93 @@
+/**
+ * The job store's schema in PostgreSQL, as numbered migrations (the same versions as SQLite's). Every process applies
+ * the missing ones at start-up in one transaction holding an advisory lock, so processes starting at once on several
+ * machines apply each migration once; a database newer than the code stops start-up.
+ */
+import type { PoolClient } from 'pg';
+import { SchemaTooNew } from '../job-store.js';
+
+const MIGRATIONS: string[] = [
+  // 1: jobs, their events, step runs and model usage. Documents are JSON, not JSONB: JSON keeps them exactly as
+  // written (JSONB reorders keys), so GET /jobs/:id reads the same on both backends.
+  `
+  CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    file_type TEXT,
+    user_id TEXT,
+    priority INTEGER NOT NULL DEFAULT 0,
+    input JSON NOT NULL,
+    doc JSON NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    finished_at TEXT,
+    retry JSON,
+    request_hash TEXT
+  );
+  CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, created_at);
+  CREATE INDEX IF NOT EXISTS jobs_user ON jobs (user_id, created_at);
+  CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (finished_at) WHERE finished_at IS NOT NULL;
+  CREATE TABLE IF NOT EXISTS step_runs (
+    id BIGSERIAL PRIMARY KEY,
+    job_id TEXT NOT NULL,
+    step TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    pid INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    error_code TEXT,
+    started_at TEXT NOT NULL,
+    finished_at TEXT
+  );
+  CREATE INDEX IF NOT EXISTS step_runs_job ON step_runs (job_id);
+  CREATE TABLE IF NOT EXISTS job_events (
+    id BIGSERIAL PRIMARY KEY,
+    job_id TEXT NOT NULL,
+    type TEXT NOT NULL,
+    data JSON NOT NULL,
+    created_at TEXT NOT NULL
+  );
+  CREATE INDEX IF NOT EXISTS job_events_job ON job_events (job_id, id);
+  CREATE TABLE IF NOT EXISTS ai_usage (
+    id BIGSERIAL PRIMARY KEY,
+    job_id TEXT NOT NULL,
+    step TEXT NOT NULL,
+    capability TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    model TEXT NOT NULL,
+    input_tokens BIGINT NOT NULL,
+    output_tokens BIGINT NOT NULL,
+    calls BIGINT NOT NULL,
+    latency_ms BIGINT NOT NULL,
+    created_at TEXT NOT NULL
+  );
+  `,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/** One number for every media-orchestrator process: the advisory lock its migrations hold. */
+const MIGRATION_LOCK = 0x6d6f7263; // 'morc'
+
+/**
+ * Applies the migrations the database lacks, on `client` (its search_path chooses the schema), creating `schema`
+ * first when given. Under the lock: two `CREATE SCHEMA IF NOT EXISTS` at once can still collide in PostgreSQL.
+ */
+export async function migrate(client: PoolClient, schema?: string): Promise<number> {
+  await client.query('BEGIN');
+  try {
+    await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
+    if (schema) await client.query(`CREATE SCHEMA IF NOT EXISTS ${client.escapeIdentifier(schema)}`);
+    await client.query('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)');
+    const { rows } = await client.query<{ version: number }>('SELECT version FROM schema_version');
+    const found = rows[0]?.version ?? 0;
+    if (found > SCHEMA_VERSION) throw new SchemaTooNew(found, SCHEMA_VERSION);
+    for (let v = found; v < SCHEMA_VERSION; v++) await client.query(MIGRATIONS[v]!);
+    if (rows.length === 0) await client.query('INSERT INTO schema_version (version) VALUES ($1)', [SCHEMA_VERSION]);
+    else if (found < SCHEMA_VERSION) await client.query('UPDATE schema_version SET version = $1', [SCHEMA_VERSION]);
+    await client.query('COMMIT');
+    return SCHEMA_VERSION;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
+}

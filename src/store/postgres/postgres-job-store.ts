@@ -1,0 +1,360 @@
+/**
+ * The job store in PostgreSQL: any number of processes on any number of machines. Every read-modify-write of a job
+ * document is one transaction that locks the job's row (`SELECT … FOR UPDATE`), so two orchestrators, an API and
+ * workers changing the same job never lose an update or an event; event ids come from a sequence, so a stream
+ * resumed with Last-Event-ID misses nothing.
+ */
+import pg from 'pg';
+import { newJobDocument } from '../../lib/job-document.js';
+import type { AiUse, FinishedJob } from '../../nodes/index.js';
+import type {
+  JobDocument,
+  JobError,
+  JobInput,
+  RetryOptions,
+  StepName,
+  StepRecord,
+  StepStatus,
+  WebhookDelivery,
+} from '../../lib/types.js';
+import {
+  InvalidCursor,
+  changeEvents,
+  count,
+  decodeCursor,
+  durationsOf,
+  encodeCursor,
+  finishedChange,
+  inputOf,
+  markRunningChange,
+  notStarted,
+  reopenChange,
+  stepChange,
+  webhookChange,
+  type AiUsageTotal,
+  type JobEvent,
+  type JobFilter,
+  type JobPage,
+  type JobStore,
+  type StepDuration,
+  type StepRun,
+} from '../job-store.js';
+import { migrate } from './migrations.js';
+
+type Queryable = pg.Pool | pg.PoolClient;
+
+export interface PostgresStoreOptions {
+  /** A schema of its own (created if missing); default: the connection's search_path (usually `public`). */
+  schema?: string;
+  /** Connections this process may open. */
+  maxConnections?: number;
+}
+
+/** A schema name safe to put in SQL: letters, digits and underscores. */
+const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+export class PostgresJobStore implements JobStore {
+  private constructor(private readonly pool: pg.Pool) {}
+
+  /** Connects, creates the schema if asked, and applies the migrations the database lacks. */
+  static async open(url: string, opts: PostgresStoreOptions = {}): Promise<PostgresJobStore> {
+    const { schema } = opts;
+    if (schema !== undefined && !SCHEMA_NAME.test(schema)) throw new Error(`invalid schema name "${schema}"`);
+    const pool = new pg.Pool({
+      connectionString: url,
+      max: opts.maxConnections ?? 10,
+      ...(schema ? { options: `-c search_path=${schema}` } : {}),
+    });
+    // An idle connection that breaks (the server restarted) is dropped by the pool; without a listener it would
+    // crash the process.
+    pool.on('error', () => undefined);
+    try {
+      const client = await pool.connect();
+      try {
+        await migrate(client, schema);
+      } finally {
+        client.release();
+      }
+    } catch (err) {
+      await pool.end();
+      throw err;
+    }
+    return new PostgresJobStore(pool);
+  }
+
+  async createOrGet(input: JobInput): Promise<JobDocument> {
+    return this.transaction((c) => this.createOrGetIn(c, input));
+  }
+
+  async get(id: string): Promise<JobDocument | null> {
+    return this.getIn(this.pool, id);
+  }
+
+  async getInput(id: string): Promise<JobInput | null> {
+    const { rows } = await this.pool.query<{ input: JobInput }>('SELECT input FROM jobs WHERE id = $1', [id]);
+    return rows[0]?.input ?? null;
+  }
+
+  markRunning(id: string): Promise<void> {
+    return this.update(id, markRunningChange);
+  }
+
+  stepChanged(jobId: string, step: StepName, record: StepRecord): Promise<void> {
+    return this.update(jobId, stepChange(step, record));
+  }
+
+  saveFinished(job: FinishedJob): Promise<void> {
+    return this.update(job.jobId, finishedChange(job), inputOf(job));
+  }
+
+  async endBeforeStart(input: JobInput, status: 'failed' | 'cancelled', error: JobError): Promise<JobDocument> {
+    await this.saveFinished(notStarted(input, status, error));
+    return (await this.get(input.jobId))!;
+  }
+
+  async reopen(jobId: string, retry: RetryOptions): Promise<JobDocument | null> {
+    return this.transaction(async (c) => {
+      await this.updateIn(c, jobId, reopenChange);
+      await c.query('UPDATE jobs SET retry = $1 WHERE id = $2', [JSON.stringify(retry), jobId]);
+      return this.getIn(c, jobId);
+    });
+  }
+
+  async setRequestHash(jobId: string, hash: string): Promise<void> {
+    await this.pool.query('UPDATE jobs SET request_hash = $1 WHERE id = $2', [hash, jobId]);
+  }
+
+  async getRequestHash(jobId: string): Promise<string | null> {
+    const { rows } = await this.pool.query<{ hash: string | null }>(
+      'SELECT request_hash AS hash FROM jobs WHERE id = $1',
+      [jobId],
+    );
+    return rows[0]?.hash ?? null;
+  }
+
+  async getRetry(jobId: string): Promise<RetryOptions | null> {
+    const { rows } = await this.pool.query<{ retry: RetryOptions | null }>('SELECT retry FROM jobs WHERE id = $1', [
+      jobId,
+    ]);
+    return rows[0]?.retry ?? null;
+  }
+
+  setWebhook(jobId: string, delivery: WebhookDelivery): Promise<void> {
+    return this.update(jobId, webhookChange(delivery));
+  }
+
+  async aiUsed(use: AiUse): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO ai_usage (job_id, step, capability, provider, model, input_tokens, output_tokens, calls,
+       latency_ms, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+      [
+        use.jobId,
+        use.step,
+        use.capability,
+        use.provider,
+        use.model,
+        count(use.usage.inputTokens),
+        count(use.usage.outputTokens),
+        count(use.usage.calls),
+        count(use.usage.latencyMs),
+        new Date().toISOString(),
+      ],
+    );
+  }
+
+  async aiUsageTotals(): Promise<AiUsageTotal[]> {
+    // SUM of BIGINT is NUMERIC, which pg hands back as a string: cast to float8 (exact far beyond any token count).
+    const { rows } = await this.pool.query<AiUsageTotal>(
+      `SELECT provider, model, capability, SUM(input_tokens)::float8 AS "inputTokens",
+       SUM(output_tokens)::float8 AS "outputTokens", SUM(calls)::float8 AS calls,
+       SUM(latency_ms)::float8 AS "latencyMs" FROM ai_usage GROUP BY provider, model, capability
+       ORDER BY provider, model, capability`,
+    );
+    return rows;
+  }
+
+  async stepStarted(jobId: string, step: StepName, attempt: number): Promise<number> {
+    const { rows } = await this.pool.query<{ id: string }>(
+      `INSERT INTO step_runs (job_id, step, attempt, pid, status, started_at) VALUES ($1, $2, $3, $4, 'running', $5)
+       RETURNING id`,
+      [jobId, step, attempt, process.pid, new Date().toISOString()],
+    );
+    return Number(rows[0]!.id);
+  }
+
+  async stepEnded(runId: number, status: StepStatus, errorCode?: string): Promise<void> {
+    await this.pool.query('UPDATE step_runs SET status = $1, error_code = $2, finished_at = $3 WHERE id = $4', [
+      status,
+      errorCode ?? null,
+      new Date().toISOString(),
+      runId,
+    ]);
+  }
+
+  async runs(jobId: string): Promise<StepRun[]> {
+    const { rows } = await this.pool.query<StepRun & { id: string }>(
+      `SELECT id, job_id AS "jobId", step, attempt, pid, status, error_code AS "errorCode", started_at AS "startedAt",
+       finished_at AS "finishedAt" FROM step_runs WHERE job_id = $1 ORDER BY id`,
+      [jobId],
+    );
+    return rows.map((r) => ({ ...r, id: Number(r.id) }));
+  }
+
+  async events(jobId: string, afterId = 0): Promise<JobEvent[]> {
+    const { rows } = await this.pool.query<JobEvent & { id: string }>(
+      `SELECT id, type, data, created_at AS "createdAt" FROM job_events WHERE job_id = $1 AND id > $2 ORDER BY id`,
+      [jobId, afterId],
+    );
+    return rows.map((r) => ({ ...r, id: Number(r.id) }));
+  }
+
+  async list(filter: JobFilter, limit: number, cursor?: string): Promise<JobPage> {
+    const where: string[] = [];
+    const args: (string | number)[] = [];
+    const add = (clause: (n: () => string) => string, ...values: (string | number)[]): void => {
+      let next = args.length;
+      where.push(clause(() => `$${++next}`));
+      args.push(...values);
+    };
+    if (filter.status) add((n) => `status = ${n()}`, filter.status);
+    if (filter.fileType) add((n) => `file_type = ${n()}`, filter.fileType);
+    if (filter.user) add((n) => `user_id = ${n()}`, filter.user);
+    const after = cursor === undefined ? null : decodeCursor(cursor);
+    if (cursor !== undefined && !after) throw new InvalidCursor();
+    if (after) add((n) => `(created_at, id) < (${n()}, ${n()})`, after.createdAt, after.id);
+    args.push(limit + 1);
+    const { rows } = await this.pool.query<{ id: string; createdAt: string; doc: JobDocument }>(
+      `SELECT id, created_at AS "createdAt", doc FROM jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+       ORDER BY created_at DESC, id DESC LIMIT $${args.length}`,
+      args,
+    );
+    const page = rows.slice(0, limit);
+    const last = page.at(-1);
+    return {
+      jobs: page.map((r) => r.doc),
+      nextCursor: rows.length > limit && last ? encodeCursor(last.createdAt, last.id) : null,
+    };
+  }
+
+  async delete(id: string): Promise<boolean> {
+    return this.transaction(async (c) => {
+      await c.query('DELETE FROM step_runs WHERE job_id = $1', [id]);
+      await c.query('DELETE FROM job_events WHERE job_id = $1', [id]);
+      return ((await c.query('DELETE FROM jobs WHERE id = $1', [id])).rowCount ?? 0) > 0;
+    });
+  }
+
+  async countByStatus(): Promise<Record<string, number>> {
+    const { rows } = await this.pool.query<{ status: string; n: number }>(
+      'SELECT status, count(*)::int AS n FROM jobs GROUP BY status',
+    );
+    return Object.fromEntries(rows.map((r) => [r.status, r.n]));
+  }
+
+  async countFailuresByCode(): Promise<Record<string, number>> {
+    const { rows } = await this.pool.query<{ code: string | null; n: number }>(
+      `SELECT doc->'error'->>'code' AS code, count(*)::int AS n FROM jobs WHERE status = 'failed' GROUP BY code`,
+    );
+    return Object.fromEntries(rows.map((r) => [r.code ?? 'UNKNOWN', r.n]));
+  }
+
+  async stepDurations(limit = 1000): Promise<StepDuration[]> {
+    const { rows } = await this.pool.query<{ doc: JobDocument }>(
+      'SELECT doc FROM jobs WHERE finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT $1',
+      [limit],
+    );
+    return durationsOf(rows.map((r) => r.doc));
+  }
+
+  async ping(): Promise<void> {
+    await this.pool.query('SELECT 1');
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+
+  private async transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const result = await work(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  private async getIn(db: Queryable, id: string, lock = false): Promise<JobDocument | null> {
+    const { rows } = await db.query<{ doc: JobDocument }>(
+      `SELECT doc FROM jobs WHERE id = $1${lock ? ' FOR UPDATE' : ''}`,
+      [id],
+    );
+    return rows[0]?.doc ?? null;
+  }
+
+  /** Inside a transaction: the job, created as `queued` (with its event) only if no one created it first. */
+  private async createOrGetIn(c: pg.PoolClient, input: JobInput): Promise<JobDocument> {
+    const doc = newJobDocument(input);
+    const inserted = await c.query(
+      `INSERT INTO jobs (id, status, user_id, priority, input, doc, created_at, updated_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (id) DO NOTHING`,
+      [
+        doc.id,
+        doc.status,
+        doc.user?.id ?? null,
+        doc.priority,
+        JSON.stringify(input),
+        JSON.stringify(doc),
+        doc.createdAt,
+      ],
+    );
+    if ((inserted.rowCount ?? 0) > 0) {
+      await this.appendEvent(c, doc.id, 'status', { status: doc.status });
+      return doc;
+    }
+    return (await this.getIn(c, input.jobId)) ?? doc;
+  }
+
+  private async appendEvent(
+    c: pg.PoolClient,
+    jobId: string,
+    type: JobEvent['type'],
+    data: Record<string, unknown>,
+  ): Promise<void> {
+    await c.query('INSERT INTO job_events (job_id, type, data, created_at) VALUES ($1, $2, $3, $4)', [
+      jobId,
+      type,
+      JSON.stringify(data),
+      new Date().toISOString(),
+    ]);
+  }
+
+  private update(id: string, mutate: (doc: JobDocument) => void, create?: JobInput): Promise<void> {
+    return this.transaction((c) => this.updateIn(c, id, mutate, create));
+  }
+
+  /** Read-modify-write of one document and its events; the row stays locked until the transaction ends. */
+  private async updateIn(
+    c: pg.PoolClient,
+    id: string,
+    mutate: (doc: JobDocument) => void,
+    create?: JobInput,
+  ): Promise<void> {
+    if (create) await this.createOrGetIn(c, create);
+    const doc = await this.getIn(c, id, true);
+    if (!doc) return;
+    const before = structuredClone(doc);
+    mutate(doc);
+    for (const event of changeEvents(before, doc)) await this.appendEvent(c, id, event.type, event.data);
+    doc.updatedAt = new Date().toISOString();
+    await c.query(
+      'UPDATE jobs SET status = $1, file_type = $2, doc = $3, updated_at = $4, finished_at = $5 WHERE id = $6',
+      [doc.status, doc.fileType, JSON.stringify(doc), doc.updatedAt, doc.finishedAt, id],
+    );
+  }
+}
