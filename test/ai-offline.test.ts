@@ -35,7 +35,7 @@ beforeAll(() => {
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 async function processFile(file: string): Promise<JobDocument> {
-  const res = await runCli(['process', file, '--json'], { DATA_DIR: path.join(dir, 'data') }, 120_000);
+  const res = await runCli(['process', file, '--json'], { DATA_DIR: path.join(dir, 'data') }, 540_000);
   expect(res.code, res.stderr).toBe(0);
   return JSON.parse(res.stdout) as JobDocument;
 }

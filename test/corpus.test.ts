@@ -30,8 +30,8 @@ describe('the corpus through `process`', () => {
   // A hang guard, not a speed check (benchmarks measure speed): each file is a whole CLI run (a Node start, a step
   // thread's boot, the detector's load, for speech a recognizer run of 7 s CPU) beside whatever else the machine runs;
   // at a load average of 20 that passed 90 s. Every step inside has its own time limit, so a hang still ends.
-  test.concurrent.for(rows)('$path → $expect', { timeout: 240_000 }, async (row) => {
-    const res = await runCli(['process', '--json', path.join(CORPUS, row.path)], { DATA_DIR: dataDir }, 240_000);
+  test.concurrent.for(rows)('$path → $expect', { timeout: 600_000 }, async (row) => {
+    const res = await runCli(['process', '--json', path.join(CORPUS, row.path)], { DATA_DIR: dataDir }, 540_000);
     expect(res.stdout, res.stderr).not.toBe('');
     const doc = JSON.parse(res.stdout) as JobDocument;
     docs.set(row.path, doc);

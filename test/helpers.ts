@@ -60,7 +60,11 @@ export interface CliResult {
   stderr: string;
 }
 
-export function runCli(args: string[], env: Record<string, string> = {}, timeoutMs = 60_000): Promise<CliResult> {
+/**
+ * Runs the CLI to its end. `timeoutMs` is a hang guard: past it the process is killed, and the result says so in its
+ * stderr (a killed run has no exit code; it was reported as exit 1 with empty output, which read like a crash).
+ */
+export function runCli(args: string[], env: Record<string, string> = {}, timeoutMs = 300_000): Promise<CliResult> {
   return new Promise((resolve) => {
     execFile(
       BIN,
@@ -68,7 +72,10 @@ export function runCli(args: string[], env: Record<string, string> = {}, timeout
       { env: { ...userEnv(), LOG_LEVEL: 'warn', ...env }, timeout: timeoutMs, maxBuffer: 32 * 1024 * 1024 },
       (err, stdout, stderr) => {
         const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-        resolve({ code, stdout, stderr });
+        const killed = err?.killed
+          ? `\n[runCli: killed by ${String(err.signal)} at its ${timeoutMs} ms hang guard]`
+          : '';
+        resolve({ code, stdout, stderr: stderr + killed });
       },
     );
   });

@@ -52,14 +52,14 @@ beforeAll(() => {
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 async function processFile(file: string, env: Record<string, string>): Promise<{ code: number; doc: JobDocument }> {
-  const res = await runCli(['process', file, '--json'], { DATA_DIR: path.join(dir, 'data'), ...env }, 170_000);
+  const res = await runCli(['process', file, '--json'], { DATA_DIR: path.join(dir, 'data'), ...env }, 540_000);
   expect(res.stdout, res.stderr.slice(-2000)).not.toBe('');
   return { code: res.code, doc: JSON.parse(res.stdout) as JobDocument };
 }
 
 test(
   'a decompression bomb fails its step with RESOURCE_LIMIT, and the process survives',
-  { timeout: 180_000 },
+  { timeout: 600_000 },
   async () => {
     const bomb = path.join(dir, 'bomb.pdf');
     textBomb(bomb, 400_000); // about 110 KB on disk, 32 MB of content stream, 20 million characters of text

@@ -316,7 +316,7 @@ describe('files beyond the corpus', () => {
   // guard, not a speed check.
   test.concurrent.for(cases)('$name → $expect', { timeout: 300_000 }, async (c) => {
     const env = { DATA_DIR: dataDir, AI_PROVIDERS: 'vision=off,speech=off' };
-    const res = await runCli(['process', '--json', ...(c.args ?? []), f(c.name)], env, 90_000);
+    const res = await runCli(['process', '--json', ...(c.args ?? []), f(c.name)], env, 240_000);
     expect(res.stdout, res.stderr).not.toBe('');
     const doc = JSON.parse(res.stdout) as JobDocument;
     expect(doc.error?.code).not.toBe('INTERNAL');

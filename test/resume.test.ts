@@ -88,7 +88,7 @@ function checkpointCount(dbPath: string, jobId: string): number {
 
 test(
   'a job killed mid-run resumes from its checkpoint and runs no finished step again',
-  { timeout: 180_000 },
+  { timeout: 600_000 },
   async () => {
     const dataDir = path.join(dir, 'data');
     const dbPath = path.join(dataDir, 'orchestrator.db');
@@ -125,7 +125,7 @@ test(
     expect(finishedBefore).not.toContain('summarize');
     expect(checkpointCount(dbPath, jobId)).toBeGreaterThan(0);
 
-    const res = await runCli(['process', '--json', '--job-id', jobId, video], { DATA_DIR: dataDir }, 120_000);
+    const res = await runCli(['process', '--json', '--job-id', jobId, video], { DATA_DIR: dataDir }, 540_000);
     expect(res.code, res.stderr).toBe(0);
     const doc = JSON.parse(res.stdout) as JobDocument;
     expect(doc.status).toBe('completed');
