@@ -103,7 +103,7 @@ describe('cancellation', () => {
     );
     // The producer-side function the CLI and the API call, so the cancel lands while extractAudio still runs.
     const redis = new Redis(TEST_REDIS_URL);
-    const store = new SqliteJobStore(openDatabase(s.dbPath), true);
+    const store = new SqliteJobStore(openDatabase(s.dbPath));
     try {
       const result = await requestCancel({ store, queue: producer.queue, redis, prefix: s.prefix }, 'to-cancel');
       expect(result.found).toBe(true);

@@ -87,7 +87,7 @@ function limitHeapGrowth(): void {
 }
 
 /** The main thread's Node flags without `--enable-source-maps` (step threads report errors by code and message). */
-export function threadExecArgv(): string[] {
+function threadExecArgv(): string[] {
   return process.execArgv.filter((arg) => arg !== '--enable-source-maps');
 }
 

@@ -23,8 +23,6 @@ export function openApiParts(config: Config, log: Logger, redisUrl: string): Api
     config,
     log,
     stores,
-    store: stores.store,
-    checkpointer: stores.checkpointer,
     artifacts: new ArtifactStore(config.artifactsDir),
     producer: createProducer({ redisUrl, prefix: config.queuePrefix }),
     redis,

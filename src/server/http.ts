@@ -1,6 +1,5 @@
 /** What every route shares: the parts it works with, the error type and body, and bearer auth. */
 import { timingSafeEqual } from 'node:crypto';
-import type { BaseCheckpointSaver } from '@langchain/langgraph';
 import type { Queue } from 'bullmq';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
@@ -8,15 +7,13 @@ import type { Config } from '../config.js';
 import type { ArtifactStore } from '../lib/artifacts.js';
 import type { Logger } from '../lib/log.js';
 import type { Producer } from '../queue/producer.js';
-import type { JobStore, Stores } from '../store/index.js';
+import type { Stores } from '../store/index.js';
 
 export interface ApiParts {
   config: Config;
   log: Logger;
-  /** What `store` and `checkpointer` came from; closed with the parts. */
+  /** The job store and checkpointer (openStores); closed with the parts. */
   stores: Stores;
-  store: JobStore;
-  checkpointer: BaseCheckpointSaver;
   artifacts: ArtifactStore;
   producer: Producer;
   redis: Redis;

@@ -8,7 +8,7 @@ import type { BaseCheckpointSaver } from '@langchain/langgraph';
 import { SqliteSaver } from '@langchain/langgraph-checkpoint-sqlite';
 import type { Config } from '../config.js';
 import type { JobStore } from './job-store.js';
-import { openDatabase, SqliteJobStore } from './sqlite/sqlite-job-store.js';
+import { openDatabase, SqliteJobStore, type Db } from './sqlite/sqlite-job-store.js';
 
 export * from './job-store.js';
 
@@ -21,16 +21,11 @@ export interface Stores {
 
 /** The job store and checkpointer of `config`, with DATA_DIR and its folders created. */
 export function openStores(config: Config): Stores {
-  for (const dir of [config.dataDir, config.uploadsDir, config.artifactsDir]) fs.mkdirSync(dir, { recursive: true });
-  const db = openDatabase(config.dbPath);
-  try {
-    const store = new SqliteJobStore(db, true);
-    const checkpointer = new SqliteSaver(db);
-    return { store, checkpointer, close: () => store.close() };
-  } catch (err) {
-    db.close();
-    throw err;
-  }
+  for (const dir of [config.uploadsDir, config.artifactsDir]) fs.mkdirSync(dir, { recursive: true });
+  return withDatabase(config, (db) => {
+    const store = new SqliteJobStore(db);
+    return { store, checkpointer: new SqliteSaver(db), close: () => store.close() };
+  });
 }
 
 /** True when `config`'s job store has been created (a CLI reading status need not create one). */
@@ -40,10 +35,15 @@ export function storeExists(config: Config): boolean {
 
 /** The job store alone (step threads and task workers record step runs; they need no checkpoints). */
 export function openJobStore(config: Config): JobStore {
+  return withDatabase(config, (db) => new SqliteJobStore(db));
+}
+
+/** Opens the SQLite file (creating DATA_DIR) for `open`; closes it again if `open` fails (a schema too new). */
+function withDatabase<T>(config: Config, open: (db: Db) => T): T {
   fs.mkdirSync(config.dataDir, { recursive: true });
   const db = openDatabase(config.dbPath);
   try {
-    return new SqliteJobStore(db, true);
+    return open(db);
   } catch (err) {
     db.close();
     throw err;

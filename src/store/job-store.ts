@@ -12,13 +12,12 @@
  * - delete removes the job with its step runs and events, or nothing.
  */
 import { totalUsage } from '../lib/job-document.js';
-import type { AiUse, FinishedJob, JobSink } from '../nodes/index.js';
+import type { FinishedJob, JobSink } from '../nodes/index.js';
 import {
   TERMINAL_STATUSES,
   type JobDocument,
   type JobError,
   type JobInput,
-  type JobStatus,
   type RetryOptions,
   type StepName,
   type StepRecord,
@@ -113,8 +112,6 @@ export interface StepDuration {
   seconds: number;
 }
 
-export type { AiUse };
-
 /** A database written by a newer release: this code would misread it, so start-up stops. */
 export class SchemaTooNew extends Error {
   constructor(found: number, known: number) {
@@ -145,10 +142,6 @@ export function decodeCursor(cursor: string): { createdAt: string; id: string } 
   } catch {
     return null;
   }
-}
-
-export function isTerminal(status: JobStatus): boolean {
-  return TERMINAL_STATUSES.includes(status);
 }
 
 /** A counter's increment: a whole number, never negative or NaN (/metrics counters cannot go down). */

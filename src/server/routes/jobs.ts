@@ -42,7 +42,8 @@ const CONTENT_TYPES: Record<string, string> = {
 const SSE_POLL_MS = 250;
 
 export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
-  const { config, store, artifacts, producer } = parts;
+  const { config, artifacts, producer } = parts;
+  const { store, checkpointer } = parts.stores;
   const auth = requireToken(config);
   const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody };
 
@@ -372,7 +373,7 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
         if (!TERMINAL_STATUSES.includes(doc.status)) {
           throw new HttpError(409, 'CONFLICT', `job ${doc.id} is ${doc.status}: cancel it first`);
         }
-        await parts.checkpointer.deleteThread(doc.id);
+        await checkpointer.deleteThread(doc.id);
         await artifacts.remove(doc.id);
         await fs.rm(path.join(config.uploadsDir, doc.id), { recursive: true, force: true });
         await store.delete(doc.id);

@@ -9,7 +9,8 @@ import type { ApiParts } from '../http.js';
 const STEP_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800];
 
 export function systemRoutes(parts: ApiParts): FastifyPluginAsyncZod {
-  const { store, redis, taskQueues, producer } = parts;
+  const { redis, taskQueues, producer } = parts;
+  const { store } = parts.stores;
   const registry = new Registry();
   // Every figure is read from the shared job store and Redis at scrape time, so any API process reports the whole
   // installation, not only the work it did itself. The store's figures are read once per scrape, before collecting.

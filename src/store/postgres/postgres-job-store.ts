@@ -211,21 +211,17 @@ export class PostgresJobStore implements JobStore {
   async list(filter: JobFilter, limit: number, cursor?: string): Promise<JobPage> {
     const where: string[] = [];
     const args: (string | number)[] = [];
-    const add = (clause: (n: () => string) => string, ...values: (string | number)[]): void => {
-      let next = args.length;
-      where.push(clause(() => `$${++next}`));
-      args.push(...values);
-    };
-    if (filter.status) add((n) => `status = ${n()}`, filter.status);
-    if (filter.fileType) add((n) => `file_type = ${n()}`, filter.fileType);
-    if (filter.user) add((n) => `user_id = ${n()}`, filter.user);
+    /** `value` as the query's next parameter. */
+    const param = (value: string | number): string => `$${args.push(value)}`;
+    if (filter.status) where.push(`status = ${param(filter.status)}`);
+    if (filter.fileType) where.push(`file_type = ${param(filter.fileType)}`);
+    if (filter.user) where.push(`user_id = ${param(filter.user)}`);
     const after = cursor === undefined ? null : decodeCursor(cursor);
     if (cursor !== undefined && !after) throw new InvalidCursor();
-    if (after) add((n) => `(created_at, id) < (${n()}, ${n()})`, after.createdAt, after.id);
-    args.push(limit + 1);
+    if (after) where.push(`(created_at, id) < (${param(after.createdAt)}, ${param(after.id)})`);
     const { rows } = await this.pool.query<{ id: string; createdAt: string; doc: JobDocument }>(
       `SELECT id, created_at AS "createdAt", doc FROM jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
-       ORDER BY created_at DESC, id DESC LIMIT $${args.length}`,
+       ORDER BY created_at DESC, id DESC LIMIT ${param(limit + 1)}`,
       args,
     );
     const page = rows.slice(0, limit);
@@ -345,8 +341,11 @@ export class PostgresJobStore implements JobStore {
     mutate: (doc: JobDocument) => void,
     create?: JobInput,
   ): Promise<void> {
-    if (create) await this.createOrGetIn(c, create);
-    const doc = await this.getIn(c, id, true);
+    let doc = await this.getIn(c, id, true);
+    if (!doc && create) {
+      await this.createOrGetIn(c, create);
+      doc = await this.getIn(c, id, true);
+    }
     if (!doc) return;
     const before = structuredClone(doc);
     mutate(doc);

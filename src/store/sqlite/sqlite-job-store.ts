@@ -54,11 +54,8 @@ export function openDatabase(file: string): Db {
 }
 
 export class SqliteJobStore implements JobStore {
-  /** `db` stays the caller's (the checkpointer may share it): close() closes it only when `ownsDb`. */
-  constructor(
-    private readonly db: Db,
-    private readonly ownsDb = false,
-  ) {
+  /** The store owns `db` (a checkpointer may share it): close() closes it. */
+  constructor(private readonly db: Db) {
     migrate(db);
   }
 
@@ -261,7 +258,7 @@ export class SqliteJobStore implements JobStore {
   }
 
   close(): Promise<void> {
-    if (this.ownsDb && this.db.open) this.db.close();
+    if (this.db.open) this.db.close();
     return Promise.resolve();
   }
 
