@@ -17,13 +17,14 @@ import { createRuntime } from '../src/runtime.js';
 import { plainImageWork } from './plain.js';
 import { benchVision } from './vision.js';
 import { benchMemory } from './memory.js';
+import { benchBackends, benchScaling } from './postgres.js';
 import { benchApi, benchNoop, benchPhotos } from './service.js';
 
 const { values } = parseArgs({
   options: {
     jobs: { type: 'string', default: '200' },
     concurrency: { type: 'string', default: '2' },
-    only: { type: 'string', default: 'inline,vision,service,photos,api,memory' },
+    only: { type: 'string', default: 'inline,vision,service,photos,api,memory,postgres,scaling' },
     'memory-jobs': { type: 'string', default: '1000' },
     'memory-window': { type: 'string', default: '120' },
     // Corpus folders to draw the jobs from (image, video, audio, pdf): which kind of work holds the memory.
@@ -88,6 +89,14 @@ async function main(): Promise<void> {
       console.log('\n## Status API under load');
       await benchApi(work, 20, row);
     }
+    if (ONLY.has('postgres')) {
+      console.log('\n## PostgreSQL backend (DATABASE_URL) against SQLite');
+      await benchBackends(work, JOBS, Number(values.photos), row);
+    }
+    if (ONLY.has('scaling')) {
+      console.log('\n## Scaling out: separate `start --role` processes on Redis and PostgreSQL');
+      await benchScaling(work, JOBS, Number(values.photos), row);
+    }
     if (ONLY.has('memory')) {
       console.log('\n## Memory of one `start` process (RSS, step threads included)');
       const types = values['memory-types']?.split(',');
@@ -116,7 +125,10 @@ async function benchInline(work: string): Promise<void> {
 
     const dataDir = path.join(work, 'data');
     // The plain script computes statistics only; so does the orchestrator here (the detector has its own section).
-    const runtime = createRuntime(loadConfig({ DATA_DIR: dataDir, AI_PROVIDERS: 'vision=off' }), createLogger('warn'));
+    const runtime = await createRuntime(
+      loadConfig({ DATA_DIR: dataDir, AI_PROVIDERS: 'vision=off' }),
+      createLogger('warn'),
+    );
     const inlineSec = await pool(JOBS, async (i) => {
       const file = images[i % images.length]!;
       const doc = await runtime.runner.run({ jobId: `bench-${i}`, file: { path: file } });

@@ -41,13 +41,47 @@ export async function dropPrefix(prefix: string): Promise<void> {
   await client.quit();
 }
 
-/** The queued orchestrator with workers whose steps do nothing: what orchestration and dispatch cost by themselves. */
-export async function benchNoop(work: string, jobs: number, row: (l: string, v: string) => void): Promise<void> {
-  const prefix = `mo-bench-noop-${process.pid}`;
-  const dataDir = path.join(work, 'noop');
+/** Task workers on every queue of `prefix` that answer each step at once with success: steps that do nothing. */
+export function noopWorkers(prefix: string): Worker<TaskData, TaskResult>[] {
+  const noop = (step: StepName): StepOutcome =>
+    step === 'validate'
+      ? {
+          status: 'succeeded',
+          fileType: 'image',
+          fileInfo: { name: 'noop.bin', size: 1, mime: 'image/jpeg', ext: 'jpg', sha256: '0'.repeat(64) },
+        }
+      : { status: 'succeeded' };
+  return QUEUE_NAMES.map(
+    (name) =>
+      new Worker<TaskData, TaskResult>(
+        name,
+        (job) => Promise.resolve({ outcome: noop(job.data.step), attempts: 1, runId: 0 }),
+        { connection: bullConnection(REDIS_URL, 'worker'), prefix, concurrency: 20 },
+      ),
+  );
+}
+
+/**
+ * The queued orchestrator (in this process) with workers whose steps do nothing: what orchestration and dispatch cost
+ * by themselves. `env` adds configuration (DATABASE_URL for the PostgreSQL backend). Seconds for `jobs` jobs, and the
+ * dispatch latency of every step.
+ */
+export async function noopService(
+  dataDir: string,
+  work: string,
+  jobs: number,
+  env: Record<string, string>,
+): Promise<{ sec: number; latencies: number[] }> {
+  const prefix = `mo-bench-noop-${process.pid}-${path.basename(dataDir)}`;
   const file = path.join(work, 'noop.bin');
   fs.writeFileSync(file, 'x');
-  const config = loadConfig({ DATA_DIR: dataDir, QUEUE_PREFIX: prefix, INPUT_ROOTS: work, JOB_CONCURRENCY: '20' });
+  const config = loadConfig({
+    DATA_DIR: dataDir,
+    QUEUE_PREFIX: prefix,
+    INPUT_ROOTS: work,
+    JOB_CONCURRENCY: '20',
+    ...env,
+  });
   const log = createLogger('warn');
   const latencies: number[] = [];
   const dispatcher = new QueuedDispatcher(config, REDIS_URL, log);
@@ -60,28 +94,9 @@ export async function benchNoop(work: string, jobs: number, row: (l: string, v: 
       return result;
     },
   };
-  const runtime = createRuntime(config, log, { dispatcher: () => timed });
+  const runtime = await createRuntime(config, log, { dispatcher: () => timed });
   const orchestrator = await startOrchestrator(runtime, REDIS_URL);
-  const noop = (step: StepName): StepOutcome =>
-    step === 'validate'
-      ? {
-          status: 'succeeded',
-          fileType: 'image',
-          fileInfo: { name: 'noop.bin', size: 1, mime: 'image/jpeg', ext: 'jpg', sha256: '0'.repeat(64) },
-        }
-      : { status: 'succeeded' };
-  const workers = QUEUE_NAMES.map(
-    (name) =>
-      new Worker<TaskData, TaskResult>(
-        name,
-        (job) => Promise.resolve({ outcome: noop(job.data.step), attempts: 1, runId: 0 }),
-        {
-          connection: bullConnection(REDIS_URL, 'worker'),
-          prefix,
-          concurrency: 20,
-        },
-      ),
-  );
+  const workers = noopWorkers(prefix);
   const producer = createProducer({ redisUrl: REDIS_URL, prefix });
   const events = new QueueEvents('jobs', { connection: bullConnection(REDIS_URL, 'worker'), prefix });
   await events.waitUntilReady();
@@ -101,6 +116,13 @@ export async function benchNoop(work: string, jobs: number, row: (l: string, v: 
   await producer.close();
   await dispatcher.close();
   await runtime.close();
+  await dropPrefix(prefix);
+  return { sec: serviceSec, latencies };
+}
+
+export async function benchNoop(work: string, jobs: number, row: (l: string, v: string) => void): Promise<void> {
+  const { sec: serviceSec, latencies } = await noopService(path.join(work, 'noop'), work, jobs, {});
+  const prefix = `mo-bench-noop-${process.pid}`;
 
   // Baseline: the same number of tasks per job (validate, extractMetadata, then two in parallel), as a plain chain.
   const steps: StepName[][] = [['validate'], ['extractMetadata'], ['generateThumbnails', 'analyzeImage']];
@@ -150,7 +172,6 @@ export async function benchNoop(work: string, jobs: number, row: (l: string, v: 
   await Promise.all(plainWorkers.map((w) => w.close()));
   await Promise.all([...plainEvents.values()].map((e) => e.close()));
   await Promise.all([...queues.values()].map((q) => q.close()));
-  await dropPrefix(prefix);
   await dropPrefix(plainPrefix);
 
   row(`plain BullMQ chain, 4 no-op tasks a job (baseline)`, `${(jobs / plainSec).toFixed(1)} jobs/s`);
@@ -162,7 +183,7 @@ export async function benchNoop(work: string, jobs: number, row: (l: string, v: 
   );
 }
 
-async function makePhotos(dir: string, count: number): Promise<string[]> {
+export async function makePhotos(dir: string, count: number): Promise<string[]> {
   fs.mkdirSync(dir, { recursive: true });
   const files: string[] = [];
   for (let i = 0; i < count; i++) {
@@ -205,7 +226,7 @@ async function makePhotos(dir: string, count: number): Promise<string[]> {
 }
 
 /** Seconds for the service (all roles, one process) to finish `photos`, with extra configuration. */
-async function photosThroughService(
+export async function photosThroughService(
   work: string,
   photos: string[],
   name: string,

@@ -28,7 +28,7 @@ const send = (reply: ChildReply): void => {
 };
 
 const config = loadConfig();
-const runtime = createRuntime(config, createLogger(config.logLevel));
+const runtime = await createRuntime(config, createLogger(config.logLevel));
 
 async function run(req: Extract<ChildRequest, { type: 'run' }>): Promise<void> {
   const started = performance.now();

@@ -161,6 +161,20 @@ const EnvSchema = z.object({
     .string()
     .optional()
     .refine((u) => u === undefined || /^rediss?:\/\//.test(u), 'REDIS_URL must start with redis:// or rediss://'),
+  DATABASE_URL: z
+    .string()
+    .optional()
+    .refine(
+      (u) => u === undefined || /^postgres(ql)?:\/\//.test(u),
+      'DATABASE_URL must start with postgres:// or postgresql://',
+    ),
+  DATABASE_SCHEMA: z
+    .string()
+    .optional()
+    .refine(
+      (s) => s === undefined || /^[a-z_][a-z0-9_]{0,62}$/.test(s),
+      'DATABASE_SCHEMA may use lower-case letters, digits and _ only (at most 63, not starting with a digit)',
+    ),
   QUEUE_PREFIX: z
     .string()
     .optional()
@@ -246,7 +260,10 @@ export const CONFIG_VARIABLES = Object.keys(EnvSchema.shape).filter((name) => na
 
 export interface Config {
   dataDir: string;
+  /** The SQLite file of jobs and checkpoints when `database` is null. */
   dbPath: string;
+  /** PostgreSQL for jobs and checkpoints (DATABASE_URL, DATABASE_SCHEMA); null: the SQLite file in DATA_DIR. */
+  database: { url: string; schema: string | undefined } | null;
   uploadsDir: string;
   artifactsDir: string;
   maxFileBytes: number;
@@ -366,6 +383,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   return {
     dataDir,
     dbPath: path.join(dataDir, 'orchestrator.db'),
+    database: e.DATABASE_URL ? { url: e.DATABASE_URL, schema: e.DATABASE_SCHEMA } : null,
     uploadsDir: path.join(dataDir, 'uploads'),
     artifactsDir: path.join(dataDir, 'artifacts'),
     maxFileBytes: e.MAX_UPLOAD_BYTES,

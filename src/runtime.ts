@@ -33,12 +33,12 @@ export interface RuntimeOptions {
   dispatcher?: (deps: Deps) => Dispatcher;
 }
 
-export function createRuntime(
+export async function createRuntime(
   config: Config,
   log: Logger = createLogger(config.logLevel),
   opts: RuntimeOptions = {},
-): Runtime {
-  const stores = openStores(config);
+): Promise<Runtime> {
+  const stores = await openStores(config);
   const { store, checkpointer } = stores;
   const deps = createDeps(config, store, log);
   const listeners = new Set<StepEvents['stepChanged']>();

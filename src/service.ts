@@ -40,7 +40,7 @@ export async function startService(
       const queued = new QueuedDispatcher(config, redis.url, log);
       dispatcher = queued;
       await queued.ready();
-      runtime = createRuntime(config, log, { dispatcher: () => queued });
+      runtime = await createRuntime(config, log, { dispatcher: () => queued });
       orchestrator = await startOrchestrator(runtime, redis.url);
     }
     if (opts.role === 'all' || opts.role === 'worker') {

@@ -3,34 +3,36 @@
  * LangGraph API server brings its own) and with no side effects at import: configuration is read and the database
  * opened on the first step that runs. Steps run inline and finished jobs land in DATA_DIR's job store as usual.
  */
-import { loadConfig } from './config.js';
+import { loadConfig, type Config } from './config.js';
 import { compileGraph } from './graph/graph.js';
 import { inlineDispatcher } from './graph/dispatcher.js';
 import type { FinishedJob, JobSink } from './nodes/index.js';
 import { createRuntime, type Runtime } from './runtime.js';
 
-let runtime: Runtime | null = null;
-const getRuntime = (): Runtime => (runtime ??= createRuntime(loadConfig()));
+let config: Config | null = null;
+const getConfig = (): Config => (config ??= loadConfig());
+let runtime: Promise<Runtime> | null = null;
+const getRuntime = (): Promise<Runtime> => (runtime ??= createRuntime(getConfig()));
 
 const sink: JobSink = {
-  saveFinished: (job: FinishedJob) => getRuntime().store.saveFinished(job),
-  stepStarted: (jobId, step, attempt) => getRuntime().store.stepStarted(jobId, step, attempt),
-  stepEnded: (runId, status, code) => getRuntime().store.stepEnded(runId, status, code),
-  aiUsed: (use) => getRuntime().store.aiUsed(use),
+  saveFinished: async (job: FinishedJob) => (await getRuntime()).store.saveFinished(job),
+  stepStarted: async (jobId, step, attempt) => (await getRuntime()).store.stepStarted(jobId, step, attempt),
+  stepEnded: async (runId, status, code) => (await getRuntime()).store.stepEnded(runId, status, code),
+  aiUsed: async (use) => (await getRuntime()).store.aiUsed(use),
 };
 
 export const graph = compileGraph({
-  dispatcher: inlineDispatcher(() => getRuntime().deps),
+  dispatcher: inlineDispatcher(async () => (await getRuntime()).deps),
   sink,
   events: {
     stepChanged: async (jobId, step, record) => {
-      const { store } = getRuntime();
+      const { store } = await getRuntime();
       // Studio runs start at the graph, not through the runner: make sure the job has a row.
       if (!(await store.get(jobId))) return;
       await store.stepChanged(jobId, step, record);
     },
   },
   get disabledSteps() {
-    return getRuntime().config.disabledSteps;
+    return getConfig().disabledSteps;
   },
 });

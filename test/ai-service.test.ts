@@ -3,7 +3,6 @@
  * loopback that checks what it receives: the image it decodes, the audio it probes, the text it reads. The job
  * document is checked field by field against what that server saw and answered.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
@@ -18,15 +17,14 @@ import {
   finishedJobs,
   ServiceProcess,
   stepRuns,
-  tempDir,
+  TestState,
   TEST_REDIS_URL,
   uniquePrefix,
 } from './helpers.js';
 import { startOpenAiServer, type FakeOpenAiServer, type RecordedRequest } from './support/openai-server.js';
 
 const prefix = uniquePrefix('ai-service');
-let dataDir: string;
-let dbPath: string;
+let state: TestState;
 let base: string;
 let server: FakeOpenAiServer;
 let service: ServiceProcess;
@@ -38,12 +36,11 @@ const CONTEXT_CHARS = 20_000;
 
 beforeAll(async () => {
   server = await startOpenAiServer();
-  dataDir = tempDir('ai-service');
-  dbPath = path.join(dataDir, 'orchestrator.db');
+  state = await TestState.create('ai-service');
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
   service = new ServiceProcess([], {
-    DATA_DIR: dataDir,
+    ...state.env,
     REDIS_URL: TEST_REDIS_URL,
     QUEUE_PREFIX: prefix,
     INPUT_ROOTS: CORPUS,
@@ -70,13 +67,13 @@ afterAll(async () => {
   await service?.stop();
   await server?.close();
   await dropPrefix(TEST_REDIS_URL, prefix);
-  fs.rmSync(dataDir, { recursive: true, force: true });
+  await state?.drop();
 });
 
 async function run(jobId: string, file: string): Promise<{ doc: JobDocument; seen: RecordedRequest[] }> {
   const before = server.requests.length;
   await producer.enqueueJob({ jobId, file: { path: path.join(CORPUS, file) } });
-  const [doc] = await finishedJobs(dbPath, [jobId], 120_000);
+  const [doc] = await finishedJobs(state, [jobId], 120_000);
   return { doc: doc!, seen: server.requests.slice(before) };
 }
 
@@ -246,7 +243,7 @@ describe('provider failures', () => {
     expect(calls.length).toBe(doc.steps.analyzeImage!.attempts);
     // The HTTP request was closed when the step stopped, not left running for a minute.
     for (const c of calls) expect(c.closedEarly).toBe(true);
-    expect(stepRuns(dbPath, 'slow-model').filter((r) => r.step === 'analyzeImage')).toHaveLength(calls.length);
+    expect((await stepRuns(state, 'slow-model')).filter((r) => r.step === 'analyzeImage')).toHaveLength(calls.length);
   });
 
   test('500 forever: retried in one layer, then the summary fails with PROVIDER_ERROR', async () => {

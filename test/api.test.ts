@@ -9,10 +9,20 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { freePort } from '../src/lib/net.js';
 import type { JobDocument } from '../src/lib/types.js';
 import { ErrorBody, JobDocumentSchema, JobList } from '../src/server/schemas.js';
-import { CORPUS, dropPrefix, ServiceProcess, tempDir, TEST_REDIS_URL, uniquePrefix } from './helpers.js';
+import {
+  CORPUS,
+  dropPrefix,
+  readEvents,
+  ServiceProcess,
+  tempDir,
+  TEST_REDIS_URL,
+  TestState,
+  uniquePrefix,
+} from './helpers.js';
 
 const TOKEN = 'test-token-0123456789abcdef';
 const prefix = uniquePrefix('api');
+let state: TestState;
 let dataDir: string;
 let inbox: string;
 let service: ServiceProcess;
@@ -50,54 +60,14 @@ function rawGet(pathname: string): Promise<{ status: number; body: string }> {
   });
 }
 
-interface SseEvent {
-  id: number;
-  type: string;
-  data: Record<string, unknown>;
-}
-
-/** Reads an SSE stream to its end (the server closes it after the terminal status), or stops after `max` events. */
-async function readEvents(url: string, headers: Record<string, string> = {}, max = Infinity): Promise<SseEvent[]> {
-  const controller = new AbortController();
-  const res = await fetch(url, { headers, signal: controller.signal });
-  expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
-  const events: SseEvent[] = [];
-  const decoder = new TextDecoder();
-  let buffer = '';
-  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-    buffer += decoder.decode(chunk, { stream: true });
-    let cut: number;
-    while ((cut = buffer.indexOf('\n\n')) >= 0) {
-      const block = buffer.slice(0, cut);
-      buffer = buffer.slice(cut + 2);
-      const fields = Object.fromEntries(
-        block
-          .split('\n')
-          .filter((l) => l && !l.startsWith(':'))
-          .map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1).trim()]),
-      );
-      if (fields.data === undefined) continue;
-      events.push({
-        id: Number(fields.id),
-        type: fields.event ?? 'message',
-        data: JSON.parse(fields.data) as Record<string, unknown>,
-      });
-      if (events.length >= max) {
-        controller.abort();
-        return events;
-      }
-    }
-  }
-  return events;
-}
-
 beforeAll(async () => {
-  dataDir = tempDir('api');
+  state = await TestState.create('api');
+  dataDir = state.dataDir;
   inbox = tempDir('api-inbox');
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
   service = await new ServiceProcess([], {
-    DATA_DIR: dataDir,
+    ...state.env,
     REDIS_URL: TEST_REDIS_URL,
     QUEUE_PREFIX: prefix,
     INPUT_ROOTS: `${CORPUS},${inbox}`,
@@ -111,7 +81,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await service?.stop();
   await dropPrefix(TEST_REDIS_URL, prefix);
-  fs.rmSync(dataDir, { recursive: true, force: true });
+  await state?.drop();
   fs.rmSync(inbox, { recursive: true, force: true });
 });
 

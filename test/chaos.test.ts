@@ -3,7 +3,6 @@
  * restarted. Every job must reach its expected outcome, none may be lost, and no step whose execution had succeeded
  * (a `succeeded` row in step_runs, written once BullMQ holds the task's result) may be executed again.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, expect, test } from 'vitest';
 import type { JobDocument } from '../src/lib/types.js';
@@ -17,16 +16,16 @@ import {
   ServiceProcess,
   stepRuns,
   storedJob,
-  tempDir,
+  TestState,
   TEST_REDIS_URL,
   uniquePrefix,
 } from './helpers.js';
 
 const prefix = uniquePrefix('chaos');
-const dataDir = tempDir('chaos');
+const state = await TestState.create('chaos');
 const running: ServiceProcess[] = [];
 const env = {
-  DATA_DIR: dataDir,
+  ...state.env,
   REDIS_URL: TEST_REDIS_URL,
   QUEUE_PREFIX: prefix,
   INPUT_ROOTS: CORPUS,
@@ -48,7 +47,7 @@ const pause = (min: number, max: number) => new Promise((r) => setTimeout(r, min
 afterAll(async () => {
   await Promise.all(running.map((p) => p.stop()));
   await dropPrefix(TEST_REDIS_URL, prefix);
-  fs.rmSync(dataDir, { recursive: true, force: true });
+  await state.drop();
 });
 
 test('30 jobs survive two orchestrator kills and a worker kill', { timeout: 300_000 }, async () => {
@@ -62,37 +61,37 @@ test('30 jobs survive two orchestrator kills and a worker kill', { timeout: 300_
   for (const { row, jobId } of jobs) await producer.enqueueJob({ jobId, file: { path: path.join(CORPUS, row.path) } });
   await producer.close();
 
-  const dbPath = path.join(dataDir, 'orchestrator.db');
+  const ids = jobs.map((j) => j.jobId);
   const kills: string[] = [];
   const unfinishedAtKill: number[] = [];
-  const unfinished = (): number =>
-    jobs.filter(({ jobId }) => {
-      const status = storedJob(dbPath, jobId)?.status;
-      return !status || status === 'queued' || status === 'running';
-    }).length;
+  const unfinished = async (): Promise<number> =>
+    (await Promise.all(ids.map((id) => storedJob(state, id)))).filter(
+      (doc) => !doc || doc.status === 'queued' || doc.status === 'running',
+    ).length;
+  const runCount = async (): Promise<number> => (await stepRuns(state, ids)).length;
   await pause(500, 2500);
-  unfinishedAtKill.push(unfinished());
+  unfinishedAtKill.push(await unfinished());
   orchestrator.kill('SIGKILL');
-  kills.push(`orchestrator after ${stepRuns(dbPath).length} step runs`);
+  kills.push(`orchestrator after ${await runCount()} step runs`);
   orchestrator = await start('orchestrator').ready();
 
   await pause(500, 2500);
-  unfinishedAtKill.push(unfinished());
+  unfinishedAtKill.push(await unfinished());
   worker.kill('SIGKILL');
-  kills.push(`worker after ${stepRuns(dbPath).length} step runs`);
+  kills.push(`worker after ${await runCount()} step runs`);
   worker = await start('worker').ready();
 
   await pause(500, 2500);
-  unfinishedAtKill.push(unfinished());
+  unfinishedAtKill.push(await unfinished());
   orchestrator.kill('SIGKILL');
-  kills.push(`orchestrator after ${stepRuns(dbPath).length} step runs`);
+  kills.push(`orchestrator after ${await runCount()} step runs`);
   orchestrator = await start('orchestrator').ready();
 
   const deadline = Date.now() + 240_000;
   const docs = new Map<string, JobDocument>();
   while (docs.size < jobs.length) {
     for (const { jobId } of jobs) {
-      const doc = storedJob(dbPath, jobId);
+      const doc = await storedJob(state, jobId);
       if (doc && ['completed', 'completed_with_errors', 'failed', 'cancelled'].includes(doc.status))
         docs.set(jobId, doc);
     }
@@ -108,7 +107,7 @@ test('30 jobs survive two orchestrator kills and a worker kill', { timeout: 300_
     expect(doc.error?.code, `${jobId} ${row.path}`).not.toBe('INTERNAL');
     expect(acceptedOutcomes(row), `${jobId} ${row.path}: ${JSON.stringify(doc.error)}`).toContain(outcomeOf(doc));
   }
-  const runs = stepRuns(dbPath);
+  const runs = await stepRuns(state, ids);
   const succeeded = new Map<string, number>();
   for (const r of runs) {
     if (r.status !== 'succeeded' && r.status !== 'skipped') continue;

@@ -63,6 +63,23 @@ describe('config', () => {
     expect(() => loadConfig({ REDIS_URL: 'localhost:6379' })).toThrow(/REDIS_URL/);
   });
 
+  test('the job store: SQLite in DATA_DIR unless DATABASE_URL names a PostgreSQL server', () => {
+    expect(loadConfig({}).database).toBeNull();
+    expect(loadConfig({ DATABASE_URL: 'postgres://u@db:5432/media', DATABASE_SCHEMA: 'mo_prod' }).database).toEqual({
+      url: 'postgres://u@db:5432/media',
+      schema: 'mo_prod',
+    });
+    expect(loadConfig({ DATABASE_URL: 'postgresql://db/media' }).database).toEqual({
+      url: 'postgresql://db/media',
+      schema: undefined,
+    });
+    expect(() => loadConfig({ DATABASE_URL: 'mysql://db/media' })).toThrow(/DATABASE_URL/);
+    // The schema goes into SQL as a name: nothing but lower-case letters, digits and _.
+    expect(() => loadConfig({ DATABASE_URL: 'postgres://db/m', DATABASE_SCHEMA: 'x; DROP TABLE jobs' })).toThrow(
+      /DATABASE_SCHEMA/,
+    );
+  });
+
   test('unknown steps are rejected', () => {
     expect(() => loadConfig({ DISABLED_STEPS: 'makeCoffee' })).toThrow(/makeCoffee/);
   });

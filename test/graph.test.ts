@@ -121,7 +121,7 @@ describe('DISABLED_STEPS with the real steps', () => {
 
   test('a disabled step is skipped with a reason and the job completes', async () => {
     dataDir = tempDir('disabled');
-    const runtime = createRuntime(
+    const runtime = await createRuntime(
       loadConfig({ DATA_DIR: dataDir, DISABLED_STEPS: 'analyzeImage' }),
       createLogger('silent'),
     );

@@ -3,9 +3,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import Database from 'better-sqlite3';
+import pg from 'pg';
+import { loadConfig } from '../src/config.js';
 import { resolveToolPaths } from '../src/lib/tools.js';
 import type { JobDocument } from '../src/lib/types.js';
+import { openJobStore, type JobStore, type StepRun } from '../src/store/index.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const BIN = path.join(ROOT, 'bin', 'media-orchestrator');
@@ -149,48 +151,76 @@ export function uniquePrefix(name: string): string {
 
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
-/** SQLite's answer for a table the service has not created yet. */
-export function isMissingTable(err: unknown): boolean {
-  return err instanceof Error && /no such table/.test(err.message);
-}
+/** The PostgreSQL server tests may create databases on (trust auth on the machine's own by default). */
+export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
-/** Reads the step_runs table of a service's database (read-only). */
-export interface StepRunRow {
-  jobId: string;
-  step: string;
-  status: string;
-  /** The process that ran it. */
-  pid: number;
-  startedAt: string;
-}
+/**
+ * Which backend the services a test starts keep their jobs in: `postgres` in vitest's postgres project (the service,
+ * lifecycle, chaos and API files run there too), else the SQLite file in DATA_DIR.
+ */
+export const TEST_STORE: 'sqlite' | 'postgres' = process.env.TEST_STORE === 'postgres' ? 'postgres' : 'sqlite';
 
-export function stepRuns(dbPath: string, jobId?: string): StepRunRow[] {
-  if (!fs.existsSync(dbPath)) return [];
-  const db = new Database(dbPath, { readonly: true, fileMustExist: true });
-  try {
-    const sql = `SELECT job_id AS jobId, step, status, pid, started_at AS startedAt FROM step_runs ${jobId ? 'WHERE job_id = ?' : ''} ORDER BY id`;
-    return (jobId ? db.prepare(sql).all(jobId) : db.prepare(sql).all()) as StepRunRow[];
-  } catch (err) {
-    // The service creates its tables a moment after the file: before that there is nothing to read yet.
-    if (isMissingTable(err)) return [];
-    throw err;
-  } finally {
-    db.close();
+/**
+ * The state of one test file's services: a DATA_DIR, and with TEST_STORE=postgres a database of its own on
+ * TEST_DATABASE_URL's server, dropped by `drop()`. Tests read jobs and step runs through the same JobStore the service
+ * uses, never its tables.
+ */
+export class TestState {
+  private opened: Promise<JobStore> | null = null;
+
+  private constructor(
+    readonly dataDir: string,
+    /** The variables that point a service at this state: DATA_DIR, and DATABASE_URL for postgres. */
+    readonly env: Record<string, string>,
+    private readonly database: string | null,
+  ) {}
+
+  static async create(name: string, backend = TEST_STORE): Promise<TestState> {
+    const dataDir = tempDir(name);
+    if (backend === 'sqlite') return new TestState(dataDir, { DATA_DIR: dataDir }, null);
+    const database = `mo_${name.replace(/[^a-z0-9]/g, '_')}_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
+    await adminQuery(`CREATE DATABASE ${database}`);
+    const url = new URL(TEST_DATABASE_URL);
+    url.pathname = `/${database}`;
+    return new TestState(dataDir, { DATA_DIR: dataDir, DATABASE_URL: url.toString() }, database);
+  }
+
+  get backend(): 'sqlite' | 'postgres' {
+    return this.database ? 'postgres' : 'sqlite';
+  }
+
+  /** The job store as the service sees it (opened once; it creates the tables if the service has not yet). */
+  store(): Promise<JobStore> {
+    return (this.opened ??= openJobStore(loadConfig({ ...this.env, LOG_LEVEL: 'silent' })));
+  }
+
+  async drop(): Promise<void> {
+    if (this.opened) await (await this.opened).close();
+    this.opened = null;
+    if (this.database) await adminQuery(`DROP DATABASE IF EXISTS ${this.database} WITH (FORCE)`);
+    fs.rmSync(this.dataDir, { recursive: true, force: true });
   }
 }
 
-export function storedJob(dbPath: string, jobId: string): JobDocument | null {
-  if (!fs.existsSync(dbPath)) return null;
-  const db = new Database(dbPath, { readonly: true, fileMustExist: true });
+async function adminQuery(sql: string): Promise<void> {
+  const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
+  await client.connect();
   try {
-    const row = db.prepare('SELECT doc FROM jobs WHERE id = ?').get(jobId) as { doc: string } | undefined;
-    return row ? (JSON.parse(row.doc) as JobDocument) : null;
-  } catch (err) {
-    if (isMissingTable(err)) return null;
-    throw err;
+    await client.query(sql);
   } finally {
-    db.close();
+    await client.end();
   }
+}
+
+/** Every execution of the steps of `ids` (one id or several), in the order they started. Errors are thrown. */
+export async function stepRuns(state: TestState, ids: string | string[]): Promise<StepRun[]> {
+  const store = await state.store();
+  const runs = (await Promise.all([ids].flat().map((id) => store.runs(id)))).flat();
+  return runs.sort((a, b) => a.id - b.id);
+}
+
+export async function storedJob(state: TestState, jobId: string): Promise<JobDocument | null> {
+  return (await state.store()).get(jobId);
 }
 
 /** A video long enough that extractAudio takes seconds: `minutes` of small test pattern with a tone. */
@@ -212,10 +242,14 @@ export function ffmpegRunningOn(file: string): boolean {
   }
 }
 
-export async function waitFor<T>(what: string, fn: () => T | null | undefined | false, timeoutMs = 60_000): Promise<T> {
+export async function waitFor<T>(
+  what: string,
+  fn: () => T | null | undefined | false | Promise<T | null | undefined | false>,
+  timeoutMs = 60_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const value = fn();
+    const value = await fn();
     if (value) return value;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 100));
@@ -226,14 +260,64 @@ export function isTerminal(doc: JobDocument | null): doc is JobDocument {
   return !!doc && ['completed', 'completed_with_errors', 'failed', 'cancelled'].includes(doc.status);
 }
 
-/** Waits until every job in `ids` has ended in the store at `dbPath`; their documents, in the order of `ids`. */
-export function finishedJobs(dbPath: string, ids: string[], timeoutMs = 60_000): Promise<JobDocument[]> {
+/** Waits until every job in `ids` has ended in `state`'s store; their documents, in the order of `ids`. */
+export function finishedJobs(state: TestState, ids: string[], timeoutMs = 60_000): Promise<JobDocument[]> {
   return waitFor(
     `jobs ${ids.join(', ')} to finish`,
-    () => {
-      const docs = ids.map((id) => storedJob(dbPath, id));
+    async () => {
+      const docs = await Promise.all(ids.map((id) => storedJob(state, id)));
       return docs.every(isTerminal) && docs;
     },
     timeoutMs,
   );
+}
+
+export interface SseEvent {
+  id: number;
+  type: string;
+  data: Record<string, unknown>;
+}
+
+/**
+ * Reads an SSE stream to its end (the server closes it after the terminal status), or stops after `max` events; a 204
+ * (nothing after Last-Event-ID on an ended job) is no events.
+ */
+export async function readEvents(
+  url: string,
+  headers: Record<string, string> = {},
+  max = Infinity,
+): Promise<SseEvent[]> {
+  const controller = new AbortController();
+  const res = await fetch(url, { headers, signal: controller.signal });
+  if (res.status === 204) return []; // the job had ended and there is nothing after Last-Event-ID
+  if (!res.headers.get('content-type')?.startsWith('text/event-stream'))
+    throw new Error(`${url}: ${res.status} ${res.headers.get('content-type')}, not an event stream`);
+  const events: SseEvent[] = [];
+  const decoder = new TextDecoder();
+  let buffer = '';
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    buffer += decoder.decode(chunk, { stream: true });
+    let cut: number;
+    while ((cut = buffer.indexOf('\n\n')) >= 0) {
+      const block = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      const fields = Object.fromEntries(
+        block
+          .split('\n')
+          .filter((l) => l && !l.startsWith(':'))
+          .map((l) => [l.slice(0, l.indexOf(':')), l.slice(l.indexOf(':') + 1).trim()]),
+      );
+      if (fields.data === undefined) continue;
+      events.push({
+        id: Number(fields.id),
+        type: fields.event ?? 'message',
+        data: JSON.parse(fields.data) as Record<string, unknown>,
+      });
+      if (events.length >= max) {
+        controller.abort();
+        return events;
+      }
+    }
+  }
+  return events;
 }

@@ -8,7 +8,6 @@ import { freePort } from '../src/lib/net.js';
 import { Redis } from 'ioredis';
 import { requestCancel } from '../src/queue/cancel.js';
 import { createProducer } from '../src/queue/producer.js';
-import { openDatabase, SqliteJobStore } from '../src/store/sqlite/sqlite-job-store.js';
 import {
   CORPUS,
   dropPrefix,
@@ -21,6 +20,7 @@ import {
   stepRuns,
   storedJob,
   tempDir,
+  TestState,
   TEST_REDIS_URL,
   uniquePrefix,
   waitFor,
@@ -30,27 +30,26 @@ let media: string;
 let longVideo: string;
 const services: ServiceProcess[] = [];
 const prefixes: string[] = [];
-const dirs: string[] = [];
+const states: TestState[] = [];
 
-function setup(name: string, extra: Record<string, string> = {}) {
+async function setup(name: string, extra: Record<string, string> = {}) {
   const prefix = uniquePrefix(name);
-  const dataDir = tempDir(name);
+  const state = await TestState.create(name);
   prefixes.push(prefix);
-  dirs.push(dataDir);
+  states.push(state);
   const env = {
-    DATA_DIR: dataDir,
+    ...state.env,
     REDIS_URL: TEST_REDIS_URL,
     QUEUE_PREFIX: prefix,
     INPUT_ROOTS: `${CORPUS},${media}`,
     ...extra,
   };
-  const dbPath = path.join(dataDir, 'orchestrator.db');
   const start = (): ServiceProcess => {
     const s = new ServiceProcess([], env);
     services.push(s);
     return s;
   };
-  return { prefix, env, dbPath, start };
+  return { prefix, env, state, start };
 }
 
 beforeAll(() => {
@@ -63,7 +62,8 @@ beforeAll(() => {
 afterAll(async () => {
   await Promise.all(services.map((s) => s.stop()));
   for (const p of prefixes) await dropPrefix(TEST_REDIS_URL, p);
-  for (const d of [...dirs, media]) fs.rmSync(d, { recursive: true, force: true });
+  for (const state of states) await state.drop();
+  fs.rmSync(media, { recursive: true, force: true });
 });
 
 describe('a step that does not finish in time', () => {
@@ -73,17 +73,17 @@ describe('a step that does not finish in time', () => {
       timeout: 300_000,
     },
     async () => {
-      const s = setup('timeout', { STEP_TIMEOUTS: 'extractAudio=500', RETRY_BACKOFF_MS: '100' });
+      const s = await setup('timeout', { STEP_TIMEOUTS: 'extractAudio=500', RETRY_BACKOFF_MS: '100' });
       const service = await s.start().ready();
       const producer = createProducer({ redisUrl: TEST_REDIS_URL, prefix: s.prefix });
       await producer.enqueueJob({ jobId: 'slow-audio', file: { path: longVideo } });
       await producer.close();
-      const doc = (await finishedJobs(s.dbPath, ['slow-audio']))[0]!;
+      const doc = (await finishedJobs(s.state, ['slow-audio']))[0]!;
       expect(doc.status, service.log.slice(-2000)).toBe('completed_with_errors');
       expect(doc.steps.extractAudio).toMatchObject({ status: 'failed', attempts: 1, error: { code: 'TIMEOUT' } });
       expect(doc.steps.transcribe).toMatchObject({ status: 'skipped', reason: 'extractAudio failed' });
       expect(doc.steps.posterFrame?.status).toBe('succeeded');
-      const attempts = stepRuns(s.dbPath, 'slow-audio').filter((r) => r.step === 'extractAudio');
+      const attempts = (await stepRuns(s.state, 'slow-audio')).filter((r) => r.step === 'extractAudio');
       expect(attempts).toHaveLength(1);
       // The work really stopped: no ffmpeg is left encoding the file.
       expect(ffmpegRunningOn(longVideo)).toBe(false);
@@ -93,25 +93,24 @@ describe('a step that does not finish in time', () => {
 
 describe('cancellation', () => {
   test('a running job is stopped and ends cancelled', { timeout: 300_000 }, async () => {
-    const s = setup('cancel');
+    const s = await setup('cancel');
     await s.start().ready();
     const producer = createProducer({ redisUrl: TEST_REDIS_URL, prefix: s.prefix });
     await producer.enqueueJob({ jobId: 'to-cancel', file: { path: longVideo } });
     // A second job waits behind it in no queue at all: it is cancelled before it ever starts.
-    await waitFor('extractAudio to run', () =>
-      stepRuns(s.dbPath, 'to-cancel').some((r) => r.step === 'extractAudio' && r.status === 'running'),
+    await waitFor('extractAudio to run', async () =>
+      (await stepRuns(s.state, 'to-cancel')).some((r) => r.step === 'extractAudio' && r.status === 'running'),
     );
     // The producer-side function the CLI and the API call, so the cancel lands while extractAudio still runs.
     const redis = new Redis(TEST_REDIS_URL);
-    const store = new SqliteJobStore(openDatabase(s.dbPath));
     try {
+      const store = await s.state.store();
       const result = await requestCancel({ store, queue: producer.queue, redis, prefix: s.prefix }, 'to-cancel');
       expect(result.found).toBe(true);
     } finally {
-      await store.close();
       redis.disconnect();
     }
-    const doc = (await finishedJobs(s.dbPath, ['to-cancel']))[0]!;
+    const doc = (await finishedJobs(s.state, ['to-cancel']))[0]!;
     expect(doc.status).toBe('cancelled');
     expect(doc.error?.code).toBe('CANCELLED');
     expect(doc.steps.extractAudio?.status).toBe('failed');
@@ -123,7 +122,7 @@ describe('cancellation', () => {
   });
 
   test('a job not yet started is removed from the queue and ends cancelled', { timeout: 300_000 }, async () => {
-    const s = setup('cancel-queued');
+    const s = await setup('cancel-queued');
     // No service running: the job waits in the queue.
     const producer = createProducer({ redisUrl: TEST_REDIS_URL, prefix: s.prefix });
     await producer.enqueueJob({ jobId: 'never-started', file: { path: path.join(CORPUS, 'image/320x240.jpg') } });
@@ -144,7 +143,7 @@ describe('graceful shutdown', () => {
     // The 30 s is the claim; the rest is a hang guard for eight jobs of real work on a loaded machine.
     { timeout: 900_000 },
     async () => {
-      const s = setup('sigterm');
+      const s = await setup('sigterm');
       const first = await s.start().ready();
       const producer = createProducer({ redisUrl: TEST_REDIS_URL, prefix: s.prefix });
       const files = [
@@ -161,9 +160,11 @@ describe('graceful shutdown', () => {
       for (const [i, file] of files.entries()) await producer.enqueueJob({ jobId: ids[i], file: { path: file } });
       await producer.close();
       // The long video's audio is being extracted when the signal comes: its ffmpeg gets the signal too.
-      await waitFor('work to be under way', () => stepRuns(s.dbPath, 'drain-0').some((r) => r.step === 'extractAudio'));
+      await waitFor('work to be under way', async () =>
+        (await stepRuns(s.state, 'drain-0')).some((r) => r.step === 'extractAudio'),
+      );
 
-      const unfinished = ids.filter((id) => !isTerminal(storedJob(s.dbPath, id)));
+      const unfinished = (await Promise.all(ids.map((id) => storedJob(s.state, id)))).filter((d) => !isTerminal(d));
       expect(unfinished.length).toBeGreaterThan(0);
       const t0 = Date.now();
       first.kill('SIGTERM');
@@ -173,24 +174,24 @@ describe('graceful shutdown', () => {
       expect(exit.code, first.log.slice(-3000)).toBe(0);
       // A stopping service starts no new work: a job or task fetched as it began to close goes back untouched. (The
       // signal can reach a busy main thread late, hence the margin.)
-      const startedLate = stepRuns(s.dbPath).filter(
+      const startedLate = (await stepRuns(s.state, ids)).filter(
         (r) => r.pid === first.child.pid && Date.parse(r.startedAt) > t0 + 3000,
       );
       expect(startedLate).toEqual([]);
 
       const second = await s.start().ready();
-      const docs = await finishedJobs(s.dbPath, ids, 600_000);
+      const docs = await finishedJobs(s.state, ids, 600_000);
       for (const doc of docs)
         expect(doc?.status, `${JSON.stringify(doc)} ${second.log.slice(-1500)}`).toMatch(/^completed/);
       // The interrupted extraction went back to the queue: the shutdown did not cost it an attempt.
-      expect(docs[0]?.steps.extractAudio?.attempts, JSON.stringify(stepRuns(s.dbPath, 'drain-0'))).toBe(1);
+      expect(docs[0]?.steps.extractAudio?.attempts, JSON.stringify(await stepRuns(s.state, 'drain-0'))).toBe(1);
     },
   );
 });
 
 describe('priority', () => {
   test('a job with a higher priority (lower number) runs before lower ones', { timeout: 300_000 }, async () => {
-    const s = setup('priority', { JOB_CONCURRENCY: '1' });
+    const s = await setup('priority', { JOB_CONCURRENCY: '1' });
     // Queue everything while no orchestrator runs, then start one that takes a job at a time.
     const producer = createProducer({ redisUrl: TEST_REDIS_URL, prefix: s.prefix });
     const file = path.join(CORPUS, 'image/320x240.jpg');
@@ -204,8 +205,8 @@ describe('priority', () => {
     }
     await producer.close();
     await s.start().ready();
-    await finishedJobs(s.dbPath, ['low-1', 'low-2', 'urgent', 'middle']);
-    const order = stepRuns(s.dbPath)
+    await finishedJobs(s.state, ['low-1', 'low-2', 'urgent', 'middle']);
+    const order = (await stepRuns(s.state, ['low-1', 'low-2', 'urgent', 'middle']))
       .filter((r) => r.step === 'validate')
       .map((r) => r.jobId);
     expect(order).toEqual(['urgent', 'middle', 'low-1', 'low-2']);
@@ -215,7 +216,7 @@ describe('priority', () => {
 describe('retry', () => {
   test('only the failed steps run again, as new tasks', { timeout: 300_000 }, async () => {
     const port = await freePort();
-    const s = setup('retry', { STEP_TIMEOUTS: 'extractAudio=500', RETRY_BACKOFF_MS: '100', PORT: String(port) });
+    const s = await setup('retry', { STEP_TIMEOUTS: 'extractAudio=500', RETRY_BACKOFF_MS: '100', PORT: String(port) });
     await s.start().ready();
     const base = `http://127.0.0.1:${port}`;
     const created = await fetch(`${base}/jobs`, {
@@ -224,16 +225,16 @@ describe('retry', () => {
       body: JSON.stringify({ file: { path: longVideo } }),
     });
     const { id } = (await created.json()) as { id: string };
-    const first = (await finishedJobs(s.dbPath, [id]))[0]!;
+    const first = (await finishedJobs(s.state, [id]))[0]!;
     expect(first.status).toBe('completed_with_errors');
-    const runsBefore = stepRuns(s.dbPath, id);
+    const runsBefore = await stepRuns(s.state, id);
     expect((await fetch(`${base}/jobs/${id}/retry`, { method: 'POST' })).status).toBe(202);
-    const second = await waitFor('the retry', () => {
-      const d = storedJob(s.dbPath, id);
+    const second = await waitFor('the retry', async () => {
+      const d = await storedJob(s.state, id);
       return isTerminal(d) && d.updatedAt !== first.updatedAt && d;
     });
     expect(second.status).toBe('completed_with_errors');
-    const added = stepRuns(s.dbPath, id).slice(runsBefore.length);
+    const added = (await stepRuns(s.state, id)).slice(runsBefore.length);
     // validate, extractMetadata and posterFrame kept their results; only extractAudio ran again (once: its TIMEOUT
     // is not retried).
     expect(added.map((r) => r.step)).toEqual(['extractAudio']);

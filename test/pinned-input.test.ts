@@ -17,18 +17,19 @@ import {
   storedJob,
   tempDir,
   TEST_REDIS_URL,
+  TestState,
   uniquePrefix,
   waitFor,
 } from './helpers.js';
 
 const prefix = uniquePrefix('pinned');
-let dataDir: string;
+let state: TestState;
 let inputRoot: string;
 let outside: string;
 const services: ServiceProcess[] = [];
 
-beforeAll(() => {
-  dataDir = tempDir('pinned');
+beforeAll(async () => {
+  state = await TestState.create('pinned');
   inputRoot = tempDir('pinned-in');
   outside = tempDir('pinned-secret');
 });
@@ -36,7 +37,8 @@ beforeAll(() => {
 afterAll(async () => {
   for (const s of services) await s.stop();
   await dropPrefix(TEST_REDIS_URL, prefix);
-  for (const d of [dataDir, inputRoot, outside]) fs.rmSync(d, { recursive: true, force: true });
+  await state?.drop();
+  for (const d of [inputRoot, outside]) fs.rmSync(d, { recursive: true, force: true });
 });
 
 const sha256 = (file: string): string => crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
@@ -50,8 +52,7 @@ test(
     const secret = path.join(outside, 'secret.jpg');
     fs.copyFileSync(path.join(CORPUS, 'image/camera-canon-ixus.jpg'), secret);
     const original = sha256(accepted);
-    const env = { DATA_DIR: dataDir, REDIS_URL: TEST_REDIS_URL, QUEUE_PREFIX: prefix, INPUT_ROOTS: inputRoot };
-    const dbPath = path.join(dataDir, 'orchestrator.db');
+    const env = { ...state.env, REDIS_URL: TEST_REDIS_URL, QUEUE_PREFIX: prefix, INPUT_ROOTS: inputRoot };
 
     // Intake only: no worker runs yet, so validate waits in its queue.
     const orchestrator = new ServiceProcess(['--role', 'orchestrator'], env);
@@ -60,8 +61,8 @@ test(
     const producer = createProducer({ redisUrl: TEST_REDIS_URL, prefix });
     await producer.enqueueJob({ jobId: 'swapped', file: { path: accepted } });
     await producer.close();
-    await waitFor('intake', () => storedJob(dbPath, 'swapped')?.status === 'running');
-    expect(stepRuns(dbPath, 'swapped')).toEqual([]);
+    await waitFor('intake', async () => (await storedJob(state, 'swapped'))?.status === 'running');
+    expect(await stepRuns(state, 'swapped')).toEqual([]);
 
     // The swap, between intake and the steps.
     fs.rmSync(accepted);
@@ -70,7 +71,7 @@ test(
     const worker = new ServiceProcess(['--role', 'worker'], env);
     services.push(worker);
     await worker.ready();
-    const [doc] = await finishedJobs(dbPath, ['swapped']);
+    const [doc] = await finishedJobs(state, ['swapped']);
     expect(doc!.status).toBe('completed');
     // Every step read the accepted bytes, never the secret.
     expect(doc!.file.sha256).toBe(original);

@@ -5,15 +5,24 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import Database from 'better-sqlite3';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { freePort } from '../src/lib/net.js';
 import { redisAnswers } from '../src/queue/connection.js';
 import { createProducer } from '../src/queue/producer.js';
-import { CORPUS, finishedJobs, isTerminal, ServiceProcess, stepRuns, storedJob, tempDir, waitFor } from './helpers.js';
+import {
+  CORPUS,
+  finishedJobs,
+  isTerminal,
+  ServiceProcess,
+  stepRuns,
+  storedJob,
+  tempDir,
+  TestState,
+  waitFor,
+} from './helpers.js';
 
 let redisDir: string;
-let dataDir: string;
+let state: TestState;
 let port: number;
 let redis: ChildProcess | null = null;
 let service: ServiceProcess | null = null;
@@ -44,7 +53,7 @@ async function stopRedis(): Promise<void> {
 
 beforeAll(async () => {
   redisDir = tempDir('redis');
-  dataDir = tempDir('redis-restart');
+  state = await TestState.create('redis-restart');
   port = await freePort();
   await startRedis();
 }, 30_000);
@@ -53,13 +62,13 @@ afterAll(async () => {
   await service?.stop();
   await stopRedis().catch(() => redis?.kill('SIGKILL'));
   fs.rmSync(redisDir, { recursive: true, force: true });
-  fs.rmSync(dataDir, { recursive: true, force: true });
+  await state?.drop();
 });
 
 test('the service reconnects after Redis restarts and every job finishes', { timeout: 180_000 }, async () => {
   const redisUrl = `redis://127.0.0.1:${port}`;
   const env = {
-    DATA_DIR: dataDir,
+    ...state.env,
     REDIS_URL: redisUrl,
     QUEUE_PREFIX: 'mo',
     INPUT_ROOTS: CORPUS,
@@ -86,9 +95,8 @@ test('the service reconnects after Redis restarts and every job finishes', { tim
     await producer.enqueueJob({ jobId: ids[i], file: { path: path.join(CORPUS, f) } });
   await producer.close();
 
-  const dbPath = path.join(dataDir, 'orchestrator.db');
-  await waitFor('work to start', () => stepRuns(dbPath).length > 3);
-  const finishedBefore = ids.filter((id) => isTerminal(storedJob(dbPath, id))).length;
+  await waitFor('work to start', async () => (await stepRuns(state, ids)).length > 3);
+  const finishedBefore = (await Promise.all(ids.map((id) => storedJob(state, id)))).filter(isTerminal).length;
   await stopRedis();
   // While Redis is down an upload is refused whole: 503 with Retry-After, and no job record left `queued` forever.
   const during = await fetch(`http://127.0.0.1:${env.PORT}/jobs`, {
@@ -99,14 +107,12 @@ test('the service reconnects after Redis restarts and every job finishes', { tim
   expect(during.status).toBe(503);
   expect(during.headers.get('retry-after')).toBe('5');
   expect(((await during.json()) as { error: { code: string } }).error.code).toBe('UNAVAILABLE');
-  const db = new Database(dbPath, { readonly: true });
-  const names = db.prepare("SELECT json_extract(doc, '$.file.name') AS name FROM jobs").all() as { name: string }[];
-  db.close();
-  expect(names.map((n) => n.name)).not.toContain('during-outage.jpg');
+  const { jobs } = await (await state.store()).list({}, 100);
+  expect(jobs.map((j) => j.file.name)).not.toContain('during-outage.jpg');
   await new Promise((r) => setTimeout(r, 1000));
   await startRedis();
 
-  const docs = await finishedJobs(dbPath, ids, 150_000);
+  const docs = await finishedJobs(state, ids, 150_000);
   expect(finishedBefore).toBeLessThan(ids.length);
   for (const doc of docs)
     expect(doc?.status, `${JSON.stringify(doc?.error)} ${service.log.slice(-1500)}`).toMatch(/^completed/);

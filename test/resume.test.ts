@@ -6,11 +6,13 @@
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import Database from 'better-sqlite3';
+import type { BaseCheckpointSaver } from '@langchain/langgraph';
 import { afterAll, beforeAll, expect, test } from 'vitest';
+import { loadConfig } from '../src/config.js';
 import { resolveToolPaths } from '../src/lib/tools.js';
 import type { JobDocument } from '../src/lib/types.js';
-import { BIN, isMissingTable, runCli, tempDir, userEnv } from './helpers.js';
+import { openStores } from '../src/store/index.js';
+import { BIN, runCli, stepRuns, tempDir, TestState, userEnv } from './helpers.js';
 
 interface RunRow {
   step: string;
@@ -45,56 +47,34 @@ afterAll(() => {
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
-function readRuns(dbPath: string, jobId: string): RunRow[] {
-  if (!fs.existsSync(dbPath)) return [];
-  const db = new Database(dbPath, { readonly: true, fileMustExist: true });
-  try {
-    return db.prepare('SELECT step, status FROM step_runs WHERE job_id = ? ORDER BY id').all(jobId) as RunRow[];
-  } catch (err) {
-    if (isMissingTable(err)) return []; // the table is not created yet
-    throw err;
-  } finally {
-    db.close();
-  }
+/** True once posterFrame's result is durably in the job's checkpoint (a pending write of the open superstep). */
+async function posterFrameCheckpointed(checkpointer: BaseCheckpointSaver, jobId: string): Promise<boolean> {
+  const tuple = await checkpointer.getTuple({ configurable: { thread_id: jobId } });
+  return (tuple?.pendingWrites ?? []).some(
+    ([, channel, value]) =>
+      channel === 'steps' && (value as Record<string, { status?: string }>).posterFrame?.status === 'succeeded',
+  );
 }
 
-/** True once posterFrame's result is durably in the checkpoint tables (a pending write of the open superstep). */
-function posterFrameCheckpointed(dbPath: string, jobId: string): boolean {
-  const db = new Database(dbPath, { readonly: true, fileMustExist: true });
-  try {
-    const row = db
-      .prepare(
-        `SELECT count(*) AS n FROM writes WHERE thread_id = ? AND channel = 'steps'
-         AND CAST(value AS TEXT) LIKE '%posterFrame%succeeded%'`,
-      )
-      .get(jobId) as { n: number };
-    return row.n > 0;
-  } catch (err) {
-    if (isMissingTable(err)) return false;
-    throw err;
-  } finally {
-    db.close();
-  }
-}
-
-function checkpointCount(dbPath: string, jobId: string): number {
-  const db = new Database(dbPath, { readonly: true, fileMustExist: true });
-  try {
-    return (db.prepare('SELECT count(*) AS n FROM checkpoints WHERE thread_id = ?').get(jobId) as { n: number }).n;
-  } finally {
-    db.close();
-  }
+async function checkpointCount(checkpointer: BaseCheckpointSaver, jobId: string): Promise<number> {
+  let n = 0;
+  for await (const _ of checkpointer.list({ configurable: { thread_id: jobId } })) n++;
+  return n;
 }
 
 test(
   'a job killed mid-run resumes from its checkpoint and runs no finished step again',
   { timeout: 600_000 },
   async () => {
-    const dataDir = path.join(dir, 'data');
-    const dbPath = path.join(dataDir, 'orchestrator.db');
+    const state = await TestState.create('resume-data');
+    // The job's step runs and checkpoints, read as the service reads them (the same store and saver classes).
+    const stores = await openStores(loadConfig({ ...state.env, LOG_LEVEL: 'silent' }));
+    const { checkpointer } = stores;
     const jobId = 'resume-after-kill';
+    const readRuns = async (): Promise<RunRow[]> =>
+      (await stepRuns(state, jobId)).map(({ step, status }) => ({ step, status }));
     const child = spawn(BIN, ['process', '--job-id', jobId, video], {
-      env: { ...userEnv(), DATA_DIR: dataDir, LOG_LEVEL: 'warn' },
+      env: { ...userEnv(), ...state.env, LOG_LEVEL: 'warn' },
       stdio: 'ignore',
     });
     const exited = new Promise<NodeJS.Signals | null>((resolve) =>
@@ -106,11 +86,11 @@ test(
     const deadline = Date.now() + 120_000;
     let before: RunRow[] = [];
     for (;;) {
-      before = readRuns(dbPath, jobId);
+      before = await readRuns();
       const done = new Set(before.filter((r) => r.status === 'succeeded').map((r) => r.step));
       const running = before.some((r) => r.step === 'extractAudio' && r.status === 'running');
       if (done.has('validate') && done.has('extractMetadata') && done.has('posterFrame') && running) {
-        if (posterFrameCheckpointed(dbPath, jobId)) break;
+        if (await posterFrameCheckpointed(checkpointer, jobId)) break;
       }
       if (Date.now() > deadline || child.exitCode !== null)
         throw new Error(`never reached the kill point: ${JSON.stringify(before)}`);
@@ -119,13 +99,13 @@ test(
     child.kill('SIGKILL');
     expect(await exited).toBe('SIGKILL');
 
-    before = readRuns(dbPath, jobId);
+    before = await readRuns();
     const finishedBefore = before.filter((r) => r.status === 'succeeded').map((r) => r.step);
     expect(finishedBefore).toEqual(expect.arrayContaining(['validate', 'extractMetadata', 'posterFrame']));
     expect(finishedBefore).not.toContain('summarize');
-    expect(checkpointCount(dbPath, jobId)).toBeGreaterThan(0);
+    expect(await checkpointCount(checkpointer, jobId)).toBeGreaterThan(0);
 
-    const res = await runCli(['process', '--json', '--job-id', jobId, video], { DATA_DIR: dataDir }, 540_000);
+    const res = await runCli(['process', '--json', '--job-id', jobId, video], state.env, 540_000);
     expect(res.code, res.stderr).toBe(0);
     const doc = JSON.parse(res.stdout) as JobDocument;
     expect(doc.status).toBe('completed');
@@ -133,7 +113,7 @@ test(
     expect(doc.results.transcript?.text).toContain('Sentence number 1 of a long recorded lecture');
     expect(doc.steps.summarize?.status).toBe('succeeded');
 
-    const after = readRuns(dbPath, jobId);
+    const after = await readRuns();
     const executions = (step: string) => after.filter((r) => r.step === step);
     // Steps that had finished before the kill were not executed again.
     for (const step of finishedBefore) expect(executions(step), `${step}: ${JSON.stringify(after)}`).toHaveLength(1);
@@ -146,6 +126,8 @@ test(
     }
     expect(executions('extractAudio').map((r) => r.status)).toEqual(['running', 'succeeded']);
     // The finished job's checkpoints were compacted.
-    expect(checkpointCount(dbPath, jobId)).toBe(0);
+    expect(await checkpointCount(checkpointer, jobId)).toBe(0);
+    await stores.close();
+    await state.drop();
   },
 );

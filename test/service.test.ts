@@ -23,27 +23,29 @@ import {
   stepRuns,
   tempDir,
   TEST_REDIS_URL,
+  TestState,
   uniquePrefix,
 } from './helpers.js';
 
 const prefix = uniquePrefix('service');
+let state: TestState;
 let dataDir: string;
 let inputRoot: string;
 let env: Record<string, string>;
 let orchestrator: ServiceProcess;
 let worker: ServiceProcess;
 let producer: Producer;
-const dbPath = (): string => path.join(dataDir, 'orchestrator.db');
 
 async function waitForDoc(jobId: string): Promise<JobDocument> {
-  const [doc] = await finishedJobs(dbPath(), [jobId]);
+  const [doc] = await finishedJobs(state, [jobId]);
   return doc!;
 }
 
 beforeAll(async () => {
-  dataDir = tempDir('service');
+  state = await TestState.create('service');
+  dataDir = state.dataDir;
   inputRoot = tempDir('service-in');
-  env = { DATA_DIR: dataDir, REDIS_URL: TEST_REDIS_URL, QUEUE_PREFIX: prefix, INPUT_ROOTS: `${CORPUS},${inputRoot}` };
+  env = { ...state.env, REDIS_URL: TEST_REDIS_URL, QUEUE_PREFIX: prefix, INPUT_ROOTS: `${CORPUS},${inputRoot}` };
   orchestrator = new ServiceProcess(['--role', 'orchestrator'], env);
   worker = new ServiceProcess(['--role', 'worker'], env);
   await Promise.all([orchestrator.ready(), worker.ready()]);
@@ -54,7 +56,7 @@ afterAll(async () => {
   await producer?.close();
   await Promise.all([orchestrator?.stop(), worker?.stop()]);
   await dropPrefix(TEST_REDIS_URL, prefix);
-  fs.rmSync(dataDir, { recursive: true, force: true });
+  await state?.drop();
   fs.rmSync(inputRoot, { recursive: true, force: true });
 });
 
@@ -166,7 +168,7 @@ describe('poison messages', () => {
       }
       // Nothing outside the roots was read: no step ran for those jobs.
       for (const id of ['poison-outside', 'poison-escape', 'poison-symlink'])
-        expect(stepRuns(dbPath(), id)).toEqual([]);
+        expect(await stepRuns(state, id)).toEqual([]);
       fs.rmSync(outside, { recursive: true, force: true });
     } finally {
       await queue.close();
@@ -214,7 +216,7 @@ describe('internal state', () => {
         expect(doc.error?.code, id).toBe('INVALID_INPUT');
         expect(doc.results, id).toEqual({});
         // Nothing ran on the producer's word.
-        expect(stepRuns(dbPath(), id), id).toEqual([]);
+        expect(await stepRuns(state, id), id).toEqual([]);
       }
       expect((await waitForDoc('forged-retry')).error?.message).toMatch(/options/);
     } finally {
@@ -237,7 +239,7 @@ describe('duplicates', () => {
     expect(doc.status).toBe('completed');
     await producer.enqueueJob({ jobId: 'dup-1', file: { path: file } });
     await new Promise((r) => setTimeout(r, 1500));
-    const runs = stepRuns(dbPath(), 'dup-1');
+    const runs = await stepRuns(state, 'dup-1');
     expect(runs.filter((r) => r.step === 'validate')).toHaveLength(1);
     expect(runs.filter((r) => r.step === 'generateThumbnails')).toHaveLength(1);
   });

@@ -2,24 +2,23 @@
  * Event streams that end: a reconnect after the terminal event, a stream on a job that never moves (here: an API
  * with no orchestrator, so a job stays queued), and a cap on open streams. An API-only service, its own prefix.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { freePort } from '../src/lib/net.js';
-import { CORPUS, dropPrefix, ServiceProcess, tempDir, TEST_REDIS_URL, uniquePrefix } from './helpers.js';
+import { CORPUS, dropPrefix, ServiceProcess, TEST_REDIS_URL, TestState, uniquePrefix } from './helpers.js';
 
 const prefix = uniquePrefix('sse');
-let dataDir: string;
+let state: TestState;
 let base: string;
 let service: ServiceProcess;
 const MAX_AGE_MS = 2000;
 
 beforeAll(async () => {
-  dataDir = tempDir('sse');
+  state = await TestState.create('sse');
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
   service = await new ServiceProcess(['--role', 'api'], {
-    DATA_DIR: dataDir,
+    ...state.env,
     REDIS_URL: TEST_REDIS_URL,
     QUEUE_PREFIX: prefix,
     INPUT_ROOTS: CORPUS,
@@ -32,7 +31,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await service?.stop();
   await dropPrefix(TEST_REDIS_URL, prefix);
-  fs.rmSync(dataDir, { recursive: true, force: true });
+  await state?.drop();
 });
 
 async function createJob(): Promise<string> {

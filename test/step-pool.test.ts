@@ -31,7 +31,7 @@ function input(jobId: string, file: string): StepInput {
 }
 
 async function runRecords(jobId: string): Promise<{ step: string; attempt: number; status: string }[]> {
-  const store = openJobStore(loadConfig({ DATA_DIR: dataDir }));
+  const store = await openJobStore(loadConfig({ DATA_DIR: dataDir }));
   try {
     return (await store.runs(jobId)).map(({ step, attempt, status }) => ({ step, attempt, status }));
   } finally {

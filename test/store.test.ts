@@ -6,15 +6,17 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { Annotation, END, START, StateGraph } from '@langchain/langgraph';
+import { PostgresSaver } from '@langchain/langgraph-checkpoint-postgres';
 import pg from 'pg';
 import { afterEach, describe, expect, test } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import type { JobInput } from '../src/lib/types.js';
-import { InvalidCursor, openJobStore, type JobStore } from '../src/store/index.js';
+import { InvalidCursor, openJobStore, openStores, type JobStore } from '../src/store/index.js';
 import { SCHEMA_VERSION as PG_SCHEMA_VERSION } from '../src/store/postgres/migrations.js';
 import { PostgresJobStore } from '../src/store/postgres/postgres-job-store.js';
 import { SCHEMA_VERSION } from '../src/store/sqlite/migrations.js';
-import { tempDir } from './helpers.js';
+import { tempDir, waitFor } from './helpers.js';
 
 interface Backend {
   name: string;
@@ -24,14 +26,14 @@ interface Backend {
 
 const sqlite: Backend = {
   name: 'sqlite',
-  open() {
+  async open() {
     const dir = tempDir('store');
     const config = loadConfig({ DATA_DIR: dir });
-    return Promise.resolve({
-      store: openJobStore(config),
-      another: () => Promise.resolve(openJobStore(config)),
+    return {
+      store: await openJobStore(config),
+      another: () => openJobStore(config),
       cleanup: () => Promise.resolve(fs.rmSync(dir, { recursive: true, force: true })),
-    });
+    };
   },
 };
 
@@ -42,9 +44,11 @@ const postgres: Backend = {
   name: 'postgres',
   async open() {
     const schema = `mo_store_test_${process.pid}_${++schemas}`;
+    // Opened the way every process opens it: from config.
+    const config = loadConfig({ DATA_DIR: tempDir('store-pg'), DATABASE_URL: PG_URL, DATABASE_SCHEMA: schema });
     return {
-      store: await PostgresJobStore.open(PG_URL, { schema }),
-      another: () => PostgresJobStore.open(PG_URL, { schema }),
+      store: await openJobStore(config),
+      another: () => openJobStore(config),
       cleanup: async () => {
         const client = new pg.Client({ connectionString: PG_URL });
         await client.connect();
@@ -95,6 +99,23 @@ describe.each([sqlite, postgres])('job store contract: $name', (backend) => {
     expect(await store.getInput('a')).toEqual(input('a', { priority: 5 }));
     expect((await store.events('a')).map((e) => [e.type, e.data])).toEqual([['status', { status: 'queued' }]]);
     expect(await store.get('nope')).toBeNull();
+  });
+
+  test('a watcher hears of the events another connection commits, by job, until it stops', async () => {
+    const { store, another } = await fresh();
+    const writer = await another();
+    const heard: string[] = [];
+    const stop = await store.watchEvents((jobId) => heard.push(jobId));
+    await writer.createOrGet(input('w1'));
+    await writer.markRunning('w1');
+    await writer.createOrGet(input('w2'));
+    await waitFor('both jobs to be heard of', () => heard.includes('w1') && heard.includes('w2'), 10_000);
+    expect(new Set(heard)).toEqual(new Set(['w1', 'w2']));
+    await stop();
+    const before = heard.length;
+    await writer.markRunning('w2');
+    await new Promise((r) => setTimeout(r, 600));
+    expect(heard).toHaveLength(before);
   });
 
   test('transitions write the document and one event per change, in order, with growing ids', async () => {
@@ -242,17 +263,19 @@ describe.each([sqlite, postgres])('job store contract: $name', (backend) => {
 });
 
 describe('sqlite schema versions', () => {
-  test('a new database is at the current version; one newer than the code stops start-up', () => {
+  test('a new database is at the current version; one newer than the code stops start-up', async () => {
     const dir = tempDir('store-version');
     try {
       const config = loadConfig({ DATA_DIR: dir });
-      const store = openJobStore(config);
+      const store = await openJobStore(config);
       void store.close();
       const db = new Database(path.join(dir, 'orchestrator.db'));
       expect(db.prepare('SELECT version FROM schema_version').get()).toEqual({ version: SCHEMA_VERSION });
       db.prepare('UPDATE schema_version SET version = ?').run(SCHEMA_VERSION + 1);
       db.close();
-      expect(() => openJobStore(config)).toThrow(/schema is version .* newer than this media-orchestrator knows/);
+      await expect(openJobStore(config)).rejects.toThrow(
+        /schema is version .* newer than this media-orchestrator knows/,
+      );
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
@@ -266,7 +289,7 @@ describe('sqlite schema versions', () => {
         priority INTEGER NOT NULL DEFAULT 0, input TEXT NOT NULL, doc TEXT NOT NULL, created_at TEXT NOT NULL,
         updated_at TEXT NOT NULL, finished_at TEXT)`);
       db.close();
-      const store = openJobStore(loadConfig({ DATA_DIR: dir }));
+      const store = await openJobStore(loadConfig({ DATA_DIR: dir }));
       await store.createOrGet(input('old'));
       await store.reopen('old', {
         generation: 1,
@@ -285,17 +308,60 @@ describe('postgres schema versions', () => {
     const schema = `mo_store_version_${process.pid}`;
     const admin = new pg.Client({ connectionString: PG_URL });
     await admin.connect();
+    const dir = tempDir('store-pg-version');
     try {
-      const stores = await Promise.all([1, 2, 3].map(() => PostgresJobStore.open(PG_URL, { schema })));
-      await Promise.all(stores.map((s) => s.close()));
+      // Three processes starting at once: the job store's migrations and LangGraph's checkpoint tables (whose setup
+      // has no lock of its own) are each created once.
+      const config = loadConfig({ DATA_DIR: dir, DATABASE_URL: PG_URL, DATABASE_SCHEMA: schema });
+      const opened = await Promise.all([1, 2, 3].map(() => openStores(config)));
+      await Promise.all(opened.map((s) => s.close()));
       const { rows } = await admin.query(`SELECT version FROM ${schema}.schema_version`);
       expect(rows).toEqual([{ version: PG_SCHEMA_VERSION }]);
+      const { rows: saver } = await admin.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM ${schema}.checkpoint_migrations`,
+      );
+      expect(saver[0]!.n).toBeGreaterThan(0);
       await admin.query(`UPDATE ${schema}.schema_version SET version = $1`, [PG_SCHEMA_VERSION + 1]);
       await expect(PostgresJobStore.open(PG_URL, { schema })).rejects.toThrow(/newer than this media-orchestrator/);
       await expect(PostgresJobStore.open(PG_URL, { schema: 'x; DROP TABLE jobs' })).rejects.toThrow(/schema name/);
     } finally {
       await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
       await admin.end();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('with DATABASE_URL, checkpoints live in PostgreSQL: a graph resumes from them and a finished thread is deleted', async () => {
+    const schema = `mo_store_ckpt_${process.pid}`;
+    const dir = tempDir('store-pg-ckpt');
+    const config = loadConfig({ DATA_DIR: dir, DATABASE_URL: PG_URL, DATABASE_SCHEMA: schema });
+    const stores = await openStores(config);
+    try {
+      expect(stores.checkpointer).toBeInstanceOf(PostgresSaver);
+      const State = Annotation.Root({ n: Annotation<number>() });
+      const graph = new StateGraph(State)
+        .addNode('add', (s) => ({ n: s.n + 1 }))
+        .addEdge(START, 'add')
+        .addEdge('add', END)
+        .compile({ checkpointer: stores.checkpointer });
+      const thread = { configurable: { thread_id: 'ckpt-1' } };
+      expect(await graph.invoke({ n: 41 }, thread)).toEqual({ n: 42 });
+      // A second connection (another process) reads the same thread's state.
+      const other = await openStores(config);
+      try {
+        const tuple = await other.checkpointer.getTuple(thread);
+        expect(tuple?.checkpoint.channel_values).toMatchObject({ n: 42 });
+        await other.checkpointer.deleteThread('ckpt-1');
+      } finally {
+        await other.close();
+      }
+      expect(await stores.checkpointer.getTuple(thread)).toBeUndefined();
+    } finally {
+      await stores.close();
+      const admin = new pg.Client({ connectionString: PG_URL });
+      await admin.connect();
+      await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).finally(() => admin.end());
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 });

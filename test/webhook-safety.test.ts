@@ -3,7 +3,6 @@
  * to loopback, private, link-local or metadata addresses, checked on the address actually connected to. The
  * receiver's URL is not shown to readers without the API token.
  */
-import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { Queue } from 'bullmq';
@@ -19,7 +18,7 @@ import {
   isTerminal,
   ServiceProcess,
   storedJob,
-  tempDir,
+  TestState,
   TEST_REDIS_URL,
   uniquePrefix,
   waitFor,
@@ -27,7 +26,7 @@ import {
 
 const TOKEN = 'api-token-for-the-ssrf-tests-0123456';
 const prefix = uniquePrefix('webhook-safety');
-let dataDir: string;
+let state: TestState;
 let base: string;
 let service: ServiceProcess;
 let receiver: http.Server;
@@ -42,11 +41,11 @@ beforeAll(async () => {
   });
   receiverPort = await freePort();
   await new Promise<void>((r) => receiver.listen(receiverPort, '127.0.0.1', r));
-  dataDir = tempDir('webhook-safety');
+  state = await TestState.create('webhook-safety');
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
   service = await new ServiceProcess([], {
-    DATA_DIR: dataDir,
+    ...state.env,
     REDIS_URL: TEST_REDIS_URL,
     QUEUE_PREFIX: prefix,
     INPUT_ROOTS: CORPUS,
@@ -62,10 +61,8 @@ afterAll(async () => {
   receiver.closeAllConnections();
   await new Promise((r) => receiver.close(r));
   await dropPrefix(TEST_REDIS_URL, prefix);
-  fs.rmSync(dataDir, { recursive: true, force: true });
+  await state?.drop();
 });
-
-const dbPath = (): string => path.join(dataDir, 'orchestrator.db');
 
 test('the addresses a producer may not reach', () => {
   for (const a of [
@@ -108,8 +105,8 @@ test(
       await producer.enqueueJob({ jobId, notifyUrl, file: { path: path.join(CORPUS, 'image/320x240.jpg') } });
     await producer.close();
     for (const jobId of Object.keys(targets)) {
-      const doc = await waitFor(`webhook of ${jobId} to end`, () => {
-        const d = storedJob(dbPath(), jobId);
+      const doc = await waitFor(`webhook of ${jobId} to end`, async () => {
+        const d = await storedJob(state, jobId);
         return isTerminal(d) && d.webhook?.status === 'failed' && d;
       });
       // Refused once, for good: a forbidden address does not become allowed by retrying.
@@ -157,8 +154,8 @@ test('URLs that are not http(s), or too long, are refused at intake', { timeout:
   } finally {
     await queue.close();
   }
-  const doc = await waitFor('ssrf-gopher to end', () => {
-    const d = storedJob(dbPath(), 'ssrf-gopher');
+  const doc = await waitFor('ssrf-gopher to end', async () => {
+    const d = await storedJob(state, 'ssrf-gopher');
     return isTerminal(d) && d;
   });
   expect(doc.error?.code).toBe('INVALID_INPUT');

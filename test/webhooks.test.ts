@@ -2,7 +2,6 @@
  * Completion webhooks against real HTTP receivers on loopback: signed with an HMAC, retried after a 500, given up
  * on with a timeout when the receiver hangs; the delivery status is in the job document.
  */
-import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
@@ -17,7 +16,7 @@ import {
   runCli,
   ServiceProcess,
   storedJob,
-  tempDir,
+  TestState,
   TEST_REDIS_URL,
   uniquePrefix,
   waitFor,
@@ -26,6 +25,7 @@ import {
 const API_TOKEN = 'api-token-for-the-webhook-tests-0123';
 let secret: string;
 const prefix = uniquePrefix('webhooks');
+let state: TestState;
 let dataDir: string;
 let service: ServiceProcess;
 let receiver: http.Server;
@@ -47,9 +47,10 @@ beforeAll(async () => {
   const port = await freePort();
   await new Promise<void>((r) => receiver.listen(port, '127.0.0.1', r));
   receiverUrl = `http://127.0.0.1:${port}`;
-  dataDir = tempDir('webhooks');
+  state = await TestState.create('webhooks');
+  dataDir = state.dataDir;
   service = await new ServiceProcess([], {
-    DATA_DIR: dataDir,
+    ...state.env,
     REDIS_URL: TEST_REDIS_URL,
     QUEUE_PREFIX: prefix,
     INPUT_ROOTS: CORPUS,
@@ -71,7 +72,7 @@ afterAll(async () => {
   receiver.closeAllConnections();
   await new Promise((r) => receiver.close(r));
   await dropPrefix(TEST_REDIS_URL, prefix);
-  fs.rmSync(dataDir, { recursive: true, force: true });
+  await state?.drop();
 });
 
 async function submit(jobId: string, url: string): Promise<void> {
@@ -80,10 +81,9 @@ async function submit(jobId: string, url: string): Promise<void> {
   await producer.close();
 }
 
-const dbPath = (): string => path.join(dataDir, 'orchestrator.db');
 const delivery = (jobId: string, status: string) =>
-  waitFor(`webhook ${status} for ${jobId}`, () => {
-    const doc = storedJob(dbPath(), jobId);
+  waitFor(`webhook ${status} for ${jobId}`, async () => {
+    const doc = await storedJob(state, jobId);
     return isTerminal(doc) && doc.webhook?.status === status && doc;
   });
 

@@ -12,7 +12,7 @@ import { openJobStore, storeExists, type JobStore } from '../store/index.js';
 
 async function withStore<T>(config: Config, fn: (store: JobStore) => Promise<T>): Promise<T | null> {
   if (!storeExists(config)) return null;
-  const store = openJobStore(config);
+  const store = await openJobStore(config);
   try {
     return await fn(store);
   } finally {
@@ -44,7 +44,7 @@ export async function findJob(config: Config, id: string): Promise<JobDocument |
 export async function cancelJob(config: Config, redisUrl: string, id: string): Promise<CancelResult> {
   const redis = createRedis(redisUrl, 'producer');
   const queue = new Queue(JOBS_QUEUE, { connection: bullConnection(redisUrl, 'producer'), prefix: config.queuePrefix });
-  const store = openJobStore(config);
+  const store = await openJobStore(config);
   try {
     return await requestCancel({ store, queue, redis, prefix: config.queuePrefix }, id);
   } finally {

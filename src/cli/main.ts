@@ -90,7 +90,7 @@ async function processCommand(args: string[]): Promise<number> {
   }
   const file = path.resolve(positionals[0]!);
   const config = loadConfig();
-  const runtime = createRuntime(config, createLogger(config.logLevel));
+  const runtime = await createRuntime(config, createLogger(config.logLevel));
   let doc: JobDocument;
   try {
     doc = await runtime.runner.run({

@@ -1,5 +1,5 @@
 /**
- * The body of a step worker thread: builds its own deps (its own SQLite connection for step_runs) and runs one step
+ * The body of a step worker thread: builds its own deps (its own job store connection for step_runs) and runs one step
  * at a time for the pool. Terminating the thread is how a step that will not stop is stopped.
  */
 import { parentPort, workerData } from 'node:worker_threads';
@@ -12,7 +12,7 @@ import type { ThreadMessage, ThreadReply, ThreadRequest } from './step-pool.js';
 
 const { config } = workerData as { config: Config };
 const log = createLogger(config.logLevel, 'step-thread');
-const store = openJobStore(config);
+const store = await openJobStore(config);
 const deps = createDeps(config, store, log);
 if (!parentPort) throw new Error('step-thread must run as a worker thread');
 const port = parentPort;

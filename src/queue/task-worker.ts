@@ -51,7 +51,7 @@ export async function startTaskWorkers(
   queues: readonly QueueName[],
   log: Logger,
 ): Promise<TaskWorkers> {
-  const store = openJobStore(config);
+  const store = await openJobStore(config);
   const workers: Worker[] = [];
   let shuttingDown = false;
   const backToWait = async (job: Job, token: string | undefined): Promise<never> => {

@@ -32,8 +32,19 @@ export function webhookSecret(config: Config): string {
   if (config.webhookSecret) return config.webhookSecret;
   const file = path.join(config.dataDir, 'webhook-secret');
   if (!fs.existsSync(file)) {
+    // Processes on several machines may start at once on a fresh shared DATA_DIR: the key is written whole to a file
+    // of this process's own, then linked into place (link fails if another process was first; its key is kept). A
+    // reader never sees a half-written key.
     fs.mkdirSync(config.dataDir, { recursive: true });
-    fs.writeFileSync(file, randomBytes(32).toString('hex'), { mode: 0o600, flag: 'wx' });
+    const mine = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
+    fs.writeFileSync(mine, randomBytes(32).toString('hex'), { mode: 0o600, flag: 'wx' });
+    try {
+      fs.linkSync(mine, file);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    } finally {
+      fs.rmSync(mine, { force: true });
+    }
   }
   return fs.readFileSync(file, 'utf8').trim();
 }

@@ -15,8 +15,8 @@ export interface Api {
   close(): Promise<void>;
 }
 
-export function openApiParts(config: Config, log: Logger, redisUrl: string): ApiParts {
-  const stores = openStores(config);
+export async function openApiParts(config: Config, log: Logger, redisUrl: string): Promise<ApiParts> {
+  const stores = await openStores(config);
   const redis = createRedis(redisUrl, 'worker');
   redis.on('error', (err) => log.warn({ err }, 'api redis error'));
   return {
@@ -40,7 +40,7 @@ export async function closeApiParts(parts: ApiParts): Promise<void> {
 }
 
 export async function startApi(config: Config, log: Logger, redisUrl: string): Promise<Api> {
-  const parts = openApiParts(config, log, redisUrl);
+  const parts = await openApiParts(config, log, redisUrl);
   const app = await buildApp(parts);
   const address = await app.listen({ port: config.port, host: config.host });
   log.info({ url: address }, 'api listening');

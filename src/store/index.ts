@@ -1,13 +1,17 @@
 /**
- * What a process opens to keep state, chosen from config in one place: the job store and the LangGraph checkpointer.
- * The runtime, API, task workers, step threads, CLI and Studio all open their state here, so a second backend is a
- * change to this file and a folder beside sqlite/, not to every entry point.
+ * What a process opens to keep state, chosen from config in one place: the job store and the LangGraph checkpointer,
+ * in PostgreSQL when DATABASE_URL is set (any number of processes on any number of machines), else in the SQLite file
+ * in DATA_DIR (processes of one machine). The runtime, API, task workers, step threads, CLI and Studio all open their
+ * state here; nothing else knows which backend runs.
  */
 import fs from 'node:fs';
 import type { BaseCheckpointSaver } from '@langchain/langgraph';
 import { SqliteSaver } from '@langchain/langgraph-checkpoint-sqlite';
+import { PostgresSaver } from '@langchain/langgraph-checkpoint-postgres';
 import type { Config } from '../config.js';
 import type { JobStore } from './job-store.js';
+import { underMigrationLock } from './postgres/migrations.js';
+import { PostgresJobStore, postgresPool } from './postgres/postgres-job-store.js';
 import { openDatabase, SqliteJobStore, type Db } from './sqlite/sqlite-job-store.js';
 
 export * from './job-store.js';
@@ -19,22 +23,43 @@ export interface Stores {
   close(): Promise<void>;
 }
 
-/** The job store and checkpointer of `config`, with DATA_DIR and its folders created. */
-export function openStores(config: Config): Stores {
+/** The job store and checkpointer of `config`, with DATA_DIR's folders (uploads, artifacts) created. */
+export async function openStores(config: Config): Promise<Stores> {
   for (const dir of [config.uploadsDir, config.artifactsDir]) fs.mkdirSync(dir, { recursive: true });
+  if (config.database) {
+    const { url, schema } = config.database;
+    const pool = postgresPool(url, { schema });
+    try {
+      const store = await PostgresJobStore.onPool(pool, schema);
+      // One pool for both: the saver names its tables with the schema itself, and closing the store ends the pool.
+      const checkpointer = new PostgresSaver(pool, undefined, { schema: schema ?? 'public' });
+      await underMigrationLock(pool, () => checkpointer.setup());
+      return { store, checkpointer, close: () => store.close() };
+    } catch (err) {
+      await pool.end();
+      throw err;
+    }
+  }
   return withDatabase(config, (db) => {
     const store = new SqliteJobStore(db);
     return { store, checkpointer: new SqliteSaver(db), close: () => store.close() };
   });
 }
 
-/** True when `config`'s job store has been created (a CLI reading status need not create one). */
+/**
+ * True when `config`'s job store may hold jobs (a CLI reading status need not create an empty SQLite file). A
+ * PostgreSQL server is always asked.
+ */
 export function storeExists(config: Config): boolean {
-  return fs.existsSync(config.dbPath);
+  return config.database !== null || fs.existsSync(config.dbPath);
 }
 
 /** The job store alone (step threads and task workers record step runs; they need no checkpoints). */
-export function openJobStore(config: Config): JobStore {
+export async function openJobStore(config: Config): Promise<JobStore> {
+  if (config.database) {
+    // Few connections: a step thread or a CLI command does one thing at a time.
+    return PostgresJobStore.open(config.database.url, { schema: config.database.schema, maxConnections: 3 });
+  }
   return withDatabase(config, (db) => new SqliteJobStore(db));
 }
 

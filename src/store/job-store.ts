@@ -61,6 +61,13 @@ export interface JobStore extends JobSink {
   countFailuresByCode(): Promise<Record<string, number>>;
   /** Durations of finished steps, from the job documents of the last `limit` finished jobs. */
   stepDurations(limit?: number): Promise<StepDuration[]>;
+  /**
+   * Calls `listener` with a job's id soon after new events of that job are committed, by this process or any other
+   * (PostgreSQL: LISTEN/NOTIFY, sent by the transaction that writes them; SQLite: one poll of the events table per
+   * watcher). A notification can be missed (a dropped connection): readers keep their last event id and re-read.
+   * Resolves, once watching, to the function that stops it.
+   */
+  watchEvents(listener: (jobId: string) => void): Promise<() => Promise<void>>;
   /** Resolves when the database answers a query (readiness). */
   ping(): Promise<void>;
   close(): Promise<void>;

@@ -16,6 +16,7 @@ import { TERMINAL_STATUSES } from '../../lib/types.js';
 import { requestCancel } from '../../queue/cancel.js';
 import { MAX_PRIORITY, NotifyUrl } from '../../queue/messages.js';
 import { InvalidCursor } from '../../store/index.js';
+import { JobEventWaiters } from '../event-waiters.js';
 import { type ApiParts, hasToken, HttpError, requireToken } from '../http.js';
 import {
   ArtifactParams,
@@ -39,7 +40,8 @@ const CONTENT_TYPES: Record<string, string> = {
   '.json': 'application/json; charset=utf-8',
 };
 
-const SSE_POLL_MS = 250;
+/** A stream re-reads its job at least this often, notified or not (a missed notification, a deleted job). */
+const SSE_REREAD_MS = 5000;
 
 export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
   const { config, artifacts, producer } = parts;
@@ -86,6 +88,7 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
   };
 
   let openStreams = 0;
+  const waiters = new JobEventWaiters(store, parts.log);
   const turns = new Map<string, Promise<unknown>>();
   /** Runs `work` after any other work on `key` in this process has settled. */
   const oneAtATime = async <T>(key: string, work: () => Promise<T>): Promise<T> => {
@@ -100,6 +103,7 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
   };
 
   return async (app) => {
+    app.addHook('onClose', () => waiters.close());
     app.post(
       '/jobs',
       {
@@ -458,18 +462,24 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
           // stream too); the client then reconnects with Last-Event-ID and misses nothing.
           while (!closed && Date.now() - opened < config.sseMaxAgeMs) {
             let ended = false;
-            for (const event of await store.events(req.params.id, after)) {
-              res.write(`id: ${event.id}\nevent: ${event.type}\ndata: ${JSON.stringify(event.data)}\n\n`);
-              after = event.id;
-              if (event.type === 'status' && TERMINAL_STATUSES.includes(event.data.status as JobDocument['status']))
-                ended = true;
+            // Listening before reading: an event committed while this reads wakes the wait below at once.
+            const woken = await waiters.arm(req.params.id);
+            try {
+              for (const event of await store.events(req.params.id, after)) {
+                res.write(`id: ${event.id}\nevent: ${event.type}\ndata: ${JSON.stringify(event.data)}\n\n`);
+                after = event.id;
+                if (event.type === 'status' && TERMINAL_STATUSES.includes(event.data.status as JobDocument['status']))
+                  ended = true;
+              }
+              if (ended || !(await store.get(req.params.id))) break;
+              if (Date.now() - lastBeat > 15_000) {
+                res.write(': keep-alive\n\n');
+                lastBeat = Date.now();
+              }
+              await woken.wait(SSE_REREAD_MS);
+            } finally {
+              woken.cancel();
             }
-            if (ended || !(await store.get(req.params.id))) break;
-            if (Date.now() - lastBeat > 15_000) {
-              res.write(': keep-alive\n\n');
-              lastBeat = Date.now();
-            }
-            await new Promise((r) => setTimeout(r, SSE_POLL_MS));
           }
         } finally {
           openStreams -= 1;

@@ -3,7 +3,7 @@
  * the missing ones at start-up in one transaction holding an advisory lock, so processes starting at once on several
  * machines apply each migration once; a database newer than the code stops start-up.
  */
-import type { PoolClient } from 'pg';
+import type { Pool, PoolClient } from 'pg';
 import { SchemaTooNew } from '../job-store.js';
 
 const MIGRATIONS: string[] = [
@@ -89,5 +89,23 @@ export async function migrate(client: PoolClient, schema?: string): Promise<numb
   } catch (err) {
     await client.query('ROLLBACK').catch(() => undefined);
     throw err;
+  }
+}
+
+/**
+ * Runs `work` (LangGraph's PostgresSaver.setup, which creates its schema and tables with no lock of its own) while
+ * holding the migration lock on a connection of `pool`, so processes starting at once do it one after the other.
+ */
+export async function underMigrationLock<T>(pool: Pool, work: () => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
+    try {
+      return await work();
+    } finally {
+      await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]);
+    }
+  } finally {
+    client.release();
   }
 }

@@ -4,6 +4,7 @@
  * workers changing the same job never lose an update or an event; event ids come from a sequence, so a stream
  * resumed with Last-Event-ID misses nothing.
  */
+import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { newJobDocument } from '../../lib/job-document.js';
 import type { AiUse, FinishedJob } from '../../nodes/index.js';
@@ -53,33 +54,58 @@ export interface PostgresStoreOptions {
 /** A schema name safe to put in SQL: letters, digits and underscores. */
 const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 
+/** A connection pool for the store (and the checkpointer beside it), its search_path set to `schema` when given. */
+export function postgresPool(url: string, opts: PostgresStoreOptions = {}): pg.Pool {
+  const { schema } = opts;
+  if (schema !== undefined && !SCHEMA_NAME.test(schema)) throw new Error(`invalid schema name "${schema}"`);
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: opts.maxConnections ?? 10,
+    ...(schema ? { options: `-c search_path=${schema}` } : {}),
+  });
+  // An idle connection that breaks (the server restarted) is dropped by the pool; without a listener it would
+  // crash the process.
+  pool.on('error', () => undefined);
+  return pool;
+}
+
+/**
+ * The NOTIFY channel of a schema's job events: the schemas of one database share channels, so each gets its own
+ * (a hash keeps the name within PostgreSQL's 63 characters).
+ */
+function eventChannel(schema: string | undefined): string {
+  return `mo_job_events_${createHash('sha256')
+    .update(schema ?? '')
+    .digest('hex')
+    .slice(0, 16)}`;
+}
+
 export class PostgresJobStore implements JobStore {
-  private constructor(private readonly pool: pg.Pool) {}
+  private constructor(
+    private readonly pool: pg.Pool,
+    private readonly channel: string,
+  ) {}
 
   /** Connects, creates the schema if asked, and applies the migrations the database lacks. */
   static async open(url: string, opts: PostgresStoreOptions = {}): Promise<PostgresJobStore> {
-    const { schema } = opts;
-    if (schema !== undefined && !SCHEMA_NAME.test(schema)) throw new Error(`invalid schema name "${schema}"`);
-    const pool = new pg.Pool({
-      connectionString: url,
-      max: opts.maxConnections ?? 10,
-      ...(schema ? { options: `-c search_path=${schema}` } : {}),
-    });
-    // An idle connection that breaks (the server restarted) is dropped by the pool; without a listener it would
-    // crash the process.
-    pool.on('error', () => undefined);
+    const pool = postgresPool(url, opts);
     try {
-      const client = await pool.connect();
-      try {
-        await migrate(client, schema);
-      } finally {
-        client.release();
-      }
+      return await PostgresJobStore.onPool(pool, opts.schema);
     } catch (err) {
       await pool.end();
       throw err;
     }
-    return new PostgresJobStore(pool);
+  }
+
+  /** The store on a pool made by `postgresPool` (closing the store ends the pool), migrated first. */
+  static async onPool(pool: pg.Pool, schema?: string): Promise<PostgresJobStore> {
+    const client = await pool.connect();
+    try {
+      await migrate(client, schema);
+    } finally {
+      client.release();
+    }
+    return new PostgresJobStore(pool, eventChannel(schema));
   }
 
   async createOrGet(input: JobInput): Promise<JobDocument> {
@@ -262,6 +288,41 @@ export class PostgresJobStore implements JobStore {
     return durationsOf(rows.map((r) => r.doc));
   }
 
+  /** One connection of its own that LISTENs; when it drops, it reconnects every second until stopped. */
+  async watchEvents(listener: (jobId: string) => void): Promise<() => Promise<void>> {
+    let client: pg.Client | null = null;
+    let stopped = false;
+    let retry: NodeJS.Timeout | undefined;
+    const reconnect = (): void => {
+      client = null;
+      if (stopped) return;
+      retry = setTimeout(() => void connect().catch(reconnect), 1000);
+      retry.unref();
+    };
+    const connect = async (): Promise<void> => {
+      const c = new pg.Client({ connectionString: this.pool.options.connectionString });
+      c.on('error', () => undefined);
+      c.on('notification', (msg) => {
+        if (msg.channel === this.channel && msg.payload) listener(msg.payload);
+      });
+      try {
+        await c.connect();
+        await c.query(`LISTEN ${c.escapeIdentifier(this.channel)}`);
+      } catch (err) {
+        await c.end().catch(() => undefined);
+        throw err;
+      }
+      client = c;
+      c.once('end', reconnect);
+    };
+    await connect();
+    return async () => {
+      stopped = true;
+      clearTimeout(retry);
+      await client?.end().catch(() => undefined);
+    };
+  }
+
   async ping(): Promise<void> {
     await this.pool.query('SELECT 1');
   }
@@ -322,12 +383,12 @@ export class PostgresJobStore implements JobStore {
     type: JobEvent['type'],
     data: Record<string, unknown>,
   ): Promise<void> {
-    await c.query('INSERT INTO job_events (job_id, type, data, created_at) VALUES ($1, $2, $3, $4)', [
-      jobId,
-      type,
-      JSON.stringify(data),
-      new Date().toISOString(),
-    ]);
+    // The notification goes out when the transaction commits, so a watcher never reads ahead of the events.
+    await c.query(
+      `WITH e AS (INSERT INTO job_events (job_id, type, data, created_at) VALUES ($1, $2, $3, $4) RETURNING job_id)
+       SELECT pg_notify($5, job_id) FROM e`,
+      [jobId, type, JSON.stringify(data), new Date().toISOString(), this.channel],
+    );
   }
 
   private update(id: string, mutate: (doc: JobDocument) => void, create?: JobInput): Promise<void> {

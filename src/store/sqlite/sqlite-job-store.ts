@@ -53,6 +53,9 @@ export function openDatabase(file: string): Db {
   return db;
 }
 
+/** How often a watcher reads the events table for rows other processes wrote (SQLite cannot notify). */
+const SQLITE_WATCH_MS = 200;
+
 export class SqliteJobStore implements JobStore {
   /** The store owns `db` (a checkpointer may share it): close() closes it. */
   constructor(private readonly db: Db) {
@@ -255,6 +258,20 @@ export class SqliteJobStore implements JobStore {
   ping(): Promise<void> {
     this.db.prepare('SELECT 1').get();
     return Promise.resolve();
+  }
+
+  watchEvents(listener: (jobId: string) => void): Promise<() => Promise<void>> {
+    const next = this.db.prepare('SELECT id, job_id AS jobId FROM job_events WHERE id > ? ORDER BY id LIMIT 1000');
+    let last = (this.db.prepare('SELECT max(id) AS id FROM job_events').get() as { id: number | null }).id ?? 0;
+    // One indexed read per tick, whatever the number of streams waiting on it.
+    const timer = setInterval(() => {
+      if (!this.db.open) return;
+      const rows = next.all(last) as { id: number; jobId: string }[];
+      last = rows.at(-1)?.id ?? last;
+      for (const jobId of new Set(rows.map((r) => r.jobId))) listener(jobId);
+    }, SQLITE_WATCH_MS);
+    timer.unref();
+    return Promise.resolve(() => Promise.resolve(clearInterval(timer)));
   }
 
   close(): Promise<void> {
