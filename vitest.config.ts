@@ -26,7 +26,10 @@ export default defineConfig({
     reporters: ['default'],
     projects: [
       // Everything, with each service's jobs in the SQLite file of its DATA_DIR.
-      { extends: true, test: { name: 'sqlite', include: ['test/**/*.test.ts'], exclude: POSTGRES_ONLY } },
+      {
+        extends: true,
+        test: { name: 'sqlite', include: ['test/**/*.test.ts'], exclude: POSTGRES_ONLY, env: { TEST_STORE: 'sqlite' } },
+      },
       // The files that exercise the service's state end to end run again with jobs and checkpoints in PostgreSQL
       // (a database per file on TEST_DATABASE_URL's server), plus what only PostgreSQL can do: many machines.
       {

@@ -12,7 +12,12 @@ import { createRuntime, type Runtime } from './runtime.js';
 let config: Config | null = null;
 const getConfig = (): Config => (config ??= loadConfig());
 let runtime: Promise<Runtime> | null = null;
-const getRuntime = (): Promise<Runtime> => (runtime ??= createRuntime(getConfig()));
+/** Opened on first use; a failed opening (the database was down) is tried again by the next step, not kept. */
+const getRuntime = (): Promise<Runtime> =>
+  (runtime ??= createRuntime(getConfig()).catch((err: unknown) => {
+    runtime = null;
+    throw err;
+  }));
 
 const sink: JobSink = {
   saveFinished: async (job: FinishedJob) => (await getRuntime()).store.saveFinished(job),

@@ -194,11 +194,18 @@ export class TestState {
     return (this.opened ??= openJobStore(loadConfig({ ...this.env, LOG_LEVEL: 'silent' })));
   }
 
+  /** Closes the store and removes everything, whatever fails on the way (a store that never opened included). */
   async drop(): Promise<void> {
-    if (this.opened) await (await this.opened).close();
+    const opened = this.opened;
     this.opened = null;
-    if (this.database) await adminQuery(`DROP DATABASE IF EXISTS ${this.database} WITH (FORCE)`);
-    fs.rmSync(this.dataDir, { recursive: true, force: true });
+    try {
+      if (opened) await (await opened).close();
+    } catch {
+      // It never opened, or its connection is gone: the database goes anyway.
+    } finally {
+      if (this.database) await adminQuery(`DROP DATABASE IF EXISTS ${this.database} WITH (FORCE)`);
+      fs.rmSync(this.dataDir, { recursive: true, force: true });
+    }
   }
 }
 
@@ -217,6 +224,27 @@ export async function stepRuns(state: TestState, ids: string | string[]): Promis
   const store = await state.store();
   const runs = (await Promise.all([ids].flat().map((id) => store.runs(id)))).flat();
   return runs.sort((a, b) => a.id - b.id);
+}
+
+/**
+ * Where "every finished step ran exactly once" does not hold: a (job, step) with more than one succeeded or skipped
+ * execution, or a step the job document says succeeded with no execution recorded at all (so a test cannot pass on
+ * runs that were never written). An execution still `running` counts as recorded: a worker killed between BullMQ
+ * taking its result and the `succeeded` row leaves one. Empty when it holds.
+ */
+export function executionsNotOnce(docs: JobDocument[], runs: StepRun[]): string[] {
+  const finished = new Map<string, number>();
+  for (const r of runs.filter((r) => r.status === 'succeeded' || r.status === 'skipped')) {
+    const key = `${r.jobId}/${r.step}`;
+    finished.set(key, (finished.get(key) ?? 0) + 1);
+  }
+  const out = [...finished].filter(([, n]) => n > 1).map(([key, n]) => `${key} ran ${n} times`);
+  const recorded = new Set(runs.map((r) => `${r.jobId}/${r.step}`));
+  for (const doc of docs)
+    for (const [step, record] of Object.entries(doc.steps))
+      if (record?.status === 'succeeded' && !recorded.has(`${doc.id}/${step}`))
+        out.push(`${doc.id}/${step} succeeded with no execution recorded`);
+  return out;
 }
 
 export async function storedJob(state: TestState, jobId: string): Promise<JobDocument | null> {

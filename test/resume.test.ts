@@ -43,7 +43,11 @@ beforeAll(() => {
   ]);
 }, 120_000);
 
-afterAll(() => {
+/** What the test opened, closed whether it passes or not (the store before its database). */
+const cleanups: (() => Promise<void>)[] = [];
+
+afterAll(async () => {
+  for (const cleanup of cleanups) await cleanup().catch(() => undefined);
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
@@ -67,8 +71,10 @@ test(
   { timeout: 600_000 },
   async () => {
     const state = await TestState.create('resume-data');
+    cleanups.push(() => state.drop());
     // The job's step runs and checkpoints, read as the service reads them (the same store and saver classes).
     const stores = await openStores(loadConfig({ ...state.env, LOG_LEVEL: 'silent' }));
+    cleanups.unshift(() => stores.close());
     const { checkpointer } = stores;
     const jobId = 'resume-after-kill';
     const readRuns = async (): Promise<RunRow[]> =>
@@ -127,7 +133,5 @@ test(
     expect(executions('extractAudio').map((r) => r.status)).toEqual(['running', 'succeeded']);
     // The finished job's checkpoints were compacted.
     expect(await checkpointCount(checkpointer, jobId)).toBe(0);
-    await stores.close();
-    await state.drop();
   },
 );

@@ -45,9 +45,9 @@ async function createJob(): Promise<string> {
 }
 
 /** Reads a whole stream; its event ids and how long it stayed open. */
-async function readStream(url: string, headers: Record<string, string> = {}) {
+async function readStream(url: string, headers: Record<string, string> = {}, limitMs = 20_000) {
   const started = Date.now();
-  const res = await fetch(url, { headers, signal: AbortSignal.timeout(20_000) });
+  const res = await fetch(url, { headers, signal: AbortSignal.timeout(limitMs) });
   const text = res.status === 200 ? await res.text() : '';
   const ids = [...text.matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]));
   return { status: res.status, text, ids, tookMs: Date.now() - started };
@@ -88,4 +88,27 @@ test('a stream on a job that never moves ends at SSE_MAX_AGE_MS; more than SSE_M
   // Their slots are free again.
   const after = readStream(`${base}/jobs/${id}/events`);
   expect((await after).status).toBe(200);
+});
+
+test('SIGTERM ends open streams at once: a draining API exits cleanly, not at its backstop', async () => {
+  // A second API on the same state with the default maximum age (30 minutes): only the shutdown can end its stream.
+  const port = await freePort();
+  const other = await new ServiceProcess(['--role', 'api'], {
+    ...state.env,
+    REDIS_URL: TEST_REDIS_URL,
+    QUEUE_PREFIX: prefix,
+    INPUT_ROOTS: CORPUS,
+    PORT: String(port),
+    SHUTDOWN_TIMEOUT_MS: '1000',
+  }).ready();
+  const id = await createJob(); // stays queued: nothing runs it
+  const stream = readStream(`http://127.0.0.1:${port}/jobs/${id}/events`, {}, 120_000);
+  await new Promise((r) => setTimeout(r, 1000));
+  other.kill('SIGTERM');
+  const exit = await other.exited;
+  // The backstop (SHUTDOWN_TIMEOUT_MS + 15 s) exits with 1; a drained API exits with 0.
+  expect(exit.code, other.log.slice(-2000)).toBe(0);
+  const s = await stream;
+  expect(s.status).toBe(200);
+  expect(s.text).toContain('"status":"queued"');
 });

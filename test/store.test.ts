@@ -105,7 +105,7 @@ describe.each([sqlite, postgres])('job store contract: $name', (backend) => {
     const { store, another } = await fresh();
     const writer = await another();
     const heard: string[] = [];
-    const stop = await store.watchEvents((jobId) => heard.push(jobId));
+    const stop = await store.watchEvents((jobId) => jobId && heard.push(jobId));
     await writer.createOrGet(input('w1'));
     await writer.markRunning('w1');
     await writer.createOrGet(input('w2'));
@@ -325,6 +325,64 @@ describe('postgres schema versions', () => {
       await expect(PostgresJobStore.open(PG_URL, { schema })).rejects.toThrow(/newer than this media-orchestrator/);
       await expect(PostgresJobStore.open(PG_URL, { schema: 'x; DROP TABLE jobs' })).rejects.toThrow(/schema name/);
     } finally {
+      await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      await admin.end();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a role that may only use the tables runs once they exist (no schema or table rights needed)', async () => {
+    const schema = `mo_store_app_${process.pid}`;
+    const role = `mo_app_${process.pid}`;
+    const dir = tempDir('store-pg-role');
+    const admin = new pg.Client({ connectionString: PG_URL });
+    await admin.connect();
+    try {
+      // An administrator creates everything once...
+      const owner = loadConfig({ DATA_DIR: dir, DATABASE_URL: PG_URL, DATABASE_SCHEMA: schema });
+      await (await openStores(owner)).close();
+      // ...and the service runs as a role that can read and write rows, nothing more.
+      await admin.query(`CREATE ROLE ${role} LOGIN`);
+      await admin.query(`GRANT USAGE ON SCHEMA ${schema} TO ${role}`);
+      await admin.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${schema} TO ${role}`);
+      await admin.query(`GRANT USAGE ON ALL SEQUENCES IN SCHEMA ${schema} TO ${role}`);
+      const url = new URL(PG_URL);
+      url.username = role;
+      const app = loadConfig({ DATA_DIR: dir, DATABASE_URL: url.toString(), DATABASE_SCHEMA: schema });
+      const stores = await openStores(app);
+      try {
+        await stores.store.createOrGet(input('least-privilege'));
+        expect((await stores.store.get('least-privilege'))?.status).toBe('queued');
+        await (await openJobStore(app)).close();
+      } finally {
+        await stores.close();
+      }
+      // The role really is limited: creating a schema is refused.
+      const limited = new pg.Client({ connectionString: url.toString() });
+      await limited.connect();
+      await expect(limited.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`)).rejects.toThrow(/permission denied/);
+      await limited.end();
+    } finally {
+      await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      await admin.query(`DROP ROLE IF EXISTS ${role}`);
+      await admin.end();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('DATABASE_SCHEMA holds even when DATABASE_URL sets options of its own', async () => {
+    const schema = `mo_store_opts_${process.pid}`;
+    const dir = tempDir('store-pg-opts');
+    const url = `${PG_URL}${PG_URL.includes('?') ? '&' : '?'}options=${encodeURIComponent('-c statement_timeout=5000')}`;
+    const stores = await openStores(loadConfig({ DATA_DIR: dir, DATABASE_URL: url, DATABASE_SCHEMA: schema }));
+    const admin = new pg.Client({ connectionString: PG_URL });
+    await admin.connect();
+    try {
+      await stores.store.createOrGet(input('in-schema'));
+      const { rows } = await admin.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${schema}.jobs`);
+      expect(rows[0]!.n).toBe(1);
+    } finally {
+      await stores.close();
       await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
       await admin.end();
       fs.rmSync(dir, { recursive: true, force: true });

@@ -37,3 +37,12 @@ test('processes starting at once on a fresh DATA_DIR all get the same whole key'
     expect(fs.readdirSync(dataDir)).toEqual(['webhook-secret']);
   }
 });
+
+test('a key file that holds no key (empty, cut short) stops start-up instead of signing with it', async () => {
+  const dataDir = path.join(dir, 'cut');
+  fs.mkdirSync(dataDir);
+  for (const content of ['', '0123abcd', 'not hex at all, but long enough to pass a length check alone........']) {
+    fs.writeFileSync(path.join(dataDir, 'webhook-secret'), content);
+    await expect(keyOfAProcess(dataDir)).rejects.toThrow(/does not hold a webhook key/);
+  }
+});

@@ -5,7 +5,12 @@ import type { ArtifactRef } from './types.js';
 
 const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
-/** A job's files under `<artifactsDir>/<jobId>/`, addressed by a plain name that can never leave that folder. */
+/**
+ * A job's files under `<artifactsDir>/<jobId>/`, addressed by a plain name that can never leave that folder. Steps
+ * read and write artifacts only through this class (a tool that writes a file gets a path to write to from `produce`,
+ * one that reads gets one from `localPath`), so a store on objects instead of a shared folder is a change here, not
+ * in every step.
+ */
 export class ArtifactStore {
   constructor(readonly root: string) {}
 
@@ -28,10 +33,37 @@ export class ArtifactStore {
     return { name, url: this.url(jobId, name), bytes: Buffer.byteLength(data) };
   }
 
-  /** Describes a file a tool already wrote in place (ffmpeg output). */
-  async ref(jobId: string, name: string): Promise<ArtifactRef> {
-    const { size } = await fs.stat(this.path(jobId, name));
+  /**
+   * An artifact written by a tool (ffmpeg): `tool` writes to the path it is given; the file becomes the artifact only
+   * when `tool` succeeds (a failed or stopped run leaves no half-written artifact behind).
+   */
+  async produce(jobId: string, name: string, tool: (file: string) => Promise<void>): Promise<ArtifactRef> {
+    const target = this.path(jobId, name);
+    const tmp = `${target}.part${path.extname(name)}`;
+    await fs.mkdir(this.dir(jobId), { recursive: true });
+    try {
+      await tool(tmp);
+      await fs.rename(tmp, target);
+    } finally {
+      await fs.rm(tmp, { force: true });
+    }
+    const { size } = await fs.stat(target);
     return { name, url: this.url(jobId, name), bytes: size };
+  }
+
+  /** An artifact's text; null when the job has no such artifact. */
+  async readText(jobId: string, name: string): Promise<string | null> {
+    try {
+      return await fs.readFile(this.path(jobId, name), 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw err;
+    }
+  }
+
+  /** A path a tool can read the artifact from (here, the file itself). */
+  localPath(jobId: string, name: string): Promise<string> {
+    return Promise.resolve(this.path(jobId, name));
   }
 
   async remove(jobId: string): Promise<void> {

@@ -3,7 +3,6 @@
  * of hosted speech APIs). A video without sound is `skipped`, and so is the rest of its audio chain unless a
  * subtitle track can still give a transcript.
  */
-import fs from 'node:fs/promises';
 import { MediaError } from '../lib/errors.js';
 import { mediaInput } from '../lib/media-types.js';
 import { lastLine, runTool, ToolError } from '../lib/tools.js';
@@ -17,27 +16,24 @@ export const extractAudio: StepFn = async (input, deps, ctx) => {
     const subtitles = meta?.subtitleTracks ?? 0;
     return { status: 'skipped', reason: 'the video has no audio stream', endsChain: subtitles === 0 };
   }
-  const target = deps.artifacts.path(input.jobId, AUDIO_ARTIFACT);
-  const tmp = `${target}.part.mp3`;
-  await fs.mkdir(deps.artifacts.dir(input.jobId), { recursive: true });
   const duration = meta.durationSec ?? 0;
+  let ref;
   try {
-    await runTool(
-      deps.tools.ffmpeg,
-      [
-        ...['-v', 'error', '-nostdin', '-y', ...mediaInput(input.file.path, input.fileInfo?.ext, 'ffmpeg')],
-        ...['-map', '0:a:0', '-vn', '-ac', '1', '-ar', '16000', '-c:a', 'libmp3lame', '-b:a', '32k', tmp],
-      ],
-      // Generous for long recordings: encoding runs at well over 50x real time.
-      { timeoutMs: Math.max(120_000, duration * 1000), signal: ctx.signal },
-    );
-    await fs.rename(tmp, target);
+    ref = await deps.artifacts.produce(input.jobId, AUDIO_ARTIFACT, async (out) => {
+      await runTool(
+        deps.tools.ffmpeg,
+        [
+          ...['-v', 'error', '-nostdin', '-y', ...mediaInput(input.file.path, input.fileInfo?.ext, 'ffmpeg')],
+          ...['-map', '0:a:0', '-vn', '-ac', '1', '-ar', '16000', '-c:a', 'libmp3lame', '-b:a', '32k', out],
+        ],
+        // Generous for long recordings: encoding runs at well over 50x real time.
+        { timeoutMs: Math.max(120_000, duration * 1000), signal: ctx.signal },
+      );
+    });
   } catch (err) {
-    await fs.rm(tmp, { force: true });
     if (err instanceof ToolError)
       throw new MediaError('CORRUPT_FILE', `the audio track cannot be decoded: ${lastLine(err.stderr)}`);
     throw err;
   }
-  const ref = await deps.artifacts.ref(input.jobId, AUDIO_ARTIFACT);
   return { status: 'succeeded', results: { audio: { ...ref, format: 'mp3', durationSec: meta.durationSec ?? null } } };
 };

@@ -3,7 +3,6 @@
  * extractive summarizer) reads the transcript or the PDF text from its artifact. Timed transcripts also get chapters
  * when the model can write them.
  */
-import fs from 'node:fs/promises';
 import type { TranscriptSegment } from '../ai/index.js';
 import { recordAiUse, type StepFn } from './deps.js';
 import { TEXT_ARTIFACT } from './extract-text.js';
@@ -16,18 +15,18 @@ export const summarize: StepFn = async (input, deps, ctx) => {
   if (!source) return { status: 'skipped', reason: 'there is no transcript or text to summarize' };
   const model = deps.ai.text;
   if (!model) return { status: 'skipped', reason: deps.ai.unavailable.text ?? 'no text model is configured' };
-  const text = await fs.readFile(
-    deps.artifacts.path(input.jobId, source === 'text' ? TEXT_ARTIFACT : TRANSCRIPT_ARTIFACT),
-    'utf8',
-  );
+  const artifact = source === 'text' ? TEXT_ARTIFACT : TRANSCRIPT_ARTIFACT;
+  const text = await deps.artifacts.readText(input.jobId, artifact);
+  if (text === null) throw new Error(`${source} result without its ${artifact} artifact`);
   if (text.replace(/\s+/g, '').length < MIN_CHARS) {
     return {
       status: 'skipped',
       reason: `the ${source === 'text' ? 'document' : 'transcript'} has too little text to summarize`,
     };
   }
-  const segments =
-    source === 'transcript' ? await readSegments(deps.artifacts.path(input.jobId, SEGMENTS_ARTIFACT)) : [];
+  // The timed segments transcribe saved (none for a transcript from before they were kept).
+  const segmentsJson = source === 'transcript' ? await deps.artifacts.readText(input.jobId, SEGMENTS_ARTIFACT) : null;
+  const segments = segmentsJson ? (JSON.parse(segmentsJson) as TranscriptSegment[]) : [];
   const result = await model.summarize(
     { text, source, ...(segments.length > 0 && { segments }) },
     { signal: ctx.signal },
@@ -52,15 +51,3 @@ export const summarize: StepFn = async (input, deps, ctx) => {
     },
   };
 };
-
-/** The timed segments transcribe saved; none for a transcript from before they were kept. */
-async function readSegments(file: string): Promise<TranscriptSegment[]> {
-  let raw: string;
-  try {
-    raw = await fs.readFile(file, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw err;
-  }
-  return JSON.parse(raw) as TranscriptSegment[];
-}

@@ -51,7 +51,7 @@ export const transcribe: StepFn = async (input, deps, ctx) => {
   }
   // A video's audio was extracted as speech-friendly MP3; an audio file is read as it is.
   const extracted = input.results.audio !== undefined;
-  const audioPath = extracted ? deps.artifacts.path(input.jobId, AUDIO_ARTIFACT) : input.file.path;
+  const audioPath = extracted ? await deps.artifacts.localPath(input.jobId, AUDIO_ARTIFACT) : input.file.path;
   const heard = await speech.transcribe(
     {
       audioPath,

@@ -31,22 +31,41 @@ export function signWebhook(secret: string, timestamp: number, body: string): st
 export function webhookSecret(config: Config): string {
   if (config.webhookSecret) return config.webhookSecret;
   const file = path.join(config.dataDir, 'webhook-secret');
-  if (!fs.existsSync(file)) {
-    // Processes on several machines may start at once on a fresh shared DATA_DIR: the key is written whole to a file
-    // of this process's own, then linked into place (link fails if another process was first; its key is kept). A
-    // reader never sees a half-written key.
-    fs.mkdirSync(config.dataDir, { recursive: true });
-    const mine = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
-    fs.writeFileSync(mine, randomBytes(32).toString('hex'), { mode: 0o600, flag: 'wx' });
+  if (!fs.existsSync(file)) createKey(file);
+  const key = fs.readFileSync(file, 'utf8').trim();
+  // An empty or cut key would sign with (next to) nothing: refuse to start rather than send such signatures.
+  if (!/^[0-9a-f]{64}$/.test(key))
+    throw new Error(
+      `${file} does not hold a webhook key (64 hex digits): remove it to generate one, or set WEBHOOK_SECRET`,
+    );
+  return key;
+}
+
+/**
+ * Writes a new key to `file` unless another process does first. Processes on several machines may start at once on a
+ * fresh shared DATA_DIR: the key is written whole to a file of this process's own, then linked into place (the link
+ * fails if another process was first, and its key is kept), so no reader sees a half-written key. On a file system
+ * without hard links (some SMB or FUSE mounts) it is written in place with O_EXCL instead.
+ */
+function createKey(file: string): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const key = randomBytes(32).toString('hex');
+  const mine = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
+  try {
+    fs.writeFileSync(mine, key, { mode: 0o600, flag: 'wx' });
+    fs.linkSync(mine, file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') return;
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'ENOSYS' && code !== 'EOPNOTSUPP') throw err;
     try {
-      fs.linkSync(mine, file);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    } finally {
-      fs.rmSync(mine, { force: true });
+      fs.writeFileSync(file, key, { mode: 0o600, flag: 'wx' });
+    } catch (again) {
+      if ((again as NodeJS.ErrnoException).code !== 'EEXIST') throw again;
     }
+  } finally {
+    fs.rmSync(mine, { force: true });
   }
-  return fs.readFileSync(file, 'utf8').trim();
 }
 
 export interface Webhooks {

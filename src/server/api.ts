@@ -41,14 +41,23 @@ export async function closeApiParts(parts: ApiParts): Promise<void> {
 
 export async function startApi(config: Config, log: Logger, redisUrl: string): Promise<Api> {
   const parts = await openApiParts(config, log, redisUrl);
-  const app = await buildApp(parts);
-  const address = await app.listen({ port: config.port, host: config.host });
+  let app: Awaited<ReturnType<typeof buildApp>> | null = null;
+  let address: string;
+  try {
+    app = await buildApp(parts);
+    address = await app.listen({ port: config.port, host: config.host });
+  } catch (err) {
+    // A port in use, say: let go of the database pool and Redis, or the process would never exit.
+    await app?.close().catch(() => undefined);
+    await closeApiParts(parts).catch(() => undefined);
+    throw err;
+  }
   log.info({ url: address }, 'api listening');
   return {
     app,
     url: address,
     async close() {
-      // Open SSE streams end with the process; new requests are refused at once.
+      // Open event streams end first (their clients reconnect elsewhere); new requests are refused at once.
       await app.close();
       await closeApiParts(parts);
     },

@@ -10,7 +10,8 @@ import { SqliteSaver } from '@langchain/langgraph-checkpoint-sqlite';
 import { PostgresSaver } from '@langchain/langgraph-checkpoint-postgres';
 import type { Config } from '../config.js';
 import type { JobStore } from './job-store.js';
-import { underMigrationLock } from './postgres/migrations.js';
+import type { Pool } from 'pg';
+import { saverUpToDate, underMigrationLock } from './postgres/migrations.js';
 import { PostgresJobStore, postgresPool } from './postgres/postgres-job-store.js';
 import { openDatabase, SqliteJobStore, type Db } from './sqlite/sqlite-job-store.js';
 
@@ -31,9 +32,14 @@ export async function openStores(config: Config): Promise<Stores> {
     const pool = postgresPool(url, { schema });
     try {
       const store = await PostgresJobStore.onPool(pool, schema);
-      // One pool for both: the saver names its tables with the schema itself, and closing the store ends the pool.
-      const checkpointer = new PostgresSaver(pool, undefined, { schema: schema ?? 'public' });
-      await underMigrationLock(pool, () => checkpointer.setup());
+      // One pool for both, closed with the store. The saver names its tables with a schema of its own choosing
+      // (`public` unless told): give it the one the job store is in, so jobs and checkpoints stay together.
+      const saverSchema = schema ?? (await currentSchema(pool));
+      const checkpointer = new PostgresSaver(pool, undefined, { schema: saverSchema });
+      if (!(await saverUpToDate(pool, saverSchema)))
+        await underMigrationLock(pool, async () => {
+          if (!(await saverUpToDate(pool, saverSchema))) await checkpointer.setup();
+        });
       return { store, checkpointer, close: () => store.close() };
     } catch (err) {
       await pool.end();
@@ -44,6 +50,12 @@ export async function openStores(config: Config): Promise<Stores> {
     const store = new SqliteJobStore(db);
     return { store, checkpointer: new SqliteSaver(db), close: () => store.close() };
   });
+}
+
+/** The schema the connection's search_path creates tables in (where the job store's tables are). */
+async function currentSchema(pool: Pool): Promise<string> {
+  const { rows } = await pool.query<{ schema: string | null }>('SELECT current_schema() AS schema');
+  return rows[0]?.schema ?? 'public';
 }
 
 /**
@@ -57,8 +69,9 @@ export function storeExists(config: Config): boolean {
 /** The job store alone (step threads and task workers record step runs; they need no checkpoints). */
 export async function openJobStore(config: Config): Promise<JobStore> {
   if (config.database) {
-    // Few connections: a step thread or a CLI command does one thing at a time.
-    return PostgresJobStore.open(config.database.url, { schema: config.database.schema, maxConnections: 3 });
+    // One connection: a step thread or a CLI command does one thing at a time (a worker process has a step thread
+    // per core and queue kind, so this is what bounds its connections).
+    return PostgresJobStore.open(config.database.url, { schema: config.database.schema, maxConnections: 1 });
   }
   return withDatabase(config, (db) => new SqliteJobStore(db));
 }

@@ -64,10 +64,11 @@ export interface JobStore extends JobSink {
   /**
    * Calls `listener` with a job's id soon after new events of that job are committed, by this process or any other
    * (PostgreSQL: LISTEN/NOTIFY, sent by the transaction that writes them; SQLite: one poll of the events table per
-   * watcher). A notification can be missed (a dropped connection): readers keep their last event id and re-read.
+   * watcher). `null` means that events of any job may have been missed (the watcher reconnected): re-read them all.
+   * A notification can also be lost unannounced: readers keep their last event id and re-read now and then anyway.
    * Resolves, once watching, to the function that stops it.
    */
-  watchEvents(listener: (jobId: string) => void): Promise<() => Promise<void>>;
+  watchEvents(listener: (jobId: string | null) => void): Promise<() => Promise<void>>;
   /** Resolves when the database answers a query (readiness). */
   ping(): Promise<void>;
   close(): Promise<void>;

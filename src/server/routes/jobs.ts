@@ -16,7 +16,7 @@ import { TERMINAL_STATUSES } from '../../lib/types.js';
 import { requestCancel } from '../../queue/cancel.js';
 import { MAX_PRIORITY, NotifyUrl } from '../../queue/messages.js';
 import { InvalidCursor } from '../../store/index.js';
-import { JobEventWaiters } from '../event-waiters.js';
+import { JobEventWaiters, type Armed } from '../event-waiters.js';
 import { type ApiParts, hasToken, HttpError, requireToken } from '../http.js';
 import {
   ArtifactParams,
@@ -103,7 +103,9 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
   };
 
   return async (app) => {
-    app.addHook('onClose', () => waiters.close());
+    // Before the server waits for open connections: streams end at once and their clients reconnect elsewhere,
+    // instead of holding a draining node open until SSE_MAX_AGE_MS.
+    app.addHook('preClose', () => waiters.close());
     app.post(
       '/jobs',
       {
@@ -452,18 +454,22 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
         });
         res.write('retry: 1000\n\n');
         let closed = false;
+        let armed: Armed | null = null;
         req.raw.on('close', () => {
           closed = true;
+          armed?.wake();
         });
         try {
           const opened = Date.now();
           let lastBeat = opened;
-          // Streams end: at the job's terminal event, when the job is deleted, or at SSE_MAX_AGE_MS (a stuck job's
-          // stream too); the client then reconnects with Last-Event-ID and misses nothing.
-          while (!closed && Date.now() - opened < config.sseMaxAgeMs) {
+          // Streams end: at the job's terminal event, when the job is deleted, when this server closes, or at
+          // SSE_MAX_AGE_MS (a stuck job's stream too); the client then reconnects with Last-Event-ID and misses nothing.
+          for (;;) {
+            const left = config.sseMaxAgeMs - (Date.now() - opened);
+            if (closed || waiters.closing || left <= 0) break;
             let ended = false;
             // Listening before reading: an event committed while this reads wakes the wait below at once.
-            const woken = await waiters.arm(req.params.id);
+            armed = await waiters.arm(req.params.id);
             try {
               for (const event of await store.events(req.params.id, after)) {
                 res.write(`id: ${event.id}\nevent: ${event.type}\ndata: ${JSON.stringify(event.data)}\n\n`);
@@ -476,9 +482,10 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
                 res.write(': keep-alive\n\n');
                 lastBeat = Date.now();
               }
-              await woken.wait(SSE_REREAD_MS);
+              if (!closed) await armed.wait(Math.min(SSE_REREAD_MS, left));
             } finally {
-              woken.cancel();
+              armed.cancel();
+              armed = null;
             }
           }
         } finally {

@@ -73,10 +73,17 @@ const MIGRATION_LOCK = 0x6d6f7263; // 'morc'
  * first when given. Under the lock: two `CREATE SCHEMA IF NOT EXISTS` at once can still collide in PostgreSQL.
  */
 export async function migrate(client: PoolClient, schema?: string): Promise<number> {
+  // Up to date (every start but the first, and every step thread): no lock, no DDL, so a role with no right to
+  // create schemas or tables can run the service on a database an administrator prepared.
+  const current = await currentVersion(client);
+  if (current === SCHEMA_VERSION) return SCHEMA_VERSION;
+  if (current !== null && current > SCHEMA_VERSION) throw new SchemaTooNew(current, SCHEMA_VERSION);
   await client.query('BEGIN');
   try {
     await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK]);
-    if (schema) await client.query(`CREATE SCHEMA IF NOT EXISTS ${client.escapeIdentifier(schema)}`);
+    // CREATE SCHEMA IF NOT EXISTS needs the right to create schemas even when it exists: ask first.
+    if (schema && !(await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema])).rowCount)
+      await client.query(`CREATE SCHEMA ${client.escapeIdentifier(schema)}`);
     await client.query('CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)');
     const { rows } = await client.query<{ version: number }>('SELECT version FROM schema_version');
     const found = rows[0]?.version ?? 0;
@@ -92,20 +99,47 @@ export async function migrate(client: PoolClient, schema?: string): Promise<numb
   }
 }
 
+/** The job store's version in the connection's schema; null when it has none yet. */
+async function currentVersion(client: PoolClient): Promise<number | null> {
+  const { rows } = await client.query<{ found: string | null }>("SELECT to_regclass('schema_version')::text AS found");
+  if (!rows[0]?.found) return null;
+  const version = await client.query<{ version: number }>('SELECT version FROM schema_version');
+  return version.rows[0]?.version ?? null;
+}
+
+/**
+ * The migrations of the pinned @langchain/langgraph-checkpoint-postgres (1.0.5 has 5; test/store.test.ts fails when
+ * an upgrade adds one, so this number follows). Its setup() runs `CREATE SCHEMA IF NOT EXISTS` unconditionally, which
+ * a role without the right to create schemas cannot run even when the schema exists, so it runs only when behind.
+ */
+export const SAVER_MIGRATIONS = 5;
+
+/** True when the saver's tables in `schema` are at SAVER_MIGRATIONS. */
+export async function saverUpToDate(pool: Pool, schema: string): Promise<boolean> {
+  const table = `"${schema.replace(/"/g, '""')}".checkpoint_migrations`;
+  const { rows } = await pool.query<{ found: string | null }>('SELECT to_regclass($1)::text AS found', [table]);
+  if (!rows[0]?.found) return false;
+  const max = await pool.query<{ v: number | null }>(`SELECT max(v) AS v FROM ${table}`);
+  return max.rows[0]?.v === SAVER_MIGRATIONS - 1;
+}
+
 /**
  * Runs `work` (LangGraph's PostgresSaver.setup, which creates its schema and tables with no lock of its own) while
  * holding the migration lock on a connection of `pool`, so processes starting at once do it one after the other.
  */
 export async function underMigrationLock<T>(pool: Pool, work: () => Promise<T>): Promise<T> {
   const client = await pool.connect();
+  let broken = false;
   try {
     await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
     try {
       return await work();
     } finally {
-      await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]);
+      // A connection that could not unlock must not go back to the pool still holding the lock every other process
+      // waits for: it is closed instead (which releases the lock).
+      await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => (broken = true));
     }
   } finally {
-    client.release();
+    client.release(broken);
   }
 }

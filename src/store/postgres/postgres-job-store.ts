@@ -58,11 +58,10 @@ const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 export function postgresPool(url: string, opts: PostgresStoreOptions = {}): pg.Pool {
   const { schema } = opts;
   if (schema !== undefined && !SCHEMA_NAME.test(schema)) throw new Error(`invalid schema name "${schema}"`);
-  const pool = new pg.Pool({
-    connectionString: url,
-    max: opts.maxConnections ?? 10,
-    ...(schema ? { options: `-c search_path=${schema}` } : {}),
-  });
+  const pool = new pg.Pool({ connectionString: url, max: opts.maxConnections ?? 10, keepAlive: true });
+  // Each new connection's first statement, queued before any query of ours: a URL's own `options` cannot override
+  // the schema (as an `options` setting in the pool's config would be), whatever else the URL sets.
+  if (schema) pool.on('connect', (client) => void client.query(`SET search_path TO ${schema}`).catch(() => undefined));
   // An idle connection that breaks (the server restarted) is dropped by the pool; without a listener it would
   // crash the process.
   pool.on('error', () => undefined);
@@ -81,6 +80,9 @@ function eventChannel(schema: string | undefined): string {
 }
 
 export class PostgresJobStore implements JobStore {
+  /** The stop functions of watchEvents still running: close() stops them. */
+  private readonly watchers = new Set<() => Promise<void>>();
+
   private constructor(
     private readonly pool: pg.Pool,
     private readonly channel: string,
@@ -288,19 +290,26 @@ export class PostgresJobStore implements JobStore {
     return durationsOf(rows.map((r) => r.doc));
   }
 
-  /** One connection of its own that LISTENs; when it drops, it reconnects every second until stopped. */
-  async watchEvents(listener: (jobId: string) => void): Promise<() => Promise<void>> {
+  /**
+   * One connection of its own that LISTENs (with TCP keepalive, so a connection a NAT dropped in silence ends). When
+   * it drops, it reconnects every second until stopped, and tells the listener that anything may have changed
+   * (`null`): events committed meanwhile were not notified.
+   */
+  async watchEvents(listener: (jobId: string | null) => void): Promise<() => Promise<void>> {
     let client: pg.Client | null = null;
     let stopped = false;
     let retry: NodeJS.Timeout | undefined;
+    let connecting: Promise<void> = Promise.resolve();
     const reconnect = (): void => {
       client = null;
       if (stopped) return;
-      retry = setTimeout(() => void connect().catch(reconnect), 1000);
+      retry = setTimeout(() => {
+        connecting = connect().then(() => listener(null), reconnect);
+      }, 1000);
       retry.unref();
     };
     const connect = async (): Promise<void> => {
-      const c = new pg.Client({ connectionString: this.pool.options.connectionString });
+      const c = new pg.Client({ connectionString: this.pool.options.connectionString, keepAlive: true });
       c.on('error', () => undefined);
       c.on('notification', (msg) => {
         if (msg.channel === this.channel && msg.payload) listener(msg.payload);
@@ -312,15 +321,21 @@ export class PostgresJobStore implements JobStore {
         await c.end().catch(() => undefined);
         throw err;
       }
+      // Stopped while connecting: this connection is not wanted any more.
+      if (stopped) return void (await c.end().catch(() => undefined));
       client = c;
       c.once('end', reconnect);
     };
     await connect();
-    return async () => {
+    const stop = async (): Promise<void> => {
       stopped = true;
       clearTimeout(retry);
+      this.watchers.delete(stop);
+      await connecting.catch(() => undefined);
       await client?.end().catch(() => undefined);
     };
+    this.watchers.add(stop);
+    return stop;
   }
 
   async ping(): Promise<void> {
@@ -328,6 +343,7 @@ export class PostgresJobStore implements JobStore {
   }
 
   async close(): Promise<void> {
+    for (const stop of [...this.watchers]) await stop();
     await this.pool.end();
   }
 

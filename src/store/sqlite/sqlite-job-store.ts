@@ -260,23 +260,33 @@ export class SqliteJobStore implements JobStore {
     return Promise.resolve();
   }
 
-  watchEvents(listener: (jobId: string) => void): Promise<() => Promise<void>> {
-    const next = this.db.prepare('SELECT id, job_id AS jobId FROM job_events WHERE id > ? ORDER BY id LIMIT 1000');
-    let last = (this.db.prepare('SELECT max(id) AS id FROM job_events').get() as { id: number | null }).id ?? 0;
-    // One indexed read per tick, whatever the number of streams waiting on it.
-    const timer = setInterval(() => {
-      if (!this.db.open) return;
-      const rows = next.all(last) as { id: number; jobId: string }[];
-      last = rows.at(-1)?.id ?? last;
-      for (const jobId of new Set(rows.map((r) => r.jobId))) listener(jobId);
-    }, SQLITE_WATCH_MS);
-    timer.unref();
-    return Promise.resolve(() => Promise.resolve(clearInterval(timer)));
+  watchEvents(listener: (jobId: string | null) => void): Promise<() => Promise<void>> {
+    // A settled promise, like every method here: a closed database rejects rather than throws.
+    return new Promise((resolve) => resolve(this.watchNow(listener)));
   }
 
   close(): Promise<void> {
     if (this.db.open) this.db.close();
     return Promise.resolve();
+  }
+
+  private watchNow(listener: (jobId: string | null) => void): () => Promise<void> {
+    const next = this.db.prepare('SELECT id, job_id AS jobId FROM job_events WHERE id > ? ORDER BY id LIMIT 1000');
+    let last = (this.db.prepare('SELECT max(id) AS id FROM job_events').get() as { id: number | null }).id ?? 0;
+    // One indexed read per tick, whatever the number of streams waiting on it.
+    const timer = setInterval(() => {
+      if (!this.db.open) return clearInterval(timer);
+      let rows: { id: number; jobId: string }[];
+      try {
+        rows = next.all(last) as typeof rows;
+      } catch {
+        return listener(null); // busy or failing: let every stream re-read for itself
+      }
+      last = rows.at(-1)?.id ?? last;
+      for (const jobId of new Set(rows.map((r) => r.jobId))) listener(jobId);
+    }, SQLITE_WATCH_MS);
+    timer.unref();
+    return () => Promise.resolve(clearInterval(timer));
   }
 
   private getNow(id: string): JobDocument | null {
