@@ -17,6 +17,7 @@ import { createRuntime } from '../src/runtime.js';
 import { plainImageWork } from './plain.js';
 import { benchVision } from './vision.js';
 import { benchMemory } from './memory.js';
+import { benchCli } from './cli.js';
 import { benchBackends, benchScaling } from './postgres.js';
 import { benchApi, benchNoop, benchPhotos } from './service.js';
 
@@ -24,7 +25,7 @@ const { values } = parseArgs({
   options: {
     jobs: { type: 'string', default: '200' },
     concurrency: { type: 'string', default: '2' },
-    only: { type: 'string', default: 'inline,vision,service,photos,api,memory,postgres,scaling' },
+    only: { type: 'string', default: 'cli,inline,vision,service,photos,api,memory,postgres,scaling' },
     'memory-jobs': { type: 'string', default: '1000' },
     'memory-window': { type: 'string', default: '120' },
     // Corpus folders to draw the jobs from (image, video, audio, pdf): which kind of work holds the memory.
@@ -67,6 +68,10 @@ async function main(): Promise<void> {
     console.log(
       `media-orchestrator bench (${[...ONLY].join(', ')}); node ${process.version}, ${os.cpus().length} cores`,
     );
+    if (ONLY.has('cli')) {
+      console.log('\n## Command line start-up');
+      benchCli(work, CORPUS, row);
+    }
     if (ONLY.has('inline')) {
       console.log(`\n## Inline: ${JOBS} jobs over ${images.length} corpus images, concurrency ${CONCURRENCY}`);
       await benchInline(work);

@@ -4,19 +4,12 @@
  */
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { ulid } from 'ulid';
-import { ConfigError, loadConfig, QUEUE_NAMES, type QueueName } from '../config.js';
-import { findRedis, RedisUnavailableError } from '../queue/redis-server.js';
-import { ROLES, startService, type Role } from '../service.js';
-import { cancelJob, findJob } from './jobs.js';
-import { submit } from './submit.js';
-import { toMermaid } from '../graph/mermaid.js';
-import { createLogger } from '../lib/log.js';
+import type { QueueName } from '../config.js';
 import type { JobDocument } from '../lib/types.js';
-import { createRuntime } from '../runtime.js';
-import { webhookSecret } from '../queue/webhooks.js';
-import { formatJob } from './format.js';
+import type { Role } from '../service.js';
 
+// Each command imports what it needs when it runs (`await import`): `--help` or `status` does not load LangGraph,
+// BullMQ, sharp and pdf.js first, which took most of two seconds.
 const USAGE = `Usage: media-orchestrator <command> [options]
 
 Commands:
@@ -55,12 +48,19 @@ export async function main(argv: string[]): Promise<number> {
       return statusCommand(rest);
     case 'cancel':
       return cancelCommand(rest);
-    case 'graph':
+    case 'graph': {
+      const { toMermaid } = await import('../graph/mermaid.js');
       process.stdout.write(`${await toMermaid()}\n`);
       return 0;
-    case 'webhook-secret':
+    }
+    case 'webhook-secret': {
+      const [{ loadConfig }, { webhookSecret }] = await Promise.all([
+        import('../config.js'),
+        import('../queue/webhooks.js'),
+      ]);
       process.stdout.write(`${webhookSecret(loadConfig())}\n`);
       return 0;
+    }
     case undefined:
     case 'help':
     case '--help':
@@ -89,6 +89,13 @@ async function processCommand(args: string[]): Promise<number> {
     return 1;
   }
   const file = path.resolve(positionals[0]!);
+  const [{ loadConfig }, { createRuntime }, { createLogger }, { ulid }, { formatJob }] = await Promise.all([
+    import('../config.js'),
+    import('../runtime.js'),
+    import('../lib/log.js'),
+    import('ulid'),
+    import('./format.js'),
+  ]);
   const config = loadConfig();
   const runtime = await createRuntime(config, createLogger(config.logLevel));
   let doc: JobDocument;
@@ -110,6 +117,11 @@ async function startCommand(args: string[]): Promise<number> {
     args,
     options: { role: { type: 'string', default: 'all' }, queues: { type: 'string' } },
   });
+  const [{ loadConfig, QUEUE_NAMES }, { ROLES, startService }, { createLogger }] = await Promise.all([
+    import('../config.js'),
+    import('../service.js'),
+    import('../lib/log.js'),
+  ]);
   if (!(ROLES as readonly string[]).includes(values.role)) {
     process.stderr.write(`--role must be one of ${ROLES.join(', ')}\n`);
     return 1;
@@ -169,6 +181,11 @@ async function submitCommand(args: string[]): Promise<number> {
     process.stderr.write('--priority must be a whole number (1 is the highest, 0 or absent: no priority)\n');
     return 1;
   }
+  const [{ loadConfig }, { findRedis }, { submit }] = await Promise.all([
+    import('../config.js'),
+    import('../queue/redis-server.js'),
+    import('./submit.js'),
+  ]);
   const config = loadConfig();
   const redisUrl = await findRedis(config);
   return submit(config, redisUrl, {
@@ -192,6 +209,11 @@ async function statusCommand(args: string[]): Promise<number> {
     process.stderr.write('status takes one job id\n');
     return 1;
   }
+  const [{ loadConfig }, { findJob }, { formatJob }] = await Promise.all([
+    import('../config.js'),
+    import('./jobs.js'),
+    import('./format.js'),
+  ]);
   const config = loadConfig();
   const doc = await findJob(config, id);
   if (!doc) {
@@ -209,6 +231,11 @@ async function cancelCommand(args: string[]): Promise<number> {
     process.stderr.write('cancel takes one job id\n');
     return 1;
   }
+  const [{ loadConfig }, { findRedis }, { cancelJob }] = await Promise.all([
+    import('../config.js'),
+    import('../queue/redis-server.js'),
+    import('./jobs.js'),
+  ]);
   const config = loadConfig();
   const redisUrl = await findRedis(config);
   const result = await cancelJob(config, redisUrl, id);
@@ -221,7 +248,9 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
   },
   (err: unknown) => {
-    if (err instanceof ConfigError || err instanceof RedisUnavailableError) process.stderr.write(`${err.message}\n`);
+    // By name: the classes live in modules this file loads only when a command needs them.
+    if (err instanceof Error && (err.name === 'ConfigError' || err.name === 'RedisUnavailableError'))
+      process.stderr.write(`${err.message}\n`);
     else if (err instanceof TypeError && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS')) {
       process.stderr.write(`${err.message}\n\n${USAGE}\n`);
     } else process.stderr.write(`error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);

@@ -6,14 +6,10 @@
  */
 import fs from 'node:fs';
 import type { BaseCheckpointSaver } from '@langchain/langgraph';
-import { SqliteSaver } from '@langchain/langgraph-checkpoint-sqlite';
-import { PostgresSaver } from '@langchain/langgraph-checkpoint-postgres';
+import type { Pool } from 'pg';
 import type { Config } from '../config.js';
 import type { JobStore } from './job-store.js';
-import type { Pool } from 'pg';
-import { saverUpToDate, underMigrationLock } from './postgres/migrations.js';
-import { PostgresJobStore, postgresPool } from './postgres/postgres-job-store.js';
-import { openDatabase, SqliteJobStore, type Db } from './sqlite/sqlite-job-store.js';
+import type { Db } from './sqlite/sqlite-job-store.js';
 
 export * from './job-store.js';
 
@@ -27,7 +23,15 @@ export interface Stores {
 /** The job store and checkpointer of `config`, with DATA_DIR's folders (uploads, artifacts) created. */
 export async function openStores(config: Config): Promise<Stores> {
   for (const dir of [config.uploadsDir, config.artifactsDir]) fs.mkdirSync(dir, { recursive: true });
+  // Each backend (and LangGraph's saver for it) is loaded only when chosen: a CLI command that reads one job
+  // does not load the other backend, nor LangGraph when it needs no checkpoints.
   if (config.database) {
+    const [{ PostgresSaver }, { saverUpToDate, underMigrationLock }, { PostgresJobStore, postgresPool }] =
+      await Promise.all([
+        import('@langchain/langgraph-checkpoint-postgres'),
+        import('./postgres/migrations.js'),
+        import('./postgres/postgres-job-store.js'),
+      ]);
     const { url, schema } = config.database;
     const pool = postgresPool(url, { schema });
     try {
@@ -46,7 +50,11 @@ export async function openStores(config: Config): Promise<Stores> {
       throw err;
     }
   }
-  return withDatabase(config, (db) => {
+  const [{ SqliteSaver }, { SqliteJobStore, openDatabase }] = await Promise.all([
+    import('@langchain/langgraph-checkpoint-sqlite'),
+    import('./sqlite/sqlite-job-store.js'),
+  ]);
+  return withDatabase(config, openDatabase, (db) => {
     const store = new SqliteJobStore(db);
     return { store, checkpointer: new SqliteSaver(db), close: () => store.close() };
   });
@@ -71,13 +79,15 @@ export async function openJobStore(config: Config): Promise<JobStore> {
   if (config.database) {
     // One connection: a step thread or a CLI command does one thing at a time (a worker process has a step thread
     // per core and queue kind, so this is what bounds its connections).
+    const { PostgresJobStore } = await import('./postgres/postgres-job-store.js');
     return PostgresJobStore.open(config.database.url, { schema: config.database.schema, maxConnections: 1 });
   }
-  return withDatabase(config, (db) => new SqliteJobStore(db));
+  const { SqliteJobStore, openDatabase } = await import('./sqlite/sqlite-job-store.js');
+  return withDatabase(config, openDatabase, (db) => new SqliteJobStore(db));
 }
 
 /** Opens the SQLite file (creating DATA_DIR) for `open`; closes it again if `open` fails (a schema too new). */
-function withDatabase<T>(config: Config, open: (db: Db) => T): T {
+function withDatabase<T>(config: Config, openDatabase: (file: string) => Db, open: (db: Db) => T): T {
   fs.mkdirSync(config.dataDir, { recursive: true });
   const db = openDatabase(config.dbPath);
   try {
