@@ -57,6 +57,9 @@ export function openDatabase(file: string): Db {
 const SQLITE_WATCH_MS = 200;
 
 export class SqliteJobStore implements JobStore {
+  /** Prepared statements by their SQL: preparing one on every call cost more than running it. */
+  private readonly statements = new Map<string, Database.Statement>();
+
   /** The store owns `db` (a checkpointer may share it): close() closes it. */
   constructor(private readonly db: Db) {
     migrate(db);
@@ -71,7 +74,7 @@ export class SqliteJobStore implements JobStore {
   }
 
   getInput(id: string): Promise<JobInput | null> {
-    const row = this.db.prepare('SELECT input FROM jobs WHERE id = ?').get(id) as { input: string } | undefined;
+    const row = this.sql('SELECT input FROM jobs WHERE id = ?').get(id) as { input: string } | undefined;
     return Promise.resolve(row ? (JSON.parse(row.input) as JobInput) : null);
   }
 
@@ -99,26 +102,25 @@ export class SqliteJobStore implements JobStore {
     this.db
       .transaction(() => {
         this.updateNow(jobId, reopenChange);
-        this.db.prepare('UPDATE jobs SET retry = ? WHERE id = ?').run(JSON.stringify(retry), jobId);
+        this.sql('UPDATE jobs SET retry = ? WHERE id = ?').run(JSON.stringify(retry), jobId);
       })
       .immediate();
     return Promise.resolve(this.getNow(jobId));
   }
 
   setRequestHash(jobId: string, hash: string): Promise<void> {
-    this.db.prepare('UPDATE jobs SET request_hash = ? WHERE id = ?').run(hash, jobId);
+    this.sql('UPDATE jobs SET request_hash = ? WHERE id = ?').run(hash, jobId);
     return Promise.resolve();
   }
 
   getRequestHash(jobId: string): Promise<string | null> {
-    const row = this.db.prepare('SELECT request_hash AS hash FROM jobs WHERE id = ?').get(jobId) as
+    const row = this.sql('SELECT request_hash AS hash FROM jobs WHERE id = ?').get(jobId) as
       { hash: string | null } | undefined;
     return Promise.resolve(row?.hash ?? null);
   }
 
   getRetry(jobId: string): Promise<RetryOptions | null> {
-    const row = this.db.prepare('SELECT retry FROM jobs WHERE id = ?').get(jobId) as
-      { retry: string | null } | undefined;
+    const row = this.sql('SELECT retry FROM jobs WHERE id = ?').get(jobId) as { retry: string | null } | undefined;
     return Promise.resolve(row?.retry ? (JSON.parse(row.retry) as RetryOptions) : null);
   }
 
@@ -128,66 +130,63 @@ export class SqliteJobStore implements JobStore {
   }
 
   aiUsed(use: AiUse): Promise<void> {
-    this.db
-      .prepare(
-        `INSERT INTO ai_usage (job_id, step, capability, provider, model, input_tokens, output_tokens, calls,
+    this.sql(
+      `INSERT INTO ai_usage (job_id, step, capability, provider, model, input_tokens, output_tokens, calls,
          latency_ms, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      )
-      .run(
-        use.jobId,
-        use.step,
-        use.capability,
-        use.provider,
-        use.model,
-        count(use.usage.inputTokens),
-        count(use.usage.outputTokens),
-        count(use.usage.calls),
-        count(use.usage.latencyMs),
-        new Date().toISOString(),
-      );
+    ).run(
+      use.jobId,
+      use.step,
+      use.capability,
+      use.provider,
+      use.model,
+      count(use.usage.inputTokens),
+      count(use.usage.outputTokens),
+      count(use.usage.calls),
+      count(use.usage.latencyMs),
+      new Date().toISOString(),
+    );
     return Promise.resolve();
   }
 
   aiUsageTotals(): Promise<AiUsageTotal[]> {
     return Promise.resolve(
-      this.db
-        .prepare(
-          `SELECT provider, model, capability, SUM(input_tokens) AS inputTokens, SUM(output_tokens) AS outputTokens,
+      this.sql(
+        `SELECT provider, model, capability, SUM(input_tokens) AS inputTokens, SUM(output_tokens) AS outputTokens,
            SUM(calls) AS calls, SUM(latency_ms) AS latencyMs FROM ai_usage GROUP BY provider, model, capability`,
-        )
-        .all() as AiUsageTotal[],
+      ).all() as AiUsageTotal[],
     );
   }
 
   stepStarted(jobId: string, step: StepName, attempt: number): Promise<number> {
-    const info = this.db
-      .prepare('INSERT INTO step_runs (job_id, step, attempt, pid, status, started_at) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(jobId, step, attempt, process.pid, 'running', new Date().toISOString());
+    const info = this.sql(
+      'INSERT INTO step_runs (job_id, step, attempt, pid, status, started_at) VALUES (?, ?, ?, ?, ?, ?)',
+    ).run(jobId, step, attempt, process.pid, 'running', new Date().toISOString());
     return Promise.resolve(Number(info.lastInsertRowid));
   }
 
   stepEnded(runId: number, status: StepStatus, errorCode?: string): Promise<void> {
-    this.db
-      .prepare('UPDATE step_runs SET status = ?, error_code = ?, finished_at = ? WHERE id = ?')
-      .run(status, errorCode ?? null, new Date().toISOString(), runId);
+    this.sql('UPDATE step_runs SET status = ?, error_code = ?, finished_at = ? WHERE id = ?').run(
+      status,
+      errorCode ?? null,
+      new Date().toISOString(),
+      runId,
+    );
     return Promise.resolve();
   }
 
   runs(jobId: string): Promise<StepRun[]> {
     return Promise.resolve(
-      this.db
-        .prepare(
-          `SELECT id, job_id AS jobId, step, attempt, pid, status, error_code AS errorCode, started_at AS startedAt,
+      this.sql(
+        `SELECT id, job_id AS jobId, step, attempt, pid, status, error_code AS errorCode, started_at AS startedAt,
                   finished_at AS finishedAt FROM step_runs WHERE job_id = ? ORDER BY id`,
-        )
-        .all(jobId) as StepRun[],
+      ).all(jobId) as StepRun[],
     );
   }
 
   events(jobId: string, afterId = 0): Promise<JobEvent[]> {
-    const rows = this.db
-      .prepare('SELECT id, type, data, created_at AS createdAt FROM job_events WHERE job_id = ? AND id > ? ORDER BY id')
-      .all(jobId, afterId) as { id: number; type: JobEvent['type']; data: string; createdAt: string }[];
+    const rows = this.sql(
+      'SELECT id, type, data, created_at AS createdAt FROM job_events WHERE job_id = ? AND id > ? ORDER BY id',
+    ).all(jobId, afterId) as { id: number; type: JobEvent['type']; data: string; createdAt: string }[];
     return Promise.resolve(rows.map((r) => ({ ...r, data: JSON.parse(r.data) as Record<string, unknown> })));
   }
 
@@ -204,12 +203,10 @@ export class SqliteJobStore implements JobStore {
     const after = cursor === undefined ? null : decodeCursor(cursor);
     if (cursor !== undefined && !after) return Promise.reject(new InvalidCursor());
     if (after) add('(created_at < ? OR (created_at = ? AND id < ?))', after.createdAt, after.createdAt, after.id);
-    const rows = this.db
-      .prepare(
-        `SELECT id, created_at AS createdAt, doc FROM jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
+    const rows = this.sql(
+      `SELECT id, created_at AS createdAt, doc FROM jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
          ORDER BY created_at DESC, id DESC LIMIT ?`,
-      )
-      .all(...args, limit + 1) as { id: string; createdAt: string; doc: string }[];
+    ).all(...args, limit + 1) as { id: string; createdAt: string; doc: string }[];
     const page = rows.slice(0, limit);
     const last = page.at(-1);
     return Promise.resolve({
@@ -222,16 +219,16 @@ export class SqliteJobStore implements JobStore {
     return Promise.resolve(
       this.db
         .transaction(() => {
-          this.db.prepare('DELETE FROM step_runs WHERE job_id = ?').run(id);
-          this.db.prepare('DELETE FROM job_events WHERE job_id = ?').run(id);
-          return this.db.prepare('DELETE FROM jobs WHERE id = ?').run(id).changes > 0;
+          this.sql('DELETE FROM step_runs WHERE job_id = ?').run(id);
+          this.sql('DELETE FROM job_events WHERE job_id = ?').run(id);
+          return this.sql('DELETE FROM jobs WHERE id = ?').run(id).changes > 0;
         })
         .immediate(),
     );
   }
 
   countByStatus(): Promise<Record<string, number>> {
-    const rows = this.db.prepare('SELECT status, count(*) AS n FROM jobs GROUP BY status').all() as {
+    const rows = this.sql('SELECT status, count(*) AS n FROM jobs GROUP BY status').all() as {
       status: string;
       n: number;
     }[];
@@ -239,24 +236,22 @@ export class SqliteJobStore implements JobStore {
   }
 
   countFailuresByCode(): Promise<Record<string, number>> {
-    const rows = this.db
-      .prepare(
-        `SELECT json_extract(doc, '$.error.code') AS code, count(*) AS n FROM jobs
+    const rows = this.sql(
+      `SELECT json_extract(doc, '$.error.code') AS code, count(*) AS n FROM jobs
          WHERE status = 'failed' GROUP BY code`,
-      )
-      .all() as { code: string | null; n: number }[];
+    ).all() as { code: string | null; n: number }[];
     return Promise.resolve(Object.fromEntries(rows.map((r) => [r.code ?? 'UNKNOWN', r.n])));
   }
 
   stepDurations(limit = 1000): Promise<StepDuration[]> {
-    const rows = this.db
-      .prepare(`SELECT doc FROM jobs WHERE finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT ?`)
-      .all(limit) as { doc: string }[];
+    const rows = this.sql(`SELECT doc FROM jobs WHERE finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT ?`).all(
+      limit,
+    ) as { doc: string }[];
     return Promise.resolve(durationsOf(rows.map((r) => JSON.parse(r.doc) as JobDocument)));
   }
 
   ping(): Promise<void> {
-    this.db.prepare('SELECT 1').get();
+    this.sql('SELECT 1').get();
     return Promise.resolve();
   }
 
@@ -270,9 +265,18 @@ export class SqliteJobStore implements JobStore {
     return Promise.resolve();
   }
 
+  private sql(text: string): Database.Statement {
+    let statement = this.statements.get(text);
+    if (!statement) {
+      statement = this.db.prepare(text);
+      this.statements.set(text, statement);
+    }
+    return statement;
+  }
+
   private watchNow(listener: (jobId: string | null) => void): () => Promise<void> {
-    const next = this.db.prepare('SELECT id, job_id AS jobId FROM job_events WHERE id > ? ORDER BY id LIMIT 1000');
-    let last = (this.db.prepare('SELECT max(id) AS id FROM job_events').get() as { id: number | null }).id ?? 0;
+    const next = this.sql('SELECT id, job_id AS jobId FROM job_events WHERE id > ? ORDER BY id LIMIT 1000');
+    let last = (this.sql('SELECT max(id) AS id FROM job_events').get() as { id: number | null }).id ?? 0;
     // One indexed read per tick, whatever the number of streams waiting on it.
     const timer = setInterval(() => {
       if (!this.db.open) return clearInterval(timer);
@@ -290,7 +294,7 @@ export class SqliteJobStore implements JobStore {
   }
 
   private getNow(id: string): JobDocument | null {
-    const row = this.db.prepare('SELECT doc FROM jobs WHERE id = ?').get(id) as { doc: string } | undefined;
+    const row = this.sql('SELECT doc FROM jobs WHERE id = ?').get(id) as { doc: string } | undefined;
     return row ? (JSON.parse(row.doc) as JobDocument) : null;
   }
 
@@ -302,21 +306,19 @@ export class SqliteJobStore implements JobStore {
     return this.db
       .transaction(() => {
         const created =
-          this.db
-            .prepare(
-              `INSERT INTO jobs (id, status, user_id, priority, input, doc, created_at, updated_at)
+          this.sql(
+            `INSERT INTO jobs (id, status, user_id, priority, input, doc, created_at, updated_at)
                VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
-            )
-            .run(
-              doc.id,
-              doc.status,
-              doc.user?.id ?? null,
-              doc.priority,
-              JSON.stringify(input),
-              JSON.stringify(doc),
-              now,
-              now,
-            ).changes > 0;
+          ).run(
+            doc.id,
+            doc.status,
+            doc.user?.id ?? null,
+            doc.priority,
+            JSON.stringify(input),
+            JSON.stringify(doc),
+            now,
+            now,
+          ).changes > 0;
         if (created) this.appendEvent(doc.id, 'status', { status: doc.status });
         return this.getNow(input.jobId) ?? doc;
       })
@@ -324,9 +326,12 @@ export class SqliteJobStore implements JobStore {
   }
 
   private appendEvent(jobId: string, type: JobEvent['type'], data: Record<string, unknown>): void {
-    this.db
-      .prepare('INSERT INTO job_events (job_id, type, data, created_at) VALUES (?, ?, ?, ?)')
-      .run(jobId, type, JSON.stringify(data), new Date().toISOString());
+    this.sql('INSERT INTO job_events (job_id, type, data, created_at) VALUES (?, ?, ?, ?)').run(
+      jobId,
+      type,
+      JSON.stringify(data),
+      new Date().toISOString(),
+    );
   }
 
   /** Read-modify-write of one document and its events in a write transaction. */
@@ -343,8 +348,13 @@ export class SqliteJobStore implements JobStore {
     mutate(doc);
     for (const event of changeEvents(before, doc)) this.appendEvent(id, event.type, event.data);
     doc.updatedAt = new Date().toISOString();
-    this.db
-      .prepare('UPDATE jobs SET status = ?, file_type = ?, doc = ?, updated_at = ?, finished_at = ? WHERE id = ?')
-      .run(doc.status, doc.fileType, JSON.stringify(doc), doc.updatedAt, doc.finishedAt, id);
+    this.sql('UPDATE jobs SET status = ?, file_type = ?, doc = ?, updated_at = ?, finished_at = ? WHERE id = ?').run(
+      doc.status,
+      doc.fileType,
+      JSON.stringify(doc),
+      doc.updatedAt,
+      doc.finishedAt,
+      id,
+    );
   }
 }
