@@ -145,40 +145,59 @@ async function timeJobs(prefix: string, count: number, send: (i: number) => Prom
   return sec;
 }
 
+/**
+ * Starts `roles` as `start --role` processes on a database and queue prefix of their own, returns what `run` measures
+ * against them, then stops them and removes the database and the queue keys.
+ */
+async function withRoles(
+  work: string,
+  name: string,
+  roles: string[],
+  extra: Record<string, string>,
+  run: (prefix: string) => Promise<number>,
+): Promise<number> {
+  const db = await freshDatabase(name);
+  const prefix = `mo-bench-scale-${name}-${process.pid}`;
+  const env = {
+    DATABASE_URL: db.url,
+    DATA_DIR: path.join(work, `scale-${name}`),
+    QUEUE_PREFIX: prefix,
+    INPUT_ROOTS: work,
+    REDIS_URL,
+    ...extra,
+  };
+  const children: ChildProcess[] = [];
+  try {
+    for (const role of roles) children.push(await startRole(['--role', role], env));
+    return await run(prefix);
+  } finally {
+    await stopAll(children);
+    await dropPrefix(prefix);
+    await db.drop();
+  }
+}
+
 export async function benchScaling(work: string, jobs: number, photoCount: number, row: Row): Promise<void> {
   const photos = await makePhotos(path.join(work, 'scale-photos'), photoCount);
 
   // Photos: one orchestrator, and one or two worker processes.
   const photoSec: number[] = [];
   for (const workers of [1, 2]) {
-    const db = await freshDatabase(`photos${workers}`);
-    const prefix = `mo-bench-scale-photos-${workers}-${process.pid}`;
-    const env = {
-      DATABASE_URL: db.url,
-      DATA_DIR: path.join(work, `scale-data-${workers}`),
-      QUEUE_PREFIX: prefix,
-      INPUT_ROOTS: work,
-      REDIS_URL,
-      AI_PROVIDERS: 'vision=off',
-    };
-    const children: ChildProcess[] = [];
-    try {
-      children.push(await startRole(['--role', 'orchestrator'], env));
-      for (let w = 0; w < workers; w++) children.push(await startRole(['--role', 'worker'], env));
-      // Let the step threads boot before the clock starts, as in a running service.
-      await new Promise((r) => setTimeout(r, 3000));
-      const producer = createProducer({ redisUrl: REDIS_URL, prefix });
-      photoSec.push(
-        await timeJobs(prefix, photos.length, (i) =>
-          producer.enqueueJob({ jobId: `p-${i}`, file: { path: photos[i]! } }),
-        ),
-      );
-      await producer.close();
-    } finally {
-      await stopAll(children);
-      await dropPrefix(prefix);
-      await db.drop();
-    }
+    const roles = ['orchestrator', ...Array<string>(workers).fill('worker')];
+    photoSec.push(
+      await withRoles(work, `photos${workers}`, roles, { AI_PROVIDERS: 'vision=off' }, async (prefix) => {
+        // Let the step threads boot before the clock starts, as in a running service.
+        await new Promise((r) => setTimeout(r, 3000));
+        const producer = createProducer({ redisUrl: REDIS_URL, prefix });
+        try {
+          return await timeJobs(prefix, photos.length, (i) =>
+            producer.enqueueJob({ jobId: `p-${i}`, file: { path: photos[i]! } }),
+          );
+        } finally {
+          await producer.close();
+        }
+      }),
+    );
   }
   row(`${photoCount} phone photos, one orchestrator: one worker process (baseline)`, `${photoSec[0]!.toFixed(1)} s`);
   row('  two worker processes', `${photoSec[1]!.toFixed(1)} s`);
@@ -189,28 +208,19 @@ export async function benchScaling(work: string, jobs: number, photoCount: numbe
   const file = path.join(work, 'noop.bin');
   fs.writeFileSync(file, 'x');
   for (const orchestrators of [1, 2]) {
-    const db = await freshDatabase(`noop${orchestrators}`);
-    const prefix = `mo-bench-scale-noop-${orchestrators}-${process.pid}`;
-    const env = {
-      DATABASE_URL: db.url,
-      DATA_DIR: path.join(work, `scale-noop-${orchestrators}`),
-      QUEUE_PREFIX: prefix,
-      INPUT_ROOTS: work,
-      REDIS_URL,
-    };
-    const workers = noopWorkers(prefix);
-    const children: ChildProcess[] = [];
-    try {
-      for (let o = 0; o < orchestrators; o++) children.push(await startRole(['--role', 'orchestrator'], env));
-      const producer = createProducer({ redisUrl: REDIS_URL, prefix });
-      noopSec.push(await timeJobs(prefix, jobs, (i) => producer.enqueueJob({ jobId: `n-${i}`, file: { path: file } })));
-      await producer.close();
-    } finally {
-      await stopAll(children);
-      await Promise.all(workers.map((w) => w.close()));
-      await dropPrefix(prefix);
-      await db.drop();
-    }
+    const roles = Array<string>(orchestrators).fill('orchestrator');
+    noopSec.push(
+      await withRoles(work, `noop${orchestrators}`, roles, {}, async (prefix) => {
+        const workers = noopWorkers(prefix);
+        const producer = createProducer({ redisUrl: REDIS_URL, prefix });
+        try {
+          return await timeJobs(prefix, jobs, (i) => producer.enqueueJob({ jobId: `n-${i}`, file: { path: file } }));
+        } finally {
+          await producer.close();
+          await Promise.all(workers.map((w) => w.close()));
+        }
+      }),
+    );
   }
   row(`no-op steps, ${jobs} jobs: one orchestrator process (baseline)`, `${(jobs / noopSec[0]!).toFixed(1)} jobs/s`);
   row('  two orchestrator processes', `${(jobs / noopSec[1]!).toFixed(1)} jobs/s`);

@@ -61,7 +61,9 @@ export function postgresPool(url: string, opts: PostgresStoreOptions = {}): pg.P
   const pool = new pg.Pool({ connectionString: url, max: opts.maxConnections ?? 10, keepAlive: true });
   // Each new connection's first statement, queued before any query of ours: a URL's own `options` cannot override
   // the schema (as an `options` setting in the pool's config would be), whatever else the URL sets.
-  if (schema) pool.on('connect', (client) => void client.query(`SET search_path TO ${schema}`).catch(() => undefined));
+  // A connection that cannot set it is closed, so its queries fail rather than run against another schema.
+  if (schema)
+    pool.on('connect', (client) => void client.query(`SET search_path TO ${schema}`).catch(() => client.end()));
   // An idle connection that breaks (the server restarted) is dropped by the pool; without a listener it would
   // crash the process.
   pool.on('error', () => undefined);
