@@ -5,9 +5,10 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { Queue } from 'bullmq';
+import { Queue, QueueEvents } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { JobDocument } from '../src/lib/types.js';
+import type { JobProgress } from '../src/queue/orchestrator.js';
 import { bullConnection } from '../src/queue/connection.js';
 import { JOB_CREATED, JOBS_QUEUE } from '../src/queue/names.js';
 import { createProducer, type NewJob, type Producer } from '../src/queue/producer.js';
@@ -242,5 +243,33 @@ describe('duplicates', () => {
     const runs = await stepRuns(state, 'dup-1');
     expect(runs.filter((r) => r.step === 'validate')).toHaveLength(1);
     expect(runs.filter((r) => r.step === 'generateThumbnails')).toHaveLength(1);
+  });
+});
+
+describe('progress', () => {
+  test("a job's progress ends with the final status of every step it ran", { timeout: 120_000 }, async () => {
+    const events = new QueueEvents(JOBS_QUEUE, { connection: bullConnection(TEST_REDIS_URL, 'worker'), prefix });
+    try {
+      await events.waitUntilReady();
+      const seen: JobProgress[] = [];
+      events.on('progress', ({ jobId, data }) => {
+        if (jobId === 'progress-1') seen.push(data as unknown as JobProgress);
+      });
+      await producer.enqueueJob({ jobId: 'progress-1', file: { path: path.join(CORPUS, 'image/flowers.jpeg') } });
+      const doc = await waitForDoc('progress-1');
+      expect(doc.status).toBe('completed');
+      const ran = ['validate', 'extractMetadata', 'generateThumbnails', 'analyzeImage'] as const;
+      const final = Object.fromEntries(ran.map((s) => [s, doc.steps[s]?.status]));
+      expect(final).toEqual(Object.fromEntries(ran.map((s) => [s, 'succeeded'])));
+      // Updates are sent one at a time per job and folded while one is in flight: the last one may follow the end.
+      const done = (steps: JobProgress['steps'] | undefined): boolean =>
+        !!steps && Object.keys(steps).length === ran.length && ran.every((s) => steps[s] === final[s]);
+      for (let i = 0; i < 50 && !done(seen.at(-1)?.steps); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(seen.at(-1)?.steps).toEqual(final);
+      // Each update carries every step seen so far: validate is in all of them, running or finished.
+      for (const p of seen) expect(['running', 'succeeded']).toContain(p.steps.validate);
+    } finally {
+      await events.close();
+    }
   });
 });

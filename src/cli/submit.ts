@@ -13,6 +13,7 @@ import { newJobDocument } from '../lib/job-document.js';
 import type { JobDocument, JobInput, StepStatus } from '../lib/types.js';
 import { bullConnection } from '../queue/connection.js';
 import { JOBS_QUEUE } from '../queue/names.js';
+import type { JobProgress } from '../queue/orchestrator.js';
 import { createProducer } from '../queue/producer.js';
 import { decodeFailure } from '../queue/queued-dispatcher.js';
 import { formatJob } from './format.js';
@@ -84,7 +85,6 @@ async function waitForAll(
 ): Promise<JobDocument[]> {
   const live = process.stderr.isTTY && !json;
   const lines = new Map<string, string>(inputs.map((i) => [i.jobId, `${i.file.name}: queued`]));
-  const steps = new Map<string, Map<string, StepStatus>>();
   const draw = (first = false): void => {
     if (!live) return;
     if (!first) process.stderr.write(`\x1b[${inputs.length}A`);
@@ -114,12 +114,11 @@ async function waitForAll(
   const byId = new Map(inputs.map((i) => [i.jobId, i]));
   events.on('progress', ({ jobId, data }) => {
     const input = byId.get(jobId);
-    const update = data as { step?: string; status?: StepStatus };
-    if (!input || !update.step || !update.status) return;
-    const mine = steps.get(jobId) ?? new Map<string, StepStatus>();
-    mine.set(update.step, update.status);
-    steps.set(jobId, mine);
-    const ticks = [...mine].map(([s, st]) => `${MARK[st]} ${s}`).join('  ');
+    const update = data as Partial<JobProgress> | null;
+    if (!input || !update?.steps || typeof update.steps !== 'object') return;
+    const mine = Object.entries(update.steps).filter((e): e is [string, StepStatus] => !!e[1] && e[1] in MARK);
+    if (mine.length === 0) return;
+    const ticks = mine.map(([s, st]) => `${MARK[st]} ${s}`).join('  ');
     lines.set(jobId, `${input.file.name}: running  ${ticks}`);
     draw();
   });

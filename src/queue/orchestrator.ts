@@ -11,7 +11,7 @@ import type { StepEvents } from '../graph/graph.js';
 import { CANCEL_REASON, DRAIN_REASON, type JobRunner } from '../graph/runner.js';
 import { isInside, pinFile } from '../lib/files.js';
 import type { Logger } from '../lib/log.js';
-import type { ErrorCode, JobDocument, JobInput } from '../lib/types.js';
+import type { ErrorCode, JobDocument, JobInput, StepName, StepStatus } from '../lib/types.js';
 import type { JobStore } from '../store/index.js';
 import { isCancelled, subscribeCancels } from './cancel.js';
 import { bullConnection, createRedis } from './connection.js';
@@ -35,6 +35,38 @@ export interface Orchestrator {
 interface Active {
   controller: AbortController;
   job: Job;
+  /** Every step's latest status, published as the job's progress (see publishProgress). */
+  steps: Partial<Record<StepName, StepStatus>>;
+  /** A progress update is on its way to Redis; `stale` says the steps changed since it was sent. */
+  sending: boolean;
+  stale: boolean;
+}
+
+/** A job's progress as the CLI's `submit --wait` reads it: each step's latest status. */
+export interface JobProgress {
+  steps: Partial<Record<StepName, StepStatus>>;
+}
+
+/**
+ * Publishes a job's step statuses as its BullMQ progress, at most one update in flight per job: transitions that
+ * come while one is sent are folded into the next. Every update carries all the steps, so a folded one loses
+ * nothing a reader needs; no-op steps change faster than Redis answers, and two writes a step were most of the
+ * Redis traffic an orchestrator made.
+ */
+function publishProgress(a: Active): void {
+  if (a.sending) {
+    a.stale = true;
+    return;
+  }
+  a.sending = true;
+  a.stale = false;
+  a.job
+    .updateProgress({ steps: { ...a.steps } } satisfies JobProgress as unknown as object)
+    .catch(() => undefined)
+    .finally(() => {
+      a.sending = false;
+      if (a.stale) publishProgress(a);
+    });
 }
 
 export async function startOrchestrator(parts: OrchestratorParts, redisUrl: string): Promise<Orchestrator> {
@@ -46,10 +78,10 @@ export async function startOrchestrator(parts: OrchestratorParts, redisUrl: stri
 
   const stopListening = parts.onStep((jobId, step, record) => {
     // Live progress for `submit --wait` and any QueueEvents listener; losing one update is harmless.
-    active
-      .get(jobId)
-      ?.job.updateProgress({ step, status: record.status })
-      .catch(() => undefined);
+    const a = active.get(jobId);
+    if (!a) return;
+    a.steps[step] = record.status;
+    publishProgress(a);
   });
 
   const reject = (input: JobInput, code: ErrorCode, message: string): Promise<JobDocument> =>
@@ -97,7 +129,7 @@ export async function startOrchestrator(parts: OrchestratorParts, redisUrl: stri
     if (await isCancelled(redis, config.queuePrefix, input.jobId)) return notify(input, await runner.cancel(input));
 
     const controller = new AbortController();
-    active.set(input.jobId, { controller, job });
+    active.set(input.jobId, { controller, job, steps: {}, sending: false, stale: false });
     if (draining) controller.abort(DRAIN_REASON);
     try {
       // A retry's state comes from the store, where only the retry route puts it.

@@ -2,6 +2,10 @@
  * The queued dispatcher: each step becomes a task on its policy's BullMQ queue, with a deterministic id, and the
  * graph awaits its result through one QueueEvents listener per queue (no polling, no connection per task).
  * Retries belong to BullMQ here (attempts + exponential backoff); bad input fails the task as UnrecoverableError.
+ *
+ * A waiter is settled by its task's events alone. Events are read from a Redis stream, so a reconnect resumes where
+ * it stopped; what can still be missed (the stream trimmed past an event while the listener was away) is found by
+ * re-reading the tasks of waiters older than 15 s.
  */
 import { Job, Queue, QueueEvents } from 'bullmq';
 import type { Config, QueueName } from '../config.js';
@@ -59,6 +63,8 @@ export class QueuedDispatcher implements Dispatcher {
     private readonly config: Config,
     private readonly redisUrl: string,
     private readonly log: Logger,
+    /** How old a waiter must be before its task is re-read in case an event was missed; tests raise it. */
+    private readonly recheckMs = 15_000,
   ) {
     for (const name of QUEUE_NAMES) {
       const queue = new Queue(name, { connection: bullConnection(redisUrl, 'worker'), prefix: config.queuePrefix });
@@ -71,6 +77,8 @@ export class QueuedDispatcher implements Dispatcher {
       events.on('error', (err) => log.warn({ err, queue: name }, 'queue events error'));
       events.on('completed', ({ jobId, returnvalue }) => this.completed(jobId, returnvalue as unknown));
       events.on('failed', ({ jobId }) => void this.settle(jobId));
+      // The task already existed (a resumed job dispatching a step again): it may have finished long ago.
+      events.on('duplicated', ({ jobId }) => void this.settle(jobId));
       this.events.set(name, events);
     }
   }
@@ -78,7 +86,7 @@ export class QueuedDispatcher implements Dispatcher {
   async ready(): Promise<void> {
     await Promise.all([...this.events.values()].map((e) => e.waitUntilReady()));
     // Events can be missed across a Redis restart or an event-stream trim: re-check old waiters now and then.
-    this.sweep = setInterval(() => void this.recheck(15_000), 15_000);
+    this.sweep = setInterval(() => void this.recheck(this.recheckMs), this.recheckMs);
     this.sweep.unref();
   }
 
@@ -105,7 +113,8 @@ export class QueuedDispatcher implements Dispatcher {
         removeOnComplete: TASK_RETENTION,
         removeOnFail: TASK_RETENTION,
       });
-      await this.settle(id);
+      // Settled from the task's own events: `completed` carries the result, `failed` and `duplicated` (a task that
+      // existed before this add) have it read once. No read after every add: two round trips a step.
       return await result;
     } catch (err) {
       this.waiters.delete(id);

@@ -1,0 +1,84 @@
+/**
+ * The queued dispatcher settles a step from its task's events alone: `completed` carries the result; a task that
+ * existed before the add (a resumed job dispatching the same step again) is settled from `duplicated`, finished or
+ * failed, without waiting for the sweep that re-reads old waiters (set to an hour here, so a missed settle hangs the
+ * test). Real Redis, a unique prefix.
+ */
+import { UnrecoverableError, Worker } from 'bullmq';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { loadConfig } from '../src/config.js';
+import { StepFailure } from '../src/graph/dispatcher.js';
+import { createLogger } from '../src/lib/log.js';
+import type { StepInput, StepOutcome } from '../src/nodes/index.js';
+import { bullConnection } from '../src/queue/connection.js';
+import { QueuedDispatcher, type TaskData, type TaskResult } from '../src/queue/queued-dispatcher.js';
+import { dropPrefix, TEST_REDIS_URL, uniquePrefix } from './helpers.js';
+
+const prefix = uniquePrefix('dispatcher');
+let dispatcher: QueuedDispatcher;
+let worker: Worker<TaskData, TaskResult>;
+/** Executions per task id: a settled duplicate must not run the task again. */
+const executions = new Map<string, number>();
+
+const input = (jobId: string): StepInput => ({
+  jobId,
+  file: { path: '/nonexistent' },
+  user: null,
+  fileInfo: null,
+  fileType: null,
+  results: {},
+});
+
+beforeAll(async () => {
+  const config = loadConfig({ QUEUE_PREFIX: prefix, RETRY_BACKOFF_MS: '10' });
+  dispatcher = new QueuedDispatcher(config, TEST_REDIS_URL, createLogger('silent'), 3_600_000);
+  await dispatcher.ready();
+  worker = new Worker<TaskData, TaskResult>(
+    'light',
+    (job) => {
+      executions.set(job.id!, (executions.get(job.id!) ?? 0) + 1);
+      if (job.data.input.jobId.startsWith('bad'))
+        return Promise.reject(new UnrecoverableError('UNSUPPORTED_TYPE: not a media file'));
+      const outcome: StepOutcome = { status: 'succeeded', fileType: 'image' };
+      return Promise.resolve({ outcome, attempts: job.attemptsMade + 1, runId: 7 });
+    },
+    { connection: bullConnection(TEST_REDIS_URL, 'worker'), prefix, concurrency: 4 },
+  );
+  await worker.waitUntilReady();
+});
+
+afterAll(async () => {
+  await worker?.close();
+  await dispatcher?.close();
+  await dropPrefix(TEST_REDIS_URL, prefix);
+});
+
+describe('settling from events', () => {
+  test('a step resolves with its result, and dispatching it again resolves from the finished task', async () => {
+    const first = await dispatcher.run('validate', input('good-1'), {});
+    expect(first).toEqual({ outcome: { status: 'succeeded', fileType: 'image' }, attempts: 1 });
+    const again = await dispatcher.run('validate', input('good-1'), {});
+    expect(again).toEqual(first);
+    expect([...executions].filter(([id]) => id.includes('good-1')).map(([, n]) => n)).toEqual([1]);
+  }, 20_000);
+
+  test('a failed step rejects with its code, and so does dispatching it again', async () => {
+    const failure = (p: Promise<unknown>) =>
+      p.then(
+        () => null,
+        (err: unknown) => err,
+      );
+    for (let i = 0; i < 2; i++) {
+      const err = await failure(dispatcher.run('validate', input('bad-1'), {}));
+      expect(err).toBeInstanceOf(StepFailure);
+      expect(err).toMatchObject({ code: 'UNSUPPORTED_TYPE', message: 'not a media file', attempts: 1 });
+    }
+    expect([...executions].filter(([id]) => id.includes('bad-1')).map(([, n]) => n)).toEqual([1]);
+  }, 20_000);
+
+  test('many steps in flight at once each get their own result', async () => {
+    const ids = Array.from({ length: 40 }, (_, i) => `many-${i}`);
+    const results = await Promise.all(ids.map((id) => dispatcher.run('extractMetadata', input(id), {})));
+    expect(results.every((r) => r.outcome.status === 'succeeded')).toBe(true);
+  }, 20_000);
+});
