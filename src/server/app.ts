@@ -78,6 +78,9 @@ export async function buildApp(parts: ApiParts) {
         styleSrc: ["'self'", "'unsafe-inline'"],
         imgSrc: ["'self'", 'data:', 'blob:'],
         connectSrc: ["'self'"],
+        // Helmet's default asks browsers to fetch every subresource over HTTPS. On plain HTTP by any name but
+        // localhost that left the dashboard, /docs and /admin/queues blank; a TLS proxy in front needs no upgrade.
+        upgradeInsecureRequests: null,
       },
     },
   });
