@@ -52,6 +52,23 @@ async function setup(name: string, extra: Record<string, string> = {}) {
   return { prefix, env, state, start };
 }
 
+/** A service with its API on a free port, and a POST helper (JSON body when one is given). */
+async function withApi(name: string, extra: Record<string, string> = {}) {
+  const port = await freePort();
+  const s = await setup(name, { ...extra, PORT: String(port) });
+  await s.start().ready();
+  const base = `http://127.0.0.1:${port}`;
+  const post = (p: string, body?: unknown): Promise<Response> =>
+    fetch(`${base}${p}`, {
+      method: 'POST',
+      ...(body ? { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) } : {}),
+    });
+  /** Submits a file by path; its job id. */
+  const submit = async (file: string): Promise<string> =>
+    ((await (await post('/jobs', { file: { path: file } })).json()) as { id: string }).id;
+  return { ...s, base, post, submit };
+}
+
 beforeAll(() => {
   media = tempDir('lifecycle-media');
   longVideo = path.join(media, 'long-lecture.mp4');
@@ -215,20 +232,12 @@ describe('priority', () => {
 
 describe('retry', () => {
   test('only the failed steps run again, as new tasks', { timeout: 300_000 }, async () => {
-    const port = await freePort();
-    const s = await setup('retry', { STEP_TIMEOUTS: 'extractAudio=500', RETRY_BACKOFF_MS: '100', PORT: String(port) });
-    await s.start().ready();
-    const base = `http://127.0.0.1:${port}`;
-    const created = await fetch(`${base}/jobs`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ file: { path: longVideo } }),
-    });
-    const { id } = (await created.json()) as { id: string };
+    const s = await withApi('retry', { STEP_TIMEOUTS: 'extractAudio=500', RETRY_BACKOFF_MS: '100' });
+    const id = await s.submit(longVideo);
     const first = (await finishedJobs(s.state, [id]))[0]!;
     expect(first.status).toBe('completed_with_errors');
     const runsBefore = await stepRuns(s.state, id);
-    expect((await fetch(`${base}/jobs/${id}/retry`, { method: 'POST' })).status).toBe(202);
+    expect((await s.post(`/jobs/${id}/retry`)).status).toBe(202);
     const second = await waitFor('the retry', async () => {
       const d = await storedJob(s.state, id);
       return isTerminal(d) && d.updatedAt !== first.updatedAt && d;
@@ -241,4 +250,67 @@ describe('retry', () => {
     expect(second.steps.posterFrame).toEqual(first.steps.posterFrame);
     expect(second.results.thumbnails).toEqual(first.results.thumbnails);
   });
+});
+
+describe('retry after a cancellation', () => {
+  test(
+    'a cancelled job runs again when retried, and its retry can be cancelled in turn',
+    { timeout: 300_000 },
+    async () => {
+      const s = await withApi('retry-cancelled');
+      const { post } = s;
+      const id = await s.submit(longVideo);
+      const audioRuns = async () => (await stepRuns(s.state, id)).filter((r) => r.step === 'extractAudio');
+      await waitFor('extractAudio to run', async () => (await audioRuns()).some((r) => r.status === 'running'));
+      expect((await post(`/jobs/${id}/cancel`)).status).toBe(202);
+      const cancelled = (await finishedJobs(s.state, [id]))[0]!;
+      expect(cancelled.status).toBe('cancelled');
+      // What validate learnt before the cancellation stays with the job (and is where its retry starts from).
+      expect(cancelled.fileType).toBe('video');
+      expect(cancelled.file.sha256).toMatch(/^[0-9a-f]{64}$/);
+      await waitFor('ffmpeg to stop', () => !ffmpegRunningOn(longVideo), 10_000);
+
+      // The retry really runs: the job's cancel marker is gone, so it does not end `cancelled` at once.
+      expect((await post(`/jobs/${id}/retry`)).status).toBe(202);
+      await waitFor('the retry to extract audio', async () =>
+        (await audioRuns()).some((r, i) => i > 0 && r.status === 'running'),
+      );
+      expect((await storedJob(s.state, id))?.status).toBe('running');
+
+      // Cancelling the retry stops its running step (a task of generation 1), not only the job's record.
+      expect((await post(`/jobs/${id}/cancel`)).status).toBe(202);
+      const again = await waitFor('the retry to end', async () => {
+        const d = await storedJob(s.state, id);
+        return isTerminal(d) && d.updatedAt !== cancelled.updatedAt && d;
+      });
+      expect(again.status).toBe('cancelled');
+      await waitFor('ffmpeg to stop', () => !ffmpegRunningOn(longVideo), 10_000);
+      await waitFor(
+        "the retry's extraction to be recorded as stopped",
+        async () => (await audioRuns()).at(-1)?.status === 'failed',
+        10_000,
+      );
+    },
+  );
+
+  test(
+    'a failure the file decides is not retried: 409 with the reason, and the document says so',
+    { timeout: 300_000 },
+    async () => {
+      const s = await withApi('retry-refused');
+      const notes = path.join(media, 'notes.txt');
+      fs.writeFileSync(notes, 'plain text, not media\n');
+      const id = await s.submit(notes);
+      const doc = (await finishedJobs(s.state, [id]))[0]!;
+      expect(doc.error?.code).toBe('UNSUPPORTED_TYPE');
+      const res = await s.post(`/jobs/${id}/retry`);
+      expect(res.status).toBe(409);
+      const body = (await res.json()) as { error: { code: string; message: string } };
+      expect(body.error.message).toMatch(/UNSUPPORTED_TYPE: the same file would fail the same way/);
+      const shown = (await (await fetch(`${s.base}/jobs/${id}`)).json()) as { retry: unknown };
+      expect(shown.retry).toEqual({ allowed: false, reason: body.error.message });
+      // Nothing was re-run.
+      expect((await stepRuns(s.state, id)).filter((r) => r.step === 'validate')).toHaveLength(1);
+    },
+  );
 });

@@ -44,8 +44,12 @@ function retryOf(state: JobState): RetryOptions | null {
 
 /** In a retry, the previous record of a step that needs no second run: succeeded, or skipped for its own reason. */
 function settledBefore(state: JobState, step: StepName): StepRecord | null {
-  const record = retryOf(state)?.previous.steps[step];
+  const previous = retryOf(state)?.previous;
+  const record = previous?.steps[step];
   if (!record) return null;
+  // validate's findings are what every later step routes on: without them (a run stopped before they were stored)
+  // it runs again.
+  if (step === 'validate' && (!previous.fileType || !previous.fileInfo)) return null;
   if (record.status === 'succeeded') return record;
   if (
     record.status === 'skipped' &&

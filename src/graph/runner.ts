@@ -13,6 +13,7 @@ import {
   type StepRecords,
 } from '../lib/types.js';
 import type { JobGraph } from './graph.js';
+import type { JobState } from './state.js';
 
 /** Abort reasons: a cancelled job ends `cancelled`; a drained one (shutdown) keeps its checkpoint to resume later. */
 export const CANCEL_REASON = 'cancel';
@@ -56,6 +57,9 @@ export class JobRunner {
   async cancel(input: JobInput): Promise<JobDocument> {
     const doc = await this.store.createOrGet(input);
     if (!TERMINAL_STATUSES.includes(doc.status)) {
+      // What the steps that finished learnt lives in the checkpoint, not yet in the document: keep it, so the job
+      // shows its type and results, and a retry starts from them (validate is not run again for nothing).
+      const learnt = await this.checkpointed(input.jobId);
       const error = { code: 'CANCELLED' as const, message: 'the job was cancelled', step: null };
       const steps: StepRecords = {};
       for (const [name, record] of Object.entries(doc.steps)) {
@@ -67,17 +71,25 @@ export class JobRunner {
       await this.store.saveFinished({
         jobId: input.jobId,
         status: 'cancelled',
-        fileType: doc.fileType,
+        fileType: learnt?.fileType ?? doc.fileType,
         file: input.file,
-        fileInfo: null,
+        fileInfo: learnt?.fileInfo ?? null,
         user: doc.user,
         steps,
-        results: doc.results,
+        results: { ...doc.results, ...learnt?.results },
         error,
       });
     }
     await this.compact(input.jobId);
     return this.document(input.jobId);
+  }
+
+  /** The findings in the job's latest checkpoint, or null when it has none. */
+  private async checkpointed(jobId: string): Promise<Pick<JobState, 'fileType' | 'fileInfo' | 'results'> | null> {
+    const tuple = await this.checkpointer.getTuple({ configurable: { thread_id: jobId } });
+    const values = tuple?.checkpoint.channel_values as Partial<JobState> | undefined;
+    if (!values) return null;
+    return { fileType: values.fileType ?? null, fileInfo: values.fileInfo ?? null, results: values.results ?? {} };
   }
 
   /** True when the job has checkpoints to resume from. */

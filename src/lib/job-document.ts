@@ -1,5 +1,5 @@
 import path from 'node:path';
-import type { JobDocument, JobInput, Results, Usage } from './types.js';
+import type { ErrorCode, JobDocument, JobInput, Results, Usage } from './types.js';
 
 /** The document of a job that is known but has not started: what `submit` prints and the store creates. */
 export function newJobDocument(input: JobInput, now = new Date().toISOString()): JobDocument {
@@ -28,4 +28,28 @@ export function totalUsage(results: Results): Usage | undefined {
   const sum: Usage = { inputTokens: 0, outputTokens: 0, totalTokens: 0, calls: 0, latencyMs: 0 };
   for (const u of parts) for (const k of Object.keys(sum) as (keyof Usage)[]) sum[k] += u[k];
   return sum;
+}
+
+/**
+ * Failures the file itself decides: the same bytes fail the same way whatever the configuration, so a retry cannot
+ * change them. TOO_LARGE and TIMEOUT are not here: an operator may raise the limit and retry.
+ */
+export const FILE_DECIDED_CODES: readonly ErrorCode[] = [
+  'UNSUPPORTED_TYPE',
+  'CORRUPT_FILE',
+  'ENCRYPTED',
+  'EMPTY_FILE',
+  'CHECKSUM_MISMATCH',
+];
+
+/** Why POST /jobs/:id/retry would be refused for this job, or null when a retry may change its outcome. */
+export function retryRefusal(doc: JobDocument): string | null {
+  if (!['failed', 'completed_with_errors', 'cancelled'].includes(doc.status))
+    return `job ${doc.id} is ${doc.status}: only failed, partly failed or cancelled jobs can be retried`;
+  if (doc.status === 'cancelled') return null;
+  const failures = Object.values(doc.steps).flatMap((s) => (s?.status === 'failed' && s.error ? [s.error] : []));
+  if (failures.length === 0 && doc.error) failures.push(doc.error);
+  if (failures.length === 0 || failures.some((e) => !FILE_DECIDED_CODES.includes(e.code))) return null;
+  const codes = [...new Set(failures.map((e) => e.code))].join(', ');
+  return `job ${doc.id} failed with ${codes}: the same file would fail the same way, so there is nothing to retry`;
 }

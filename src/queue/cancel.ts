@@ -18,6 +18,11 @@ export async function publishCancel(redis: Redis, prefix: string, jobId: string)
   await redis.publish(cancelChannel(prefix), jobId);
 }
 
+/** A retried job is no longer cancelled: without this, its new run would end `cancelled` at once. */
+export async function clearCancel(redis: Redis, prefix: string, jobId: string): Promise<void> {
+  await redis.del(cancelKey(prefix, jobId));
+}
+
 export async function isCancelled(redis: Redis, prefix: string, jobId: string): Promise<boolean> {
   return (await redis.exists(cancelKey(prefix, jobId))) === 1;
 }

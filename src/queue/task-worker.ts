@@ -7,10 +7,9 @@ import type { Config, QueueName } from '../config.js';
 import { STEP_POLICY, stepTimeout } from '../graph/policy.js';
 import { describeError, MediaError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
-import { STEP_NAMES, type StepName } from '../lib/types.js';
+import type { StepName } from '../lib/types.js';
 import { subscribeCancels } from './cancel.js';
 import { bullConnection } from './connection.js';
-import { taskId } from './names.js';
 import { encodeFailure, type TaskData, type TaskResult } from './queued-dispatcher.js';
 import { openJobStore } from '../store/index.js';
 import { StepPool } from './step-pool.js';
@@ -53,6 +52,8 @@ export async function startTaskWorkers(
 ): Promise<TaskWorkers> {
   const store = await openJobStore(config);
   const workers: Worker[] = [];
+  /** The BullMQ ids of the step tasks running here, by media job id: what a cancellation of the job stops. */
+  const running = new Map<string, Set<string>>();
   let shuttingDown = false;
   const backToWait = async (job: Job, token: string | undefined): Promise<never> => {
     await job.moveToWait(token);
@@ -86,6 +87,8 @@ export async function startTaskWorkers(
         if (shuttingDown) return backToWait(job, token);
         const { step, input } = job.data;
         const attempt = job.attemptsMade + 1;
+        const mine = running.get(input.jobId) ?? new Set<string>();
+        running.set(input.jobId, mine.add(job.id!));
         try {
           const timeoutMs = stepTimeout(step, config.stepTimeouts);
           const timeoutRetryable = STEP_POLICY[step].retryTimeout;
@@ -108,6 +111,9 @@ export async function startTaskWorkers(
           log.warn({ jobId: input.jobId, step, attempt, code, message, retryable }, 'task failed');
           if (!retryable) throw new UnrecoverableError(encodeFailure(code, message));
           throw new Error(encodeFailure(code, message));
+        } finally {
+          mine.delete(job.id!);
+          if (mine.size === 0) running.delete(input.jobId);
         }
       },
       {
@@ -129,7 +135,8 @@ export async function startTaskWorkers(
     workers.push(worker);
   }
   const unsubscribe = await subscribeCancels(redisUrl, config.queuePrefix, log, (jobId) => {
-    for (const worker of workers) for (const step of STEP_NAMES) worker.cancelJob(taskId(jobId, step), 'cancelled');
+    // Whatever run of the job they belong to (a retry's tasks have ids of their own).
+    for (const id of running.get(jobId) ?? []) for (const worker of workers) worker.cancelJob(id, 'cancelled');
   });
   await Promise.all(workers.map((w) => w.waitUntilReady()));
   log.info(

@@ -50,6 +50,10 @@ export const JobDocumentSchema = z
       text: z.any().optional(),
       summary: z.any().optional(),
     }),
+    retry: z
+      .object({ allowed: z.boolean(), reason: z.string().nullable() })
+      .optional()
+      .describe('Whether POST /jobs/:id/retry would be accepted; the reason when not'),
     error: z.object({ code: z.enum(ERROR_CODES), message: z.string(), step: z.string().nullable() }).nullable(),
     usage: z
       .object({

@@ -195,7 +195,9 @@ function renderJob(job) {
   const meta = job.results.metadata ? { ...job.results.metadata } : null;
   text($('#metadata'), meta ? JSON.stringify(meta, null, 2) : '');
   $('#cancel').disabled = TERMINAL.includes(job.status);
-  $('#retry').disabled = !['failed', 'completed_with_errors', 'cancelled'].includes(job.status);
+  // The server says whether a retry could change anything (a file that is encrypted stays encrypted).
+  $('#retry').disabled = !(job.retry && job.retry.allowed);
+  $('#retry').title = (job.retry && job.retry.reason) || '';
   drawGraph(job).catch(console.error);
 }
 

@@ -11,9 +11,10 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { ulid } from 'ulid';
 import { z } from 'zod';
 import { isInside } from '../../lib/files.js';
+import { retryRefusal } from '../../lib/job-document.js';
 import type { JobDocument, JobInput, RetryOptions } from '../../lib/types.js';
 import { TERMINAL_STATUSES } from '../../lib/types.js';
-import { requestCancel } from '../../queue/cancel.js';
+import { clearCancel, requestCancel } from '../../queue/cancel.js';
 import { MAX_PRIORITY, NotifyUrl } from '../../queue/messages.js';
 import { InvalidCursor } from '../../store/index.js';
 import { JobEventWaiters, type Armed } from '../event-waiters.js';
@@ -56,7 +57,9 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
   };
 
   /** Reads are open; where the receiver of a job's webhook is (it may carry a token of its own) is not. */
-  const forReader = (doc: JobDocument, req: FastifyRequest): JobDocument => {
+  const forReader = (stored: JobDocument, req: FastifyRequest): JobDocument => {
+    const reason = retryRefusal(stored);
+    const doc: JobDocument = { ...stored, retry: { allowed: reason === null, reason } };
     if (!doc.webhook || hasToken(config, req)) return doc;
     const { url: _url, ...delivery } = doc.webhook;
     return { ...doc, webhook: { ...delivery, url: '(hidden: send the API token to see it)' } };
@@ -335,13 +338,8 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
       },
       async (req, reply) => {
         const doc = await found(req.params.id);
-        if (!['failed', 'completed_with_errors', 'cancelled'].includes(doc.status)) {
-          throw new HttpError(
-            409,
-            'CONFLICT',
-            `job ${doc.id} is ${doc.status}: only failed, partly failed or cancelled jobs can be retried`,
-          );
-        }
+        const refusal = retryRefusal(doc);
+        if (refusal) throw new HttpError(409, 'CONFLICT', refusal);
         const input = await store.getInput(doc.id);
         if (!input) throw new HttpError(404, 'NOT_FOUND', `job ${doc.id} has no stored input to retry`);
         const generation = ((await store.getRetry(doc.id))?.generation ?? 0) + 1;
@@ -357,6 +355,7 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
                 : null,
           },
         };
+        await clearCancel(parts.redis, config.queuePrefix, doc.id);
         const reopened = await store.reopen(doc.id, retry);
         await producer.enqueueJob(input, `r${generation}`);
         return reply.status(202).send(reopened ?? (await found(doc.id)));
