@@ -20,7 +20,11 @@ const getRuntime = (): Promise<Runtime> =>
   }));
 
 const sink: JobSink = {
-  saveFinished: async (job: FinishedJob) => (await getRuntime()).store.saveFinished(job),
+  // Studio's input skips the intake schema: a run without a file (validate fails it INVALID_INPUT) is still stored.
+  saveFinished: async (job: FinishedJob) =>
+    (await getRuntime()).store.saveFinished(
+      typeof job.file?.path === 'string' ? job : { ...job, file: { path: '(none)', name: '(no file)' } },
+    ),
   stepStarted: async (jobId, step, attempt) => (await getRuntime()).store.stepStarted(jobId, step, attempt),
   stepEnded: async (runId, status, code) => (await getRuntime()).store.stepEnded(runId, status, code),
   aiUsed: async (use) => (await getRuntime()).store.aiUsed(use),

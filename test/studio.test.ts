@@ -75,3 +75,17 @@ test('the LangGraph API runs the graph on a corpus image', { timeout: 300_000 },
   const files = fs.readdirSync(path.join(dataDir, 'artifacts', `studio-${thread.thread_id}`));
   expect(files).toEqual(expect.arrayContaining(thumbs.map((t) => t.name)));
 });
+
+test('an input without a file fails validate once with INVALID_INPUT', { timeout: 120_000 }, async () => {
+  const client = new Client({ apiUrl: url });
+  const thread = await client.threads.create();
+  const state = (await client.runs.wait(thread.thread_id, 'media', { input: {} })) as {
+    status: string;
+    error: { code: string } | null;
+    steps: StepRecords;
+  };
+  expect(state.status, JSON.stringify(state).slice(0, 2000)).toBe('failed');
+  expect(state.error?.code).toBe('INVALID_INPUT');
+  // Not retried: the same input would fail the same way.
+  expect(state.steps.validate).toMatchObject({ status: 'failed', attempts: 1 });
+});

@@ -19,7 +19,10 @@ import type { Deps, StepContext, StepFn, StepInput } from './deps.js';
 const PROBE_TIMEOUT_MS = 30_000;
 
 export const validate: StepFn = async (input, deps, ctx) => {
-  const file = input.file.path;
+  // Inputs that skipped the intake schema (a LangGraph Studio run, an SDK call) may have no file at all.
+  const file = (input.file as Partial<StepInput['file']> | undefined)?.path;
+  if (typeof file !== 'string' || file.length === 0)
+    throw new MediaError('INVALID_INPUT', 'the job input names no file: give { "file": { "path": "…" } }');
   // Name the file as the producer did, never the server-side folder it sits in.
   const shown = JSON.stringify(input.file.name ?? path.basename(file));
   const stat = await fs.stat(file).catch((err: NodeJS.ErrnoException) => {
