@@ -16,6 +16,7 @@ import {
   ServiceProcess,
   tempDir,
   TEST_REDIS_URL,
+  storedJob,
   TestState,
   uniquePrefix,
 } from './helpers.js';
@@ -305,16 +306,18 @@ describe('jobs', () => {
         method: 'POST',
         headers: { authorization: `${scheme} ${TOKEN}` },
       });
-      expect(res.status, scheme).toBe(202);
+      // Authorized: the job has ended, so there is nothing to cancel.
+      expect(res.status, scheme).toBe(409);
     }
     // Reads stay open.
     expect((await fetch(`${base}/jobs/${imageJob.id}`)).status).toBe(200);
   });
 
-  test('cancel: 202 with the document; 404 for an unknown job', async () => {
+  test('cancel: 409 for a job that has ended; 404 for an unknown job', async () => {
     const res = await fetch(`${base}/jobs/${imageJob.id}/cancel`, { method: 'POST', headers: auth });
-    expect(res.status).toBe(202);
-    expect(JobDocumentSchema.parse(await res.json()).status).toBe('completed');
+    expect(res.status).toBe(409);
+    expect(ErrorBody.parse(await res.json()).error.message).toMatch(/has already ended: completed/);
+    expect((await storedJob(state, imageJob.id))?.status).toBe('completed');
     expect((await fetch(`${base}/jobs/nope/cancel`, { method: 'POST', headers: auth })).status).toBe(404);
   });
 

@@ -133,8 +133,12 @@ describe('cancellation', () => {
     expect(doc.steps.extractAudio?.status).toBe('failed');
     await waitFor('ffmpeg to stop', () => !ffmpegRunningOn(longVideo), 10_000);
     // Cancelling again, or a finished job, says so.
-    expect((await runCli(['cancel', 'to-cancel'], s.env)).stdout).toMatch(/already ended: cancelled/);
-    expect((await runCli(['cancel', 'no-such-job'], s.env)).code).toBe(1);
+    const again = await runCli(['cancel', 'to-cancel'], s.env);
+    expect(again).toMatchObject({ code: 1, stdout: '' });
+    expect(again.stderr).toMatch(/already ended: cancelled/);
+    const unknown = await runCli(['cancel', 'no-such-job'], s.env);
+    expect(unknown).toMatchObject({ code: 1, stdout: '' });
+    expect(unknown.stderr).toMatch(/no job no-such-job/);
     await producer.close();
   });
 

@@ -239,8 +239,10 @@ async function cancelCommand(args: string[]): Promise<number> {
   const config = loadConfig();
   const redisUrl = await findRedis(config);
   const result = await cancelJob(config, redisUrl, id);
-  process.stdout.write(`${result.message}\n`);
-  return result.found ? 0 : 1;
+  // Nothing cancelled (no such job, or it has ended) is an error, on stderr like status's.
+  const done = result.found && !result.ended;
+  (done ? process.stdout : process.stderr).write(`${result.message}\n`);
+  return done ? 0 : 1;
 }
 
 main(process.argv.slice(2)).then(

@@ -45,6 +45,8 @@ export async function subscribeCancels(
 
 export interface CancelResult {
   found: boolean;
+  /** The job had already ended: nothing was cancelled. */
+  ended: boolean;
   /** The job's status after the request: `cancelled`, or still running until its steps stop. */
   status: JobStatus | null;
   message: string;
@@ -61,12 +63,17 @@ export async function requestCancel(
   const { store, queue, redis, prefix } = parts;
   const stored = await store.get(id);
   if (stored && TERMINAL_STATUSES.includes(stored.status)) {
-    return { found: true, status: stored.status, message: `job ${id} has already ended: ${stored.status}` };
+    return {
+      found: true,
+      ended: true,
+      status: stored.status,
+      message: `job ${id} has already ended: ${stored.status}`,
+    };
   }
   const job = await queue.getJob(id);
   const parsed = job ? parseJobCreated(job.data) : null;
   const input = parsed?.ok ? parsed.input : null;
-  if (!stored && !input) return { found: false, status: null, message: `no job ${id}` };
+  if (!stored && !input) return { found: false, ended: false, status: null, message: `no job ${id}` };
   await publishCancel(redis, prefix, id);
   const state = job ? await job.getState() : 'unknown';
   if (job && input && ['waiting', 'delayed', 'prioritized'].includes(state)) {
@@ -76,10 +83,11 @@ export async function requestCancel(
       message: 'the job was cancelled before it started',
       step: null,
     });
-    return { found: true, status: 'cancelled', message: `job ${id} cancelled before it started` };
+    return { found: true, ended: false, status: 'cancelled', message: `job ${id} cancelled before it started` };
   }
   return {
     found: true,
+    ended: false,
     status: stored?.status ?? 'running',
     message: `job ${id}: cancellation sent; it ends 'cancelled' once its running steps stop`,
   };

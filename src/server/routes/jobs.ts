@@ -310,15 +310,20 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
         preHandler: auth,
         schema: {
           summary: 'Cancel a job',
+          description: 'Removes a job that has not started, or stops a running one; 409 for a job that has ended.',
           params: JobIdParams,
-          response: { 202: JobDocumentSchema, ...errors },
+          response: { 202: JobDocumentSchema, 409: ErrorBody, ...errors },
           security: [{ bearer: [] }],
         },
       },
       async (req, reply) => {
         await found(req.params.id);
         const queue = producer.queue;
-        await requestCancel({ store, queue, redis: parts.redis, prefix: config.queuePrefix }, req.params.id);
+        const result = await requestCancel(
+          { store, queue, redis: parts.redis, prefix: config.queuePrefix },
+          req.params.id,
+        );
+        if (result.ended) throw new HttpError(409, 'CONFLICT', result.message);
         return reply.status(202).send(await found(req.params.id));
       },
     );
