@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { SqliteSaver } from '@langchain/langgraph-checkpoint-sqlite';
+import sharp from 'sharp';
 import { afterEach, describe, expect, test } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { StepFailure, type Dispatcher } from '../src/graph/dispatcher.js';
@@ -142,6 +143,38 @@ describe('DISABLED_STEPS with the real steps', () => {
       );
     } finally {
       await runtime.close();
+    }
+  });
+});
+
+describe('image statistics', () => {
+  test("dominantColor is the colour that covers most of the picture (the palette's first)", async () => {
+    const dir = tempDir('dominant');
+    // A dark green picture with a near-white band over a tenth of it: the band must not win.
+    const width = 400;
+    const height = 300;
+    const pixels = Buffer.alloc(width * height * 3);
+    for (let i = 0; i < width * height; i++) {
+      const white = i < width * 30;
+      pixels.set(white ? [248, 248, 248] : [26, 61, 26], i * 3);
+    }
+    const file = path.join(dir, 'jungle.png');
+    await sharp(pixels, { raw: { width, height, channels: 3 } })
+      .png()
+      .toFile(file);
+    const runtime = await createRuntime(
+      loadConfig({ DATA_DIR: dir, INPUT_ROOTS: dir, AI_PROVIDERS: 'vision=off' }),
+      createLogger('silent'),
+    );
+    try {
+      const doc = await runtime.runner.run({ jobId: 'dominant-1', file: { path: file } });
+      const analysis = doc.results.analysis!;
+      expect(analysis.palette[0]?.color).toBe('#1a3d1a');
+      expect(analysis.palette[0]?.share).toBeCloseTo(0.9, 1);
+      expect(analysis.dominantColor).toBe('#1a3d1a');
+    } finally {
+      await runtime.close();
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -35,10 +35,12 @@ export const analyzeImage: StepFn = async (input, deps, ctx) => {
   } catch (err) {
     throw imageError(err);
   }
-  const { r, g, b } = stats.dominant;
+  // The palette's first colour: the mean of the pixels in the most common bin. sharp's `dominant` is the corner of
+  // a histogram bin, which for a dark jungle photo came out near white.
+  const colours = palette(small.data, small.info.channels);
   const statistics = {
-    dominantColor: hex(r, g, b),
-    palette: palette(small.data, small.info.channels),
+    dominantColor: colours[0]?.color ?? '#000000',
+    palette: colours,
     brightness: round(brightness(small.data, small.info.channels), 3),
     sharpness: round(stats.sharpness, 3),
     entropy: round(stats.entropy, 3),
