@@ -60,8 +60,9 @@ function publishProgress(a: Active): void {
   }
   a.sending = true;
   a.stale = false;
+  const progress: JobProgress = { steps: { ...a.steps } };
   a.job
-    .updateProgress({ steps: { ...a.steps } } satisfies JobProgress as unknown as object)
+    .updateProgress(progress)
     .catch(() => undefined)
     .finally(() => {
       a.sending = false;
