@@ -251,6 +251,12 @@ main(process.argv.slice(2)).then(
   },
   (err: unknown) => {
     // By name: the classes live in modules this file loads only when a command needs them.
+    if (err instanceof Error && err.name === 'JobIdConflict') {
+      // The job id names a job for another file: like a failed job, exit 2 (the existing job is untouched).
+      process.stderr.write(`${err.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
     if (err instanceof Error && (err.name === 'ConfigError' || err.name === 'RedisUnavailableError'))
       process.stderr.write(`${err.message}\n`);
     else if (err instanceof TypeError && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS')) {

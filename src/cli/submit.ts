@@ -3,15 +3,19 @@
  * the upload folder first (the orchestrator reads nothing else). With --wait, a terminal shows one live line per job;
  * otherwise the final documents are printed in the order of the files.
  */
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { Job, QueueEvents, type Queue } from 'bullmq';
 import { ulid } from 'ulid';
 import type { Config } from '../config.js';
+import { JobIdConflict, sourceConflict } from '../graph/runner.js';
 import { isInside } from '../lib/files.js';
 import { newJobDocument } from '../lib/job-document.js';
 import type { JobDocument, JobInput, StepStatus } from '../lib/types.js';
 import { bullConnection } from '../queue/connection.js';
+import { parseJobCreated } from '../queue/messages.js';
 import { JOBS_QUEUE } from '../queue/names.js';
 import type { JobProgress } from '../queue/orchestrator.js';
 import { createProducer } from '../queue/producer.js';
@@ -30,20 +34,26 @@ export interface SubmitOptions {
 const MARK: Record<StepStatus, string> = { pending: '·', running: '…', succeeded: '✔', failed: '✖', skipped: '–' };
 
 export async function submit(config: Config, redisUrl: string, opts: SubmitOptions): Promise<number> {
-  const inputs: JobInput[] = [];
-  for (const [i, file] of opts.files.entries()) {
-    const abs = path.resolve(file);
-    if (!fs.statSync(abs, { throwIfNoEntry: false })?.isFile()) throw new Error(`no such file: ${file}`);
-    const jobId = opts.jobId && i === 0 ? opts.jobId : ulid();
-    inputs.push({
-      jobId,
-      file: { path: await stage(config, abs, jobId), name: path.basename(abs) },
-      user: opts.user ? { id: opts.user } : null,
-      ...(opts.priority ? { priority: opts.priority } : {}),
-    });
-  }
-
   const producer = createProducer({ redisUrl, prefix: config.queuePrefix });
+  const inputs: JobInput[] = [];
+  try {
+    for (const [i, file] of opts.files.entries()) {
+      const abs = path.resolve(file);
+      if (!fs.statSync(abs, { throwIfNoEntry: false })?.isFile()) throw new Error(`no such file: ${file}`);
+      const jobId = opts.jobId && i === 0 ? opts.jobId : ulid();
+      const input: JobInput = {
+        jobId,
+        file: { path: await stage(config, abs, jobId), name: path.basename(abs) },
+        user: opts.user ? { id: opts.user } : null,
+        ...(opts.priority ? { priority: opts.priority } : {}),
+      };
+      if (opts.jobId && i === 0) await refuseReusedId(producer.queue, input);
+      inputs.push(input);
+    }
+  } catch (err) {
+    await producer.close();
+    throw err;
+  }
   const events = opts.wait
     ? new QueueEvents(JOBS_QUEUE, { connection: bullConnection(redisUrl, 'worker'), prefix: config.queuePrefix })
     : null;
@@ -67,14 +77,35 @@ function print(doc: JobDocument, json: boolean): void {
   process.stdout.write(json ? `${JSON.stringify(doc)}\n` : formatJob(doc));
 }
 
-/** The file's path as the orchestrator may read it: in place under an input root, else a copy in the upload folder. */
+/**
+ * The file's path as the orchestrator may read it: in place under an input root, else a copy in the upload folder.
+ * A chosen job id whose folder already holds a different file of that name is another job's: never written over.
+ */
 async function stage(config: Config, file: string, jobId: string): Promise<string> {
   for (const root of config.inputRoots) if (await isInside(root, file)) return fs.realpathSync(file);
   const dir = path.join(config.uploadsDir, jobId);
   fs.mkdirSync(dir, { recursive: true });
   const target = path.join(dir, path.basename(file));
-  fs.copyFileSync(file, target);
+  if (fs.existsSync(target)) {
+    if ((await sha256Of(target)) === (await sha256Of(file))) return target;
+    throw new JobIdConflict(jobId, `its upload folder holds another ${path.basename(file)}`);
+  }
+  fs.copyFileSync(file, target, fs.constants.COPYFILE_EXCL);
   return target;
+}
+
+/** A JOB_CREATED message kept under this id (BullMQ keeps one per id and drops a second) for another file. */
+async function refuseReusedId(queue: Queue, input: JobInput): Promise<void> {
+  const existing = await Job.fromId(queue, input.jobId);
+  const parsed = existing ? parseJobCreated(existing.data) : null;
+  const why = parsed?.ok ? sourceConflict(parsed.input, input) : null;
+  if (why) throw new JobIdConflict(input.jobId, why);
+}
+
+async function sha256Of(file: string): Promise<string> {
+  const hash = createHash('sha256');
+  await pipeline(fs.createReadStream(file), hash);
+  return hash.digest('hex');
 }
 
 async function waitForAll(

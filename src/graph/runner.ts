@@ -3,6 +3,7 @@
  * passing the input again would start over from START. After the job is finished and stored, its checkpoints are
  * deleted: the job store keeps the result, so the checkpoint database does not grow with every job.
  */
+import { basename } from 'node:path';
 import type { BaseCheckpointSaver } from '@langchain/langgraph';
 import type { FinishedJob } from '../nodes/index.js';
 import {
@@ -22,8 +23,31 @@ export const DRAIN_REASON = 'shutdown';
 export interface RunnerStore {
   createOrGet(input: JobInput): Promise<JobDocument>;
   get(id: string): Promise<JobDocument | null>;
+  getInput(id: string): Promise<JobInput | null>;
   markRunning(id: string): Promise<void>;
   saveFinished(job: FinishedJob): Promise<void>;
+}
+
+/** A job id already names a job for another file. The existing job is left as it is. */
+export class JobIdConflict extends Error {
+  constructor(
+    readonly jobId: string,
+    why: string,
+  ) {
+    super(`job id ${jobId} is already used by a job for another file (${why}); use a new job id`);
+    this.name = 'JobIdConflict';
+  }
+}
+
+/**
+ * Why `incoming` is not the job `stored` was created for, or null when it is: the same file path (as the producer
+ * named it, before the service pinned it) and, where both declare one, the same sha256.
+ */
+export function sourceConflict(stored: JobInput, incoming: JobInput): string | null {
+  if (stored.file.path !== incoming.file.path) return `it was created for ${stored.file.path}`;
+  const [a, b] = [stored.file.sha256?.toLowerCase(), incoming.file.sha256?.toLowerCase()];
+  if (a && b && a !== b) return 'it was created with another sha256';
+  return null;
 }
 
 export class JobRunner {
@@ -33,9 +57,29 @@ export class JobRunner {
     private readonly store: RunnerStore,
   ) {}
 
-  /** `retry`: the state of a re-run, from the service's own store (a resumed run finds it in its checkpoint). */
-  async run(input: JobInput, opts: { signal?: AbortSignal; retry?: RetryOptions } = {}): Promise<JobDocument> {
-    const known = await this.store.createOrGet(input);
+  /**
+   * The job `input` names, created the first time its id is seen. The same id for the same file is the same job (a
+   * redelivered message, a repeated command); the same id for another file throws JobIdConflict and changes nothing.
+   * Call it with the input as the producer sent it, before the file is pinned into the job's folder.
+   */
+  async claim(input: JobInput): Promise<JobDocument> {
+    const doc = await this.store.createOrGet(input);
+    const stored = await this.store.getInput(input.jobId);
+    const why = stored && sourceConflict(stored, input);
+    if (why) throw new JobIdConflict(input.jobId, why);
+    return doc;
+  }
+
+  /**
+   * Runs the job (claimed first: see `claim`). `retry`: the state of a re-run, from the service's own store (a
+   * resumed run finds it in its checkpoint). `readFrom`: where the steps read the file when the service pinned it
+   * into the job's folder; the job itself keeps the path the producer named.
+   */
+  async run(
+    input: JobInput,
+    opts: { signal?: AbortSignal; retry?: RetryOptions; readFrom?: string } = {},
+  ): Promise<JobDocument> {
+    const known = await this.claim(input);
     if (TERMINAL_STATUSES.includes(known.status)) {
       await this.compact(input.jobId);
       return known;
@@ -44,7 +88,10 @@ export class JobRunner {
     const config = { configurable: { thread_id: input.jobId }, durability: 'sync' as const, signal: opts.signal };
     const resume = await this.hasCheckpoint(input.jobId);
     try {
-      await this.graph.invoke(resume ? null : { ...input, ...(opts.retry && { retry: opts.retry }) }, config);
+      const graphInput = opts.readFrom
+        ? { ...input, file: { ...input.file, path: opts.readFrom, name: input.file.name ?? basename(input.file.path) } }
+        : input;
+      await this.graph.invoke(resume ? null : { ...graphInput, ...(opts.retry && { retry: opts.retry }) }, config);
     } catch (err) {
       if (opts.signal?.aborted && opts.signal.reason === CANCEL_REASON) return this.cancel(input);
       throw err;

@@ -3,12 +3,12 @@
  * task queues). BullMQ's job lock gives every job one runner at a time; a killed orchestrator's job stalls, is picked
  * up again, and resumes from its checkpoint. On shutdown, running jobs are drained back to the queue.
  */
-import path, { basename } from 'node:path';
+import path from 'node:path';
 import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
 import type { StepEvents } from '../graph/graph.js';
-import { CANCEL_REASON, DRAIN_REASON, type JobRunner } from '../graph/runner.js';
+import { CANCEL_REASON, DRAIN_REASON, JobIdConflict, type JobRunner } from '../graph/runner.js';
 import { isInside, pinFile } from '../lib/files.js';
 import type { Logger } from '../lib/log.js';
 import type { ErrorCode, JobDocument, JobInput, StepName, StepStatus } from '../lib/types.js';
@@ -110,22 +110,30 @@ export async function startOrchestrator(parts: OrchestratorParts, redisUrl: stri
     if (!parsed.ok) {
       const data = (job.data ?? {}) as { jobId?: unknown; file?: { path?: unknown } };
       const jobId = typeof data.jobId === 'string' && JOB_ID_PATTERN.test(data.jobId) ? data.jobId : job.id;
-      if (jobId && JOB_ID_PATTERN.test(jobId)) {
+      // A record for it, unless the id names an existing job: a bad message must not end someone else's job.
+      if (jobId && JOB_ID_PATTERN.test(jobId) && !(await store.get(jobId))) {
         const path = typeof data.file?.path === 'string' ? data.file.path.slice(0, 4096) : '(none)';
         await reject({ jobId, file: { path } }, 'INVALID_INPUT', parsed.message);
       }
       log.warn({ bullJobId: job.id, message: parsed.message }, 'malformed JOB_CREATED message');
       throw new UnrecoverableError(encodeFailure('INVALID_INPUT', parsed.message));
     }
-    let input = parsed.input;
-    // Uploads are already in our folder; a producer's path is pinned: every step reads the inode checked here.
+    const input = parsed.input;
+    // Before anything touches the job's folder: an id already used for another file is refused, and that job kept.
+    try {
+      await runner.claim(input);
+    } catch (err) {
+      if (!(err instanceof JobIdConflict)) throw err;
+      log.warn({ jobId: input.jobId, bullJobId: job.id }, err.message);
+      throw new UnrecoverableError(encodeFailure('INVALID_INPUT', err.message));
+    }
+    // Uploads are already in our folder; a producer's path is pinned: every step reads the inode checked here. The
+    // job keeps the path the producer named (a repeated message is recognised by it); the steps read the pinned one.
+    let readFrom: string | undefined;
     if (!(await isInside(config.uploadsDir, input.file.path))) {
       const pinned = await pinFile(input.file.path, allowedRoots, path.join(config.uploadsDir, input.jobId));
       if (!pinned.ok) return notify(input, await reject(input, 'INVALID_INPUT', pinned.reason));
-      input = {
-        ...input,
-        file: { ...input.file, path: pinned.path, name: input.file.name ?? basename(input.file.path) },
-      };
+      readFrom = pinned.path;
     }
     if (await isCancelled(redis, config.queuePrefix, input.jobId)) return notify(input, await runner.cancel(input));
 
@@ -135,7 +143,7 @@ export async function startOrchestrator(parts: OrchestratorParts, redisUrl: stri
     try {
       // A retry's state comes from the store, where only the retry route puts it.
       const retry = (await store.getRetry(input.jobId)) ?? undefined;
-      return await notify(input, await runner.run(input, { signal: controller.signal, retry }));
+      return await notify(input, await runner.run(input, { signal: controller.signal, retry, readFrom }));
     } catch (err) {
       // Back to the queue without using an attempt; its checkpoint makes the next run resume.
       if (controller.signal.reason === DRAIN_REASON && token) return backToQueue(job, token);
