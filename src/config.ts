@@ -45,11 +45,13 @@ export const QUEUE_NAMES = ['light', 'image', 'video', 'document', 'ai'] as cons
 export type QueueName = (typeof QUEUE_NAMES)[number];
 /**
  * One task per core on each queue. More oversubscribes the cores (measured: light=4 on two cores cost the photo
- * benchmark about 10% against light=2); fewer leaves cores idle while another queue is empty.
+ * benchmark about 10% against light=2); fewer leaves cores idle while another queue is empty. The light queue's
+ * steps are short and feed the others: half the cores keep them ahead (on two cores, light=1 finished the photo and
+ * the mixed memory benchmarks as fast as light=2) and every light thread saved is about 30 MB (docs/reliability.md).
  */
 const CORES = Math.max(1, os.availableParallelism());
 const DEFAULT_CONCURRENCY: Record<QueueName, number> = {
-  light: CORES,
+  light: Math.max(1, Math.floor(CORES / 2)),
   image: CORES,
   video: CORES,
   document: CORES,

@@ -87,7 +87,7 @@ describe('config', () => {
   test('AI providers: offline by default, the OpenAI-compatible server for all three once it is named', () => {
     const offline = loadConfig({});
     expect(offline.ai.providers).toEqual({ vision: 'local', speech: 'local', text: 'local' });
-    expect(offline.workerConcurrency.ai).toBe(offline.workerConcurrency.light);
+    expect(offline.workerConcurrency.ai).toBe(offline.workerConcurrency.image);
 
     const remote = loadConfig({ OPENAI_BASE_URL: 'http://127.0.0.1:11434/v1', AI_MAX_CONCURRENCY: '12' });
     expect(remote.ai.providers).toEqual({ vision: 'openai', speech: 'openai', text: 'openai' });

@@ -86,9 +86,12 @@ function limitHeapGrowth(): void {
   v8.setFlagsFromString('--heap-growing-percent=20');
 }
 
-/** The main thread's Node flags without `--enable-source-maps` (step threads report errors by code and message). */
+/**
+ * The main thread's Node flags without `--enable-source-maps` (step threads report errors by code and message) and
+ * without V8 heap sizes (a Worker refuses them: its limits are its resourceLimits).
+ */
 function threadExecArgv(): string[] {
-  return process.execArgv.filter((arg) => arg !== '--enable-source-maps');
+  return process.execArgv.filter((arg) => arg !== '--enable-source-maps' && !/^--max-(semi|old)-space-size/.test(arg));
 }
 
 export class StepPool {
