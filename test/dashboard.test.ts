@@ -90,6 +90,28 @@ test('upload through the dashboard, watch the job complete with its graph colour
 });
 
 test(
+  'several files dropped at once each keep a line; the list counts skipped steps apart',
+  { timeout: 180_000 },
+  async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(base);
+    await page.setInputFiles('#files', [path.join(CORPUS, 'video/silent.mp4'), path.join(CORPUS, 'image/320x240.jpg')]);
+    const lines = page.locator('#upload-status li');
+    await expect
+      .poll(() => lines.allTextContents(), { timeout: 20_000 })
+      .toEqual([
+        expect.stringMatching(/^silent\.mp4: job \S+ queued$/),
+        expect.stringMatching(/^320x240\.jpg: job \S+ queued$/),
+      ]);
+    // A video with no audio: validate, metadata and the poster frame ran; extracting audio, transcribing and
+    // summarizing do not apply. That is all the work there was, not three steps of six.
+    const row = page.locator('tr.job', { hasText: 'silent.mp4' }).first();
+    await row.locator('.status.completed').waitFor({ timeout: 90_000 });
+    await expect.poll(() => row.locator('td.steps').textContent(), { timeout: 5_000 }).toBe('3/3 · 3 skipped');
+  },
+);
+
+test(
   'the dashboard, /docs and /admin/queues load their scripts and styles when opened by a host name over HTTP',
   {
     timeout: 120_000,

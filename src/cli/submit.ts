@@ -108,18 +108,40 @@ async function sha256Of(file: string): Promise<string> {
   return hash.digest('hex');
 }
 
+/**
+ * A running job's live line: how many of the steps so far have ended, and the ones running now, e.g.
+ * `photo.jpg: running 2/3 … generateThumbnails`. Null when the update names no step.
+ */
+export function progressLine(name: string, steps: Partial<Record<string, StepStatus>>): string | null {
+  const known = Object.entries(steps).filter((e): e is [string, StepStatus] => !!e[1] && e[1] in MARK);
+  if (known.length === 0) return null;
+  const ended = known.filter(([, st]) => st !== 'running' && st !== 'pending').length;
+  const failed = known.filter(([, st]) => st === 'failed').map(([s]) => `${MARK.failed} ${s}`);
+  const running = known.filter(([, st]) => st === 'running').map(([s]) => `${MARK.running} ${s}`);
+  return [`${name}: running ${ended}/${known.length}`, ...failed, ...running].join('  ');
+}
+
+/** `line` cut to `width` characters (code points), with an ellipsis when cut. */
+export function fit(line: string, width: number): string {
+  const chars = [...line];
+  return chars.length <= width ? line : `${chars.slice(0, Math.max(0, width - 1)).join('')}…`;
+}
+
 async function waitForAll(
   inputs: JobInput[],
   events: QueueEvents,
   queue: Queue,
   json: boolean,
 ): Promise<JobDocument[]> {
-  const live = process.stderr.isTTY && !json;
+  // Live lines move the cursor up over what they drew: each must fit one row, and all of them the screen.
+  const rows = process.stderr.rows ?? 24;
+  const live = process.stderr.isTTY && !json && inputs.length < rows;
   const lines = new Map<string, string>(inputs.map((i) => [i.jobId, `${i.file.name}: queued`]));
   const draw = (first = false): void => {
     if (!live) return;
+    const width = process.stderr.columns || 80;
     if (!first) process.stderr.write(`\x1b[${inputs.length}A`);
-    for (const i of inputs) process.stderr.write(`\x1b[2K${lines.get(i.jobId)}\n`);
+    for (const i of inputs) process.stderr.write(`\x1b[2K${fit(lines.get(i.jobId) ?? '', width - 1)}\n`);
   };
   draw(true);
 
@@ -147,10 +169,9 @@ async function waitForAll(
     const input = byId.get(jobId);
     const update = data as Partial<JobProgress> | null;
     if (!input || !update?.steps || typeof update.steps !== 'object') return;
-    const mine = Object.entries(update.steps).filter((e): e is [string, StepStatus] => !!e[1] && e[1] in MARK);
-    if (mine.length === 0) return;
-    const ticks = mine.map(([s, st]) => `${MARK[st]} ${s}`).join('  ');
-    lines.set(jobId, `${input.file.name}: running  ${ticks}`);
+    const line = progressLine(input.file.name ?? input.jobId, update.steps);
+    if (!line) return;
+    lines.set(jobId, line);
     draw();
   });
   events.on('completed', ({ jobId, returnvalue }) => {

@@ -49,11 +49,22 @@ async function refreshList() {
     cell(row, job.file.name);
     cell(row, job.fileType || '–');
     cell(row, job.status, `status ${job.status}`);
-    const steps = Object.values(job.steps);
-    cell(row, `${steps.filter((s) => s.status === 'succeeded').length}/${steps.length}`);
+    cell(row, stepCount(job)).className = 'steps';
     cell(row, new Date(job.createdAt).toLocaleString());
     body.appendChild(row);
   }
+}
+
+/**
+ * "done/ran": the steps that succeeded out of those that ran or failed. Steps skipped (a video with no audio has
+ * nothing to transcribe, a disabled step) are not work left undone: they are counted apart.
+ */
+function stepCount(job) {
+  const steps = Object.values(job.steps);
+  const skipped = steps.filter((s) => s.status === 'skipped').length;
+  const ok = steps.filter((s) => s.status === 'succeeded').length;
+  const count = `${ok}/${steps.length - skipped}`;
+  return skipped > 0 ? `${count} · ${skipped} skipped` : count;
 }
 
 function showList() {
@@ -70,16 +81,21 @@ for (const id of ['#filter-status', '#filter-type']) $(id).addEventListener('cha
 
 // ---- upload ----------------------------------------------------------------------------------------------------
 
+/** One line per file of the latest drop or pick, each updated in place as its upload goes. */
 async function uploadFiles(files) {
-  for (const file of files) {
-    text($('#upload-status'), `uploading ${file.name}…`);
+  const status = $('#upload-status');
+  const lines = files.map((file) => text(document.createElement('li'), `${file.name}: waiting`));
+  status.replaceChildren(...lines);
+  for (const [i, file] of files.entries()) {
+    text(lines[i], `${file.name}: uploading…`);
     const form = new FormData();
     form.append('file', file, file.name);
     try {
       const job = await api('/jobs', { method: 'POST', body: form });
-      text($('#upload-status'), `${file.name}: job ${job.id} queued`);
+      text(lines[i], `${file.name}: job ${job.id} queued`);
     } catch (err) {
-      text($('#upload-status'), `${file.name}: ${err.message}`);
+      text(lines[i], `${file.name}: ${err.message}`);
+      lines[i].className = 'status failed';
     }
   }
   refreshList().catch(console.error);
