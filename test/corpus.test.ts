@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { probeMedia } from '../src/lib/probe.js';
 import { resolveToolPaths } from '../src/lib/tools.js';
 import type { JobDocument } from '../src/lib/types.js';
-import { acceptedOutcomes, CORPUS, manifest, outcomeOf, runCli, tempDir } from './helpers.js';
+import { acceptedOutcomes, CORPUS, manifest, outcomeOf, runCli, sha256Of, tempDir } from './helpers.js';
 
 const rows = manifest();
 const docs = new Map<string, JobDocument>();
@@ -147,6 +147,16 @@ describe('content of the results', () => {
       expect(d.steps[step]?.reason).toMatch(/no audio stream/);
     }
     expect(d.steps.posterFrame?.status).toBe('succeeded');
+  });
+
+  test('a refused file that validate identified keeps its type and identity: an encrypted PDF is a PDF', () => {
+    const d = doc('bad/password-protected.pdf');
+    expect(d).toMatchObject({ status: 'failed', fileType: 'pdf', error: { code: 'ENCRYPTED', step: 'validate' } });
+    const file = path.join(CORPUS, 'bad/password-protected.pdf');
+    expect(d.file).toMatchObject({ mime: 'application/pdf', size: fs.statSync(file).size });
+    expect(d.file.sha256).toBe(sha256Of(file));
+    // Not identified: nothing to say.
+    expect(doc('bad/text-named.png')).toMatchObject({ fileType: null, error: { code: 'UNSUPPORTED_TYPE' } });
   });
 
   test('rejections name the step and never leak server paths', () => {

@@ -1,4 +1,5 @@
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -39,6 +40,11 @@ export function acceptedOutcomes(row: ManifestRow): string[] {
 export function outcomeOf(doc: JobDocument): string {
   if (doc.status === 'completed' || doc.status === 'completed_with_errors') return doc.fileType ?? 'unknown';
   return `reject:${doc.error?.code ?? 'NONE'}`;
+}
+
+/** The sha256 of a file's bytes, in hex. */
+export function sha256Of(file: string): string {
+  return createHash('sha256').update(fs.readFileSync(file)).digest('hex');
 }
 
 export function tempDir(prefix: string): string {

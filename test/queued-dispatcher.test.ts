@@ -11,7 +11,13 @@ import { StepFailure } from '../src/graph/dispatcher.js';
 import { createLogger } from '../src/lib/log.js';
 import type { StepInput, StepOutcome } from '../src/nodes/index.js';
 import { bullConnection } from '../src/queue/connection.js';
-import { QueuedDispatcher, type TaskData, type TaskResult } from '../src/queue/queued-dispatcher.js';
+import {
+  decodeFailure,
+  encodeFailure,
+  QueuedDispatcher,
+  type TaskData,
+  type TaskResult,
+} from '../src/queue/queued-dispatcher.js';
 import { dropPrefix, TEST_REDIS_URL, uniquePrefix } from './helpers.js';
 
 const prefix = uniquePrefix('dispatcher');
@@ -81,4 +87,34 @@ describe('settling from events', () => {
     const results = await Promise.all(ids.map((id) => dispatcher.run('extractMetadata', input(id), {})));
     expect(results.every((r) => r.outcome.status === 'succeeded')).toBe(true);
   }, 20_000);
+});
+
+describe('a failure as it crosses BullMQ', () => {
+  const learnt = {
+    fileType: 'pdf' as const,
+    fileInfo: { name: 'locked.pdf', size: 1234, mime: 'application/pdf', ext: 'pdf', sha256: 'a'.repeat(64) },
+  };
+
+  test('keeps its code, its message (lines and all) and what the step learnt', () => {
+    const reason = encodeFailure('ENCRYPTED', 'the PDF is encrypted\nwith a password', learnt);
+    expect(decodeFailure(reason)).toEqual({
+      code: 'ENCRYPTED',
+      message: 'the PDF is encrypted\nwith a password',
+      learnt,
+    });
+    expect(decodeFailure(encodeFailure('CORRUPT_FILE', 'bad'))).toEqual({ code: 'CORRUPT_FILE', message: 'bad' });
+  });
+
+  test('a learnt line of the wrong shape is not believed', () => {
+    const forged = [
+      { ...learnt, fileType: 'exe' },
+      { ...learnt, fileInfo: { ...learnt.fileInfo, sha256: '../../etc/passwd' } },
+      { ...learnt, fileInfo: { ...learnt.fileInfo, size: -1.5 } },
+    ];
+    for (const bad of forged) {
+      const decoded = decodeFailure(`ENCRYPTED: locked\n[learnt] ${JSON.stringify(bad)}`);
+      expect(decoded.learnt).toBeUndefined();
+    }
+    expect(decodeFailure('ENCRYPTED: locked\n[learnt] {not json').learnt).toBeUndefined();
+  });
 });

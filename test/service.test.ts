@@ -21,6 +21,7 @@ import {
   outcomeOf,
   runCli,
   ServiceProcess,
+  sha256Of,
   stepRuns,
   tempDir,
   TEST_REDIS_URL,
@@ -81,6 +82,13 @@ describe('the corpus through the queue', () => {
       expect(doc.error?.code).not.toBe('INTERNAL');
       expect(acceptedOutcomes(row), `${row.path}: ${JSON.stringify(doc.error)}`).toContain(outcomeOf(doc));
     });
+    // Refused but identified: the failed job still says what the file is (through the queue, the step's failure
+    // carries it from the worker to the orchestrator).
+    const encrypted = docs[rows.findIndex((r) => r.path === 'bad/password-protected.pdf')]!;
+    expect(encrypted).toMatchObject({ status: 'failed', fileType: 'pdf', error: { code: 'ENCRYPTED' } });
+    expect(encrypted.file).toMatchObject({ mime: 'application/pdf' });
+    expect(encrypted.file.sha256).toBe(sha256Of(path.join(CORPUS, 'bad/password-protected.pdf')));
+    expect(docs[rows.findIndex((r) => r.path === 'bad/text-named.png')]!.fileType).toBeNull();
     // Files under INPUT_ROOTS are pinned by a hard link in the job's folder (the inode that was checked), not copied.
     rows.forEach((row, i) => {
       const pinned = path.join(dataDir, 'uploads', docs[i]!.id, path.basename(row.path));

@@ -2,7 +2,7 @@
  * A dispatcher runs one step for the graph and reports how many attempts it took. The graph does not know where the
  * work happens: inline (this process) or queued (a BullMQ worker, possibly on another machine).
  */
-import { describeError, MediaError } from '../lib/errors.js';
+import { describeError, learntOf, MediaError, type Learnt } from '../lib/errors.js';
 import type { ErrorCode, StepName } from '../lib/types.js';
 import { executeStep, type Deps, type ExecuteOptions, type StepInput, type StepOutcome } from '../nodes/index.js';
 import { backoffMs, STEP_POLICY, stepTimeout } from './policy.js';
@@ -18,6 +18,8 @@ export class StepFailure extends Error {
     readonly code: ErrorCode,
     message: string,
     readonly attempts: number,
+    /** What the step learnt about the file before it failed (validate: its type and identity). */
+    readonly learnt?: Learnt,
   ) {
     super(message);
     this.name = 'StepFailure';
@@ -61,7 +63,7 @@ export function inlineDispatcher(getDeps: () => Deps | Promise<Deps>, execute: E
           if (!retryable || attempt >= policy.attempts || signal?.aborted) {
             if (code === 'INTERNAL')
               deps.log.error({ err, step, jobId: input.jobId }, 'step failed with an unexpected error');
-            throw new StepFailure(code, message, attempt);
+            throw new StepFailure(code, message, attempt, learntOf(err));
           }
           deps.log.warn({ step, jobId: input.jobId, attempt, code, message }, 'step failed; retrying');
           await new Promise((r) => setTimeout(r, backoffMs(attempt, deps.config.retryBackoffMs)));

@@ -127,6 +127,11 @@ function stepNode(step: StepName, deps: GraphDeps) {
         steps: { [step]: record, ...skipped(downstreamOf(step), `${step} failed`) },
       };
       if (STEP_POLICY[step].required || failure.code === 'CANCELLED') update.error = error;
+      // Refused but identified (an encrypted PDF): the failed job still says what the file is.
+      if (step === 'validate' && failure.learnt) {
+        update.fileType = failure.learnt.fileType;
+        update.fileInfo = failure.learnt.fileInfo;
+      }
       return update;
     }
   };

@@ -1,4 +1,13 @@
-import type { ErrorCode } from './types.js';
+import type { ErrorCode, FileInfo, FileType } from './types.js';
+
+/**
+ * What a step learnt about the file before it failed: validate knows a password-protected PDF is a PDF, its size and
+ * hash, even though it refuses it. Carried with the failure so that the failed job still says what the file is.
+ */
+export interface Learnt {
+  fileType: FileType;
+  fileInfo: FileInfo;
+}
 
 /**
  * A failure with a code a user can act on. `retryable: false` (the default) means bad input: retrying cannot help,
@@ -9,18 +18,25 @@ export class MediaError extends Error {
   readonly retryable: boolean;
   /** Stopped by a signal from outside (a shutdown signalling the whole process group), not by the input. */
   readonly interrupted: boolean;
+  readonly learnt?: Learnt;
 
   constructor(
     code: ErrorCode,
     message: string,
-    options: { cause?: unknown; retryable?: boolean; interrupted?: boolean } = {},
+    options: { cause?: unknown; retryable?: boolean; interrupted?: boolean; learnt?: Learnt } = {},
   ) {
     super(message, { cause: options.cause });
     this.name = 'MediaError';
     this.code = code;
     this.retryable = options.retryable ?? false;
     this.interrupted = options.interrupted ?? false;
+    if (options.learnt) this.learnt = options.learnt;
   }
+}
+
+/** What the failure `err` carries about the file, if anything. */
+export function learntOf(err: unknown): Learnt | undefined {
+  return err instanceof MediaError ? err.learnt : undefined;
 }
 
 export function isMediaError(err: unknown): err is MediaError {

@@ -55,18 +55,27 @@ export const validate: StepFn = async (input, deps, ctx) => {
     throw new MediaError('CHECKSUM_MISMATCH', `sha256 is ${sha256}, the producer said ${expected}`);
   }
 
-  const fileType = await checkDecodable(detected, input, deps, ctx);
-  return {
-    status: 'succeeded',
-    fileType,
-    fileInfo: {
-      name: input.file.name ?? path.basename(file),
-      size: stat.size,
-      mime: fileType === 'audio' && detected.kind === 'video' ? audioMime(detected) : detected.mime,
-      ext: detected.ext,
-      sha256,
-    },
-  };
+  const fileInfo = (fileType: FileType) => ({
+    name: input.file.name ?? path.basename(file),
+    size: stat.size,
+    mime: fileType === 'audio' && detected.kind === 'video' ? audioMime(detected) : detected.mime,
+    ext: detected.ext,
+    sha256,
+  });
+  let fileType: FileType;
+  try {
+    fileType = await checkDecodable(detected, input, deps, ctx);
+  } catch (err) {
+    // Refused, but identified: the failed job still says what the file is (an encrypted PDF is a PDF).
+    if (!(err instanceof MediaError) || err.interrupted) throw err;
+    const known: FileType = detected.kind;
+    throw new MediaError(err.code, err.message, {
+      cause: err,
+      retryable: err.retryable,
+      learnt: { fileType: known, fileInfo: fileInfo(known) },
+    });
+  }
+  return { status: 'succeeded', fileType, fileInfo: fileInfo(fileType) };
 };
 
 async function checkDecodable(detected: Detected, input: StepInput, deps: Deps, ctx: StepContext): Promise<FileType> {

@@ -14,8 +14,8 @@ import { StepFailure, type Dispatcher, type DispatchResult } from '../graph/disp
 import { STEP_POLICY } from '../graph/policy.js';
 import { CANCEL_REASON } from '../graph/runner.js';
 import type { Logger } from '../lib/log.js';
-import type { ErrorCode, StepName } from '../lib/types.js';
-import { ERROR_CODES } from '../lib/types.js';
+import type { Learnt } from '../lib/errors.js';
+import { ERROR_CODES, FILE_TYPES, type ErrorCode, type FileInfo, type StepName } from '../lib/types.js';
 import type { StepInput, StepOutcome } from '../nodes/index.js';
 import { bullConnection } from './connection.js';
 import { taskId } from './names.js';
@@ -43,14 +43,50 @@ interface Waiter {
 }
 
 /** Encodes a failure for BullMQ's failedReason ("CODE: message") and reads it back. */
-export function encodeFailure(code: ErrorCode, message: string): string {
-  return `${code}: ${message}`;
+/** A line after the message: what the step learnt about the file before it failed (see Learnt). */
+const LEARNT_LINE = '\n[learnt] ';
+
+export function encodeFailure(code: ErrorCode, message: string, learnt?: Learnt): string {
+  return `${code}: ${message}${learnt ? `${LEARNT_LINE}${JSON.stringify(learnt)}` : ''}`;
 }
 
-export function decodeFailure(reason: string | undefined): { code: ErrorCode; message: string } {
-  const m = /^([A-Z_]+): ([\s\S]*)$/.exec(reason ?? '');
-  if (m && (ERROR_CODES as readonly string[]).includes(m[1]!)) return { code: m[1] as ErrorCode, message: m[2]! };
+export function decodeFailure(reason: string | undefined): { code: ErrorCode; message: string; learnt?: Learnt } {
+  let text = reason ?? '';
+  let learnt: Learnt | undefined;
+  const at = text.lastIndexOf(LEARNT_LINE);
+  if (at >= 0) {
+    learnt = parseLearnt(text.slice(at + LEARNT_LINE.length));
+    if (learnt) text = text.slice(0, at);
+  }
+  const m = /^([A-Z_]+): ([\s\S]*)$/.exec(text);
+  if (m && (ERROR_CODES as readonly string[]).includes(m[1]!))
+    return { code: m[1] as ErrorCode, message: m[2]!, ...(learnt && { learnt }) };
   return { code: 'INTERNAL', message: reason || 'the task failed' };
+}
+
+/** The learnt line, if it is one: Redis is outside this process, so its shape is checked, not trusted. */
+function parseLearnt(json: string): Learnt | undefined {
+  if (json.length > 4096) return undefined;
+  let v: unknown;
+  try {
+    v = JSON.parse(json);
+  } catch {
+    return undefined;
+  }
+  const { fileType, fileInfo } = (v ?? {}) as Partial<Learnt>;
+  const info = (fileInfo ?? {}) as Partial<FileInfo>;
+  const ok =
+    (FILE_TYPES as readonly unknown[]).includes(fileType) &&
+    typeof info.name === 'string' &&
+    Number.isSafeInteger(info.size) &&
+    info.size! >= 0 &&
+    typeof info.mime === 'string' &&
+    typeof info.ext === 'string' &&
+    typeof info.sha256 === 'string' &&
+    /^[0-9a-f]{64}$/.test(info.sha256);
+  if (!ok) return undefined;
+  const { name, size, mime, ext, sha256 } = info as FileInfo;
+  return { fileType: fileType!, fileInfo: { name, size, mime, ext, sha256 } };
 }
 
 export class QueuedDispatcher implements Dispatcher {
@@ -153,8 +189,8 @@ export class QueuedDispatcher implements Dispatcher {
     if (!job) return;
     if (state === 'completed') this.completed(id, job.returnvalue);
     else if (this.waiters.delete(id)) {
-      const { code, message } = decodeFailure(job.failedReason);
-      waiter.reject(new StepFailure(code, message, Math.max(1, job.attemptsMade)));
+      const { code, message, learnt } = decodeFailure(job.failedReason);
+      waiter.reject(new StepFailure(code, message, Math.max(1, job.attemptsMade), learnt));
     }
   }
 

@@ -12,7 +12,7 @@
 import v8 from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import type { Config } from '../config.js';
-import { MediaError } from '../lib/errors.js';
+import { MediaError, type Learnt } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import type { ErrorCode, StepName } from '../lib/types.js';
 import type { Execute } from '../graph/dispatcher.js';
@@ -34,7 +34,16 @@ export type ThreadReply =
   | { type: 'ready' }
   | { type: 'started'; id: number }
   | { type: 'done'; id: number; ok: true; outcome: StepOutcome; runId: number }
-  | { type: 'done'; id: number; ok: false; code: ErrorCode; message: string; retryable: boolean; interrupted: boolean };
+  | {
+      type: 'done';
+      id: number;
+      ok: false;
+      code: ErrorCode;
+      message: string;
+      retryable: boolean;
+      interrupted: boolean;
+      learnt?: Learnt;
+    };
 
 type StepReply = Extract<ThreadReply, { type: 'done' }>;
 
@@ -178,8 +187,8 @@ export class StepPool {
         }
         if (reply.ok) return finish({ outcome: reply.outcome, runId: reply.runId }, true);
         // A step that timed out inside the thread may still be decoding there: replace the thread.
-        const { code, message, retryable, interrupted } = reply;
-        finish(new MediaError(code, message, { retryable, interrupted }), code !== 'TIMEOUT');
+        const { code, message, retryable, interrupted, learnt } = reply;
+        finish(new MediaError(code, message, { retryable, interrupted, learnt }), code !== 'TIMEOUT');
       };
       const request: ThreadRequest = {
         type: 'run',

@@ -4,7 +4,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Config } from '../config.js';
-import { describeError, MediaError } from '../lib/errors.js';
+import { describeError, learntOf, MediaError } from '../lib/errors.js';
 import { createLogger } from '../lib/log.js';
 import { createDeps, executeStep } from '../nodes/index.js';
 import { openJobStore } from '../store/index.js';
@@ -59,6 +59,7 @@ function run(req: ThreadRequest): void {
           message,
           retryable,
           interrupted,
+          learnt: learntOf(err),
         } satisfies ThreadReply);
       },
     )

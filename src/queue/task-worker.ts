@@ -5,7 +5,7 @@
 import { UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
 import type { Config, QueueName } from '../config.js';
 import { STEP_POLICY, stepTimeout } from '../graph/policy.js';
-import { describeError, MediaError } from '../lib/errors.js';
+import { describeError, learntOf, MediaError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import type { StepName } from '../lib/types.js';
 import { subscribeCancels } from './cancel.js';
@@ -109,7 +109,7 @@ export async function startTaskWorkers(
           const { code, message } = describeError(err);
           const retryable = code !== 'CANCELLED' && (!(err instanceof MediaError) || err.retryable);
           log.warn({ jobId: input.jobId, step, attempt, code, message, retryable }, 'task failed');
-          if (!retryable) throw new UnrecoverableError(encodeFailure(code, message));
+          if (!retryable) throw new UnrecoverableError(encodeFailure(code, message, learntOf(err)));
           throw new Error(encodeFailure(code, message));
         } finally {
           mine.delete(job.id!);
