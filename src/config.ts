@@ -352,6 +352,31 @@ export class ConfigError extends Error {
   }
 }
 
+/** What the command line reads to choose between a service's HTTP API and Redis and the job store (src/cli/remote.ts). */
+export interface RemoteSettings {
+  /** --url's default: MEDIA_ORCHESTRATOR_URL, `none` included. */
+  url: string | undefined;
+  /** Where a local service would answer. */
+  port: number;
+  token: string | undefined;
+  /** One of REDIS_URL, QUEUE_PREFIX, DATA_DIR, DATABASE_URL is set: this terminal chose which state it means. */
+  pointsAtState: boolean;
+}
+
+/**
+ * The command line's choice of transport, read without parsing the rest of the configuration (`status` through the
+ * API needs none of it).
+ */
+export function remoteSettings(env: Record<string, string | undefined> = process.env): RemoteSettings {
+  const port = Number(env.PORT ?? 3000);
+  return {
+    url: env.MEDIA_ORCHESTRATOR_URL || undefined,
+    port: Number.isInteger(port) && port > 0 && port < 65536 ? port : 3000,
+    token: env.API_TOKEN || undefined,
+    pointsAtState: ['REDIS_URL', 'QUEUE_PREFIX', 'DATA_DIR', 'DATABASE_URL'].some((v) => !!env[v]),
+  };
+}
+
 /** Parses an environment (process.env by default) into a Config, or throws ConfigError naming every bad variable. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   // An empty value (`FFMPEG_PATH=` copied from .env.example) means "use the default", not "the empty string".

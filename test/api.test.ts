@@ -381,7 +381,7 @@ describe('live events', () => {
 
 describe('service routes', () => {
   test('healthz, readyz, metrics, graph, docs and unknown routes', async () => {
-    expect(await (await fetch(`${base}/healthz`)).json()).toEqual({ ok: true });
+    expect(await (await fetch(`${base}/healthz`)).json()).toEqual({ ok: true, service: 'media-orchestrator' });
     expect(await (await fetch(`${base}/readyz`)).json()).toEqual({ redis: true, database: true });
     const metrics = await (await fetch(`${base}/metrics`)).text();
     expect(metrics).toMatch(/media_jobs\{status="completed"\} \d+/);

@@ -3,7 +3,7 @@
  * terminal wraps onto a second row and the redraw then leaves stale text behind. Every line fits its width.
  */
 import { expect, test } from 'vitest';
-import { fit, progressLine } from '../src/cli/submit.js';
+import { fit, progressLine } from '../src/cli/format.js';
 
 test('a running job with every step named fits an 80-column terminal', () => {
   const line = progressLine('a-long-holiday-video-file-name-from-a-phone.mp4', {

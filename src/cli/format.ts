@@ -1,6 +1,6 @@
 /** The job document for a person at a terminal. */
 import { safeText } from '../lib/text.js';
-import type { JobDocument, StepRecord } from '../lib/types.js';
+import type { JobDocument, StepRecord, StepStatus } from '../lib/types.js';
 
 const MARK: Record<StepRecord['status'], string> = {
   succeeded: '✔',
@@ -63,4 +63,23 @@ function by(r: { provider: string; model?: string }): string {
 function oneLine(s: string, max = 100): string {
   const flat = safeText(s).replace(/\s+/g, ' ').trim();
   return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
+}
+
+/**
+ * A running job's live line: how many of the steps so far have ended, and the ones running now, e.g.
+ * `photo.jpg: running 2/3 … generateThumbnails`. Null when the update names no step.
+ */
+export function progressLine(name: string, steps: Partial<Record<string, StepStatus>>): string | null {
+  const known = Object.entries(steps).filter((e): e is [string, StepStatus] => !!e[1] && e[1] in MARK);
+  if (known.length === 0) return null;
+  const ended = known.filter(([, st]) => st !== 'running' && st !== 'pending').length;
+  const failed = known.filter(([, st]) => st === 'failed').map(([s]) => `${MARK.failed} ${s}`);
+  const running = known.filter(([, st]) => st === 'running').map(([s]) => `${MARK.running} ${s}`);
+  return [`${name}: running ${ended}/${known.length}`, ...failed, ...running].join('  ');
+}
+
+/** `line` cut to `width` characters (code points), with an ellipsis when cut. */
+export function fit(line: string, width: number): string {
+  const chars = [...line];
+  return chars.length <= width ? line : `${chars.slice(0, Math.max(0, width - 1)).join('')}…`;
 }

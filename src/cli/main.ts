@@ -7,6 +7,7 @@ import { parseArgs } from 'node:util';
 import type { QueueName } from '../config.js';
 import type { JobDocument } from '../lib/types.js';
 import type { Role } from '../service.js';
+import type { Remote } from './remote.js';
 
 // Each command imports what it needs when it runs (`await import`): `--help` or `status` does not load LangGraph,
 // BullMQ, sharp and pdf.js first, which took most of two seconds.
@@ -16,12 +17,18 @@ Commands:
   start [--role all|api|orchestrator|worker] [--queues light,image,video,document,ai]
                  Run the service: the orchestrator (consumes JOB_CREATED) and/or workers for the given
                  task queues. Stops gracefully on SIGTERM/SIGINT.
-  submit <file…> [--wait] [--json] [--user ID] [--priority N] [--job-id ID]
+  submit <file…> [--wait] [--json] [--user ID] [--priority N] [--job-id ID] [--url URL]
                  Publish JOB_CREATED for each file. --wait shows progress and waits for the results;
                  --json prints one job document per line, in the order of the files.
-  status <id> [--json]
+  status <id> [--json] [--url URL]
                  Print a job's document.
-  cancel <id>    Cancel a job: waiting steps are removed, running ones stopped; it ends 'cancelled'.
+  cancel <id> [--url URL]
+                 Cancel a job: waiting steps are removed, running ones stopped; it ends 'cancelled'.
+
+  submit, status and cancel talk to the service's HTTP API when --url or MEDIA_ORCHESTRATOR_URL names it
+  (API_TOKEN is sent as the bearer token; submit uploads the files), or when a service answers on
+  127.0.0.1:PORT and none of REDIS_URL, QUEUE_PREFIX, DATA_DIR, DATABASE_URL is set here. Otherwise they
+  use Redis and the job store directly. MEDIA_ORCHESTRATOR_URL=none turns the HTTP lookup off.
   process <file> [--json] [--job-id ID] [--user ID] [--sha256 HEX]
                  Run one job in this process (inline steps, no Redis) and print its job document.
                  A --job-id that was interrupted resumes from its last checkpoint; one that finished
@@ -170,6 +177,7 @@ async function submitCommand(args: string[]): Promise<number> {
       user: { type: 'string' },
       priority: { type: 'string' },
       'job-id': { type: 'string' },
+      url: { type: 'string' },
     },
   });
   if (positionals.length === 0) {
@@ -180,6 +188,16 @@ async function submitCommand(args: string[]): Promise<number> {
   if (priority !== undefined && (!Number.isInteger(priority) || priority < 0)) {
     process.stderr.write('--priority must be a whole number (1 is the highest, 0 or absent: no priority)\n');
     return 1;
+  }
+  const api = await remoteFor(values.url);
+  if (api) {
+    if (values['job-id']) {
+      process.stderr.write('--job-id is not available through the HTTP API: the service names uploaded jobs\n');
+      return 1;
+    }
+    const { submitRemote } = await import('./remote.js');
+    const { wait, json, user } = values;
+    return submitRemote(api, { files: positionals, wait, json, user, priority });
   }
   const [{ loadConfig }, { findRedis }, { submit }] = await Promise.all([
     import('../config.js'),
@@ -202,20 +220,21 @@ async function statusCommand(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { json: { type: 'boolean', default: false } },
+    options: { json: { type: 'boolean', default: false }, url: { type: 'string' } },
   });
   const id = positionals[0];
   if (!id || positionals.length > 1) {
     process.stderr.write('status takes one job id\n');
     return 1;
   }
-  const [{ loadConfig }, { findJob }, { formatJob }] = await Promise.all([
-    import('../config.js'),
-    import('./jobs.js'),
-    import('./format.js'),
-  ]);
-  const config = loadConfig();
-  const doc = await findJob(config, id);
+  const api = await remoteFor(values.url);
+  const { formatJob } = await import('./format.js');
+  let doc: JobDocument | null;
+  if (api) doc = await api.getJob(id);
+  else {
+    const [{ loadConfig }, { findJob }] = await Promise.all([import('../config.js'), import('./jobs.js')]);
+    doc = await findJob(loadConfig(), id);
+  }
   if (!doc) {
     process.stderr.write(`no job ${id}\n`);
     return 1;
@@ -225,11 +244,17 @@ async function statusCommand(args: string[]): Promise<number> {
 }
 
 async function cancelCommand(args: string[]): Promise<number> {
-  const { positionals } = parseArgs({ args, allowPositionals: true, options: {} });
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { url: { type: 'string' } } });
   const id = positionals[0];
   if (!id || positionals.length > 1) {
     process.stderr.write('cancel takes one job id\n');
     return 1;
+  }
+  const api = await remoteFor(values.url);
+  if (api) {
+    const { ok, message } = await api.cancel(id);
+    (ok ? process.stdout : process.stderr).write(`${message}\n`);
+    return ok ? 0 : 1;
   }
   const [{ loadConfig }, { findRedis }, { cancelJob }] = await Promise.all([
     import('../config.js'),
@@ -245,6 +270,15 @@ async function cancelCommand(args: string[]): Promise<number> {
   return done ? 0 : 1;
 }
 
+/**
+ * The service's HTTP API when the command should use it (see remote.ts), else null. Reads only the environment: the
+ * probe of a local service costs no configuration parsing.
+ */
+async function remoteFor(flag: string | undefined): Promise<Remote | null> {
+  const [{ findRemote }, { remoteSettings }] = await Promise.all([import('./remote.js'), import('../config.js')]);
+  return findRemote(flag, remoteSettings());
+}
+
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
@@ -257,7 +291,10 @@ main(process.argv.slice(2)).then(
       process.exitCode = 2;
       return;
     }
-    if (err instanceof Error && (err.name === 'ConfigError' || err.name === 'RedisUnavailableError'))
+    if (
+      err instanceof Error &&
+      ['ConfigError', 'RedisUnavailableError', 'RemoteError', 'NoOrchestratorError'].includes(err.name)
+    )
       process.stderr.write(`${err.message}\n`);
     else if (err instanceof TypeError && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS')) {
       process.stderr.write(`${err.message}\n\n${USAGE}\n`);

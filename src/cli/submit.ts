@@ -13,14 +13,14 @@ import type { Config } from '../config.js';
 import { JobIdConflict, sourceConflict } from '../graph/runner.js';
 import { isInside } from '../lib/files.js';
 import { newJobDocument } from '../lib/job-document.js';
-import type { JobDocument, JobInput, StepStatus } from '../lib/types.js';
+import type { JobDocument, JobInput } from '../lib/types.js';
 import { bullConnection } from '../queue/connection.js';
 import { parseJobCreated } from '../queue/messages.js';
 import { JOBS_QUEUE } from '../queue/names.js';
 import type { JobProgress } from '../queue/orchestrator.js';
 import { createProducer } from '../queue/producer.js';
 import { decodeFailure } from '../queue/queued-dispatcher.js';
-import { formatJob } from './format.js';
+import { fit, formatJob, progressLine } from './format.js';
 
 export interface SubmitOptions {
   files: string[];
@@ -31,12 +31,20 @@ export interface SubmitOptions {
   jobId?: string;
 }
 
-const MARK: Record<StepStatus, string> = { pending: '·', running: '…', succeeded: '✔', failed: '✖', skipped: '–' };
-
 export async function submit(config: Config, redisUrl: string, opts: SubmitOptions): Promise<number> {
   const producer = createProducer({ redisUrl, prefix: config.queuePrefix });
   const inputs: JobInput[] = [];
   try {
+    // Nobody consumes this prefix (another QUEUE_PREFIX, a service not started): say so now, not after a long wait.
+    if ((await orchestrators(producer.queue)) === 0) {
+      const where = `QUEUE_PREFIX=${config.queuePrefix} on ${redactUrl(redisUrl)}`;
+      if (opts.wait)
+        throw new NoOrchestratorError(
+          `no orchestrator is consuming ${where}: start one (media-orchestrator start), set this terminal's ` +
+            `QUEUE_PREFIX and REDIS_URL to the service's, or use its HTTP API with --url`,
+        );
+      process.stderr.write(`warning: no orchestrator is consuming ${where} yet; the jobs wait until one starts\n`);
+    }
     for (const [i, file] of opts.files.entries()) {
       const abs = path.resolve(file);
       if (!fs.statSync(abs, { throwIfNoEntry: false })?.isFile()) throw new Error(`no such file: ${file}`);
@@ -94,6 +102,37 @@ async function stage(config: Config, file: string, jobId: string): Promise<strin
   return target;
 }
 
+/** `submit --wait` would wait for ever: nothing consumes the jobs queue of this prefix. */
+export class NoOrchestratorError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NoOrchestratorError';
+  }
+}
+
+/**
+ * How many workers consume the jobs queue (BullMQ names their Redis connections; CLIENT LIST finds them), or null
+ * when the server does not say (CLIENT LIST disabled, as some managed Redis services do).
+ */
+async function orchestrators(queue: Queue): Promise<number | null> {
+  try {
+    return (await queue.getWorkers()).length;
+  } catch {
+    return null;
+  }
+}
+
+/** A Redis URL without its password, for messages. */
+function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.href;
+  } catch {
+    return '(REDIS_URL)';
+  }
+}
+
 /** A JOB_CREATED message kept under this id (BullMQ keeps one per id and drops a second) for another file. */
 async function refuseReusedId(queue: Queue, input: JobInput): Promise<void> {
   const existing = await Job.fromId(queue, input.jobId);
@@ -106,25 +145,6 @@ async function sha256Of(file: string): Promise<string> {
   const hash = createHash('sha256');
   await pipeline(fs.createReadStream(file), hash);
   return hash.digest('hex');
-}
-
-/**
- * A running job's live line: how many of the steps so far have ended, and the ones running now, e.g.
- * `photo.jpg: running 2/3 … generateThumbnails`. Null when the update names no step.
- */
-export function progressLine(name: string, steps: Partial<Record<string, StepStatus>>): string | null {
-  const known = Object.entries(steps).filter((e): e is [string, StepStatus] => !!e[1] && e[1] in MARK);
-  if (known.length === 0) return null;
-  const ended = known.filter(([, st]) => st !== 'running' && st !== 'pending').length;
-  const failed = known.filter(([, st]) => st === 'failed').map(([s]) => `${MARK.failed} ${s}`);
-  const running = known.filter(([, st]) => st === 'running').map(([s]) => `${MARK.running} ${s}`);
-  return [`${name}: running ${ended}/${known.length}`, ...failed, ...running].join('  ');
-}
-
-/** `line` cut to `width` characters (code points), with an ellipsis when cut. */
-export function fit(line: string, width: number): string {
-  const chars = [...line];
-  return chars.length <= width ? line : `${chars.slice(0, Math.max(0, width - 1)).join('')}…`;
 }
 
 async function waitForAll(

@@ -98,10 +98,13 @@ export function systemRoutes(parts: ApiParts): FastifyPluginAsyncZod {
   return async (app) => {
     app.get(
       '/healthz',
-      { schema: { summary: 'The process is alive', response: { 200: z.object({ ok: z.literal(true) }) } } },
-      () => ({
-        ok: true as const,
-      }),
+      {
+        schema: {
+          summary: 'The process is alive (the command line recognises a service of ours by `service`)',
+          response: { 200: z.object({ ok: z.literal(true), service: z.literal('media-orchestrator') }) },
+        },
+      },
+      () => ({ ok: true as const, service: 'media-orchestrator' as const }),
     );
 
     app.get(
