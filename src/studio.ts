@@ -6,6 +6,7 @@
 import { loadConfig, type Config } from './config.js';
 import { compileGraph } from './graph/graph.js';
 import { inlineDispatcher } from './graph/dispatcher.js';
+import { JobIdConflict, sourceConflict } from './graph/runner.js';
 import type { FinishedJob, JobSink } from './nodes/index.js';
 import { createRuntime, type Runtime } from './runtime.js';
 
@@ -33,6 +34,12 @@ const sink: JobSink = {
 export const graph = compileGraph({
   dispatcher: inlineDispatcher(async () => (await getRuntime()).deps),
   sink,
+  // A thread's job id given again with another file would mix the two jobs' documents and artifacts.
+  claim: async ({ jobId, file }) => {
+    const stored = await (await getRuntime()).store.getInput(jobId);
+    const why = stored && sourceConflict(stored, { jobId, file });
+    if (why) throw new JobIdConflict(jobId, why);
+  },
   events: {
     stepChanged: async (jobId, step, record) => {
       const { store } = await getRuntime();

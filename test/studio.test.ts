@@ -7,8 +7,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Client } from '@langchain/langgraph-sdk';
 import { afterAll, beforeAll, expect, test } from 'vitest';
+import { loadConfig } from '../src/config.js';
 import { freePort } from '../src/lib/net.js';
 import type { Results, StepRecords } from '../src/lib/types.js';
+import { openJobStore } from '../src/store/index.js';
 import { CORPUS, ROOT, tempDir, userEnv } from './helpers.js';
 
 let server: ChildProcess;
@@ -89,3 +91,39 @@ test('an input without a file fails validate once with INVALID_INPUT', { timeout
   // Not retried: the same input would fail the same way.
   expect(state.steps.validate).toMatchObject({ status: 'failed', attempts: 1 });
 });
+
+test(
+  'a job id given again with another file ends the run with a clear error and keeps that job',
+  {
+    timeout: 300_000,
+  },
+  async () => {
+    const client = new Client({ apiUrl: url });
+    const jobId = `studio-reuse-${process.pid}`;
+    const first = (await client.runs.wait((await client.threads.create()).thread_id, 'media', {
+      input: { jobId, file: { path: path.join(CORPUS, 'image/320x240.jpg') } },
+    })) as { status: string };
+    expect(first.status, JSON.stringify(first).slice(0, 2000)).toBe('completed');
+
+    // Another thread, the same job id, another file.
+    const second = await client.runs
+      .wait((await client.threads.create()).thread_id, 'media', {
+        input: { jobId, file: { path: path.join(CORPUS, 'pdf/three-pages.pdf') } },
+      })
+      .then(
+        (values) => JSON.stringify(values),
+        (err: unknown) => String(err),
+      );
+    expect(second).toContain(`job id ${jobId} is already used by a job for another file`);
+
+    const store = await openJobStore(loadConfig({ DATA_DIR: dataDir, LOG_LEVEL: 'silent' }));
+    try {
+      expect(await store.get(jobId)).toMatchObject({ status: 'completed', fileType: 'image' });
+      expect((await store.runs(jobId)).map((r) => r.step)).not.toContain('extractText');
+    } finally {
+      await store.close();
+    }
+    // No PDF text or preview landed among the first job's artifacts.
+    expect(fs.readdirSync(path.join(dataDir, 'artifacts', jobId)).filter((f) => !f.startsWith('thumb-'))).toEqual([]);
+  },
+);

@@ -22,6 +22,11 @@ export interface GraphDeps {
   sink: JobSink;
   disabledSteps?: readonly StepName[];
   events?: StepEvents;
+  /**
+   * Called before validate, where no JobRunner claimed the job (LangGraph Studio runs the graph directly): throws
+   * when the job id already names a job for another file, so that nothing of that job is written over.
+   */
+  claim?(input: Pick<JobState, 'jobId' | 'file'>): Promise<void>;
 }
 
 export function toStepInput(state: JobState, jobId = state.jobId): StepInput {
@@ -83,6 +88,9 @@ function stepNode(step: StepName, deps: GraphDeps) {
           }
         : { ...adopt, steps: { [step]: kept } };
     }
+    // Outside the step's own failure handling: a refused claim ends the run with nothing stored.
+    if (step === 'validate' && deps.claim && typeof state.file?.path === 'string')
+      await deps.claim({ jobId, file: state.file });
     if (deps.disabledSteps?.includes(step)) {
       const record: StepRecord = { status: 'skipped', attempts: 0, reason: 'disabled by DISABLED_STEPS' };
       await emit(record);
