@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import exifr from 'exifr';
-import { fileTypeFromFile } from 'file-type';
+import { fileTypeFromBuffer, fileTypeFromFile } from 'file-type';
 import sharp from 'sharp';
 
 export async function plainImageWork(file: string, out: string): Promise<void> {
@@ -16,7 +16,26 @@ export async function plainImageWork(file: string, out: string): Promise<void> {
   await sharp(file, { failOn: 'error' }).resize(64, 64, { fit: 'inside' }).raw().toBuffer();
   await sharp(file).metadata();
   await exifr.parse(file).catch(() => null);
-  const base = await sharp(file, { failOn: 'error' })
+  await threeThumbnails(file, file, out);
+  const small = sharp(file).autoOrient().resize(256, 256, { fit: 'inside' });
+  await small.clone().raw().toBuffer();
+  await small.clone().stats();
+}
+
+/**
+ * The plain script a user would write around BullMQ and sharp for a photo, and the photo benchmark's baseline: one
+ * read, the type from the bytes, metadata, three WebP thumbnails from one decode. Nothing else.
+ */
+export async function plainPhotoWork(file: string, out: string): Promise<void> {
+  const bytes = await fs.promises.readFile(file);
+  await fileTypeFromBuffer(bytes);
+  await sharp(bytes).metadata();
+  await threeThumbnails(bytes, file, out);
+}
+
+/** Three WebP thumbnails (160, 320, 640 px) from one decode of `input`, written as `<file's name>-<width>.webp`. */
+async function threeThumbnails(input: string | Buffer, file: string, out: string): Promise<void> {
+  const base = await sharp(input, { failOn: 'error' })
     .autoOrient()
     .resize({ width: 640, height: 1280, fit: 'inside', withoutEnlargement: true })
     .toColourspace('srgb')
@@ -28,7 +47,4 @@ export async function plainImageWork(file: string, out: string): Promise<void> {
       .webp({ quality: 80 })
       .toFile(path.join(out, `${path.basename(file)}-${w}.webp`));
   }
-  const small = sharp(file).autoOrient().resize(256, 256, { fit: 'inside' });
-  await small.clone().raw().toBuffer();
-  await small.clone().stats();
 }

@@ -33,6 +33,8 @@ const { values } = parseArgs({
     // Extra environment for the measured process, K=V[,K=V]: STEP_THREADS=1, MALLOC_ARENA_MAX=8, ...
     'memory-env': { type: 'string' },
     photos: { type: 'string', default: '40' },
+    // Runs of the no-op and photo figures: each is printed as the median with the range.
+    runs: { type: 'string', default: '3' },
   },
 });
 const ONLY = new Set(values.only.split(','));
@@ -84,11 +86,11 @@ async function main(): Promise<void> {
     }
     if (ONLY.has('service')) {
       console.log(`\n## Service with no-op steps: ${JOBS} jobs`);
-      await benchNoop(work, JOBS, row);
+      await benchNoop(work, JOBS, row, Number(values.runs));
     }
     if (ONLY.has('photos')) {
       console.log('\n## Phone photos through the service');
-      await benchPhotos(work, Number(values.photos), row);
+      await benchPhotos(work, Number(values.photos), row, Number(values.runs));
     }
     if (ONLY.has('api')) {
       console.log('\n## Status API under load');
