@@ -401,6 +401,7 @@ describe('service routes', () => {
       '/healthz',
       '/readyz',
       '/metrics',
+      '/summary',
     ]) {
       expect(Object.keys(openapi.paths), route).toContain(route);
     }

@@ -90,24 +90,51 @@ test('upload through the dashboard, watch the job complete with its graph colour
 });
 
 test(
-  'several files dropped at once each keep a line; the list counts skipped steps apart',
+  'several files dropped at once each keep a line; the list shows thumbnails, durations, error codes and counts',
   { timeout: 180_000 },
   async () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     await page.goto(base);
-    await page.setInputFiles('#files', [path.join(CORPUS, 'video/silent.mp4'), path.join(CORPUS, 'image/320x240.jpg')]);
+    const files = ['video/silent.mp4', 'image/320x240.jpg', 'bad/truncated.jpg'];
+    await page.setInputFiles(
+      '#files',
+      files.map((f) => path.join(CORPUS, f)),
+    );
     const lines = page.locator('#upload-status li');
     await expect
       .poll(() => lines.allTextContents(), { timeout: 20_000 })
       .toEqual([
         expect.stringMatching(/^silent\.mp4: job \S+ queued$/),
         expect.stringMatching(/^320x240\.jpg: job \S+ queued$/),
+        expect.stringMatching(/^truncated\.jpg: job \S+ queued$/),
       ]);
+    const row = (name: string) => page.locator('tr.job', { hasText: name }).first();
     // A video with no audio: validate, metadata and the poster frame ran; extracting audio, transcribing and
     // summarizing do not apply. That is all the work there was, not three steps of six.
-    const row = page.locator('tr.job', { hasText: 'silent.mp4' }).first();
-    await row.locator('.status.completed').waitFor({ timeout: 90_000 });
-    await expect.poll(() => row.locator('td.steps').textContent(), { timeout: 5_000 }).toBe('3/3 · 3 skipped');
+    await row('silent.mp4').locator('.status.completed').waitFor({ timeout: 90_000 });
+    await expect
+      .poll(() => row('silent.mp4').locator('td.steps').textContent(), { timeout: 5_000 })
+      .toBe('3/3 · 3 skipped');
+    await expect.poll(() => row('silent.mp4').locator('td.took').textContent()).toMatch(/^\d+\.\d s$/);
+    // The photo's row shows its smallest thumbnail, loaded from the job's artifacts.
+    await row('320x240.jpg').locator('.status.completed').waitFor({ timeout: 90_000 });
+    const img = row('320x240.jpg').locator('td.thumb img');
+    await expect
+      .poll(() =>
+        img.evaluate((el) => {
+          const loaded = el as unknown as { complete: boolean; naturalWidth: number };
+          return loaded.complete && loaded.naturalWidth;
+        }),
+      )
+      .toBe(160);
+    // A failure says why in the list.
+    await row('truncated.jpg').locator('.status.failed').waitFor({ timeout: 90_000 });
+    expect(await row('truncated.jpg').locator('td.status').textContent()).toBe('failed · CORRUPT_FILE');
+    // The counts above the list come from the whole store, not only the rows shown.
+    await expect
+      .poll(() => page.locator('#counts [data-status="failed"]').textContent(), { timeout: 5_000 })
+      .toBe('1 failed');
+    expect(await page.locator('#counts [data-status="completed"]').textContent()).toMatch(/^\d+ completed$/);
   },
 );
 
@@ -122,7 +149,10 @@ test(
     const failed: string[] = [];
     // Same origin only: Bull Board's page asks for Google Fonts, which the CSP blocks by design (nothing leaves).
     page.on('requestfailed', (req) => {
-      if (req.url().startsWith(origin)) failed.push(`${req.url()}: ${req.failure()?.errorText}`);
+      // Scripts and styles: the list's thumbnails may be cut short by the navigation to the next page.
+      const kind = req.resourceType();
+      if (req.url().startsWith(origin) && ['document', 'script', 'stylesheet'].includes(kind))
+        failed.push(`${req.url()}: ${req.failure()?.errorText}`);
     });
     // The script ran: it asks this server for the job list.
     const listed = page.waitForResponse((res) => res.url().startsWith(`${origin}/jobs?`), { timeout: 15_000 });

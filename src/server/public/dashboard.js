@@ -38,7 +38,8 @@ async function refreshList() {
   const params = new URLSearchParams({ limit: '100' });
   if ($('#filter-status').value) params.set('status', $('#filter-status').value);
   if ($('#filter-type').value) params.set('fileType', $('#filter-type').value);
-  const { jobs } = await api(`/jobs?${params}`);
+  const [{ jobs }, summary] = await Promise.all([api(`/jobs?${params}`), api('/summary')]);
+  showCounts(summary.byStatus);
   const body = $('#jobs tbody');
   body.replaceChildren();
   for (const job of jobs) {
@@ -46,10 +47,26 @@ async function refreshList() {
     row.className = 'job';
     row.dataset.id = job.id;
     row.addEventListener('click', () => (location.hash = `#/jobs/${job.id}`));
+    const thumb = cell(row, '', 'thumb');
+    const smallest = (job.results.thumbnails || [])[0];
+    if (smallest) {
+      const img = document.createElement('img');
+      img.src = smallest.url;
+      img.alt = '';
+      img.loading = 'lazy';
+      thumb.appendChild(img);
+    }
     cell(row, job.file.name);
     cell(row, job.fileType || '–');
-    cell(row, job.status, `status ${job.status}`);
+    const status = cell(row, job.status, `status ${job.status}`);
+    if (job.error) {
+      const code = text(document.createElement('span'), ` · ${job.error.code}`);
+      code.className = 'code';
+      code.title = job.error.message;
+      status.appendChild(code);
+    }
     cell(row, stepCount(job)).className = 'steps';
+    cell(row, took(job), 'took');
     cell(row, new Date(job.createdAt).toLocaleString());
     body.appendChild(row);
   }
@@ -65,6 +82,32 @@ function stepCount(job) {
   const ok = steps.filter((s) => s.status === 'succeeded').length;
   const count = `${ok}/${steps.length - skipped}`;
   return skipped > 0 ? `${count} · ${skipped} skipped` : count;
+}
+
+/** Wall time from creation to the end, for a finished job: "1.4 s", "2 min 5 s". */
+function took(job) {
+  if (!job.finishedAt) return '';
+  const s = (Date.parse(job.finishedAt) - Date.parse(job.createdAt)) / 1000;
+  if (s < 60) return `${s.toFixed(1)} s`;
+  return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
+}
+
+const STATUS_ORDER = ['queued', 'running', 'completed', 'completed_with_errors', 'failed', 'cancelled'];
+
+/** "3 running · 12 completed · 1 failed": every status with jobs, in the order a job goes through them. */
+function showCounts(byStatus) {
+  const parts = STATUS_ORDER.filter((s) => byStatus[s] > 0).map((s) => {
+    const span = text(document.createElement('span'), `${byStatus[s]} ${s.replaceAll('_', ' ')}`);
+    span.className = `status ${s}`;
+    span.dataset.status = s;
+    return span;
+  });
+  const out = $('#counts');
+  out.replaceChildren();
+  parts.forEach((p, i) => {
+    if (i > 0) out.append(' · ');
+    out.append(p);
+  });
 }
 
 function showList() {

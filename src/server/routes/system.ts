@@ -155,6 +155,25 @@ export function systemRoutes(parts: ApiParts): FastifyPluginAsyncZod {
     );
 
     app.get(
+      '/summary',
+      {
+        schema: {
+          summary: 'Jobs by status, and failed jobs by error code (what the dashboard shows above its list)',
+          response: {
+            200: z.object({
+              byStatus: z.record(z.string(), z.number()),
+              failuresByCode: z.record(z.string(), z.number()),
+            }),
+          },
+        },
+      },
+      async () => {
+        const [byStatus, failuresByCode] = await Promise.all([store.countByStatus(), store.countFailuresByCode()]);
+        return { byStatus, failuresByCode };
+      },
+    );
+
+    app.get(
       '/graph',
       { schema: { summary: 'The workflow as Mermaid', response: { 200: z.string() } } },
       async (_req, reply) => reply.header('content-type', 'text/plain; charset=utf-8').send(await toMermaid()),
