@@ -75,6 +75,10 @@ test('upload through the dashboard, watch the job complete with its graph colour
   for (const step of ['validate', 'extractMetadata', 'posterFrame', 'extractAudio', 'transcribe']) {
     expect(await page.getAttribute(`#graph [id*="flowchart-${step}-"]`, 'data-step-status'), step).toBe('succeeded');
   }
+  // The image and PDF branches do not apply to a video: greyed out, not white like steps still to come.
+  for (const step of ['generateThumbnails', 'analyzeImage', 'renderPreview', 'extractText']) {
+    expect(await page.getAttribute(`#graph [id*="flowchart-${step}-"]`, 'data-step-status'), step).toBe('unused');
+  }
   expect(await page.locator('#graph svg').count()).toBe(1);
   expect(await page.locator('#thumbnails img').count()).toBeGreaterThan(0);
   expect(await page.textContent('#texts')).toContain('Subtitles can serve as a transcript');

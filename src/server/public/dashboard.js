@@ -169,10 +169,8 @@ async function drawGraph(job) {
   lines.push('classDef running fill:#d6dcff,stroke:#3a47c9;');
   lines.push('classDef skipped fill:#eeeeee,stroke:#999,color:#777;');
   lines.push('classDef pending fill:#ffffff,stroke:#bbb;');
-  for (const step of steps) {
-    const status = job.steps[step] ? job.steps[step].status : 'pending';
-    lines.push(`class ${step} ${status};`);
-  }
+  lines.push('classDef unused fill:#f6f6f6,stroke:#d0d0d0,stroke-dasharray:4 3,color:#b0b0b0;');
+  for (const step of steps) lines.push(`class ${step} ${graphStatus(job, step)};`);
   if (TERMINAL.includes(job.status)) lines.push(`class finalize ${job.status === 'failed' ? 'failed' : 'succeeded'};`);
   const { svg } = await mermaid.render(`g${Date.now()}`, lines.join('\n'));
   const holder = $('#graph');
@@ -180,8 +178,17 @@ async function drawGraph(job) {
   holder.dataset.status = job.status;
   for (const step of steps) {
     const node = holder.querySelector(`[id*="flowchart-${step}-"]`);
-    if (node) node.setAttribute('data-step-status', job.steps[step] ? job.steps[step].status : 'pending');
+    if (node) node.setAttribute('data-step-status', graphStatus(job, step));
   }
+}
+
+/**
+ * A step's colour in the graph: its record's status; once the job has ended, a step with no record never applied
+ * (another type's branch, or after a failure) and is greyed out rather than left white like a pending one.
+ */
+function graphStatus(job, step) {
+  if (job.steps[step]) return job.steps[step].status;
+  return TERMINAL.includes(job.status) ? 'unused' : 'pending';
 }
 
 function renderJob(job) {
