@@ -113,10 +113,38 @@ async function checkImage(file: string, maxPixels: number): Promise<void> {
     );
   }
   try {
+    if (meta.format === 'jpeg' && (await endsWith(file, JPEG_EOI))) {
+      // Bounded, as for video (its first frame): a JPEG whose data ends with its end-of-image marker is not
+      // truncated; its first rows are decoded for real. Damage further inside is found by the thumbnails' decode,
+      // which fails the job CORRUPT_FILE too. The full check below was a second decode of every photo (up to 60 ms
+      // of a 12-megapixel one; docs/benchmarks.md, issue 10).
+      await openImage(file, maxPixels)
+        .extract({ left: 0, top: 0, width: meta.width, height: Math.min(meta.height, 64) })
+        .raw()
+        .toBuffer();
+      return;
+    }
     // A full decode of all the data, at a reduced size (JPEG shrink-on-load keeps this cheap): catches truncation.
     await openImage(file, maxPixels).resize(64, 64, { fit: 'inside' }).raw().toBuffer();
   } catch (err) {
     throw imageError(err);
+  }
+}
+
+/** JPEG's end-of-image marker. */
+const JPEG_EOI = Buffer.from([0xff, 0xd9]);
+
+/** True when the file's last bytes are `tail`. */
+async function endsWith(file: string, tail: Buffer): Promise<boolean> {
+  const fh = await fs.open(file, 'r');
+  try {
+    const { size } = await fh.stat();
+    if (size < tail.length) return false;
+    const end = Buffer.alloc(tail.length);
+    await fh.read(end, 0, tail.length, size - tail.length);
+    return end.equals(tail);
+  } finally {
+    await fh.close();
   }
 }
 
