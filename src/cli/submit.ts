@@ -51,11 +51,13 @@ export async function submit(config: Config, redisUrl: string, opts: SubmitOptio
       const jobId = opts.jobId && i === 0 ? opts.jobId : ulid();
       const input: JobInput = {
         jobId,
-        file: { path: await stage(config, abs, jobId), name: path.basename(abs) },
+        file: { path: await stagedPath(config, abs, jobId), name: path.basename(abs) },
         user: opts.user ? { id: opts.user } : null,
         ...(opts.priority ? { priority: opts.priority } : {}),
       };
+      // Before anything is copied: a chosen id must not leave this file in another job's folder.
       if (opts.jobId && i === 0) await refuseReusedId(producer.queue, input);
+      if (input.file.path !== fs.realpathSync(abs)) await stage(abs, input.file.path, jobId);
       inputs.push(input);
     }
   } catch (err) {
@@ -85,21 +87,23 @@ function print(doc: JobDocument, json: boolean): void {
   process.stdout.write(json ? `${JSON.stringify(doc)}\n` : formatJob(doc));
 }
 
-/**
- * The file's path as the orchestrator may read it: in place under an input root, else a copy in the upload folder.
- * A chosen job id whose folder already holds a different file of that name is another job's: never written over.
- */
-async function stage(config: Config, file: string, jobId: string): Promise<string> {
+/** The file's path as the orchestrator may read it: in place under an input root, else a copy in the upload folder. */
+async function stagedPath(config: Config, file: string, jobId: string): Promise<string> {
   for (const root of config.inputRoots) if (await isInside(root, file)) return fs.realpathSync(file);
-  const dir = path.join(config.uploadsDir, jobId);
-  fs.mkdirSync(dir, { recursive: true });
-  const target = path.join(dir, path.basename(file));
+  return path.join(config.uploadsDir, jobId, path.basename(file));
+}
+
+/**
+ * Copies `file` to `target` in the job's upload folder. A folder that already holds a different file of that name is
+ * another job's (a chosen id given again): never written over.
+ */
+async function stage(file: string, target: string, jobId: string): Promise<void> {
   if (fs.existsSync(target)) {
-    if ((await sha256Of(target)) === (await sha256Of(file))) return target;
+    if ((await sha256Of(target)) === (await sha256Of(file))) return;
     throw new JobIdConflict(jobId, `its upload folder holds another ${path.basename(file)}`);
   }
+  fs.mkdirSync(path.dirname(target), { recursive: true });
   fs.copyFileSync(file, target, fs.constants.COPYFILE_EXCL);
-  return target;
 }
 
 /** `submit --wait` would wait for ever: nothing consumes the jobs queue of this prefix. */

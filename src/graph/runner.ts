@@ -44,7 +44,8 @@ export class JobIdConflict extends Error {
  * named it, before the service pinned it) and, where both declare one, the same sha256.
  */
 export function sourceConflict(stored: JobInput, incoming: JobInput): string | null {
-  if (stored.file.path !== incoming.file.path) return `it was created for ${stored.file.path}`;
+  // The other job's path is not shown: it is a server path this producer may not know.
+  if (stored.file.path !== incoming.file.path) return 'it was created for another file.path';
   const [a, b] = [stored.file.sha256?.toLowerCase(), incoming.file.sha256?.toLowerCase()];
   if (a && b && a !== b) return 'it was created with another sha256';
   return null;
@@ -71,15 +72,15 @@ export class JobRunner {
   }
 
   /**
-   * Runs the job (claimed first: see `claim`). `retry`: the state of a re-run, from the service's own store (a
-   * resumed run finds it in its checkpoint). `readFrom`: where the steps read the file when the service pinned it
-   * into the job's folder; the job itself keeps the path the producer named.
+   * Runs the job (claimed first: see `claim`; `claimed` is the document a caller's own claim returned). `retry`: the
+   * state of a re-run, from the service's own store (a resumed run finds it in its checkpoint). `readFrom`: where the
+   * steps read the file when the service pinned it into the job's folder; the job keeps the path the producer named.
    */
   async run(
     input: JobInput,
-    opts: { signal?: AbortSignal; retry?: RetryOptions; readFrom?: string } = {},
+    opts: { signal?: AbortSignal; retry?: RetryOptions; readFrom?: string; claimed?: JobDocument } = {},
   ): Promise<JobDocument> {
-    const known = await this.claim(input);
+    const known = opts.claimed ?? (await this.claim(input));
     if (TERMINAL_STATUSES.includes(known.status)) {
       await this.compact(input.jobId);
       return known;

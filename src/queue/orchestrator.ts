@@ -120,8 +120,9 @@ export async function startOrchestrator(parts: OrchestratorParts, redisUrl: stri
     }
     const input = parsed.input;
     // Before anything touches the job's folder: an id already used for another file is refused, and that job kept.
+    let claimed: JobDocument;
     try {
-      await runner.claim(input);
+      claimed = await runner.claim(input);
     } catch (err) {
       if (!(err instanceof JobIdConflict)) throw err;
       log.warn({ jobId: input.jobId, bullJobId: job.id }, err.message);
@@ -143,7 +144,7 @@ export async function startOrchestrator(parts: OrchestratorParts, redisUrl: stri
     try {
       // A retry's state comes from the store, where only the retry route puts it.
       const retry = (await store.getRetry(input.jobId)) ?? undefined;
-      return await notify(input, await runner.run(input, { signal: controller.signal, retry, readFrom }));
+      return await notify(input, await runner.run(input, { signal: controller.signal, retry, readFrom, claimed }));
     } catch (err) {
       // Back to the queue without using an attempt; its checkpoint makes the next run resume.
       if (controller.signal.reason === DRAIN_REASON && token) return backToQueue(job, token);

@@ -42,10 +42,10 @@ interface Waiter {
   reject: (e: Error) => void;
 }
 
-/** Encodes a failure for BullMQ's failedReason ("CODE: message") and reads it back. */
 /** A line after the message: what the step learnt about the file before it failed (see Learnt). */
 const LEARNT_LINE = '\n[learnt] ';
 
+/** Encodes a failure for BullMQ's failedReason ("CODE: message", then the learnt line) and reads it back. */
 export function encodeFailure(code: ErrorCode, message: string, learnt?: Learnt): string {
   return `${code}: ${message}${learnt ? `${LEARNT_LINE}${JSON.stringify(learnt)}` : ''}`;
 }

@@ -65,7 +65,7 @@ async function refreshList() {
       code.title = job.error.message;
       status.appendChild(code);
     }
-    cell(row, stepCount(job)).className = 'steps';
+    cell(row, stepCount(job), 'steps');
     cell(row, took(job), 'took');
     cell(row, new Date(job.createdAt).toLocaleString());
     body.appendChild(row);
