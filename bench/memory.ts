@@ -45,7 +45,7 @@ async function peakOver(pid: number, ms: number, everyMs = 250): Promise<ProcSta
   return peak;
 }
 
-function waitForLine(child: ChildProcess, text: string, timeoutMs: number): Promise<void> {
+export function waitForLine(child: ChildProcess, text: string, timeoutMs: number): Promise<void> {
   return new Promise((resolve, reject) => {
     let log = '';
     const timer = setTimeout(
@@ -68,7 +68,7 @@ function waitForLine(child: ChildProcess, text: string, timeoutMs: number): Prom
   });
 }
 
-async function stop(child: ChildProcess): Promise<void> {
+export async function stop(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null) return;
   const exited = new Promise((r) => child.once('exit', r));
   child.kill('SIGTERM');
@@ -140,8 +140,12 @@ export async function benchMemory(
   });
   try {
     await waitForLine(child, 'media-orchestrator started', 120_000);
-    // Let the warm step thread finish booting before the idle reading.
-    await sleep(10_000);
+    const started = Date.now();
+    // Idle with the step threads warmed at start-up, then once those of pools other than light have retired
+    // (STEP_THREAD_IDLE_MS, 60 s by default, without work).
+    await sleep(5000);
+    const warmIdle = await peakOver(child.pid!, 5000);
+    await sleep(Math.max(0, 70_000 - (Date.now() - started)));
     const idle = await peakOver(child.pid!, 5000);
 
     const producer = createProducer({ redisUrl: REDIS_URL, prefix });
@@ -159,7 +163,11 @@ export async function benchMemory(
     db.close();
 
     row('plain BullMQ worker with sharp, idle (baseline)', `${plainMb.toFixed(0)} MB`);
-    row('service (start, all roles), idle', `${idle.rssMb.toFixed(0)} MB, ${idle.threads} OS threads`);
+    row(
+      'service (start, all roles), idle, warmed threads',
+      `${warmIdle.rssMb.toFixed(0)} MB, ${warmIdle.threads} OS threads`,
+    );
+    row('service, idle after the warmed threads retired', `${idle.rssMb.toFixed(0)} MB, ${idle.threads} OS threads`);
     row('ratio idle / plain', (idle.rssMb / plainMb).toFixed(2));
     row(
       `service, ${jobs} jobs queued, peak over ${windowSec} s (${done} finished)`,

@@ -18,6 +18,7 @@ import { plainImageWork } from './plain.js';
 import { benchVision } from './vision.js';
 import { benchMemory } from './memory.js';
 import { benchCli } from './cli.js';
+import { benchCold } from './cold.js';
 import { benchBackends, benchScaling } from './postgres.js';
 import { benchApi, benchNoop, benchPhotos } from './service.js';
 
@@ -25,7 +26,7 @@ const { values } = parseArgs({
   options: {
     jobs: { type: 'string', default: '200' },
     concurrency: { type: 'string', default: '2' },
-    only: { type: 'string', default: 'cli,inline,vision,service,photos,api,memory,postgres,scaling' },
+    only: { type: 'string', default: 'cli,cold,inline,vision,service,photos,api,memory,postgres,scaling' },
     'memory-jobs': { type: 'string', default: '1000' },
     'memory-window': { type: 'string', default: '120' },
     // Corpus folders to draw the jobs from (image, video, audio, pdf): which kind of work holds the memory.
@@ -73,6 +74,10 @@ async function main(): Promise<void> {
     if (ONLY.has('cli')) {
       console.log('\n## Command line start-up');
       benchCli(work, CORPUS, row);
+    }
+    if (ONLY.has('cold')) {
+      console.log('\n## First jobs on a fresh `start` against the same steps warm');
+      await benchCold(work, CORPUS, row);
     }
     if (ONLY.has('inline')) {
       console.log(`\n## Inline: ${JOBS} jobs over ${images.length} corpus images, concurrency ${CONCURRENCY}`);

@@ -190,6 +190,10 @@ const EnvSchema = z.object({
   SHUTDOWN_TIMEOUT_MS: positiveInt('SHUTDOWN_TIMEOUT_MS', 15_000),
   RETRY_BACKOFF_MS: positiveInt('RETRY_BACKOFF_MS', 1000),
   STEP_THREAD_IDLE_MS: positiveInt('STEP_THREAD_IDLE_MS', 60_000),
+  WARM_STEP_THREADS: z
+    .enum(['true', 'false'], { message: 'WARM_STEP_THREADS must be true or false' })
+    .optional()
+    .default('true'),
   STEP_THREADS: positiveInt('STEP_THREADS', CORES),
   // The offline detector holds about 200 MB in each thread that runs it: half the cores, at least one.
   VISION_THREADS: positiveInt('VISION_THREADS', Math.max(1, Math.floor(CORES / 2))),
@@ -309,6 +313,8 @@ export interface Config {
   stepMemoryMb: number;
   /** A step thread idle this long is let go (the light queue keeps one). */
   stepThreadIdleMs: number;
+  /** Workers boot one thread per pool at start-up, with its steps' libraries and models loaded (see warmSteps). */
+  warmStepThreads: boolean;
   /** Threads the CPU-bound queues (image, video, document, offline ai) of a worker process share. */
   stepThreads: number;
   /** Threads that run the offline vision detector (analyzeImage with AI_PROVIDERS vision=local). */
@@ -443,6 +449,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     retryBackoffMs: e.RETRY_BACKOFF_MS,
     stepMemoryMb: e.STEP_MEMORY_MB,
     stepThreadIdleMs: e.STEP_THREAD_IDLE_MS,
+    warmStepThreads: e.WARM_STEP_THREADS === 'true',
     stepThreads: e.STEP_THREADS,
     visionThreads: e.VISION_THREADS,
     maxTextChars: e.MAX_TEXT_CHARS,

@@ -53,7 +53,7 @@ export async function createRuntime(
     // Two threads, for the graph's two parallel branches (posterFrame ∥ extractAudio, …); the first boots while the
     // graph compiles, the second when a branch needs it.
     pool = new StepPool(2, config, log.child({ pool: 'inline' }));
-    pool.warm();
+    void pool.warm();
   }
   const dispatcher = opts.dispatcher ? opts.dispatcher(deps) : inlineDispatcher(() => deps, threadExecute(pool!));
   const graph = compileGraph({ dispatcher, sink: store, disabledSteps: config.disabledSteps, events }, checkpointer);

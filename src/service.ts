@@ -36,15 +36,17 @@ export async function startService(
   let workers: TaskWorkers | null = null;
   let api: Api | null = null;
   try {
+    // Workers first: they warm their step threads before taking tasks, and the orchestrator then dispatches the
+    // first job's steps to threads that are ready for them.
+    if (opts.role === 'all' || opts.role === 'worker') {
+      workers = await startTaskWorkers(config, redis.url, opts.queues, log);
+    }
     if (opts.role === 'all' || opts.role === 'orchestrator') {
       const queued = new QueuedDispatcher(config, redis.url, log);
       dispatcher = queued;
       await queued.ready();
       runtime = await createRuntime(config, log, { dispatcher: () => queued });
       orchestrator = await startOrchestrator(runtime, redis.url);
-    }
-    if (opts.role === 'all' || opts.role === 'worker') {
-      workers = await startTaskWorkers(config, redis.url, opts.queues, log);
     }
     if (opts.role === 'all' || opts.role === 'api') api = await startApi(config, log, redis.url);
   } catch (err) {

@@ -139,3 +139,31 @@ test('the offline detector runs on one thread of its own; the other steps share 
   const remote = loadConfig({ DATA_DIR: dataDir, OPENAI_BASE_URL: 'http://127.0.0.1:9/v1' });
   expect(poolFor(remote, 'ai', 'analyzeImage')).toBe('ai');
 });
+
+test('warm() readies a thread that has loaded what its steps load on first use', { timeout: 120_000 }, async () => {
+  // The offline detector and pdf.js: analyzeImage, extractText and renderPreview load them on their first call.
+  // validate loads nothing of its own, and with vision off analyzeImage has nothing to load.
+  const local = loadConfig({ DATA_DIR: dataDir, LOG_LEVEL: 'warn', AI_PROVIDERS: 'vision=local' });
+  const off = loadConfig({ DATA_DIR: dataDir, LOG_LEVEL: 'warn', AI_PROVIDERS: 'vision=off' });
+  const pools = [
+    new StepPool(2, local, createLogger('warn', 'test')),
+    new StepPool(1, off, createLogger('warn', 'test')),
+  ];
+  try {
+    await pools[0]!.warm(['validate', 'analyzeImage', 'extractText', 'renderPreview']);
+    expect(pools[0]!.idleThreads).toBe(1);
+    expect(pools[0]!.liveThreads).toBe(1);
+    expect([...pools[0]!.warmedSteps].sort()).toEqual(['analyzeImage', 'extractText', 'renderPreview']);
+
+    await pools[1]!.warm(['analyzeImage']);
+    expect(pools[1]!.idleThreads).toBe(1);
+    expect([...pools[1]!.warmedSteps]).toEqual([]);
+
+    // The warmed thread runs steps as any other.
+    const pdf = path.join(CORPUS, 'pdf/three-pages.pdf');
+    const { outcome } = await pools[0]!.run('extractText', input('warm', pdf), { attempt: 1, timeoutMs: 60_000 });
+    expect(outcome.status).toBe('succeeded');
+  } finally {
+    await Promise.all(pools.map((p) => p.destroy()));
+  }
+});

@@ -142,6 +142,7 @@ export function createExtractiveText(): TextModel {
   return {
     provider: 'local-extractive',
     model: 'wink-eng-lite-web-model',
+    warm: async () => void (await loadNlp()),
     async summarize(input, { signal }) {
       signal.throwIfAborted();
       const started = performance.now();

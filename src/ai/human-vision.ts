@@ -75,6 +75,18 @@ export function createHumanVision(opts: HumanVisionOptions): HumanVision {
     get numTensors() {
       return loaded ? loaded.tf.memory().numTensors : null;
     },
+    async warm() {
+      // The model, then one detection on a blank picture: the first detection also compiles the backend's kernels.
+      const d = await getDetector(log);
+      await serially(d, async () => {
+        const tensor = d.tf.tensor3d(new Uint8Array(64 * 64 * 3), [64, 64, 3], 'int32');
+        try {
+          await withHumanLog(log, () => d.human.detect(tensor));
+        } finally {
+          tensor.dispose();
+        }
+      });
+    },
     async analyze(input: VisionInput, { signal }: CallOptions): Promise<VisionResult> {
       signal.throwIfAborted();
       const d = await getDetector(log);

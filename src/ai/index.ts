@@ -63,6 +63,7 @@ export function createAiModels(config: Config, tools: ToolPaths, log: Logger): A
       provider: 'human',
       model: 'centernet-coco+blazeface+facemesh',
       analyze: async (input, opts): Promise<VisionResult> => (await load()).analyze(input, opts),
+      warm: async () => (await load()).warm?.(),
     };
   } else unavailable.vision = 'image analysis by a model is off (AI_PROVIDERS vision=off)';
 

@@ -55,6 +55,8 @@ export interface VisionModel {
   readonly provider: string;
   readonly model: string;
   analyze(input: VisionInput, opts: CallOptions): Promise<VisionResult>;
+  /** Loads what the first call would load (a model, a library), so that call does not wait for it. */
+  warm?(): Promise<void>;
 }
 
 // ---- speech ------------------------------------------------------------------------------------------------------
@@ -117,6 +119,8 @@ export interface TextModel {
   readonly provider: string;
   readonly model: string;
   summarize(input: TextInput, opts: CallOptions): Promise<SummaryResult>;
+  /** Loads what the first call would load (a model, a library), so that call does not wait for it. */
+  warm?(): Promise<void>;
 }
 
 // ---- the seam ----------------------------------------------------------------------------------------------------

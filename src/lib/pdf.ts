@@ -14,15 +14,45 @@ function loadPdfParse(): Promise<PdfParseModule> {
   return loading;
 }
 
-export async function openPdf(file: string): Promise<PDFParse> {
-  const [{ PDFParse, VerbosityLevel }, data] = await Promise.all([loadPdfParse(), fs.readFile(file)]);
+async function openPdfData(data: Uint8Array): Promise<PDFParse> {
+  const { PDFParse, VerbosityLevel } = await loadPdfParse();
   // ERRORS only: pdf.js warnings go to console.log, and stdout is for results.
   return new PDFParse({ data, verbosity: VerbosityLevel.ERRORS, stopAtErrors: false });
 }
 
+/** A one-page PDF with one line of text in a standard font: what warmPdf reads. */
+const TINY_PDF = [
+  '%PDF-1.4',
+  '1 0 obj <</Type /Catalog /Pages 2 0 R>> endobj',
+  '2 0 obj <</Type /Pages /Kids [3 0 R] /Count 1>> endobj',
+  '3 0 obj <</Type /Page /Parent 2 0 R /MediaBox [0 0 144 72] /Contents 4 0 R',
+  '  /Resources <</Font <</F1 5 0 R>>>>>> endobj',
+  '4 0 obj <</Length 37>> stream',
+  'BT /F1 12 Tf 10 30 Td (warm up) Tj ET',
+  'endstream endobj',
+  '5 0 obj <</Type /Font /Subtype /Type1 /BaseFont /Helvetica>> endobj',
+  'trailer <</Root 1 0 R>>',
+  '%%EOF',
+].join('\n');
+
+/**
+ * Loads pdf.js and reads a tiny document with it (its text, or its page drawn), so that this thread's first real
+ * PDF does not also pay for pdf.js's own first-use set-up (its fake worker, fonts, the canvas).
+ */
+export async function warmPdf(use: 'text' | 'render'): Promise<void> {
+  await withPdfData(Buffer.from(TINY_PDF, 'latin1'), async (pdf) => {
+    if (use === 'text') await pdf.getText({ partial: [1] });
+    else await renderPage(pdf, 1, 64);
+  });
+}
+
 /** Calls `fn` with an open document, mapping pdf.js exceptions to ENCRYPTED / CORRUPT_FILE. */
 export async function withPdf<T>(file: string, fn: (pdf: PDFParse) => Promise<T>): Promise<T> {
-  const pdf = await openPdf(file);
+  return withPdfData(await fs.readFile(file), fn);
+}
+
+async function withPdfData<T>(data: Uint8Array, fn: (pdf: PDFParse) => Promise<T>): Promise<T> {
+  const pdf = await openPdfData(data);
   try {
     return await fn(pdf);
   } catch (err) {

@@ -2,7 +2,8 @@
  * The step functions by name, and executeStep: one execution of one step with its timeout, cancellation and run
  * record. Dispatchers (inline, queued) call executeStep; nothing else calls a step function.
  */
-import { MediaError } from '../lib/errors.js';
+import { describeError, MediaError } from '../lib/errors.js';
+import { warmPdf } from '../lib/pdf.js';
 import type { StepName } from '../lib/types.js';
 import { analyzeImage } from './analyze-image.js';
 import type { Deps, StepFn, StepInput, StepOutcome } from './deps.js';
@@ -32,6 +33,41 @@ export const STEPS: Record<StepName, StepFn> = {
   extractText,
   summarize,
 };
+
+/**
+ * What a step loads on its first call beyond the modules every step thread imports; undefined where it loads nothing
+ * (a provider that is off, or remote).
+ */
+const WARM: Partial<Record<StepName, (deps: Deps) => Promise<unknown> | undefined>> = {
+  analyzeImage: (deps) => deps.ai.vision?.warm?.(),
+  extractText: () => warmPdf('text'),
+  renderPreview: () => warmPdf('render'),
+  summarize: (deps) => deps.ai.text?.warm?.(),
+};
+
+/**
+ * Loads the libraries and models of `steps` in this thread, so that the first job after start-up does not wait for
+ * them; returns the steps that had something to load and loaded it. A failure is only logged: the step itself
+ * reports it, with its code, when it runs.
+ */
+export async function warmSteps(steps: readonly StepName[], deps: Deps): Promise<StepName[]> {
+  const warmed = await Promise.all(
+    steps.map(async (step): Promise<StepName | null> => {
+      const started = performance.now();
+      try {
+        const loading = WARM[step]?.(deps);
+        if (!loading) return null;
+        await loading;
+      } catch (err) {
+        deps.log.warn({ step, err: describeError(err).message }, 'could not load what the step needs ahead of it');
+        return null;
+      }
+      deps.log.debug({ step, ms: Math.round(performance.now() - started) }, 'step warmed');
+      return step;
+    }),
+  );
+  return warmed.filter((s): s is StepName => s !== null);
+}
 
 export interface ExecuteOptions {
   attempt: number;

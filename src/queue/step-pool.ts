@@ -31,7 +31,7 @@ export interface ThreadRequest {
 }
 
 export type ThreadReply =
-  | { type: 'ready' }
+  | { type: 'ready'; warmed?: StepName[] }
   | { type: 'started'; id: number }
   | { type: 'done'; id: number; ok: true; outcome: StepOutcome; runId: number }
   | {
@@ -203,10 +203,18 @@ export class StepPool {
     });
   }
 
-  /** Starts one thread ahead of the first task, so the first step does not pay for loading the media libraries. */
-  warm(): void {
-    if (this.live === 0 && !this.closed) this.spawn();
+  /**
+   * Starts one thread ahead of the first task, so the first step does not pay for loading the media libraries; the
+   * thread also loads what `steps` load on their first call (pdf.js, the detector's model). Resolves when that thread
+   * is ready, or has failed to boot (the next request boots another and reports the failure).
+   */
+  warm(steps: readonly StepName[] = []): Promise<void> {
+    if (this.live > 0 || this.closed) return Promise.resolve();
+    return new Promise((resolve) => this.spawn(steps, resolve));
   }
+
+  /** Steps whose libraries and models a thread of this pool loaded ahead of them (see warm). */
+  readonly warmedSteps = new Set<StepName>();
 
   /** Threads that have booted and wait for work (for tests and metrics). */
   get idleThreads(): number {
@@ -305,11 +313,11 @@ export class StepPool {
     if (!this.closed) this.spawn();
   }
 
-  private spawn(): void {
+  private spawn(warm: readonly StepName[] = [], booted?: () => void): void {
     limitHeapGrowth();
     this.live += 1;
     const worker = new Worker(this.entry, {
-      workerData: { config: this.config },
+      workerData: { config: this.config, warm },
       // Node's own flags (tsx's loader when running from the sources), but not source maps: with them every thread
       // that loads pdf.js parsed pdf-parse's maps and held 70 MB more (docs/reliability.md, "Memory").
       execArgv: threadExecArgv(),
@@ -336,6 +344,8 @@ export class StepPool {
     worker.on('message', (reply: ThreadReply) => {
       if (reply.type === 'ready') {
         clearTimeout(bootTimer);
+        for (const step of reply.warmed ?? []) this.warmedSteps.add(step);
+        booted?.();
         slot.ready = true;
         this.release(slot);
       } else slot.onReply?.(reply);
@@ -346,6 +356,7 @@ export class StepPool {
       slot.onReply?.(err);
     });
     worker.on('exit', (code) => {
+      booted?.();
       this.all.delete(slot);
       if (!slot.ready) {
         bootFailed(new Error(`step thread exited with code ${code} while booting`));

@@ -4,13 +4,14 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Config } from '../config.js';
+import type { StepName } from '../lib/types.js';
 import { describeError, learntOf, MediaError } from '../lib/errors.js';
 import { createLogger } from '../lib/log.js';
-import { createDeps, executeStep } from '../nodes/index.js';
+import { createDeps, executeStep, warmSteps } from '../nodes/index.js';
 import { openJobStore } from '../store/index.js';
 import type { ThreadMessage, ThreadReply, ThreadRequest } from './step-pool.js';
 
-const { config } = workerData as { config: Config };
+const { config, warm = [] } = workerData as { config: Config; warm?: StepName[] };
 const log = createLogger(config.logLevel, 'step-thread');
 const store = await openJobStore(config);
 const deps = createDeps(config, store, log);
@@ -26,8 +27,9 @@ port.on('message', (msg: ThreadMessage) => {
   }
   run(msg);
 });
+const warmed = await warmSteps(warm, deps);
 // Modules loaded and deps built: the pool may send steps now, and only now starts their clocks.
-port.postMessage({ type: 'ready' } satisfies ThreadReply);
+port.postMessage({ type: 'ready', warmed } satisfies ThreadReply);
 
 function run(req: ThreadRequest): void {
   const controller = new AbortController();

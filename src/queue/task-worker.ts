@@ -77,7 +77,19 @@ export async function startTaskWorkers(
     }
     return p;
   };
-  if (queues.includes('light')) pool('light').warm();
+  // Every pool these queues use gets one thread before the first task is taken, with what its steps load on their
+  // first call (pdf.js, the detector's model) loaded: the first job after start-up does not pay for them. Threads of
+  // pools other than light still retire after STEP_THREAD_IDLE_MS without work (docs/benchmarks.md, "First jobs").
+  // With WARM_STEP_THREADS=false, only light gets its thread, with nothing loaded ahead.
+  const warm = new Map<PoolName, StepName[]>(queues.includes('light') ? [['light', []]] : []);
+  for (const [step, policy] of Object.entries(STEP_POLICY) as [StepName, (typeof STEP_POLICY)[StepName]][]) {
+    if (!config.warmStepThreads || !queues.includes(policy.queue) || config.disabledSteps.includes(step)) continue;
+    const name = poolFor(config, policy.queue, step);
+    warm.set(name, [...(warm.get(name) ?? []), step]);
+  }
+  const warmStarted = performance.now();
+  await Promise.all([...warm].map(([name, steps]) => pool(name).warm(steps)));
+  log.info({ pools: [...warm.keys()], ms: Math.round(performance.now() - warmStarted) }, 'step threads warmed');
   for (const name of queues) {
     const concurrency = config.workerConcurrency[name];
     const worker = new Worker<TaskData, TaskResult>(
