@@ -28,7 +28,7 @@ function scripted(fileType: FileType, script: Script = {}) {
       await new Promise((r) => setTimeout(r, step === 'posterFrame' ? 1 : 5));
       const scriptedOutcome = script[step];
       if (scriptedOutcome instanceof StepFailure) throw scriptedOutcome;
-      if (scriptedOutcome) return { outcome: scriptedOutcome, attempts: 1 };
+      if (scriptedOutcome) return { outcome: scriptedOutcome, attempts: 1, runId: 0 };
       if (step === 'validate') {
         return {
           outcome: {
@@ -37,9 +37,10 @@ function scripted(fileType: FileType, script: Script = {}) {
             fileInfo: { name: 'x', size: 1, mime: 'x/x', ext: 'x', sha256: '0'.repeat(64) },
           },
           attempts: 1,
+          runId: 0,
         };
       }
-      return { outcome: { status: 'succeeded' }, attempts: 1 };
+      return { outcome: { status: 'succeeded' }, attempts: 1, runId: 0 };
     },
   };
   const sink: JobSink = {

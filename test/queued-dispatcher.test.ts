@@ -62,7 +62,7 @@ afterAll(async () => {
 describe('settling from events', () => {
   test('a step resolves with its result, and dispatching it again resolves from the finished task', async () => {
     const first = await dispatcher.run('validate', input('good-1'), {});
-    expect(first).toEqual({ outcome: { status: 'succeeded', fileType: 'image' }, attempts: 1 });
+    expect(first).toEqual({ outcome: { status: 'succeeded', fileType: 'image' }, attempts: 1, runId: 7 });
     const again = await dispatcher.run('validate', input('good-1'), {});
     expect(again).toEqual(first);
     expect([...executions].filter(([id]) => id.includes('good-1')).map(([, n]) => n)).toEqual([1]);
@@ -96,13 +96,16 @@ describe('a failure as it crosses BullMQ', () => {
   };
 
   test('keeps its code, its message (lines and all) and what the step learnt', () => {
-    const reason = encodeFailure('ENCRYPTED', 'the PDF is encrypted\nwith a password', learnt);
+    const reason = encodeFailure({ code: 'ENCRYPTED', message: 'the PDF is encrypted\nwith a password', learnt });
     expect(decodeFailure(reason)).toEqual({
       code: 'ENCRYPTED',
       message: 'the PDF is encrypted\nwith a password',
       learnt,
     });
-    expect(decodeFailure(encodeFailure('CORRUPT_FILE', 'bad'))).toEqual({ code: 'CORRUPT_FILE', message: 'bad' });
+    expect(decodeFailure(encodeFailure({ code: 'CORRUPT_FILE', message: 'bad' }))).toEqual({
+      code: 'CORRUPT_FILE',
+      message: 'bad',
+    });
   });
 
   test('a learnt line of the wrong shape is not believed', () => {

@@ -2,14 +2,20 @@
  * A dispatcher runs one step for the graph and reports how many attempts it took. The graph does not know where the
  * work happens: inline (this process) or queued (a BullMQ worker, possibly on another machine).
  */
-import { describeError, learntOf, MediaError, type Learnt } from '../lib/errors.js';
+import { stepErrorOf, type Learnt } from '../lib/errors.js';
 import type { ErrorCode, StepName } from '../lib/types.js';
 import { executeStep, type Deps, type ExecuteOptions, type StepInput, type StepOutcome } from '../nodes/index.js';
 import { backoffMs, STEP_POLICY, stepTimeout } from './policy.js';
 
-export interface DispatchResult {
+/**
+ * A step's result, the same from its execution to the graph: a step thread's reply, a task's BullMQ return value and
+ * a dispatcher's answer are this one shape.
+ */
+export interface StepResult {
   outcome: StepOutcome;
   attempts: number;
+  /** The step_runs row of the execution that produced it. */
+  runId: number;
 }
 
 /** A step's final failure, after every attempt the policy allows. */
@@ -27,7 +33,7 @@ export class StepFailure extends Error {
 }
 
 export interface Dispatcher {
-  run(step: StepName, input: StepInput, opts: { signal?: AbortSignal }): Promise<DispatchResult>;
+  run(step: StepName, input: StepInput, opts: { signal?: AbortSignal }): Promise<StepResult>;
 }
 
 /** One execution of a step: in this thread by default, or in a step thread (src/queue/step-pool.ts). */
@@ -50,20 +56,19 @@ export function inlineDispatcher(getDeps: () => Deps | Promise<Deps>, execute: E
       for (let attempt = 1; ; attempt++) {
         try {
           const timeoutMs = stepTimeout(step, deps.config.stepTimeouts);
-          const { outcome } = await execute(step, input, deps, {
+          const { outcome, runId } = await execute(step, input, deps, {
             attempt,
             timeoutMs,
             timeoutRetryable: policy.retryTimeout,
             signal,
           });
-          return { outcome, attempts: attempt };
+          return { outcome, attempts: attempt, runId };
         } catch (err) {
-          const retryable = !(err instanceof MediaError) || err.retryable;
-          const { code, message } = describeError(err);
+          const { code, message, retryable, learnt } = stepErrorOf(err);
           if (!retryable || attempt >= policy.attempts || signal?.aborted) {
             if (code === 'INTERNAL')
               deps.log.error({ err, step, jobId: input.jobId }, 'step failed with an unexpected error');
-            throw new StepFailure(code, message, attempt, learntOf(err));
+            throw new StepFailure(code, message, attempt, learnt);
           }
           deps.log.warn({ step, jobId: input.jobId, attempt, code, message }, 'step failed; retrying');
           await new Promise((r) => setTimeout(r, backoffMs(attempt, deps.config.retryBackoffMs)));

@@ -43,6 +43,46 @@ export function isMediaError(err: unknown): err is MediaError {
   return err instanceof MediaError;
 }
 
+/**
+ * A step's failure as it crosses a thread or a queue: plain data, the same from the step to the job document. Every
+ * layer that catches a step's error turns it into this with `stepErrorOf`, and throws it again with `fromStepError`.
+ */
+export interface StepError {
+  code: ErrorCode;
+  message: string;
+  /** Another attempt can help (transient trouble); false for bad input and cancellation. */
+  retryable: boolean;
+  /** Stopped by a signal from outside (a shutdown), not by the input. */
+  interrupted?: boolean;
+  learnt?: Learnt;
+}
+
+/**
+ * The one place that decides what a thrown error means for a step: its code, its message, and whether another
+ * attempt can help. A MediaError says so itself; a cancelled step never retries; anything else (a bug, a lost
+ * connection) is retried, because nothing says the input is at fault.
+ */
+export function stepErrorOf(err: unknown): StepError {
+  const { code, message } = describeError(err);
+  const media = isMediaError(err) ? err : null;
+  return {
+    code,
+    message,
+    retryable: code !== 'CANCELLED' && (media ? media.retryable : true),
+    ...(media?.interrupted && { interrupted: true }),
+    ...(media?.learnt && { learnt: media.learnt }),
+  };
+}
+
+/** A StepError thrown again on the far side of a thread or a queue. */
+export function fromStepError(e: StepError): MediaError {
+  return new MediaError(e.code, e.message, {
+    retryable: e.retryable,
+    interrupted: e.interrupted ?? false,
+    ...(e.learnt && { learnt: e.learnt }),
+  });
+}
+
 /** Any thrown value as a code and a message that never includes a stack. */
 export function describeError(err: unknown): { code: ErrorCode; message: string } {
   if (isMediaError(err)) return { code: err.code, message: err.message };

@@ -116,7 +116,7 @@ export async function startOrchestrator(parts: OrchestratorParts, redisUrl: stri
         await reject({ jobId, file: { path } }, 'INVALID_INPUT', parsed.message);
       }
       log.warn({ bullJobId: job.id, message: parsed.message }, 'malformed JOB_CREATED message');
-      throw new UnrecoverableError(encodeFailure('INVALID_INPUT', parsed.message));
+      throw new UnrecoverableError(encodeFailure({ code: 'INVALID_INPUT', message: parsed.message }));
     }
     const input = parsed.input;
     // Before anything touches the job's folder: an id already used for another file is refused, and that job kept.
@@ -126,7 +126,7 @@ export async function startOrchestrator(parts: OrchestratorParts, redisUrl: stri
     } catch (err) {
       if (!(err instanceof JobIdConflict)) throw err;
       log.warn({ jobId: input.jobId, bullJobId: job.id }, err.message);
-      throw new UnrecoverableError(encodeFailure('INVALID_INPUT', err.message));
+      throw new UnrecoverableError(encodeFailure({ code: 'INVALID_INPUT', message: err.message }));
     }
     // Uploads are already in our folder; a producer's path is pinned: every step reads the inode checked here. The
     // job keeps the path the producer named (a repeated message is recognised by it); the steps read the pinned one.

@@ -10,13 +10,13 @@
 import { Job, Queue, QueueEvents } from 'bullmq';
 import type { Config, QueueName } from '../config.js';
 import { QUEUE_NAMES } from '../config.js';
-import { StepFailure, type Dispatcher, type DispatchResult } from '../graph/dispatcher.js';
+import { StepFailure, type Dispatcher, type StepResult } from '../graph/dispatcher.js';
 import { STEP_POLICY } from '../graph/policy.js';
 import { CANCEL_REASON } from '../graph/runner.js';
 import type { Logger } from '../lib/log.js';
-import type { Learnt } from '../lib/errors.js';
+import type { Learnt, StepError } from '../lib/errors.js';
 import { ERROR_CODES, FILE_TYPES, type ErrorCode, type FileInfo, type StepName } from '../lib/types.js';
-import type { StepInput, StepOutcome } from '../nodes/index.js';
+import type { StepInput } from '../nodes/index.js';
 import { bullConnection } from './connection.js';
 import { taskId } from './names.js';
 
@@ -25,12 +25,8 @@ export interface TaskData {
   input: StepInput;
 }
 
-export interface TaskResult {
-  outcome: StepOutcome;
-  attempts: number;
-  /** The step_runs row of the execution that produced this result. */
-  runId: number;
-}
+/** A task's BullMQ return value: the step's result as the graph receives it. */
+export type TaskResult = StepResult;
 
 /** Finished tasks stay a day, so a resumed job finds the result of a step it already dispatched. */
 export const TASK_RETENTION = { age: 24 * 3600, count: 50_000 };
@@ -38,7 +34,7 @@ export const TASK_RETENTION = { age: 24 * 3600, count: 50_000 };
 interface Waiter {
   queue: QueueName;
   since: number;
-  resolve: (r: DispatchResult) => void;
+  resolve: (r: StepResult) => void;
   reject: (e: Error) => void;
 }
 
@@ -46,7 +42,7 @@ interface Waiter {
 const LEARNT_LINE = '\n[learnt] ';
 
 /** Encodes a failure for BullMQ's failedReason ("CODE: message", then the learnt line) and reads it back. */
-export function encodeFailure(code: ErrorCode, message: string, learnt?: Learnt): string {
+export function encodeFailure({ code, message, learnt }: Pick<StepError, 'code' | 'message' | 'learnt'>): string {
   return `${code}: ${message}${learnt ? `${LEARNT_LINE}${JSON.stringify(learnt)}` : ''}`;
 }
 
@@ -126,11 +122,11 @@ export class QueuedDispatcher implements Dispatcher {
     this.sweep.unref();
   }
 
-  async run(step: StepName, input: StepInput, { signal }: { signal?: AbortSignal }): Promise<DispatchResult> {
+  async run(step: StepName, input: StepInput, { signal }: { signal?: AbortSignal }): Promise<StepResult> {
     const policy = STEP_POLICY[step];
     const id = taskId(input.jobId, step, input.generation ?? 0);
     const queue = this.queues.get(policy.queue)!;
-    const result = new Promise<DispatchResult>((resolve, reject) => {
+    const result = new Promise<StepResult>((resolve, reject) => {
       this.waiters.set(id, { queue: policy.queue, since: Date.now(), resolve, reject });
     });
     // Settled by events, possibly before run() awaits it: mark it handled now, the await below still sees it.
@@ -174,7 +170,7 @@ export class QueuedDispatcher implements Dispatcher {
     if (!waiter) return;
     const value = (typeof returnvalue === 'string' ? JSON.parse(returnvalue) : returnvalue) as TaskResult;
     this.waiters.delete(id);
-    waiter.resolve({ outcome: value.outcome, attempts: value.attempts });
+    waiter.resolve(value);
   }
 
   /** Resolves or rejects the waiter for `id` if its task has finished for good. */

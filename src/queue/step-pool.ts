@@ -12,9 +12,9 @@
 import v8 from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import type { Config } from '../config.js';
-import { MediaError, type Learnt } from '../lib/errors.js';
+import { fromStepError, MediaError, type StepError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
-import type { ErrorCode, StepName } from '../lib/types.js';
+import type { StepName } from '../lib/types.js';
 import type { Execute } from '../graph/dispatcher.js';
 import type { StepInput, StepOutcome } from '../nodes/index.js';
 
@@ -34,16 +34,7 @@ export type ThreadReply =
   | { type: 'ready'; warmed?: StepName[] }
   | { type: 'started'; id: number }
   | { type: 'done'; id: number; ok: true; outcome: StepOutcome; runId: number }
-  | {
-      type: 'done';
-      id: number;
-      ok: false;
-      code: ErrorCode;
-      message: string;
-      retryable: boolean;
-      interrupted: boolean;
-      learnt?: Learnt;
-    };
+  | { type: 'done'; id: number; ok: false; error: StepError };
 
 type StepReply = Extract<ThreadReply, { type: 'done' }>;
 
@@ -187,8 +178,7 @@ export class StepPool {
         }
         if (reply.ok) return finish({ outcome: reply.outcome, runId: reply.runId }, true);
         // A step that timed out inside the thread may still be decoding there: replace the thread.
-        const { code, message, retryable, interrupted, learnt } = reply;
-        finish(new MediaError(code, message, { retryable, interrupted, learnt }), code !== 'TIMEOUT');
+        finish(fromStepError(reply.error), reply.error.code !== 'TIMEOUT');
       };
       const request: ThreadRequest = {
         type: 'run',

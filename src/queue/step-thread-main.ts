@@ -5,7 +5,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Config } from '../config.js';
 import type { StepName } from '../lib/types.js';
-import { describeError, learntOf, MediaError } from '../lib/errors.js';
+import { stepErrorOf } from '../lib/errors.js';
 import { createLogger } from '../lib/log.js';
 import { createDeps, executeStep, warmSteps } from '../nodes/index.js';
 import { openJobStore } from '../store/index.js';
@@ -47,22 +47,12 @@ function run(req: ThreadRequest): void {
       ({ outcome, runId }) =>
         port.postMessage({ type: 'done', id: req.id, ok: true, outcome, runId } satisfies ThreadReply),
       (err: unknown) => {
-        const { code, message } = describeError(err);
-        const retryable = !(err instanceof MediaError) || err.retryable;
-        const interrupted = err instanceof MediaError && err.interrupted;
-        if (interrupted) log.warn({ step: req.step, jobId: req.input.jobId, message }, 'step interrupted');
-        else if (code === 'INTERNAL')
+        const error = stepErrorOf(err);
+        if (error.interrupted)
+          log.warn({ step: req.step, jobId: req.input.jobId, message: error.message }, 'step interrupted');
+        else if (error.code === 'INTERNAL')
           log.error({ err, step: req.step, jobId: req.input.jobId }, 'step failed unexpectedly');
-        port.postMessage({
-          type: 'done',
-          id: req.id,
-          ok: false,
-          code,
-          message,
-          retryable,
-          interrupted,
-          learnt: learntOf(err),
-        } satisfies ThreadReply);
+        port.postMessage({ type: 'done', id: req.id, ok: false, error } satisfies ThreadReply);
       },
     )
     .finally(() => running.delete(req.id));

@@ -5,7 +5,7 @@
 import { UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
 import type { Config, QueueName } from '../config.js';
 import { STEP_POLICY, stepTimeout } from '../graph/policy.js';
-import { describeError, learntOf, MediaError } from '../lib/errors.js';
+import { MediaError, stepErrorOf } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import type { StepName } from '../lib/types.js';
 import { subscribeCancels } from './cancel.js';
@@ -118,11 +118,11 @@ export async function startTaskWorkers(
             await Promise.race([shutdown, new Promise((r) => setTimeout(r, INTERRUPT_GRACE_MS).unref())]);
           // Stopped by a shutdown, not by its own fault: back to the queue, no attempt used.
           if (shuttingDown) return backToWait(job, token);
-          const { code, message } = describeError(err);
-          const retryable = code !== 'CANCELLED' && (!(err instanceof MediaError) || err.retryable);
+          const error = stepErrorOf(err);
+          const { code, message, retryable } = error;
           log.warn({ jobId: input.jobId, step, attempt, code, message, retryable }, 'task failed');
-          if (!retryable) throw new UnrecoverableError(encodeFailure(code, message, learntOf(err)));
-          throw new Error(encodeFailure(code, message));
+          if (!retryable) throw new UnrecoverableError(encodeFailure(error));
+          throw new Error(encodeFailure(error));
         } finally {
           mine.delete(job.id!);
           if (mine.size === 0) running.delete(input.jobId);
