@@ -65,6 +65,8 @@ export default tseslint.config(
         console: 'readonly',
         setInterval: 'readonly',
         clearInterval: 'readonly',
+        setTimeout: 'readonly',
+        clearTimeout: 'readonly',
         mermaid: 'readonly',
       },
     },

@@ -8,7 +8,8 @@ import { compileGraph, type JobGraph, type StepEvents } from './graph/graph.js';
 import { inlineDispatcher, type Dispatcher } from './graph/dispatcher.js';
 import { JobRunner } from './graph/runner.js';
 import { createLogger, type Logger } from './lib/log.js';
-import { createDeps, type Deps } from './nodes/index.js';
+import { describeError } from './lib/errors.js';
+import { createDeps, indexFullText, type Deps, type FinishedJob } from './nodes/index.js';
 import { StepPool, threadExecute } from './queue/step-pool.js';
 import { openStores, type JobStore } from './store/index.js';
 
@@ -56,7 +57,16 @@ export async function createRuntime(
     void pool.warm();
   }
   const dispatcher = opts.dispatcher ? opts.dispatcher(deps) : inlineDispatcher(() => deps, threadExecute(pool!));
-  const graph = compileGraph({ dispatcher, sink: store, disabledSteps: config.disabledSteps, events }, checkpointer);
+  const finished = async (job: FinishedJob): Promise<void> => {
+    // Search works from the document's excerpts without it: a job is never failed for its index.
+    await indexFullText(job, store, deps.artifacts).catch((err: unknown) =>
+      log.warn({ jobId: job.jobId, err: describeError(err).message }, 'could not index the job for search'),
+    );
+  };
+  const graph = compileGraph(
+    { dispatcher, sink: store, disabledSteps: config.disabledSteps, events, finished },
+    checkpointer,
+  );
   return {
     config,
     log,

@@ -236,6 +236,37 @@ describe('jobs', () => {
       expect((await fetch(`${base}/jobs?cursor=${garbage}`)).status, garbage).toBe(400);
   });
 
+  test('GET /jobs?q= finds a video by a word only its subtitles say, and a photo by a label the detector gave it', async () => {
+    const create = async (file: string): Promise<JobDocument> => {
+      const res = await fetch(`${base}/jobs`, {
+        method: 'POST',
+        headers: { ...auth, 'content-type': 'application/json' },
+        body: JSON.stringify({ file: { path: path.join(CORPUS, file) } }),
+      });
+      expect(res.status).toBe(202);
+      return finished(JobDocumentSchema.parse(await res.json()).id, 180_000);
+    };
+    // The subtitle track says "... when no speech model is configured"; the park photo has a dog in it.
+    const [video, photo] = await Promise.all([create('video/with-subtitles.mkv'), create('image/cmyk-no-profile.jpg')]);
+    expect(video.results.transcript?.provider).toBe('subtitles');
+    expect(photo.results.analysis?.labels.map((l) => l.name)).toContain('dog');
+
+    const search = async (query: string) => JobList.parse(await (await fetch(`${base}/jobs?q=${query}`)).json());
+    const spoken = await search('configured');
+    expect(spoken.jobs.map((j) => j.id)).toContain(video.id);
+    expect(spoken.jobs.map((j) => j.id)).not.toContain(photo.id);
+    const hit = spoken.matches!.find((m) => m.id === video.id)!;
+    expect(hit.snippet.filter((p) => p.match).map((p) => p.text.toLowerCase())).toContain('configured');
+
+    const dogs = await search('dogs');
+    expect(dogs.jobs.map((j) => j.id)).toContain(photo.id);
+    expect(dogs.jobs.map((j) => j.id)).not.toContain(video.id);
+    expect((await search('dog')).jobs.filter((j) => j.fileType !== 'image')).toEqual([]);
+    // Filters apply to the results; an over-long query is refused.
+    expect((await search('dog&fileType=video')).jobs).toEqual([]);
+    expect((await fetch(`${base}/jobs?q=${'a'.repeat(501)}`)).status).toBe(400);
+  }, 240_000);
+
   test('artifacts are served, and no path leaves the job folder', async () => {
     const thumb = (imageJob.results.thumbnails ?? [])[0]!;
     const res = await fetch(`${base}${thumb.url}`);

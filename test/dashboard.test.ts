@@ -176,3 +176,37 @@ test(
     expect(failed, failed.join('\n')).toEqual([]);
   },
 );
+
+test(
+  'the search box finds a video by words of its subtitles and shows where they matched',
+  { timeout: 180_000 },
+  async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(base);
+    await page.setInputFiles('#files', [
+      path.join(CORPUS, 'video/with-subtitles.mkv'),
+      path.join(CORPUS, 'image/320x240.jpg'),
+    ]);
+    const lines = page.locator('#upload-status li');
+    await expect
+      .poll(() => lines.allTextContents(), { timeout: 20_000 })
+      .toEqual([expect.stringMatching(/ queued$/), expect.stringMatching(/ queued$/)]);
+    const ids = (await lines.allTextContents()).map((l) => /job (\S+) queued/.exec(l)![1]!);
+    for (const id of ids) await page.locator(`tr.job[data-id="${id}"] .status.completed`).waitFor({ timeout: 90_000 });
+
+    await page.fill('#search', 'speech model configured');
+    const video = page.locator(`tr.job[data-id="${ids[0]}"]`);
+    await video.locator('p.snippet').waitFor({ timeout: 10_000 });
+    // Only jobs that say every word are listed; the matched words are marked in the snippet.
+    expect(await page.locator(`tr.job[data-id="${ids[1]}"]`).count()).toBe(0);
+    const marked = (await video.locator('p.snippet mark').allTextContents()).map((t) => t.toLowerCase());
+    expect(marked).toEqual(expect.arrayContaining(['speech', 'model', 'configured']));
+    fs.mkdirSync(path.join(ROOT, 'test-artifacts'), { recursive: true });
+    await page.screenshot({ path: path.join(ROOT, 'test-artifacts', 'dashboard-search.png') });
+
+    // Cleared, the list is the whole list again.
+    await page.fill('#search', '');
+    await page.locator(`tr.job[data-id="${ids[1]}"]`).waitFor({ timeout: 10_000 });
+    expect(await page.locator('p.snippet').count()).toBe(0);
+  },
+);

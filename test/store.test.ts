@@ -202,6 +202,102 @@ describe.each([sqlite, postgres])('job store contract: $name', (backend) => {
     await expect(store.list({}, 2, 'garbage')).rejects.toBeInstanceOf(InvalidCursor);
   });
 
+  test('search finds jobs by file name and by their words, ranked, with the matching snippet', async () => {
+    const { store } = await fresh();
+    const finish = async (
+      jobId: string,
+      name: string,
+      results: Parameters<JobStore['saveFinished']>[0]['results'],
+      extra: Partial<JobInput> = {},
+    ): Promise<void> => {
+      const job = input(jobId, { file: { path: `/media/${name}` }, ...extra });
+      await store.createOrGet(job);
+      await store.saveFinished({
+        jobId,
+        status: 'completed',
+        fileType: 'image',
+        file: job.file,
+        fileInfo: null,
+        user: job.user ?? null,
+        steps: {},
+        results,
+        error: null,
+      });
+    };
+    const analysis = (...labels: string[]) => ({
+      provider: 'human',
+      labels: labels.map((name) => ({ name, score: 0.9 })),
+      dominantColor: '#000000',
+      palette: [],
+      brightness: 0,
+      sharpness: 0,
+      entropy: 0,
+      phash: '0',
+    });
+    await finish('park', 'IMG_2041.jpeg', { analysis: analysis('person', 'dog', 'bench') });
+    await finish('dogs-name', 'dog_show.jpeg', { analysis: analysis('person') }, { user: { id: 'ann' } });
+    await finish('beach', 'beach.jpeg', { analysis: analysis('person', 'surfboard') });
+    await finish('talk', 'talk.mkv', {
+      transcript: {
+        provider: 'subtitles',
+        source: 'subtitle track 1',
+        text: 'Subtitles can serve as a transcript when no speech model is configured.',
+        truncated: false,
+        chars: 70,
+        url: '/jobs/talk/artifacts/transcript.txt',
+      },
+    });
+
+    // Stemmed ("dogs" finds "dog"), every word required, a match in the name ranked above one in the text.
+    const dogs = await store.search('dogs', {}, 10);
+    expect(dogs.jobs.map((j) => j.id)).toEqual(['dogs-name', 'park']);
+    expect(dogs.matches.map((m) => m.id)).toEqual(['dogs-name', 'park']);
+    expect(dogs.matches[1]!.snippet.filter((p) => p.match).map((p) => p.text.toLowerCase())).toEqual(['dog']);
+    expect((await store.search('dog bench', {}, 10)).jobs.map((j) => j.id)).toEqual(['park']);
+    expect((await store.search('img 2041', {}, 10)).jobs.map((j) => j.id)).toEqual(['park']);
+    expect((await store.search('configur*', {}, 10)).jobs.map((j) => j.id)).toEqual(['talk']);
+    expect((await store.search('configured', {}, 10)).matches[0]!.snippet.map((p) => p.text).join('')).toContain(
+      'no speech model is configured',
+    );
+    // Filters narrow it, pages follow the ranking, and a word nobody has finds nothing.
+    expect((await store.search('dog', { user: 'ann' }, 10)).jobs.map((j) => j.id)).toEqual(['dogs-name']);
+    const first = await store.search('person', {}, 2);
+    expect(first.jobs).toHaveLength(2);
+    const rest = await store.search('person', {}, 2, first.nextCursor!);
+    expect(new Set([...first.jobs, ...rest.jobs].map((j) => j.id))).toEqual(new Set(['park', 'dogs-name', 'beach']));
+    expect(rest.nextCursor).toBeNull();
+    expect(await store.search('zebra', {}, 10)).toEqual({ jobs: [], matches: [], nextCursor: null });
+    await expect(store.search('dog', {}, 2, 'garbage')).rejects.toBeInstanceOf(InvalidCursor);
+
+    // The engines' own syntax is only punctuation here: none of it is an error or an operator.
+    for (const q of [
+      '"',
+      "'",
+      'dog OR zebra',
+      'NEAR(dog bench)',
+      'dog:*',
+      '-dog',
+      'dog & !cat',
+      '*',
+      '(',
+      'name:dog',
+    ]) {
+      const page = await store.search(q, {}, 10);
+      expect(
+        page.jobs.every((j) => ['park', 'dogs-name'].includes(j.id)),
+        q,
+      ).toBe(true);
+    }
+    expect((await store.search('dog OR zebra', {}, 10)).jobs).toEqual([]);
+
+    // Fuller text replaces what saveFinished indexed; a deleted job is not found any more.
+    await store.index('talk', { name: 'talk mkv', body: 'the whole transcript mentions an aardvark' });
+    expect((await store.search('aardvark', {}, 10)).jobs.map((j) => j.id)).toEqual(['talk']);
+    expect((await store.search('configured', {}, 10)).jobs).toEqual([]);
+    await store.delete('park');
+    expect((await store.search('bench', {}, 10)).jobs).toEqual([]);
+  });
+
   test('delete removes the job with its events and step runs, and says whether there was one', async () => {
     const { store } = await fresh();
     await store.createOrGet(input('d'));

@@ -6,7 +6,7 @@ import { END, START, StateGraph, type BaseCheckpointSaver, type LangGraphRunnabl
 import { ulid } from 'ulid';
 import { describeError } from '../lib/errors.js';
 import type { JobError, RetryOptions, StepName, StepRecord, StepRecords } from '../lib/types.js';
-import { finalize, type JobSink, type StepInput } from '../nodes/index.js';
+import { finalize, type FinishedJob, type JobSink, type StepInput } from '../nodes/index.js';
 import { StepFailure, type Dispatcher } from './dispatcher.js';
 import { STEP_POLICY } from './policy.js';
 import { downstreamOf, routeAfterValidate, routeByType, routeNext, type Route } from './routing.js';
@@ -27,6 +27,8 @@ export interface GraphDeps {
    * when the job id already names a job for another file, so that nothing of that job is written over.
    */
   claim?(input: Pick<JobState, 'jobId' | 'file'>): Promise<void>;
+  /** Called with the finished job once it is stored (search indexing of its whole texts); a failure is only logged. */
+  finished?(job: FinishedJob): Promise<void>;
 }
 
 export function toStepInput(state: JobState, jobId = state.jobId): StepInput {
@@ -168,20 +170,21 @@ export function buildGraph(deps: GraphDeps) {
     .addNode('summarize', node('summarize'))
     .addNode(
       'finalize',
-      async (state: JobState): Promise<JobUpdate> =>
-        finalize(
-          {
-            jobId: state.jobId,
-            file: state.file,
-            user: state.user ?? null,
-            fileInfo: state.fileInfo,
-            fileType: state.fileType,
-            steps: state.steps,
-            results: state.results,
-            error: state.error,
-          },
-          deps.sink,
-        ),
+      async (state: JobState): Promise<JobUpdate> => {
+        const job = {
+          jobId: state.jobId,
+          file: state.file,
+          user: state.user ?? null,
+          fileInfo: state.fileInfo,
+          fileType: state.fileType,
+          steps: state.steps,
+          results: state.results,
+          error: state.error,
+        };
+        const update = await finalize(job, deps.sink);
+        await deps.finished?.({ ...job, ...update });
+        return update;
+      },
       // Fan-in: runs once, after every branch (of whatever length) has finished.
       { defer: true },
     )

@@ -61,6 +61,24 @@ export class ArtifactStore {
     }
   }
 
+  /** The first `maxBytes` of an artifact as text (a character cut at the end is dropped); null when it is missing. */
+  async readHead(jobId: string, name: string, maxBytes: number): Promise<string | null> {
+    let handle: fs.FileHandle;
+    try {
+      handle = await fs.open(this.path(jobId, name), 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw err;
+    }
+    try {
+      const buffer = Buffer.alloc(maxBytes);
+      const { bytesRead } = await handle.read(buffer, 0, maxBytes, 0);
+      return new TextDecoder('utf-8', { fatal: false }).decode(buffer.subarray(0, bytesRead)).replace(/\uFFFD$/, '');
+    } finally {
+      await handle.close();
+    }
+  }
+
   /** A path a tool can read the artifact from (here, the file itself). */
   localPath(jobId: string, name: string): Promise<string> {
     return Promise.resolve(this.path(jobId, name));

@@ -19,7 +19,7 @@ import { validate } from './validate.js';
 
 export type { Deps, StepInput, StepOutcome, StepFn, JobSink, FinishedJob, StepContext, AiUse } from './deps.js';
 export { createDeps } from './deps.js';
-export { finalize } from './finalize.js';
+export { finalize, indexFullText } from './finalize.js';
 
 export const STEPS: Record<StepName, StepFn> = {
   validate,

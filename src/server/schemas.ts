@@ -78,13 +78,28 @@ export const JobDocumentSchema = z
   })
   .describe('The job document');
 
-export const JobList = z.object({ jobs: z.array(JobDocumentSchema), nextCursor: z.string().nullable() });
+export const JobList = z.object({
+  jobs: z.array(JobDocumentSchema),
+  nextCursor: z.string().nullable(),
+  /** With `q` only: one per job, in the same order, the part of its text that matched (`match: true` pieces). */
+  matches: z
+    .array(z.object({ id: z.string(), snippet: z.array(z.object({ text: z.string(), match: z.boolean() })) }))
+    .optional(),
+});
 
 export const JobIdParams = z.object({ id: z.string().regex(JOB_ID_PATTERN, 'not a job id') });
 
 export const ArtifactParams = JobIdParams.extend({ name: z.string().min(1).max(200) });
 
 export const ListQuery = z.object({
+  q: z
+    .string()
+    .max(500)
+    .optional()
+    .describe(
+      'Full-text search over file names, labels, captions, transcripts, document text and summaries: every word must ' +
+        'occur (stemmed, so "dogs" finds "dog"); `word*` matches a prefix. Results are ranked, best first.',
+    ),
   status: z.enum(JOB_STATUSES).optional(),
   fileType: z.enum(FILE_TYPES).optional(),
   user: z.string().max(200).optional(),

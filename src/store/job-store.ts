@@ -12,6 +12,7 @@
  * - delete removes the job with its step runs and events, or nothing.
  */
 import { totalUsage } from '../lib/job-document.js';
+import type { SearchText, SnippetPart } from '../lib/search.js';
 import type { FinishedJob, JobSink } from '../nodes/index.js';
 import {
   TERMINAL_STATUSES,
@@ -55,6 +56,13 @@ export interface JobStore extends JobSink {
   events(jobId: string, afterId?: number): Promise<JobEvent[]>;
   /** Newest first; `cursor` is the opaque `nextCursor` of the previous page (anything else: InvalidCursor). */
   list(filter: JobFilter, limit: number, cursor?: string): Promise<JobPage>;
+  /**
+   * Full-text search (the query language is in lib/search.ts), best match first, narrowed by `filter`; each job with
+   * the snippet that matched. `cursor` is the previous page's `nextCursor`. saveFinished indexes a job from its
+   * document; `index` replaces that with fuller text (the whole transcript and document text).
+   */
+  search(query: string, filter: JobFilter, limit: number, cursor?: string): Promise<SearchPage>;
+  index(jobId: string, text: SearchText): Promise<void>;
   /** Removes the job, its step runs and its events; false when there was no such job. (Checkpoints and files are the caller's.) */
   delete(id: string): Promise<boolean>;
   countByStatus(): Promise<Record<string, number>>;
@@ -102,6 +110,25 @@ export interface JobFilter {
 export interface JobPage {
   jobs: JobDocument[];
   nextCursor: string | null;
+}
+
+export interface SearchPage extends JobPage {
+  /** One per job, in the same order: the part of the job's text that matched. */
+  matches: { id: string; snippet: SnippetPart[] }[];
+}
+
+/** A search cursor: the offset of the next page in the ranking. */
+export function encodeSearchCursor(offset: number): string {
+  return Buffer.from(JSON.stringify({ o: offset })).toString('base64url');
+}
+
+export function decodeSearchCursor(cursor: string): number | null {
+  try {
+    const { o } = JSON.parse(Buffer.from(cursor, 'base64url').toString()) as { o?: unknown };
+    return Number.isSafeInteger(o) && (o as number) >= 0 && (o as number) <= 10_000 ? (o as number) : null;
+  } catch {
+    return null;
+  }
 }
 
 export interface AiUsageTotal {

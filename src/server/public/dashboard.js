@@ -38,7 +38,10 @@ async function refreshList() {
   const params = new URLSearchParams({ limit: '100' });
   if ($('#filter-status').value) params.set('status', $('#filter-status').value);
   if ($('#filter-type').value) params.set('fileType', $('#filter-type').value);
-  const [{ jobs }, summary] = await Promise.all([api(`/jobs?${params}`), api('/summary')]);
+  const q = $('#search').value.trim();
+  if (q) params.set('q', q);
+  const [{ jobs, matches }, summary] = await Promise.all([api(`/jobs?${params}`), api('/summary')]);
+  const snippets = new Map((matches || []).map((m) => [m.id, m.snippet]));
   showCounts(summary.byStatus);
   const body = $('#jobs tbody');
   body.replaceChildren();
@@ -56,7 +59,8 @@ async function refreshList() {
       img.loading = 'lazy';
       thumb.appendChild(img);
     }
-    cell(row, job.file.name);
+    const name = cell(row, job.file.name, 'name');
+    if (snippets.has(job.id)) name.appendChild(snippet(snippets.get(job.id)));
     cell(row, job.fileType || '–');
     const status = cell(row, job.status, `status ${job.status}`);
     if (job.error) {
@@ -70,6 +74,17 @@ async function refreshList() {
     cell(row, new Date(job.createdAt).toLocaleString());
     body.appendChild(row);
   }
+}
+
+/** A search result's matching text, matched words in <mark>: built from text nodes, never parsed as HTML. */
+function snippet(parts) {
+  const p = document.createElement('p');
+  p.className = 'snippet';
+  for (const part of parts) {
+    if (part.match) p.appendChild(text(document.createElement('mark'), part.text));
+    else p.appendChild(document.createTextNode(part.text));
+  }
+  return p;
 }
 
 /**
@@ -121,6 +136,11 @@ function showList() {
 }
 
 for (const id of ['#filter-status', '#filter-type']) $(id).addEventListener('change', () => refreshList());
+let searchTimer = null;
+$('#search').addEventListener('input', () => {
+  clearTimeout(searchTimer);
+  searchTimer = setTimeout(() => refreshList().catch(console.error), 250);
+});
 
 // ---- upload ----------------------------------------------------------------------------------------------------
 

@@ -281,15 +281,16 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
       '/jobs',
       {
         schema: {
-          summary: 'List jobs, newest first',
+          summary: 'List jobs, newest first; with `q`, search them, best match first',
           querystring: ListQuery,
           response: { 200: JobList, 400: ErrorBody },
         },
       },
       async (req) => {
-        const { limit, cursor, ...filter } = req.query;
+        const { limit, cursor, q, ...filter } = req.query;
         try {
-          const page = await store.list(filter, limit, cursor);
+          const page =
+            q === undefined ? await store.list(filter, limit, cursor) : await store.search(q, filter, limit, cursor);
           return { ...page, jobs: page.jobs.map((d) => forReader(d, req)) };
         } catch (err) {
           if (err instanceof InvalidCursor) throw new HttpError(400, 'BAD_REQUEST', err.message);

@@ -61,6 +61,22 @@ const MIGRATIONS: string[] = [
     created_at TEXT NOT NULL
   );
   `,
+  // 2: full-text search, one row per job: its file name (weight A) and its words (B), English-stemmed as SQLite's
+  // porter tokenizer does. Jobs finished before it are found by their file name.
+  `
+  CREATE TABLE IF NOT EXISTS job_search (
+    job_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    body TEXT NOT NULL,
+    document tsvector GENERATED ALWAYS AS (
+      setweight(to_tsvector('english'::regconfig, name), 'A') || setweight(to_tsvector('english'::regconfig, body), 'B')
+    ) STORED
+  );
+  CREATE INDEX IF NOT EXISTS job_search_document ON job_search USING GIN (document);
+  INSERT INTO job_search (job_id, name, body)
+    SELECT id, regexp_replace(coalesce(doc->'file'->>'name', ''), '[._-]+', ' ', 'g'), '' FROM jobs
+    ON CONFLICT (job_id) DO NOTHING;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

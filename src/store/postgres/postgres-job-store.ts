@@ -7,6 +7,16 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { newJobDocument } from '../../lib/job-document.js';
+import {
+  displayName,
+  MATCH_END,
+  MATCH_START,
+  queryWords,
+  searchTextOf,
+  snippetParts,
+  tsQuery,
+  type SearchText,
+} from '../../lib/search.js';
 import type { AiUse, FinishedJob } from '../../nodes/index.js';
 import type {
   JobDocument,
@@ -23,8 +33,10 @@ import {
   changeEvents,
   count,
   decodeCursor,
+  decodeSearchCursor,
   durationsOf,
   encodeCursor,
+  encodeSearchCursor,
   finishedChange,
   inputOf,
   markRunningChange,
@@ -37,6 +49,7 @@ import {
   type JobFilter,
   type JobPage,
   type JobStore,
+  type SearchPage,
   type StepDuration,
   type StepRun,
 } from '../job-store.js';
@@ -134,7 +147,55 @@ export class PostgresJobStore implements JobStore {
   }
 
   saveFinished(job: FinishedJob): Promise<void> {
-    return this.update(job.jobId, finishedChange(job), inputOf(job));
+    return this.transaction(async (c) => {
+      await this.updateIn(c, job.jobId, finishedChange(job), inputOf(job));
+      await this.indexIn(c, job.jobId, searchTextOf(displayName(job.file, job.fileInfo), job.results));
+    });
+  }
+
+  async index(jobId: string, text: SearchText): Promise<void> {
+    await this.indexIn(this.pool, jobId, text);
+  }
+
+  private async indexIn(c: Queryable, jobId: string, { name, body }: SearchText): Promise<void> {
+    await c.query(
+      `INSERT INTO job_search (job_id, name, body) VALUES ($1, $2, $3)
+       ON CONFLICT (job_id) DO UPDATE SET name = EXCLUDED.name, body = EXCLUDED.body`,
+      [jobId, name, body],
+    );
+  }
+
+  async search(query: string, filter: JobFilter, limit: number, cursor?: string): Promise<SearchPage> {
+    const offset = cursor === undefined ? 0 : decodeSearchCursor(cursor);
+    if (offset === null) throw new InvalidCursor();
+    const words = queryWords(query);
+    if (words.length === 0) return { jobs: [], matches: [], nextCursor: null };
+    const args: (string | number)[] = [];
+    const param = (value: string | number): string => `$${args.push(value)}`;
+    const q = `to_tsquery('english', ${param(tsQuery(words))})`;
+    const where = [`s.document @@ ${q}`];
+    if (filter.status) where.push(`j.status = ${param(filter.status)}`);
+    if (filter.fileType) where.push(`j.file_type = ${param(filter.fileType)}`);
+    if (filter.user) where.push(`j.user_id = ${param(filter.user)}`);
+    const options = param(`StartSel=${MATCH_START}, StopSel=${MATCH_END}, MaxWords=24, MinWords=10`);
+    // Ranked first, then a headline for the page's jobs only: ts_headline reads the whole text.
+    const { rows } = await this.pool.query<{ id: string; doc: JobDocument; snippet: string }>(
+      `SELECT j.id, j.doc, ts_headline('english', s.name || ' — ' || s.body, ${q}, ${options}) AS snippet
+         FROM (SELECT s.job_id, ts_rank_cd(s.document, ${q}) AS rank, j.created_at
+                 FROM job_search s JOIN jobs j ON j.id = s.job_id
+                WHERE ${where.join(' AND ')}
+                ORDER BY rank DESC, j.created_at DESC, j.id DESC
+                LIMIT ${param(limit + 1)} OFFSET ${param(offset)}) hits
+         JOIN job_search s ON s.job_id = hits.job_id JOIN jobs j ON j.id = hits.job_id
+        ORDER BY hits.rank DESC, hits.created_at DESC, j.id DESC`,
+      args,
+    );
+    const page = rows.slice(0, limit);
+    return {
+      jobs: page.map((r) => r.doc),
+      matches: page.map((r) => ({ id: r.id, snippet: snippetParts(r.snippet) })),
+      nextCursor: rows.length > limit ? encodeSearchCursor(offset + limit) : null,
+    };
   }
 
   async endBeforeStart(input: JobInput, status: 'failed' | 'cancelled', error: JobError): Promise<JobDocument> {
@@ -266,6 +327,7 @@ export class PostgresJobStore implements JobStore {
     return this.transaction(async (c) => {
       await c.query('DELETE FROM step_runs WHERE job_id = $1', [id]);
       await c.query('DELETE FROM job_events WHERE job_id = $1', [id]);
+      await c.query('DELETE FROM job_search WHERE job_id = $1', [id]);
       return ((await c.query('DELETE FROM jobs WHERE id = $1', [id])).rowCount ?? 0) > 0;
     });
   }

@@ -4,6 +4,8 @@
  * never apply one twice. A database newer than this code stops start-up: the code would misread it.
  */
 import type Database from 'better-sqlite3';
+import { searchTextOf } from '../../lib/search.js';
+import type { JobDocument } from '../../lib/types.js';
 import { SchemaTooNew } from '../job-store.js';
 
 type Db = Database.Database;
@@ -64,6 +66,18 @@ const MIGRATIONS: ((db: Db) => void)[] = [
     const columns = db.prepare('PRAGMA table_info(jobs)').all() as { name: string }[];
     if (!columns.some((c) => c.name === 'retry')) db.exec('ALTER TABLE jobs ADD COLUMN retry TEXT');
     if (!columns.some((c) => c.name === 'request_hash')) db.exec('ALTER TABLE jobs ADD COLUMN request_hash TEXT');
+  },
+  // 2: full-text search, one row per job: its file name and its words (lib/search.ts), stemmed by the porter
+  // tokenizer as PostgreSQL's 'english' configuration does. Jobs finished before it are indexed from their documents.
+  (db) => {
+    db.exec(`CREATE VIRTUAL TABLE IF NOT EXISTS job_search USING fts5(
+      job_id UNINDEXED, name, body, tokenize = 'porter unicode61 remove_diacritics 2')`);
+    const insert = db.prepare('INSERT INTO job_search (job_id, name, body) VALUES (?, ?, ?)');
+    for (const row of db.prepare('SELECT id, doc FROM jobs').iterate() as Iterable<{ id: string; doc: string }>) {
+      const doc = JSON.parse(row.doc) as JobDocument;
+      const { name, body } = searchTextOf(doc.file.name, doc.results ?? {});
+      insert.run(row.id, name, body);
+    }
   },
 ];
 

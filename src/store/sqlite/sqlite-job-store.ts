@@ -7,6 +7,16 @@
  */
 import Database from 'better-sqlite3';
 import { newJobDocument } from '../../lib/job-document.js';
+import {
+  displayName,
+  ftsQuery,
+  MATCH_END,
+  MATCH_START,
+  queryWords,
+  searchTextOf,
+  snippetParts,
+  type SearchText,
+} from '../../lib/search.js';
 import type { AiUse, FinishedJob } from '../../nodes/index.js';
 import type {
   JobDocument,
@@ -23,6 +33,8 @@ import {
   changeEvents,
   count,
   decodeCursor,
+  decodeSearchCursor,
+  encodeSearchCursor,
   durationsOf,
   encodeCursor,
   finishedChange,
@@ -36,6 +48,7 @@ import {
   type JobEvent,
   type JobFilter,
   type JobPage,
+  type SearchPage,
   type JobStore,
   type StepDuration,
   type StepRun,
@@ -89,8 +102,52 @@ export class SqliteJobStore implements JobStore {
   }
 
   saveFinished(job: FinishedJob): Promise<void> {
-    this.update(job.jobId, finishedChange(job), inputOf(job));
+    this.db
+      .transaction(() => {
+        this.updateNow(job.jobId, finishedChange(job), inputOf(job));
+        this.indexNow(job.jobId, searchTextOf(displayName(job.file, job.fileInfo), job.results));
+      })
+      .immediate();
     return Promise.resolve();
+  }
+
+  index(jobId: string, text: SearchText): Promise<void> {
+    this.db.transaction(() => this.indexNow(jobId, text)).immediate();
+    return Promise.resolve();
+  }
+
+  private indexNow(jobId: string, { name, body }: SearchText): void {
+    this.sql('DELETE FROM job_search WHERE job_id = ?').run(jobId);
+    this.sql('INSERT INTO job_search (job_id, name, body) VALUES (?, ?, ?)').run(jobId, name, body);
+  }
+
+  search(query: string, filter: JobFilter, limit: number, cursor?: string): Promise<SearchPage> {
+    const offset = cursor === undefined ? 0 : decodeSearchCursor(cursor);
+    if (offset === null) return Promise.reject(new InvalidCursor());
+    const words = queryWords(query);
+    if (words.length === 0) return Promise.resolve({ jobs: [], matches: [], nextCursor: null });
+    const where: string[] = ['job_search MATCH ?'];
+    const args: (string | number)[] = [ftsQuery(words)];
+    const add = (clause: string, value: string): void => {
+      where.push(clause);
+      args.push(value);
+    };
+    if (filter.status) add('j.status = ?', filter.status);
+    if (filter.fileType) add('j.file_type = ?', filter.fileType);
+    if (filter.user) add('j.user_id = ?', filter.user);
+    // bm25: lower is better; a word in the name weighs four times one in the text.
+    const rows = this.sql(
+      `SELECT j.id, j.doc, snippet(job_search, -1, '${MATCH_START}', '${MATCH_END}', '…', 16) AS snippet
+         FROM job_search JOIN jobs j ON j.id = job_search.job_id
+        WHERE ${where.join(' AND ')}
+        ORDER BY bm25(job_search, 0, 4.0, 1.0), j.created_at DESC, j.id DESC LIMIT ? OFFSET ?`,
+    ).all(...args, limit + 1, offset) as { id: string; doc: string; snippet: string }[];
+    const page = rows.slice(0, limit);
+    return Promise.resolve({
+      jobs: page.map((r) => JSON.parse(r.doc) as JobDocument),
+      matches: page.map((r) => ({ id: r.id, snippet: snippetParts(r.snippet) })),
+      nextCursor: rows.length > limit ? encodeSearchCursor(offset + limit) : null,
+    });
   }
 
   async endBeforeStart(input: JobInput, status: 'failed' | 'cancelled', error: JobError): Promise<JobDocument> {
@@ -221,6 +278,7 @@ export class SqliteJobStore implements JobStore {
         .transaction(() => {
           this.sql('DELETE FROM step_runs WHERE job_id = ?').run(id);
           this.sql('DELETE FROM job_events WHERE job_id = ?').run(id);
+          this.sql('DELETE FROM job_search WHERE job_id = ?').run(id);
           return this.sql('DELETE FROM jobs WHERE id = ?').run(id).changes > 0;
         })
         .immediate(),
