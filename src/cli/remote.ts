@@ -11,7 +11,12 @@ import type { RemoteSettings } from '../config.js';
 import type { JobDocument, StepStatus } from '../lib/types.js';
 import { fit, formatJob, progressLine } from './format.js';
 
-const PROBE_TIMEOUT_MS = 400;
+/**
+ * With nothing on the port the probe is refused at once; this only bounds a listener that is slow to answer. A busy
+ * service on two loaded cores took more than the 400 ms this was, and the command then used the terminal's own
+ * (empty) store instead: "no job …" for a job that exists.
+ */
+const PROBE_TIMEOUT_MS = 3000;
 const REQUEST_TIMEOUT_MS = 30_000;
 const POLL_MS = 500;
 
