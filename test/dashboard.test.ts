@@ -80,8 +80,25 @@ test('upload through the dashboard, watch the job complete with its graph colour
     expect(await page.getAttribute(`#graph [id*="flowchart-${step}-"]`, 'data-step-status'), step).toBe('unused');
   }
   expect(await page.locator('#graph svg').count()).toBe(1);
-  expect(await page.locator('#thumbnails img').count()).toBeGreaterThan(0);
-  expect(await page.textContent('#texts')).toContain('Subtitles can serve as a transcript');
+  // Labels are drawn at the page's text size, not shrunk to fit a column.
+  const label = page.locator('#graph [id*="flowchart-extractMetadata-"] .nodeLabel').first();
+  expect((await label.boundingBox())!.height).toBeGreaterThanOrEqual(14);
+  // One picture (the poster frame at its size), not every thumbnail side by side; the audio can be played.
+  expect(await page.locator('#thumbnails img').count()).toBe(1);
+  expect(await page.locator('#media audio').getAttribute('src')).toMatch(/\/artifacts\/audio\.mp3$/);
+  // The transcript with the time of each line, and every file the job made.
+  await expect.poll(() => page.locator('#transcript ol.segments li').count()).toBeGreaterThan(0);
+  expect(await page.locator('#transcript ol.segments li').first().textContent()).toMatch(
+    /^0:00 Subtitles can serve as a transcript/,
+  );
+  const files = await page.locator('#artifacts a').allTextContents();
+  expect(files).toEqual(expect.arrayContaining(['audio.mp3', 'transcript.srt', 'transcript.vtt', 'transcript.txt']));
+  // The timeline: a bar per step that ran; the two branches after extractMetadata overlap in time.
+  const bar = async (step: string) => (await page.locator(`#steps tr[data-step="${step}"] .bar`).boundingBox())!;
+  const [poster, audio] = [await bar('posterFrame'), await bar('extractAudio')];
+  const meta = await bar('extractMetadata');
+  expect(poster.x).toBeGreaterThanOrEqual(meta.x + meta.width - 2);
+  expect(Math.abs(poster.x - audio.x)).toBeLessThan(poster.width + audio.width);
   const shots = path.join(ROOT, 'test-artifacts');
   fs.mkdirSync(shots, { recursive: true });
   await page.screenshot({ path: path.join(shots, 'dashboard-job.png'), fullPage: true });
@@ -135,9 +152,14 @@ test(
     await row('truncated.jpg').locator('.status.failed').waitFor({ timeout: 90_000 });
     expect(await row('truncated.jpg').locator('td.status').textContent()).toBe('failed · CORRUPT_FILE');
     // The counts above the list come from the whole store, not only the rows shown.
+    const failed = async () =>
+      ((await (await fetch(`${base}/summary`)).json()) as { byStatus: Record<string, number> }).byStatus.failed;
     await expect
-      .poll(() => page.locator('#counts [data-status="failed"]').textContent(), { timeout: 5_000 })
-      .toBe('1 failed');
+      .poll(async () => [await page.locator('#counts [data-status="failed"]').textContent(), await failed()], {
+        timeout: 5_000,
+      })
+      .toEqual([expect.stringMatching(/^\d+ failed$/), expect.any(Number)]);
+    expect(await page.locator('#counts [data-status="failed"]').textContent()).toBe(`${await failed()} failed`);
     expect(await page.locator('#counts [data-status="completed"]').textContent()).toMatch(/^\d+ completed$/);
   },
 );
@@ -208,5 +230,61 @@ test(
     await page.fill('#search', '');
     await page.locator(`tr.job[data-id="${ids[1]}"]`).waitFor({ timeout: 10_000 });
     expect(await page.locator('p.snippet').count()).toBe(0);
+  },
+);
+
+test(
+  'the job page shows what each kind of file produced: a photo, a recording, a PDF and a failure',
+  { timeout: 300_000 },
+  async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+    await page.goto(base);
+    const files = ['image/camera-gps-dscn0010.jpg', 'audio/voice-memo.wav', 'pdf/three-pages.pdf', 'bad/truncated.jpg'];
+    await page.setInputFiles(
+      '#files',
+      files.map((f) => path.join(CORPUS, f)),
+    );
+    const lines = page.locator('#upload-status li');
+    await expect
+      .poll(() => lines.allTextContents(), { timeout: 20_000 })
+      .toEqual(files.map((): unknown => expect.stringMatching(/ queued$/)));
+    const ids = (await lines.allTextContents()).map((l) => /job (\S+) queued/.exec(l)![1]!);
+    const shots = path.join(ROOT, 'test-artifacts');
+    fs.mkdirSync(shots, { recursive: true });
+    const open = async (id: string, status: string, shot: string) => {
+      await page.goto(`${base}/#/jobs/${id}`);
+      await page.locator(`#job-status .status.${status}`).waitFor({ timeout: 120_000 });
+      await expect.poll(() => page.getAttribute('#graph', 'data-status'), { timeout: 15_000 }).toBe(status);
+      await page.screenshot({ path: path.join(shots, `dashboard-${shot}.png`), fullPage: true });
+    };
+
+    // The photo: one picture, its labels and palette, where it was taken, its EXIF.
+    await open(ids[0]!, 'completed', 'image');
+    expect(await page.locator('#thumbnails img').count()).toBe(1);
+    expect(await page.locator('#analysis .palette .swatch').count()).toBeGreaterThan(0);
+    expect(await page.textContent('#analysis')).toMatch(/pHash [0-9a-f]+/);
+    const where = page.locator('#details a[href^="https://www.openstreetmap.org/"]');
+    expect(await where.textContent()).toMatch(/^-?\d+\.\d{6}, -?\d+\.\d{6}$/);
+    expect(await page.locator('#details table.exif tr').count()).toBeGreaterThan(3);
+
+    // The recording: its transcript line by line with times, and its files.
+    await open(ids[1]!, 'completed', 'audio');
+    await expect.poll(() => page.locator('#transcript ol.segments li').count()).toBeGreaterThan(0);
+    expect(await page.locator('#transcript ol.segments .at').first().textContent()).toMatch(/^\d+:\d\d$/);
+    expect(await page.locator('#artifacts a').allTextContents()).toEqual(
+      expect.arrayContaining(['transcript.json', 'transcript.srt']),
+    );
+
+    // The PDF: its first page, page count, excerpt and a link to the whole text.
+    await open(ids[2]!, 'completed', 'pdf');
+    expect(await page.locator('#thumbnails img').getAttribute('alt')).toBe('first page');
+    expect(await page.textContent('#media .facts')).toMatch(/3 pages/);
+    expect(await page.locator('#texts a').getAttribute('href')).toMatch(/\/artifacts\/text\.txt$/);
+
+    // The failure: its code, the step that failed in the graph, and no retry for a file that cannot change.
+    await open(ids[3]!, 'failed', 'failed');
+    expect(await page.textContent('#job-error')).toMatch(/^CORRUPT_FILE at validate: /);
+    expect(await page.getAttribute('#graph [id*="flowchart-validate-"]', 'data-step-status')).toBe('failed');
+    expect(await page.locator('#retry').isDisabled()).toBe(true);
   },
 );

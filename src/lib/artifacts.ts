@@ -1,3 +1,4 @@
+import type { Dirent } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { writeFileAtomic } from './files.js';
@@ -77,6 +78,27 @@ export class ArtifactStore {
     } finally {
       await handle.close();
     }
+  }
+
+  /**
+   * The job's artifacts, by name: finished files only (a tool's `.part` file and anything that is not a plain file
+   * with a safe name are left out); empty when the job has none.
+   */
+  async list(jobId: string): Promise<ArtifactRef[]> {
+    let entries: Dirent[];
+    try {
+      entries = await fs.readdir(this.dir(jobId), { withFileTypes: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    }
+    const refs: ArtifactRef[] = [];
+    for (const entry of entries) {
+      if (!entry.isFile() || !SAFE_NAME.test(entry.name) || entry.name.includes('.part')) continue;
+      const { size } = await fs.stat(this.path(jobId, entry.name)).catch(() => ({ size: -1 }));
+      if (size >= 0) refs.push({ name: entry.name, url: this.url(jobId, entry.name), bytes: size });
+    }
+    return refs.sort((a, b) => a.name.localeCompare(b.name));
   }
 
   /** A path a tool can read the artifact from (here, the file itself). */

@@ -255,6 +255,8 @@ export interface JobDocument {
   usage?: Usage;
   /** Delivery of the completion webhook, when the job has a notifyUrl. */
   webhook?: WebhookDelivery;
+  /** In GET /jobs/:id only: every file the job produced (thumbnails, transcripts, text, audio, ...). */
+  artifacts?: ArtifactRef[];
   /** In API answers only: whether POST /jobs/:id/retry would be accepted, and why not (see retryRefusal). */
   retry?: { allowed: boolean; reason: string | null };
 }

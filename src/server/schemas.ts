@@ -50,6 +50,10 @@ export const JobDocumentSchema = z
       text: z.any().optional(),
       summary: z.any().optional(),
     }),
+    artifacts: z
+      .array(z.object({ name: z.string(), url: z.string(), bytes: z.number().int() }))
+      .optional()
+      .describe('GET /jobs/:id only: every file the job produced, by name, with its URL'),
     retry: z
       .object({ allowed: z.boolean(), reason: z.string().nullable() })
       .optional()

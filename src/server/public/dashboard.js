@@ -211,6 +211,227 @@ function graphStatus(job, step) {
   return TERMINAL.includes(job.status) ? 'unused' : 'pending';
 }
 
+/** "1:05", "1:02:07": a time in a recording. */
+function clock(sec) {
+  const s = Math.max(0, Math.floor(sec));
+  const mm = String(Math.floor((s % 3600) / 60));
+  const ss = String(s % 60).padStart(2, '0');
+  return s >= 3600 ? `${Math.floor(s / 3600)}:${mm.padStart(2, '0')}:${ss}` : `${mm}:${ss}`;
+}
+
+function bytes(n) {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MB`;
+}
+
+function el(tag, value, cls) {
+  const e = text(document.createElement(tag), value);
+  if (cls) e.className = cls;
+  return e;
+}
+
+/** A link to one of the job's own files (URLs the API gave, always under /jobs/). */
+function fileLink(url, label) {
+  const a = el('a', label);
+  if (typeof url === 'string' && url.startsWith('/jobs/')) a.href = url;
+  return a;
+}
+
+/**
+ * The steps as a table with a timeline: one bar per step from its start to its end, on one time axis from the first
+ * start to the last end, so the branches that ran side by side show as bars that overlap.
+ */
+function renderSteps(job) {
+  const body = $('#steps tbody');
+  body.replaceChildren();
+  const entries = Object.entries(job.steps);
+  const times = entries
+    .map(([, s]) => [Date.parse(s.startedAt || ''), Date.parse(s.finishedAt || '') || Date.now()])
+    .filter(([a]) => !Number.isNaN(a));
+  const t0 = Math.min(...times.map(([a]) => a));
+  const span = Math.max(1, Math.max(...times.map(([, b]) => b)) - t0);
+  for (const [name, step] of entries) {
+    const row = document.createElement('tr');
+    row.dataset.step = name;
+    cell(row, name);
+    cell(row, step.status, `status ${step.status}`);
+    cell(row, step.attempts || '', 'tries');
+    cell(row, step.durationMs != null ? `${step.durationMs} ms` : '');
+    const lane = cell(row, '', 'timeline');
+    const start = Date.parse(step.startedAt || '');
+    if (!Number.isNaN(start)) {
+      const end = Date.parse(step.finishedAt || '') || Date.now();
+      const bar = el('span', '', `bar ${step.status}`);
+      bar.style.left = `${(((start - t0) / span) * 100).toFixed(2)}%`;
+      bar.style.width = `${Math.max(0.8, ((end - start) / span) * 100).toFixed(2)}%`;
+      bar.title = `${name}: +${start - t0} ms, ${end - start} ms`;
+      lane.appendChild(bar);
+    }
+    cell(row, step.error ? `${step.error.code}: ${step.error.message}` : step.reason || '');
+    body.appendChild(row);
+  }
+}
+
+/** One picture (the largest thumbnail: the photo, a video's poster frame, a PDF's first page) and the audio. */
+function renderMedia(job) {
+  const thumbs = $('#thumbnails');
+  thumbs.replaceChildren();
+  const all = job.results.thumbnails || [];
+  const largest = all[all.length - 1];
+  if (largest) {
+    const img = document.createElement('img');
+    img.src = largest.url;
+    img.alt = job.fileType === 'pdf' ? 'first page' : job.fileType === 'image' ? 'the picture' : 'poster frame';
+    img.width = Math.min(largest.width, 480);
+    thumbs.appendChild(img);
+    thumbs.appendChild(el('p', `${largest.width}×${largest.height} ${largest.format}, ${all.length} sizes`, 'muted'));
+  }
+  const media = $('#media');
+  media.replaceChildren();
+  const audio = job.results.audio;
+  if (audio && typeof audio.url === 'string' && audio.url.startsWith('/jobs/')) {
+    const player = document.createElement('audio');
+    player.controls = true;
+    player.preload = 'none';
+    player.src = audio.url;
+    media.appendChild(player);
+  }
+  const meta = job.results.metadata || {};
+  const facts = [];
+  if (meta.width && meta.height) facts.push(`${meta.width}×${meta.height}`);
+  if (meta.durationSec != null) facts.push(clock(meta.durationSec));
+  if (meta.pages) facts.push(`${meta.pages} page${meta.pages === 1 ? '' : 's'}`);
+  if (meta.format || meta.container) facts.push(meta.format || meta.container);
+  if (meta.size) facts.push(bytes(meta.size));
+  if (facts.length) media.appendChild(el('p', facts.join(' · '), 'facts'));
+}
+
+/** An image's analysis: labels, caption, the palette as swatches, sharpness and the perceptual hash. */
+function renderAnalysis(job) {
+  const out = $('#analysis');
+  out.replaceChildren();
+  const a = job.results.analysis;
+  if (!a) return;
+  out.appendChild(el('h3', `Analysis (${a.model ? `${a.provider} ${a.model}` : a.provider})`));
+  if (a.caption) out.appendChild(el('p', a.caption, 'caption'));
+  if ((a.labels || []).length) {
+    const labels = el('p', '', 'labels');
+    for (const l of a.labels) labels.appendChild(el('span', `${l.name} ${Math.round(l.score * 100)}%`, 'label'));
+    if (a.faces) labels.appendChild(el('span', `${a.faces} face${a.faces === 1 ? '' : 's'}`, 'label'));
+    out.appendChild(labels);
+  }
+  if (a.text) out.appendChild(el('p', `Text in the image: ${a.text}`));
+  const swatches = el('p', '', 'palette');
+  for (const c of a.palette || []) {
+    // Colours come from the document: only #rrggbb reaches a style.
+    if (!/^#[0-9a-fA-F]{6}$/.test(c.color)) continue;
+    const sw = el('span', '', 'swatch');
+    sw.style.background = c.color;
+    sw.style.flexGrow = String(Math.max(1, Math.round(c.share * 100)));
+    sw.title = `${c.color} ${Math.round(c.share * 100)}%`;
+    swatches.appendChild(sw);
+  }
+  if (swatches.childElementCount) out.appendChild(swatches);
+  const numbers = [
+    `sharpness ${Number(a.sharpness).toFixed(1)}`,
+    `brightness ${Number(a.brightness).toFixed(2)}`,
+    `pHash ${a.phash}`,
+  ];
+  out.appendChild(el('p', numbers.join(' · '), 'muted'));
+  if (job.results.placeholder) out.appendChild(el('p', `ThumbHash ${job.results.placeholder.value}`, 'muted'));
+}
+
+function renderTexts(job) {
+  const texts = $('#texts');
+  texts.replaceChildren();
+  const block = (title, value) => {
+    if (!value) return;
+    texts.append(el('h3', title), el('p', value));
+  };
+  const by = (r) => (r ? ` (${r.model ? `${r.provider} ${r.model}` : r.provider})` : '');
+  const summary = job.results.summary;
+  block(`Summary${by(summary)}`, summary && [summary.title, summary.text].filter(Boolean).join(' — '));
+  block('Key points', summary && (summary.keyPoints || []).map((k) => `• ${k}`).join('\n'));
+  block('Chapters', summary && (summary.chapters || []).map((c) => `${clock(c.start)} ${c.title}`).join('\n'));
+  const doc = job.results.text;
+  if (doc) {
+    block(`Text (${doc.pages} pages, ${doc.chars} characters${doc.truncated ? ', cut' : ''})`, doc.excerpt);
+    const more = el('p');
+    more.appendChild(fileLink(doc.url, 'the whole text'));
+    texts.appendChild(more);
+  }
+}
+
+/** The transcript with a time for each segment (transcript.json), else its excerpt; links to SRT, VTT and text. */
+async function renderTranscript(job) {
+  const out = $('#transcript');
+  const t = job.results.transcript;
+  if (!t) return out.replaceChildren();
+  const title = `Transcript${t.quality === 'rough' ? ' (rough, offline)' : ''} (${t.source})`;
+  const links = el('p', '', 'muted');
+  for (const [url, label] of [
+    [t.url, 'text'],
+    [t.srtUrl, 'SRT'],
+    [t.vttUrl, 'VTT'],
+  ]) {
+    if (!url) continue;
+    if (links.childNodes.length) links.append(' · ');
+    links.appendChild(fileLink(url, label));
+  }
+  let list = null;
+  const segments = (job.artifacts || []).find((a) => a.name === 'transcript.json');
+  if (segments) {
+    const res = await fetch(segments.url);
+    if (res.ok) {
+      list = el('ol', '', 'segments');
+      for (const s of ((await res.json()) || []).slice(0, 1000)) {
+        const li = document.createElement('li');
+        li.append(el('span', clock(s.start), 'at'), ' ', document.createTextNode(String(s.text)));
+        list.appendChild(li);
+      }
+    }
+  }
+  out.replaceChildren(el('h3', title), list || el('p', t.text), links);
+}
+
+/** EXIF, a link to where a photo was taken, and the files the job produced. */
+function renderDetails(job) {
+  const out = $('#details');
+  out.replaceChildren();
+  const meta = job.results.metadata || {};
+  const gps = meta.gps;
+  if (gps && Number.isFinite(gps.latitude) && Number.isFinite(gps.longitude)) {
+    const lat = gps.latitude.toFixed(6);
+    const lon = gps.longitude.toFixed(6);
+    const p = el('p', 'Taken at ');
+    const a = el('a', `${lat}, ${lon}`);
+    a.href = `https://www.openstreetmap.org/?mlat=${lat}&mlon=${lon}#map=15/${lat}/${lon}`;
+    a.rel = 'noopener noreferrer';
+    a.target = '_blank';
+    p.appendChild(a);
+    out.append(el('h3', 'Location'), p);
+  }
+  const exif = Object.entries(meta.exif || {});
+  if (exif.length) {
+    const table = el('table', '', 'exif');
+    for (const [k, v] of exif.slice(0, 60)) {
+      const row = document.createElement('tr');
+      cell(row, k);
+      cell(row, v);
+      table.appendChild(row);
+    }
+    out.append(el('h3', 'EXIF'), table);
+  }
+  const files = $('#artifacts');
+  files.replaceChildren();
+  for (const f of job.artifacts || []) {
+    const li = document.createElement('li');
+    li.append(fileLink(f.url, f.name), ` ${bytes(f.bytes)}`);
+    files.appendChild(li);
+  }
+}
+
 function renderJob(job) {
   text($('#job-title'), job.file.name);
   const status = $('#job-status');
@@ -222,63 +443,14 @@ function renderJob(job) {
   const error = $('#job-error');
   error.hidden = !job.error;
   if (job.error) text(error, `${job.error.code} at ${job.error.step || 'intake'}: ${job.error.message}`);
-
-  const body = $('#steps tbody');
-  body.replaceChildren();
-  for (const [name, step] of Object.entries(job.steps)) {
-    const row = document.createElement('tr');
-    row.dataset.step = name;
-    cell(row, name);
-    cell(row, step.status, `status ${step.status}`);
-    cell(row, step.durationMs != null ? `${step.durationMs} ms` : '');
-    cell(row, step.error ? `${step.error.code}: ${step.error.message}` : step.reason || '');
-    body.appendChild(row);
-  }
-
-  const thumbs = $('#thumbnails');
-  thumbs.replaceChildren();
-  for (const t of job.results.thumbnails || []) {
-    const img = document.createElement('img');
-    img.src = t.url;
-    img.alt = `${t.width}x${t.height}`;
-    img.width = Math.min(t.width, 320);
-    thumbs.appendChild(img);
-  }
-  const texts = $('#texts');
-  texts.replaceChildren();
-  const block = (title, value) => {
-    if (!value) return;
-    const h = document.createElement('h3');
-    text(h, title);
-    const p = document.createElement('p');
-    text(p, value);
-    texts.append(h, p);
-  };
-  const by = (r) => (r ? ` (${r.model ? `${r.provider} ${r.model}` : r.provider})` : '');
-  const analysis = job.results.analysis;
-  if (analysis) {
-    block(`Caption${by(analysis)}`, analysis.caption);
-    const labels = (analysis.labels || []).map((l) => `${l.name} ${Math.round(l.score * 100)}%`).join(', ');
-    block(`Labels${by(analysis)}`, labels + (analysis.faces ? ` · ${analysis.faces} face(s)` : ''));
-    block('Text in the image', analysis.text);
-  }
-  const transcript = job.results.transcript;
-  block(
-    `Transcript${transcript && transcript.quality === 'rough' ? ' (rough, offline)' : ''}${by(transcript)}`,
-    transcript && transcript.text,
-  );
-  const summary = job.results.summary;
-  block(`Summary${by(summary)}`, summary && [summary.title, summary.text].filter(Boolean).join(' — '));
-  block('Key points', summary && (summary.keyPoints || []).map((k) => `• ${k}`).join('\n'));
-  block(
-    'Chapters',
-    summary &&
-      (summary.chapters || [])
-        .map((c) => `${Math.floor(c.start / 60)}:${String(Math.floor(c.start % 60)).padStart(2, '0')} ${c.title}`)
-        .join('\n'),
-  );
-  block('Text', job.results.text && job.results.text.excerpt);
+  renderSteps(job);
+  renderMedia(job);
+  renderAnalysis(job);
+  renderTexts(job);
+  renderTranscript(job).catch(console.error);
+  renderDetails(job);
   const meta = job.results.metadata ? { ...job.results.metadata } : null;
+  if (meta) delete meta.exif;
   text($('#metadata'), meta ? JSON.stringify(meta, null, 2) : '');
   $('#cancel').disabled = TERMINAL.includes(job.status);
   // The server says whether a retry could change anything (a file that is encrypted stays encrypted).
@@ -319,6 +491,13 @@ function route() {
   else showList();
 }
 
-mermaid.initialize({ startOnLoad: false, securityLevel: 'strict', theme: 'neutral' });
+mermaid.initialize({
+  startOnLoad: false,
+  securityLevel: 'strict',
+  theme: 'neutral',
+  themeVariables: { fontSize: '15px' },
+  // Drawn at its own size (not stretched to the box), so a label is as large as the page's text.
+  flowchart: { useMaxWidth: false },
+});
 window.addEventListener('hashchange', route);
 route();

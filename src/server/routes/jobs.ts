@@ -302,7 +302,10 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
     app.get(
       '/jobs/:id',
       { schema: { summary: 'A job document', params: JobIdParams, response: { 200: JobDocumentSchema, ...errors } } },
-      async (req) => forReader(await found(req.params.id), req),
+      async (req) => {
+        const doc = forReader(await found(req.params.id), req);
+        return { ...doc, artifacts: await artifacts.list(doc.id) };
+      },
     );
 
     app.post(
