@@ -5,9 +5,10 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { freePort } from '../src/lib/net.js';
+import type { JobDocument } from '../src/lib/types.js';
 import { CORPUS, dropPrefix, ROOT, ServiceProcess, tempDir, TEST_REDIS_URL, uniquePrefix } from './helpers.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -53,6 +54,22 @@ afterAll(async () => {
   fs.rmSync(dataDir, { recursive: true, force: true });
 });
 
+/** Drops corpus files on the dashboard's picker; the job ids its upload lines report, in the files' order. */
+async function dropFiles(page: Page, files: string[]): Promise<string[]> {
+  await page.setInputFiles(
+    '#files',
+    files.map((f) => path.join(CORPUS, f)),
+  );
+  const lines = page.locator('#upload-status li');
+  const expected = files.map((f): unknown =>
+    expect.stringMatching(new RegExp(`^${escape(path.basename(f))}: job \\S+ queued$`)),
+  );
+  await expect.poll(() => lines.allTextContents(), { timeout: 20_000 }).toEqual(expected);
+  return (await lines.allTextContents()).map((l) => /job (\S+) queued/.exec(l)![1]!);
+}
+
+const escape = (text: string): string => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
 test('upload through the dashboard, watch the job complete with its graph coloured', { timeout: 300_000 }, async () => {
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   const external: string[] = [];
@@ -87,7 +104,7 @@ test('upload through the dashboard, watch the job complete with its graph colour
   expect(await page.locator('#thumbnails img').count()).toBe(1);
   expect(await page.locator('#media audio').getAttribute('src')).toMatch(/\/artifacts\/audio\.mp3$/);
   // The transcript with the time of each line, and every file the job made.
-  await expect.poll(() => page.locator('#transcript ol.segments li').count()).toBeGreaterThan(0);
+  await expect.poll(() => page.locator('#transcript ol.segments li').count(), { timeout: 15_000 }).toBeGreaterThan(0);
   expect(await page.locator('#transcript ol.segments li').first().textContent()).toMatch(
     /^0:00 Subtitles can serve as a transcript/,
   );
@@ -116,19 +133,7 @@ test(
   async () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     await page.goto(base);
-    const files = ['video/silent.mp4', 'image/320x240.jpg', 'bad/truncated.jpg'];
-    await page.setInputFiles(
-      '#files',
-      files.map((f) => path.join(CORPUS, f)),
-    );
-    const lines = page.locator('#upload-status li');
-    await expect
-      .poll(() => lines.allTextContents(), { timeout: 20_000 })
-      .toEqual([
-        expect.stringMatching(/^silent\.mp4: job \S+ queued$/),
-        expect.stringMatching(/^320x240\.jpg: job \S+ queued$/),
-        expect.stringMatching(/^truncated\.jpg: job \S+ queued$/),
-      ]);
+    await dropFiles(page, ['video/silent.mp4', 'image/320x240.jpg', 'bad/truncated.jpg']);
     const row = (name: string) => page.locator('tr.job', { hasText: name }).first();
     // A video with no audio: validate, metadata and the poster frame ran; extracting audio, transcribing and
     // summarizing do not apply. That is all the work there was, not three steps of six.
@@ -205,15 +210,7 @@ test(
   async () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     await page.goto(base);
-    await page.setInputFiles('#files', [
-      path.join(CORPUS, 'video/with-subtitles.mkv'),
-      path.join(CORPUS, 'image/320x240.jpg'),
-    ]);
-    const lines = page.locator('#upload-status li');
-    await expect
-      .poll(() => lines.allTextContents(), { timeout: 20_000 })
-      .toEqual([expect.stringMatching(/ queued$/), expect.stringMatching(/ queued$/)]);
-    const ids = (await lines.allTextContents()).map((l) => /job (\S+) queued/.exec(l)![1]!);
+    const ids = await dropFiles(page, ['video/with-subtitles.mkv', 'image/320x240.jpg']);
     for (const id of ids) await page.locator(`tr.job[data-id="${id}"] .status.completed`).waitFor({ timeout: 90_000 });
 
     await page.fill('#search', 'speech model configured');
@@ -239,16 +236,12 @@ test(
   async () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
     await page.goto(base);
-    const files = ['image/camera-gps-dscn0010.jpg', 'audio/voice-memo.wav', 'pdf/three-pages.pdf', 'bad/truncated.jpg'];
-    await page.setInputFiles(
-      '#files',
-      files.map((f) => path.join(CORPUS, f)),
-    );
-    const lines = page.locator('#upload-status li');
-    await expect
-      .poll(() => lines.allTextContents(), { timeout: 20_000 })
-      .toEqual(files.map((): unknown => expect.stringMatching(/ queued$/)));
-    const ids = (await lines.allTextContents()).map((l) => /job (\S+) queued/.exec(l)![1]!);
+    const ids = await dropFiles(page, [
+      'image/camera-gps-dscn0010.jpg',
+      'audio/voice-memo.wav',
+      'pdf/three-pages.pdf',
+      'bad/truncated.jpg',
+    ]);
     const shots = path.join(ROOT, 'test-artifacts');
     fs.mkdirSync(shots, { recursive: true });
     const open = async (id: string, status: string, shot: string) => {
@@ -269,7 +262,9 @@ test(
 
     // The recording: its transcript line by line with times, and its files.
     await open(ids[1]!, 'completed', 'audio');
-    await expect.poll(() => page.locator('#transcript ol.segments li').count()).toBeGreaterThan(0);
+    const recording = (await (await fetch(`${base}/jobs/${ids[1]}`)).json()) as JobDocument;
+    expect(recording.results.transcript?.provider, JSON.stringify(recording.steps)).toBe('pocketsphinx');
+    await expect.poll(() => page.locator('#transcript ol.segments li').count(), { timeout: 15_000 }).toBeGreaterThan(0);
     expect(await page.locator('#transcript ol.segments .at').first().textContent()).toMatch(/^\d+:\d\d$/);
     expect(await page.locator('#artifacts a').allTextContents()).toEqual(
       expect.arrayContaining(['transcript.json', 'transcript.srt']),
