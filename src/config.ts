@@ -133,6 +133,7 @@ const EnvSchema = z.object({
   HOST: z.string().optional().default('127.0.0.1'),
   API_TOKEN: z.string().min(16, 'API_TOKEN must have at least 16 characters').optional(),
   UPLOAD_RATE_LIMIT: positiveInt('UPLOAD_RATE_LIMIT', 120),
+  SEARCH_RATE_LIMIT: positiveInt('SEARCH_RATE_LIMIT', 120),
   TRUST_PROXY: z
     .string()
     .optional()
@@ -285,6 +286,8 @@ export interface Config {
   apiToken: string | undefined;
   /** Uploads (POST /jobs) per minute and API token (or client address when no token is configured). */
   uploadRateLimit: number;
+  /** Searches (GET /jobs?q=) per minute and client address. */
+  searchRateLimit: number;
   /** Which proxies' X-Forwarded-For to believe (Fastify's trustProxy); false: the peer address is the client. */
   trustProxy: boolean | string[];
   /** Event streams (GET /jobs/:id/events) one API process keeps open at once; more get 503. */
@@ -430,6 +433,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     host: e.HOST,
     apiToken: e.API_TOKEN,
     uploadRateLimit: e.UPLOAD_RATE_LIMIT,
+    searchRateLimit: e.SEARCH_RATE_LIMIT,
     trustProxy: e.TRUST_PROXY,
     sseMaxStreams: e.SSE_MAX_STREAMS,
     sseMaxAgeMs: e.SSE_MAX_AGE_MS,

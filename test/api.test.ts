@@ -76,6 +76,7 @@ beforeAll(async () => {
     API_TOKEN: TOKEN,
     MAX_UPLOAD_BYTES: String(1024 * 1024),
     UPLOAD_RATE_LIMIT: '40',
+    SEARCH_RATE_LIMIT: '30',
   }).ready();
 }, 90_000);
 
@@ -266,6 +267,19 @@ describe('jobs', () => {
     expect((await search('dog&fileType=video')).jobs).toEqual([]);
     expect((await fetch(`${base}/jobs?q=${'a'.repeat(501)}`)).status).toBe(400);
   }, 240_000);
+
+  test('searches are rate limited per client; listing is not, and an empty q is the plain list', async () => {
+    let refused = 0;
+    for (let i = 0; i < 31 && refused === 0; i++) {
+      const res = await fetch(`${base}/jobs?q=anything${i}`);
+      if (res.status === 429) refused = i + 1;
+      else expect(res.status).toBe(200);
+    }
+    expect(refused).toBeGreaterThan(0);
+    const listed = await fetch(`${base}/jobs?q=%20&limit=5`);
+    expect(listed.status).toBe(200);
+    expect(JobList.parse(await listed.json()).matches).toBeUndefined();
+  });
 
   test('artifacts are served, and no path leaves the job folder', async () => {
     const thumb = (imageJob.results.thumbnails ?? [])[0]!;

@@ -290,11 +290,42 @@ describe.each([sqlite, postgres])('job store contract: $name', (backend) => {
     }
     expect((await store.search('dog OR zebra', {}, 10)).jobs).toEqual([]);
 
+    // Both backends: no stop words, compound tokens found by their parts, combining marks inside words, and a word
+    // in the file name ranked above the same word said three times in a transcript.
+    await finish('notes', 'release_notes.txt', {
+      summary: {
+        provider: 'local',
+        text: 'The release 2.5.1 of the hindi भाषा guide; write to ops@example.org',
+        source: 'text',
+      },
+    });
+    await finish('talk-dogs', 'walk.mkv', {
+      summary: { provider: 'local', text: 'A dog, then a dog, and a dog again.', source: 'transcript' },
+    });
+    expect((await store.search('the release', {}, 10)).jobs.map((j) => j.id)).toEqual(['notes']);
+    expect((await store.search('2 5 1', {}, 10)).jobs.map((j) => j.id)).toEqual(['notes']);
+    expect((await store.search('example org', {}, 10)).jobs.map((j) => j.id)).toEqual(['notes']);
+    expect((await store.search('भाषा', {}, 10)).jobs.map((j) => j.id)).toEqual(['notes']);
+    expect((await store.search('भ', {}, 10)).jobs).toEqual([]);
+    expect((await store.search('dog', {}, 10)).jobs.map((j) => j.id)[0]).toBe('dogs-name');
+    // A short prefix is an exact word, not a scan of the index.
+    expect((await store.search('rel*', {}, 10)).jobs.map((j) => j.id)).toEqual(['notes']);
+    expect((await store.search('re*', {}, 10)).jobs).toEqual([]);
+
+    // A job is found by its name from its creation, before it has words.
+    await store.createOrGet(input('queued-one', { file: { path: '/media/holiday-in-rome.mov' } }));
+    expect((await store.search('rome', {}, 10)).jobs.map((j) => j.id)).toEqual(['queued-one']);
+
     // Fuller text replaces what saveFinished indexed; a deleted job is not found any more.
     await store.index('talk', { name: 'talk mkv', body: 'the whole transcript mentions an aardvark' });
     expect((await store.search('aardvark', {}, 10)).jobs.map((j) => j.id)).toEqual(['talk']);
     expect((await store.search('configured', {}, 10)).jobs).toEqual([]);
     await store.delete('park');
+    expect((await store.search('bench', {}, 10)).jobs).toEqual([]);
+    // Indexing a job deleted meanwhile (a late full-text index) writes nothing back.
+    await store.index('park', { name: 'park', body: 'bench' });
+    expect((await store.search('bench', {}, 10)).jobs).toEqual([]);
+    await store.createOrGet(input('park'));
     expect((await store.search('bench', {}, 10)).jobs).toEqual([]);
   });
 
@@ -377,6 +408,39 @@ describe('sqlite schema versions', () => {
     }
   });
 
+  test('a database with jobs from before search is indexed by the migration (names and words)', async () => {
+    const dir = tempDir('store-search-upgrade');
+    try {
+      const config = loadConfig({ DATA_DIR: dir });
+      const store = await openJobStore(config);
+      await store.createOrGet(input('old-photo', { file: { path: '/media/IMG_7.jpg' } }));
+      await store.saveFinished({
+        jobId: 'old-photo',
+        status: 'completed',
+        fileType: 'image',
+        file: { path: '/media/IMG_7.jpg' },
+        fileInfo: null,
+        user: null,
+        steps: {},
+        results: { summary: { provider: 'local', text: 'a heron on a post', source: 'text' } },
+        error: null,
+      });
+      await store.createOrGet(input('old-queued', { file: { path: '/media/lecture.mp4' } }));
+      await store.close();
+      // Back to version 1: no search tables.
+      const db = new Database(path.join(dir, 'orchestrator.db'));
+      db.exec('DROP TABLE job_search; DROP TABLE job_search_rows; UPDATE schema_version SET version = 1');
+      db.close();
+
+      const upgraded = await openJobStore(config);
+      expect((await upgraded.search('heron', {}, 10)).jobs.map((j) => j.id)).toEqual(['old-photo']);
+      expect((await upgraded.search('lecture', {}, 10)).jobs.map((j) => j.id)).toEqual(['old-queued']);
+      await upgraded.close();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('a database made before versioning (no retry column, no schema_version) is brought up to date', async () => {
     const dir = tempDir('store-old');
     try {
@@ -424,6 +488,52 @@ describe('postgres schema versions', () => {
       await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
       await admin.end();
       fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a schema with jobs from before search is indexed by the migration (names, labels, summaries)', async () => {
+    const schema = `mo_store_search_${process.pid}`;
+    const admin = new pg.Client({ connectionString: PG_URL });
+    await admin.connect();
+    try {
+      const store = await PostgresJobStore.open(PG_URL, { schema });
+      await store.createOrGet(input('old-photo', { file: { path: '/media/IMG_7.jpg' } }));
+      await store.saveFinished({
+        jobId: 'old-photo',
+        status: 'completed',
+        fileType: 'image',
+        file: { path: '/media/IMG_7.jpg' },
+        fileInfo: null,
+        user: null,
+        steps: {},
+        results: {
+          summary: { provider: 'local', text: 'a heron on a post', source: 'text' },
+          analysis: {
+            provider: 'human',
+            labels: [{ name: 'bird', score: 0.9 }],
+            dominantColor: '#000000',
+            palette: [],
+            brightness: 0,
+            sharpness: 0,
+            entropy: 0,
+            phash: '0',
+          },
+        },
+        error: null,
+      });
+      await store.close();
+      await admin.query(`DROP TABLE ${schema}.job_search; UPDATE ${schema}.schema_version SET version = 1`);
+
+      const upgraded = await PostgresJobStore.open(PG_URL, { schema });
+      for (const q of ['heron', 'bird', 'img 7'])
+        expect(
+          (await upgraded.search(q, {}, 10)).jobs.map((j) => j.id),
+          q,
+        ).toEqual(['old-photo']);
+      await upgraded.close();
+    } finally {
+      await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      await admin.end();
     }
   });
 

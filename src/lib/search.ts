@@ -2,10 +2,13 @@
  * Full-text search over jobs, the part both stores share: what a job is found by (its file name, and every word it
  * produced: labels, caption, summary, transcript, document text), the query language, and the snippet format.
  *
- * Query language, the same on SQLite (FTS5) and PostgreSQL (tsvector): words, all of which must occur in a job; a word
- * ending in `*` matches as a prefix. Anything else in the query (quotes, operators, punctuation) separates words and
- * has no other meaning, so no input can reach either engine's own query syntax. Words are stemmed as English
- * ("dogs" finds "dog").
+ * Query language, the same on SQLite (FTS5) and PostgreSQL (tsvector): words (letters, digits and combining marks),
+ * all of which must occur in a job; a word of three or more characters ending in `*` matches as a prefix. Anything
+ * else in the query (quotes, operators, punctuation) separates words and has no other meaning, so no input can reach
+ * either engine's own query syntax. Words are stemmed as English ("dogs" finds "dog"); no word is a stop word. In the
+ * indexed text too, the characters that join PostgreSQL's compound tokens (`. _ - @ / : +`) separate words, so
+ * `2.5.1`, `IMG_2041` and `a@b.org` are found by their parts on both. Where the two differ: SQLite ignores accents
+ * (`cafe` finds `café`), PostgreSQL does not; and the stemmers differ on some words (porter, snowball).
  */
 import path from 'node:path';
 import type { FileInfo, JobInput, Results } from './types.js';
@@ -19,7 +22,12 @@ export interface SearchText {
 /** Characters indexed per job: an hour of speech is about 50,000; PostgreSQL's tsvector holds at most 1 MB. */
 export const MAX_INDEXED_CHARS = 200_000;
 /** Words a query may have; more only slow the query down. */
-export const MAX_QUERY_WORDS = 16;
+export const MAX_QUERY_WORDS = 8;
+/** A prefix (`word*`) must have this many characters: `a*` matches most of the index, and costs as much. */
+export const MIN_PREFIX_CHARS = 3;
+/** Jobs one page of results holds (what GET /jobs allows is cut to this), and how deep pages go. */
+export const MAX_SEARCH_PAGE = 50;
+export const MAX_SEARCH_DEPTH = 1000;
 
 /** Where the engines mark a match inside a snippet; control characters are removed from indexed text. */
 export const MATCH_START = '\u0002';
@@ -40,8 +48,9 @@ export interface QueryWord {
 /** The words of a user's query, or an empty list when it has none. */
 export function queryWords(q: string): QueryWord[] {
   const words: QueryWord[] = [];
-  for (const m of q.normalize('NFKC').matchAll(/([\p{L}\p{N}]+)(\*)?/gu)) {
-    words.push({ word: m[1]!.toLowerCase(), prefix: m[2] === '*' });
+  for (const m of q.normalize('NFKC').matchAll(/([\p{L}\p{M}\p{N}]+)(\*)?/gu)) {
+    const word = m[1]!.toLowerCase();
+    words.push({ word, prefix: m[2] === '*' && [...word].length >= MIN_PREFIX_CHARS });
     if (words.length === MAX_QUERY_WORDS) break;
   }
   return words;
@@ -57,7 +66,7 @@ export function tsQuery(words: QueryWord[]): string {
   return words.map((w) => `'${w.word}'${w.prefix ? ':*' : ''}`).join(' & ');
 }
 
-/** Control characters out (the snippet markers among them), whitespace runs folded. */
+/** Control characters out (the snippet markers among them). */
 function clean(text: string): string {
   // eslint-disable-next-line no-control-regex
   return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f]/g, ' ');
@@ -65,8 +74,16 @@ function clean(text: string): string {
 
 /** A file name as words: `IMG_2041.jpeg` is found by `img` and `2041`. */
 function nameWords(name: string): string {
-  return clean(name).replace(/[._-]+/g, ' ');
+  return clean(name).replace(JOINERS, ' ');
 }
+
+/**
+ * Characters PostgreSQL's parser keeps inside one token (hosts, e-mail addresses, versions, paths, decimals): the
+ * tsvector is built from the text with these as spaces, as the query's words are split at them.
+ */
+export const JOINERS = /[._@/:+-]+/g;
+/** JOINERS as a PostgreSQL regular expression. */
+export const PG_JOINERS = '[._@/:+-]+';
 
 /** The file's name as the job shows it. */
 export function displayName(file: JobInput['file'], fileInfo: FileInfo | null): string {

@@ -12,7 +12,7 @@
  * - delete removes the job with its step runs and events, or nothing.
  */
 import { totalUsage } from '../lib/job-document.js';
-import type { SearchText, SnippetPart } from '../lib/search.js';
+import { MAX_SEARCH_DEPTH, type SearchText, type SnippetPart } from '../lib/search.js';
 import type { FinishedJob, JobSink } from '../nodes/index.js';
 import {
   TERMINAL_STATUSES,
@@ -125,7 +125,7 @@ export function encodeSearchCursor(offset: number): string {
 export function decodeSearchCursor(cursor: string): number | null {
   try {
     const { o } = JSON.parse(Buffer.from(cursor, 'base64url').toString()) as { o?: unknown };
-    return Number.isSafeInteger(o) && (o as number) >= 0 && (o as number) <= 10_000 ? (o as number) : null;
+    return Number.isSafeInteger(o) && (o as number) >= 0 && (o as number) <= MAX_SEARCH_DEPTH ? (o as number) : null;
   } catch {
     return null;
   }

@@ -34,13 +34,35 @@ async function api(path, options = {}) {
 
 // ---- list ------------------------------------------------------------------------------------------------------
 
-async function refreshList() {
+/** The list's latest request: an older answer that arrives after a newer one is dropped, and polls do not pile up. */
+let listRequest = 0;
+let listBusy = false;
+
+let searchedAt = 0;
+
+async function refreshList(fromTimer = false) {
+  if (fromTimer && listBusy) return;
+  // A search is polled every 5 s, not 1.5 s: its results change only when jobs finish, and it costs more.
+  const searching = Boolean($('#search').value.trim());
+  if (fromTimer && searching && Date.now() - searchedAt < 5000) return;
+  if (searching) searchedAt = Date.now();
+  const mine = ++listRequest;
+  listBusy = true;
+  try {
+    await loadList(mine);
+  } finally {
+    if (mine === listRequest) listBusy = false;
+  }
+}
+
+async function loadList(mine) {
   const params = new URLSearchParams({ limit: '100' });
   if ($('#filter-status').value) params.set('status', $('#filter-status').value);
   if ($('#filter-type').value) params.set('fileType', $('#filter-type').value);
   const q = $('#search').value.trim();
   if (q) params.set('q', q);
   const [{ jobs, matches }, summary] = await Promise.all([api(`/jobs?${params}`), api('/summary')]);
+  if (mine !== listRequest) return;
   const snippets = new Map((matches || []).map((m) => [m.id, m.snippet]));
   showCounts(summary.byStatus);
   const body = $('#jobs tbody');
@@ -132,7 +154,7 @@ function showList() {
   events = null;
   refreshList().catch(console.error);
   clearInterval(listTimer);
-  listTimer = setInterval(() => refreshList().catch(console.error), 1500);
+  listTimer = setInterval(() => refreshList(true).catch(console.error), 1500);
 }
 
 for (const id of ['#filter-status', '#filter-type']) $(id).addEventListener('change', () => refreshList());

@@ -280,17 +280,27 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
     app.get(
       '/jobs',
       {
+        // A search reads the index (a listing reads one page of rows): searches are counted per client address.
+        config: {
+          rateLimit: {
+            max: config.searchRateLimit,
+            timeWindow: '1 minute',
+            allowList: (req: FastifyRequest) => !(req.query as { q?: string }).q?.trim(),
+            keyGenerator: (req: FastifyRequest) => `search:${req.ip}`,
+          },
+        },
         schema: {
           summary: 'List jobs, newest first; with `q`, search them, best match first',
           querystring: ListQuery,
-          response: { 200: JobList, 400: ErrorBody },
+          response: { 200: JobList, 400: ErrorBody, 429: ErrorBody },
         },
       },
       async (req) => {
         const { limit, cursor, q, ...filter } = req.query;
         try {
           const page =
-            q === undefined ? await store.list(filter, limit, cursor) : await store.search(q, filter, limit, cursor);
+            // An empty box is the plain list, not an empty search.
+            q?.trim() ? await store.search(q, filter, limit, cursor) : await store.list(filter, limit, cursor);
           return { ...page, jobs: page.jobs.map((d) => forReader(d, req)) };
         } catch (err) {
           if (err instanceof InvalidCursor) throw new HttpError(400, 'BAD_REQUEST', err.message);

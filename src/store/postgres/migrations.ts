@@ -4,6 +4,7 @@
  * machines apply each migration once; a database newer than the code stops start-up.
  */
 import type { Pool, PoolClient } from 'pg';
+import { PG_JOINERS } from '../../lib/search.js';
 import { SchemaTooNew } from '../job-store.js';
 
 const MIGRATIONS: string[] = [
@@ -61,20 +62,46 @@ const MIGRATIONS: string[] = [
     created_at TEXT NOT NULL
   );
   `,
-  // 2: full-text search, one row per job: its file name (weight A) and its words (B), English-stemmed as SQLite's
-  // porter tokenizer does. Jobs finished before it are found by their file name.
+  // 2: full-text search, one row per job: its file name (weight A) and its words (B). media_search is 'english'
+  // without stop words (every word of a query counts, as in SQLite); the characters that join PostgreSQL's compound
+  // tokens are spaces in what is indexed (lib/search.ts, JOINERS). Jobs stored before it are indexed from their
+  // documents.
   `
+  DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_ts_dict WHERE dictname = 'media_english_stem'
+                   AND dictnamespace = current_schema()::regnamespace) THEN
+      CREATE TEXT SEARCH DICTIONARY media_english_stem (TEMPLATE = snowball, LANGUAGE = english);
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_ts_config WHERE cfgname = 'media_search'
+                   AND cfgnamespace = current_schema()::regnamespace) THEN
+      CREATE TEXT SEARCH CONFIGURATION media_search (COPY = english);
+      ALTER TEXT SEARCH CONFIGURATION media_search
+        ALTER MAPPING FOR asciiword, asciihword, hword_asciipart, word, hword, hword_part WITH media_english_stem;
+    END IF;
+  END $$;
   CREATE TABLE IF NOT EXISTS job_search (
     job_id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
     body TEXT NOT NULL,
     document tsvector GENERATED ALWAYS AS (
-      setweight(to_tsvector('english'::regconfig, name), 'A') || setweight(to_tsvector('english'::regconfig, body), 'B')
+      setweight(to_tsvector('media_search'::regconfig, regexp_replace(name, '${PG_JOINERS}', ' ', 'g')), 'A') ||
+      setweight(to_tsvector('media_search'::regconfig, regexp_replace(body, '${PG_JOINERS}', ' ', 'g')), 'B')
     ) STORED
   );
   CREATE INDEX IF NOT EXISTS job_search_document ON job_search USING GIN (document);
   INSERT INTO job_search (job_id, name, body)
-    SELECT id, regexp_replace(coalesce(doc->'file'->>'name', ''), '[._-]+', ' ', 'g'), '' FROM jobs
+    SELECT id,
+      regexp_replace(coalesce(doc->'file'->>'name', ''), '${PG_JOINERS}', ' ', 'g'),
+      concat_ws(E'\\n',
+        (SELECT string_agg(l->>'name', ' ') FROM json_array_elements(
+          CASE WHEN json_typeof(doc->'results'->'analysis'->'labels') = 'array'
+               THEN doc->'results'->'analysis'->'labels' END) l),
+        doc->'results'->'analysis'->>'caption',
+        doc->'results'->'summary'->>'title',
+        doc->'results'->'summary'->>'text',
+        doc->'results'->'transcript'->>'text',
+        doc->'results'->'text'->>'excerpt')
+    FROM jobs
     ON CONFLICT (job_id) DO NOTHING;
   `,
 ];

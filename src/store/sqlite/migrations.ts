@@ -68,15 +68,22 @@ const MIGRATIONS: ((db: Db) => void)[] = [
     if (!columns.some((c) => c.name === 'request_hash')) db.exec('ALTER TABLE jobs ADD COLUMN request_hash TEXT');
   },
   // 2: full-text search, one row per job: its file name and its words (lib/search.ts), stemmed by the porter
-  // tokenizer as PostgreSQL's 'english' configuration does. Jobs finished before it are indexed from their documents.
+  // tokenizer as PostgreSQL's 'english' configuration does; combining marks belong to words (Devanagari, Arabic).
+  // job_search_rows maps a job to its FTS row, so a job's row is found by key, never by a scan of the index. Jobs
+  // stored before it are indexed from their documents.
   (db) => {
-    db.exec(`CREATE VIRTUAL TABLE IF NOT EXISTS job_search USING fts5(
-      job_id UNINDEXED, name, body, tokenize = 'porter unicode61 remove_diacritics 2')`);
-    const insert = db.prepare('INSERT INTO job_search (job_id, name, body) VALUES (?, ?, ?)');
-    for (const row of db.prepare('SELECT id, doc FROM jobs').iterate() as Iterable<{ id: string; doc: string }>) {
+    db.exec(`
+      CREATE VIRTUAL TABLE IF NOT EXISTS job_search USING fts5(
+        name, body, tokenize = "porter unicode61 remove_diacritics 2 categories 'L* M* N* Co'");
+      CREATE TABLE IF NOT EXISTS job_search_rows (job_id TEXT PRIMARY KEY, row INTEGER NOT NULL UNIQUE);
+    `);
+    const insert = db.prepare('INSERT INTO job_search (name, body) VALUES (?, ?)');
+    const map = db.prepare('INSERT INTO job_search_rows (job_id, row) VALUES (?, ?)');
+    // Read first: better-sqlite3 runs no statement on a connection while another one is still iterating.
+    for (const row of db.prepare('SELECT id, doc FROM jobs').all() as { id: string; doc: string }[]) {
       const doc = JSON.parse(row.doc) as JobDocument;
       const { name, body } = searchTextOf(doc.file.name, doc.results ?? {});
-      insert.run(row.id, name, body);
+      map.run(row.id, insert.run(name, body).lastInsertRowid);
     }
   },
 ];

@@ -11,6 +11,8 @@ import {
   displayName,
   ftsQuery,
   MATCH_END,
+  MAX_SEARCH_DEPTH,
+  MAX_SEARCH_PAGE,
   MATCH_START,
   queryWords,
   searchTextOf,
@@ -116,9 +118,26 @@ export class SqliteJobStore implements JobStore {
     return Promise.resolve();
   }
 
+  /** Replaces the job's search row; nothing for a job that no longer exists (deleted while it was being indexed). */
   private indexNow(jobId: string, { name, body }: SearchText): void {
-    this.sql('DELETE FROM job_search WHERE job_id = ?').run(jobId);
-    this.sql('INSERT INTO job_search (job_id, name, body) VALUES (?, ?, ?)').run(jobId, name, body);
+    if (!this.sql('SELECT 1 FROM jobs WHERE id = ?').get(jobId)) return;
+    const known = this.sql('SELECT row FROM job_search_rows WHERE job_id = ?').get(jobId) as
+      { row: number } | undefined;
+    if (known) {
+      this.sql('DELETE FROM job_search WHERE rowid = ?').run(known.row);
+      this.sql('INSERT INTO job_search (rowid, name, body) VALUES (?, ?, ?)').run(known.row, name, body);
+    } else {
+      const { lastInsertRowid } = this.sql('INSERT INTO job_search (name, body) VALUES (?, ?)').run(name, body);
+      this.sql('INSERT INTO job_search_rows (job_id, row) VALUES (?, ?)').run(jobId, lastInsertRowid);
+    }
+  }
+
+  private unindexNow(jobId: string): void {
+    const known = this.sql('SELECT row FROM job_search_rows WHERE job_id = ?').get(jobId) as
+      { row: number } | undefined;
+    if (!known) return;
+    this.sql('DELETE FROM job_search WHERE rowid = ?').run(known.row);
+    this.sql('DELETE FROM job_search_rows WHERE job_id = ?').run(jobId);
   }
 
   search(query: string, filter: JobFilter, limit: number, cursor?: string): Promise<SearchPage> {
@@ -126,6 +145,7 @@ export class SqliteJobStore implements JobStore {
     if (offset === null) return Promise.reject(new InvalidCursor());
     const words = queryWords(query);
     if (words.length === 0) return Promise.resolve({ jobs: [], matches: [], nextCursor: null });
+    limit = Math.min(limit, MAX_SEARCH_PAGE);
     const where: string[] = ['job_search MATCH ?'];
     const args: (string | number)[] = [ftsQuery(words)];
     const add = (clause: string, value: string): void => {
@@ -138,15 +158,15 @@ export class SqliteJobStore implements JobStore {
     // bm25: lower is better; a word in the name weighs four times one in the text.
     const rows = this.sql(
       `SELECT j.id, j.doc, snippet(job_search, -1, '${MATCH_START}', '${MATCH_END}', '…', 16) AS snippet
-         FROM job_search JOIN jobs j ON j.id = job_search.job_id
+         FROM job_search JOIN job_search_rows r ON r.row = job_search.rowid JOIN jobs j ON j.id = r.job_id
         WHERE ${where.join(' AND ')}
-        ORDER BY bm25(job_search, 0, 4.0, 1.0), j.created_at DESC, j.id DESC LIMIT ? OFFSET ?`,
+        ORDER BY bm25(job_search, 4.0, 1.0), j.created_at DESC, j.id DESC LIMIT ? OFFSET ?`,
     ).all(...args, limit + 1, offset) as { id: string; doc: string; snippet: string }[];
     const page = rows.slice(0, limit);
     return Promise.resolve({
       jobs: page.map((r) => JSON.parse(r.doc) as JobDocument),
       matches: page.map((r) => ({ id: r.id, snippet: snippetParts(r.snippet) })),
-      nextCursor: rows.length > limit ? encodeSearchCursor(offset + limit) : null,
+      nextCursor: rows.length > limit && offset + limit < MAX_SEARCH_DEPTH ? encodeSearchCursor(offset + limit) : null,
     });
   }
 
@@ -278,7 +298,7 @@ export class SqliteJobStore implements JobStore {
         .transaction(() => {
           this.sql('DELETE FROM step_runs WHERE job_id = ?').run(id);
           this.sql('DELETE FROM job_events WHERE job_id = ?').run(id);
-          this.sql('DELETE FROM job_search WHERE job_id = ?').run(id);
+          this.unindexNow(id);
           return this.sql('DELETE FROM jobs WHERE id = ?').run(id).changes > 0;
         })
         .immediate(),
@@ -377,7 +397,11 @@ export class SqliteJobStore implements JobStore {
             now,
             now,
           ).changes > 0;
-        if (created) this.appendEvent(doc.id, 'status', { status: doc.status });
+        if (created) {
+          this.appendEvent(doc.id, 'status', { status: doc.status });
+          // Found by its name from the start; its words join when it finishes.
+          this.indexNow(doc.id, searchTextOf(doc.file.name, {}));
+        }
         return this.getNow(input.jobId) ?? doc;
       })
       .immediate();
