@@ -66,3 +66,50 @@ export async function cancelJob(config: Config, redisUrl: string, id: string): P
     await redis.quit().catch(() => redis.disconnect());
   }
 }
+
+/**
+ * `retry` and `delete` on this terminal's own store and Redis: the same JobService the API's routes call. Resolves
+ * to the line to print and whether it was done (a refusal, such as a job that is still running, is not).
+ */
+export async function jobCommand(
+  config: Config,
+  redisUrl: string,
+  command: 'retry' | 'delete',
+  id: string,
+): Promise<{ ok: boolean; message: string }> {
+  const [{ JobService, JobServiceError }, { createProducer }, { createRedis }, { openStores }, { ArtifactStore }] =
+    await Promise.all([
+      import('../queue/job-service.js'),
+      import('../queue/producer.js'),
+      import('../queue/connection.js'),
+      import('../store/index.js'),
+      import('../lib/artifacts.js'),
+    ]);
+  const stores = await openStores(config);
+  // As the API's: commands wait for the connection (a producer's fails at once while it is still connecting).
+  const redis = createRedis(redisUrl, 'worker');
+  const producer = createProducer({ redisUrl, prefix: config.queuePrefix });
+  const jobs = new JobService({
+    config,
+    store: stores.store,
+    checkpointer: stores.checkpointer,
+    artifacts: new ArtifactStore(config.artifactsDir),
+    producer,
+    redis,
+  });
+  try {
+    if (command === 'retry') {
+      await jobs.retry(id);
+      return { ok: true, message: `job ${id}: retrying its failed steps` };
+    }
+    await jobs.delete(id);
+    return { ok: true, message: `job ${id}: deleted` };
+  } catch (err) {
+    if (err instanceof JobServiceError && err.code !== 'UNAVAILABLE') return { ok: false, message: err.message };
+    throw err;
+  } finally {
+    await producer.close();
+    await redis.quit().catch(() => redis.disconnect());
+    await stores.close();
+  }
+}

@@ -24,8 +24,12 @@ Commands:
                  Print a job's document.
   cancel <id> [--url URL]
                  Cancel a job: waiting steps are removed, running ones stopped; it ends 'cancelled'.
+  retry <id> [--url URL]
+                 Re-run a finished job's failed steps (refused for a failure that cannot change).
+  delete <id> [--url URL]
+                 Delete a finished job: its document, checkpoints, upload and artifacts.
 
-  submit, status and cancel talk to the service's HTTP API when --url or MEDIA_ORCHESTRATOR_URL names it
+  submit, status, cancel, retry and delete talk to the service's HTTP API when --url or MEDIA_ORCHESTRATOR_URL names it
   (API_TOKEN is sent as the bearer token; submit uploads the files), or when a service answers on
   127.0.0.1:PORT and none of REDIS_URL, QUEUE_PREFIX, DATA_DIR, DATABASE_URL is set here. Otherwise they
   use Redis and the job store directly. MEDIA_ORCHESTRATOR_URL=none turns the HTTP lookup off.
@@ -55,6 +59,9 @@ export async function main(argv: string[]): Promise<number> {
       return statusCommand(rest);
     case 'cancel':
       return cancelCommand(rest);
+    case 'retry':
+    case 'delete':
+      return jobCommandOf(command, rest);
     case 'graph': {
       const { toMermaid } = await import('../graph/mermaid.js');
       process.stdout.write(`${await toMermaid()}\n`);
@@ -268,6 +275,30 @@ async function cancelCommand(args: string[]): Promise<number> {
   const done = result.found && !result.ended;
   (done ? process.stdout : process.stderr).write(`${result.message}\n`);
   return done ? 0 : 1;
+}
+
+/** `retry` and `delete`: through the HTTP API like the other job commands, else the job service on Redis and the store. */
+async function jobCommandOf(command: 'retry' | 'delete', args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { url: { type: 'string' } } });
+  const id = positionals[0];
+  if (!id || positionals.length > 1) {
+    process.stderr.write(`${command} takes one job id\n`);
+    return 1;
+  }
+  const api = await remoteFor(values.url);
+  let result: { ok: boolean; message: string };
+  if (api) result = command === 'retry' ? await api.retry(id) : await api.remove(id);
+  else {
+    const [{ loadConfig }, { findRedis }, { jobCommand }] = await Promise.all([
+      import('../config.js'),
+      import('../queue/redis-server.js'),
+      import('./jobs.js'),
+    ]);
+    const config = loadConfig();
+    result = await jobCommand(config, await findRedis(config), command, id);
+  }
+  (result.ok ? process.stdout : process.stderr).write(`${result.message}\n`);
+  return result.ok ? 0 : 1;
 }
 
 /**

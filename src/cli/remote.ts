@@ -32,6 +32,9 @@ export interface Remote {
   readonly base: string;
   getJob(id: string): Promise<JobDocument | null>;
   cancel(id: string): Promise<{ ok: boolean; message: string }>;
+  /** POST /jobs/:id/retry, DELETE /jobs/:id: what the service answered, as a line for the terminal. */
+  retry(id: string): Promise<{ ok: boolean; message: string }>;
+  remove(id: string): Promise<{ ok: boolean; message: string }>;
   upload(file: string, fields: { user?: string; priority?: number }): Promise<JobDocument>;
 }
 
@@ -102,6 +105,18 @@ function remote(base: string, token: string | undefined): Remote {
       if (res.ok) return { ok: true, message: `job ${id}: cancelling` };
       if (res.status === 404) return { ok: false, message: `no job ${id}` };
       if (res.status === 409) return { ok: false, message: (await failure(res)).message };
+      throw await failure(res);
+    },
+    async retry(id) {
+      const res = await request(`/jobs/${encodeURIComponent(id)}/retry`, { method: 'POST' });
+      if (res.ok) return { ok: true, message: `job ${id}: retrying its failed steps` };
+      if (res.status === 404 || res.status === 409) return { ok: false, message: (await failure(res)).message };
+      throw await failure(res);
+    },
+    async remove(id) {
+      const res = await request(`/jobs/${encodeURIComponent(id)}`, { method: 'DELETE' });
+      if (res.ok) return { ok: true, message: `job ${id}: deleted` };
+      if (res.status === 404 || res.status === 409) return { ok: false, message: (await failure(res)).message };
       throw await failure(res);
     },
     async upload(file, fields) {

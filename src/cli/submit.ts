@@ -10,8 +10,8 @@ import { pipeline } from 'node:stream/promises';
 import { Job, QueueEvents, type Queue } from 'bullmq';
 import { ulid } from 'ulid';
 import type { Config } from '../config.js';
+import { insideRoots } from '../queue/job-service.js';
 import { JobIdConflict, sourceConflict } from '../graph/runner.js';
-import { isInside } from '../lib/files.js';
 import { newJobDocument } from '../lib/job-document.js';
 import type { JobDocument, JobInput } from '../lib/types.js';
 import { bullConnection } from '../queue/connection.js';
@@ -89,8 +89,7 @@ function print(doc: JobDocument, json: boolean): void {
 
 /** The file's path as the orchestrator may read it: in place under an input root, else a copy in the upload folder. */
 async function stagedPath(config: Config, file: string, jobId: string): Promise<string> {
-  for (const root of config.inputRoots) if (await isInside(root, file)) return fs.realpathSync(file);
-  return path.join(config.uploadsDir, jobId, path.basename(file));
+  return (await insideRoots(config.inputRoots, file)) ?? path.join(config.uploadsDir, jobId, path.basename(file));
 }
 
 /**

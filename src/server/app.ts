@@ -16,10 +16,19 @@ import {
   validatorCompiler,
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
+import { JobServiceError, type JobServiceErrorCode } from '../queue/job-service.js';
 import { body, HttpError, type ApiParts } from './http.js';
 import { jobRoutes } from './routes/jobs.js';
 import { systemRoutes } from './routes/system.js';
 import { uiRoutes } from './routes/ui.js';
+
+/** The HTTP status of each way a job operation can be refused. */
+const SERVICE_STATUS: Record<JobServiceErrorCode, number> = {
+  NOT_FOUND: 404,
+  CONFLICT: 409,
+  INVALID_INPUT: 400,
+  UNAVAILABLE: 503,
+};
 
 export type App = Awaited<ReturnType<typeof buildApp>>;
 
@@ -43,6 +52,10 @@ export async function buildApp(parts: ApiParts) {
 
   app.setErrorHandler((err: FastifyError, req, reply) => {
     if (err instanceof HttpError) return reply.status(err.statusCode).send(body(err.code, err.message));
+    if (err instanceof JobServiceError) {
+      if (err.code === 'UNAVAILABLE') void reply.header('retry-after', '5');
+      return reply.status(SERVICE_STATUS[err.code]).send(body(err.code, err.message));
+    }
     if (hasZodFastifySchemaValidationErrors(err)) {
       const detail = err.validation.map((v) => `${v.instancePath || err.validationContext || 'request'} ${v.message}`);
       return reply.status(400).send(body('BAD_REQUEST', detail.join('; ')));
@@ -59,7 +72,10 @@ export async function buildApp(parts: ApiParts) {
     if (status === 413 || limits[err.code] !== undefined) {
       return reply.status(413).send(body('PAYLOAD_TOO_LARGE', limits[err.code] ?? err.message));
     }
-    if (status === 429) return reply.status(429).send(body('RATE_LIMITED', 'too many uploads; try again later'));
+    if (status === 429) {
+      const what = req.method === 'POST' ? 'uploads' : 'searches';
+      return reply.status(429).send(body('RATE_LIMITED', `too many ${what}; try again later`));
+    }
     if (status === 415) return reply.status(415).send(body('UNSUPPORTED_MEDIA_TYPE', err.message));
     if (status >= 400 && status < 500) return reply.status(status).send(body('BAD_REQUEST', err.message));
     req.log.error({ err }, 'request failed');

@@ -56,8 +56,17 @@ export async function openStores(config: Config): Promise<Stores> {
   ]);
   return withDatabase(config, openDatabase, (db) => {
     const store = new SqliteJobStore(db);
-    return { store, checkpointer: new SqliteSaver(db), close: () => store.close() };
+    return { store, checkpointer: readySqliteSaver(new SqliteSaver(db)), close: () => store.close() };
   });
+}
+
+/**
+ * The saver with its tables made now. It makes them on first use, except in deleteThread (1.0.x): deleting a job
+ * through an API process that had never run a graph on a new database failed with "no such table: checkpoints".
+ */
+function readySqliteSaver<T extends object>(saver: T): T {
+  (saver as unknown as { setup(): void }).setup();
+  return saver;
 }
 
 /** The schema the connection's search_path creates tables in (where the job store's tables are). */

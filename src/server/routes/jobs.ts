@@ -6,15 +6,15 @@ import path from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { MultipartFile } from '@fastify/multipart';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { ulid } from 'ulid';
 import { z } from 'zod';
 import { isInside } from '../../lib/files.js';
 import { retryRefusal } from '../../lib/job-document.js';
-import type { JobDocument, JobInput, RetryOptions } from '../../lib/types.js';
+import type { JobDocument, JobInput } from '../../lib/types.js';
 import { TERMINAL_STATUSES } from '../../lib/types.js';
-import { clearCancel, requestCancel } from '../../queue/cancel.js';
+import { insideRoots, JobService } from '../../queue/job-service.js';
 import { MAX_PRIORITY, NotifyUrl } from '../../queue/messages.js';
 import { InvalidCursor } from '../../store/index.js';
 import { JobEventWaiters, type Armed } from '../event-waiters.js';
@@ -50,11 +50,16 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
   const auth = requireToken(config);
   const errors = { 400: ErrorBody, 401: ErrorBody, 404: ErrorBody };
 
-  const found = async (id: string): Promise<JobDocument> => {
-    const doc = await store.get(id);
-    if (!doc) throw new HttpError(404, 'NOT_FOUND', `no job ${id}`);
-    return doc;
-  };
+  const jobs = new JobService({
+    config,
+    store,
+    producer,
+    redis: parts.redis,
+    checkpointer,
+    artifacts,
+    log: parts.log,
+  });
+  const found = (id: string): Promise<JobDocument> => jobs.get(id);
 
   /** Reads are open; where the receiver of a job's webhook is (it may carry a token of its own) is not. */
   const forReader = (stored: JobDocument, req: FastifyRequest): JobDocument => {
@@ -68,27 +73,6 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
   /** Idempotency-Key → the same job id every time, so a retried request is the same job. */
   const jobIdFor = (key: string | undefined): string =>
     key ? `idem-${createHash('sha256').update(key).digest('hex').slice(0, 40)}` : ulid();
-
-  /**
-   * The job's record and its JOB_CREATED message, both or neither: when the message cannot be written (Redis is
-   * down), the record made for it and the upload go again, and the client is told to come back (503, Retry-After).
-   */
-  const publish = async (input: JobInput, reply: FastifyReply): Promise<JobDocument> => {
-    const existed = (await store.get(input.jobId)) !== null;
-    const doc = await store.createOrGet(input);
-    try {
-      await producer.enqueueJob(input);
-    } catch (err) {
-      if (!existed) {
-        await store.delete(input.jobId);
-        await fs.rm(path.join(config.uploadsDir, input.jobId), { recursive: true, force: true });
-      }
-      reply.log.warn({ err, jobId: input.jobId }, 'could not queue the job');
-      void reply.header('retry-after', '5');
-      throw new HttpError(503, 'UNAVAILABLE', 'the job queue is unreachable right now; nothing was stored, try again');
-    }
-    return doc;
-  };
 
   let openStreams = 0;
   const waiters = new JobEventWaiters(store, parts.log);
@@ -150,7 +134,7 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
             const { input, hash } = req.isMultipart()
               ? await fromUpload(req.parts(), jobId)
               : await fromJson(req.body, jobId);
-            const created = await publish(input, reply);
+            const created = await jobs.create(input);
             if (key) await store.setRequestHash(jobId, hash);
             return created;
           }
@@ -179,9 +163,8 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
         throw new HttpError(400, 'BAD_REQUEST', raw === undefined ? 'send multipart/form-data or JSON' : detail);
       }
       const file = path.resolve(parsed.data.file.path);
-      let allowed = false;
-      for (const root of config.inputRoots) if (await isInside(root, file)) allowed = true;
-      if (!allowed) throw new HttpError(400, 'INVALID_INPUT', 'file.path is outside INPUT_ROOTS');
+      if (!(await insideRoots(config.inputRoots, file)))
+        throw new HttpError(400, 'INVALID_INPUT', 'file.path is outside INPUT_ROOTS');
       // The fingerprint of what was asked, after the schema (which bounds its size and depth).
       return {
         input: { jobId, ...parsed.data, file: { ...parsed.data.file, path: file } },
@@ -298,9 +281,8 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
       async (req) => {
         const { limit, cursor, q, ...filter } = req.query;
         try {
-          const page =
-            // An empty box is the plain list, not an empty search.
-            q?.trim() ? await store.search(q, filter, limit, cursor) : await store.list(filter, limit, cursor);
+          // An empty box is the plain list, not an empty search.
+          const page = await jobs.list({ ...filter, q }, limit, cursor);
           return { ...page, jobs: page.jobs.map((d) => forReader(d, req)) };
         } catch (err) {
           if (err instanceof InvalidCursor) throw new HttpError(400, 'BAD_REQUEST', err.message);
@@ -331,14 +313,7 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
         },
       },
       async (req, reply) => {
-        await found(req.params.id);
-        const queue = producer.queue;
-        const result = await requestCancel(
-          { store, queue, redis: parts.redis, prefix: config.queuePrefix },
-          req.params.id,
-        );
-        if (result.ended) throw new HttpError(409, 'CONFLICT', result.message);
-        return reply.status(202).send(await found(req.params.id));
+        return reply.status(202).send(await jobs.cancel(req.params.id));
       },
     );
 
@@ -356,28 +331,7 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
         },
       },
       async (req, reply) => {
-        const doc = await found(req.params.id);
-        const refusal = retryRefusal(doc);
-        if (refusal) throw new HttpError(409, 'CONFLICT', refusal);
-        const input = await store.getInput(doc.id);
-        if (!input) throw new HttpError(404, 'NOT_FOUND', `job ${doc.id} has no stored input to retry`);
-        const generation = ((await store.getRetry(doc.id))?.generation ?? 0) + 1;
-        const retry: RetryOptions = {
-          generation,
-          previous: {
-            steps: doc.steps,
-            results: doc.results,
-            fileType: doc.fileType,
-            fileInfo:
-              doc.file.size !== undefined && doc.file.mime && doc.file.sha256
-                ? { name: doc.file.name, size: doc.file.size, mime: doc.file.mime, sha256: doc.file.sha256, ext: '' }
-                : null,
-          },
-        };
-        await clearCancel(parts.redis, config.queuePrefix, doc.id);
-        const reopened = await store.reopen(doc.id, retry);
-        await producer.enqueueJob(input, `r${generation}`);
-        return reply.status(202).send(reopened ?? (await found(doc.id)));
+        return reply.status(202).send(await jobs.retry(req.params.id));
       },
     );
 
@@ -393,14 +347,7 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
         },
       },
       async (req, reply) => {
-        const doc = await found(req.params.id);
-        if (!TERMINAL_STATUSES.includes(doc.status)) {
-          throw new HttpError(409, 'CONFLICT', `job ${doc.id} is ${doc.status}: cancel it first`);
-        }
-        await checkpointer.deleteThread(doc.id);
-        await artifacts.remove(doc.id);
-        await fs.rm(path.join(config.uploadsDir, doc.id), { recursive: true, force: true });
-        await store.delete(doc.id);
+        await jobs.delete(req.params.id);
         return reply.status(204).send(null);
       },
     );
