@@ -428,11 +428,28 @@ describe('service routes', () => {
   test('healthz, readyz, metrics, graph, docs and unknown routes', async () => {
     expect(await (await fetch(`${base}/healthz`)).json()).toEqual({ ok: true, service: 'media-orchestrator' });
     expect(await (await fetch(`${base}/readyz`)).json()).toEqual({ redis: true, database: true });
-    const metrics = await (await fetch(`${base}/metrics`)).text();
-    expect(metrics).toMatch(/media_jobs\{status="completed"\} \d+/);
-    expect(metrics).toMatch(/media_job_failures\{code="UNSUPPORTED_TYPE"\} 1/);
-    expect(metrics).toMatch(/media_queue_depth\{queue="image",state="waiting"\} 0/);
-    expect(metrics).toMatch(/media_step_duration_seconds_bucket\{le="[\d.]+",step="validate",status="succeeded"\}/);
+    // What this test makes itself: one job that fails and one that completes, counted from before to after.
+    const read = async () => {
+      const text = await (await fetch(`${base}/metrics`)).text();
+      const count = (re: RegExp) => Number(re.exec(text)?.[1] ?? 0);
+      return {
+        text,
+        unsupported: count(/^media_job_failures\{code="UNSUPPORTED_TYPE"\} (\d+)$/m),
+        completed: count(/^media_jobs\{status="completed"\} (\d+)$/m),
+      };
+    };
+    const before = await read();
+    const made = await Promise.all(
+      ['bad/text-named.png', 'image/320x240.jpg'].map(async (f) =>
+        finished(JobDocumentSchema.parse(await (await upload(path.join(CORPUS, f))).json()).id),
+      ),
+    );
+    expect(made.map((d) => d.status)).toEqual(['failed', 'completed']);
+    const after = await read();
+    expect(after.unsupported - before.unsupported).toBe(1);
+    expect(after.completed - before.completed).toBe(1);
+    expect(after.text).toMatch(/media_queue_depth\{queue="image",state="waiting"\} \d+/);
+    expect(after.text).toMatch(/media_step_duration_seconds_bucket\{le="[\d.]+",step="validate",status="succeeded"\}/);
     expect(await (await fetch(`${base}/graph`)).text()).toContain('validate -.-> extractMetadata');
     const docs = await fetch(`${base}/docs/`);
     expect(docs.status).toBe(200);
