@@ -246,8 +246,9 @@ test(
     fs.mkdirSync(shots, { recursive: true });
     const open = async (id: string, status: string, shot: string) => {
       await page.goto(`${base}/#/jobs/${id}`);
-      await page.locator(`#job-status .status.${status}`).waitFor({ timeout: 120_000 });
-      await expect.poll(() => page.getAttribute('#graph', 'data-status'), { timeout: 15_000 }).toBe(status);
+      // This job's page, not the one before it still on screen: its graph is drawn for its id and final status.
+      await page.locator(`#graph[data-job="${id}"][data-status="${status}"]`).waitFor({ timeout: 120_000 });
+      expect(await page.textContent('#job-status')).toContain(`job ${id}`);
       await page.screenshot({ path: path.join(shots, `dashboard-${shot}.png`), fullPage: true });
     };
 

@@ -218,6 +218,7 @@ async function drawGraph(job) {
   const holder = $('#graph');
   holder.innerHTML = svg;
   holder.dataset.status = job.status;
+  holder.dataset.job = job.id;
   for (const step of steps) {
     const node = holder.querySelector(`[id*="flowchart-${step}-"]`);
     if (node) node.setAttribute('data-step-status', graphStatus(job, step));
@@ -421,6 +422,13 @@ async function renderTranscript(job) {
 function renderDetails(job) {
   const out = $('#details');
   out.replaceChildren();
+  if (job.instructions || job.profile) {
+    const asked = [
+      job.profile ? `profile ${job.profile}` : null,
+      job.instructions ? JSON.stringify(job.instructions) : null,
+    ];
+    out.append(el('h3', 'Instructions'), el('pre', asked.filter(Boolean).join('\n'), 'instructions'));
+  }
   const meta = job.results.metadata || {};
   const gps = meta.gps;
   if (gps && Number.isFinite(gps.latitude) && Number.isFinite(gps.longitude)) {
