@@ -5,6 +5,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { loadProfiles, type Profiles } from './lib/instructions.js';
 import { STEP_NAMES, type StepName } from './lib/types.js';
 
 const list = (raw: string | undefined): string[] =>
@@ -99,6 +100,7 @@ const EnvSchema = z.object({
       return [...new Set(widths)].sort((a, b) => a - b);
     }),
   THUMBNAIL_FORMAT: z.enum(['webp', 'jpeg', 'avif']).optional().default('webp'),
+  PROFILES_FILE: z.string().optional(),
   THUMBNAIL_QUALITY: positiveInt('THUMBNAIL_QUALITY', 80).refine((q) => q <= 100, 'THUMBNAIL_QUALITY must be 1-100'),
   DISABLED_STEPS: z
     .string()
@@ -316,6 +318,8 @@ export interface Config {
   stepMemoryMb: number;
   /** A step thread idle this long is let go (the light queue keeps one). */
   stepThreadIdleMs: number;
+  /** Named instruction presets a job may ask for with `profile` (PROFILES_FILE); empty without one. */
+  profiles: Profiles;
   /** Workers boot one thread per pool at start-up, with its steps' libraries and models loaded (see warmSteps). */
   warmStepThreads: boolean;
   /** Threads the CPU-bound queues (image, video, document, offline ai) of a worker process share. */
@@ -401,6 +405,14 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   const e = parsed.data;
   const dataDir = path.resolve(e.DATA_DIR);
+  let profiles: Profiles = {};
+  if (e.PROFILES_FILE) {
+    try {
+      profiles = loadProfiles(e.PROFILES_FILE);
+    } catch (err) {
+      throw new ConfigError([`PROFILES_FILE (${e.PROFILES_FILE}): ${(err as Error).message}`]);
+    }
+  }
   const providerConfigured = e.OPENAI_API_KEY !== undefined || e.OPENAI_BASE_URL !== undefined;
   const providers: Record<AiCapability, AiProvider> = {
     vision: providerConfigured ? 'openai' : 'local',
@@ -453,6 +465,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     retryBackoffMs: e.RETRY_BACKOFF_MS,
     stepMemoryMb: e.STEP_MEMORY_MB,
     stepThreadIdleMs: e.STEP_THREAD_IDLE_MS,
+    profiles,
     warmStepThreads: e.WARM_STEP_THREADS === 'true',
     stepThreads: e.STEP_THREADS,
     visionThreads: e.VISION_THREADS,

@@ -64,7 +64,7 @@ export async function createRuntime(
     );
   };
   const graph = compileGraph(
-    { dispatcher, sink: store, disabledSteps: config.disabledSteps, events, finished },
+    { dispatcher, sink: store, disabledSteps: config.disabledSteps, events, finished, profiles: config.profiles },
     checkpointer,
   );
   return {

@@ -51,4 +51,7 @@ export const graph = compileGraph({
   get disabledSteps() {
     return getConfig().disabledSteps;
   },
+  get profiles() {
+    return getConfig().profiles;
+  },
 });

@@ -7,6 +7,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { freePort } from '../src/lib/net.js';
+import { createProducer } from '../src/queue/producer.js';
 import type { JobDocument } from '../src/lib/types.js';
 import { ErrorBody, JobDocumentSchema, JobList } from '../src/server/schemas.js';
 import {
@@ -67,7 +68,10 @@ beforeAll(async () => {
   inbox = tempDir('api-inbox');
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
+  const profiles = path.join(inbox, 'profiles.yaml');
+  fs.writeFileSync(profiles, 'small:\n  thumbnails: { widths: [48], format: jpeg }\n  skip: [analyzeImage]\n');
   service = await new ServiceProcess([], {
+    PROFILES_FILE: profiles,
     ...state.env,
     REDIS_URL: TEST_REDIS_URL,
     QUEUE_PREFIX: prefix,
@@ -279,6 +283,34 @@ describe('jobs', () => {
     const listed = await fetch(`${base}/jobs?q=%20&limit=5`);
     expect(listed.status).toBe(200);
     expect(JobList.parse(await listed.json()).matches).toBeUndefined();
+  });
+
+  test('a JOB_CREATED message with a profile and instructions runs as they say; an unknown key fails its job', async () => {
+    const producer = createProducer({ redisUrl: TEST_REDIS_URL, prefix });
+    try {
+      const photo = path.join(CORPUS, 'image/320x240.jpg');
+      const { jobId } = await producer.enqueueJob({
+        file: { path: photo },
+        profile: 'small',
+        instructions: { thumbnails: { widths: [48, 80] } },
+      });
+      const doc = await finished(jobId);
+      expect(doc.status).toBe('completed');
+      expect(doc.results.thumbnails?.map((t) => [t.width, t.format])).toEqual([
+        [48, 'jpeg'],
+        [80, 'jpeg'],
+      ]);
+      expect(doc.steps.analyzeImage?.status).toBe('skipped');
+      expect(doc).toMatchObject({ profile: 'small', instructions: { thumbnails: { widths: [48, 80] } } });
+
+      // A message the producer library would refuse, written straight to the queue: the job fails, naming the key.
+      await producer.queue.add('JOB_CREATED', { jobId: 'bad-instr', file: { path: photo }, instructions: { size: 1 } });
+      const bad = await finished('bad-instr');
+      expect(bad.error?.code).toBe('INVALID_INPUT');
+      expect(bad.error?.message).toMatch(/instructions: .*size/);
+    } finally {
+      await producer.close();
+    }
   });
 
   test('artifacts are served, and no path leaves the job folder', async () => {

@@ -27,7 +27,10 @@ beforeEach(async () => {
   dataDir = tempDir('job-service');
   inbox = tempDir('job-service-inbox');
   prefix = uniquePrefix('job-service');
+  const profiles = path.join(dataDir, 'profiles.json');
+  fs.writeFileSync(profiles, JSON.stringify({ avatar: { thumbnails: { widths: [256], fit: 'cover' } } }));
   const config = loadConfig({
+    PROFILES_FILE: profiles,
     DATA_DIR: dataDir,
     QUEUE_PREFIX: prefix,
     INPUT_ROOTS: inbox,
@@ -128,4 +131,84 @@ test('the command line retries and deletes through the same operations, on the s
   const deleted = await runCli(['delete', 'cli-locked'], env, 60_000);
   expect(deleted.code, deleted.stderr).toBe(0);
   expect(await parts.stores.store.get('cli-locked')).toBeNull();
+});
+
+test('instructions and a profile come with a JSON or a multipart job; a bad key or an unknown profile is refused', async () => {
+  const file = path.join(inbox, 'face.jpg');
+  fs.writeFileSync(file, 'not really a photo');
+  const instructions = { thumbnails: { widths: [128], format: 'jpeg' }, skip: ['analyzeImage'] };
+  const json = await app.inject({
+    method: 'POST',
+    url: '/jobs',
+    headers: auth,
+    payload: { file: { path: file }, instructions, profile: 'avatar' },
+  });
+  expect(json.statusCode).toBe(202);
+  const created = json.json<{ id: string; instructions: unknown; profile: string }>();
+  expect(created).toMatchObject({ instructions, profile: 'avatar' });
+  // What the orchestrator will run with travels in the JOB_CREATED message.
+  expect((await parts.producer.queue.getJob(created.id))?.data).toMatchObject({ instructions, profile: 'avatar' });
+
+  const refused = async (payload: Record<string, unknown>) => {
+    const res = await app.inject({
+      method: 'POST',
+      url: '/jobs',
+      headers: auth,
+      payload: { file: { path: file }, ...payload },
+    });
+    expect(res.statusCode).toBe(400);
+    return res.json<{ error: { code: string; message: string } }>().error;
+  };
+  const badKey = await refused({ instructions: { thumbnails: { widths: [128], colour: 'red' } } });
+  expect(badKey.code).toBe('INVALID_INPUT');
+  expect(badKey.message).toMatch(/instructions\.thumbnails: .*colour/);
+  const badProfile = await refused({ profile: 'banner' });
+  expect(badProfile.code).toBe('INVALID_INPUT');
+  expect(badProfile.message).toMatch(/profile "banner" is not defined \(PROFILES_FILE has avatar\)/);
+
+  // Multipart: the same, as fields.
+  const multipart = async (fields: Record<string, string>) => {
+    const form = new FormData();
+    for (const [k, v] of Object.entries(fields)) form.append(k, v);
+    form.append('file', new Blob([fs.readFileSync(file)]), 'face.jpg');
+    const req = new Request('http://local/jobs', { method: 'POST', body: form });
+    return app.inject({
+      method: 'POST',
+      url: '/jobs',
+      headers: { ...auth, 'content-type': req.headers.get('content-type')! },
+      payload: Buffer.from(await req.arrayBuffer()),
+    });
+  };
+  const upload = await multipart({ instructions: JSON.stringify(instructions), profile: 'avatar' });
+  expect(upload.statusCode).toBe(202);
+  expect(upload.json()).toMatchObject({ instructions, profile: 'avatar' });
+  const badUpload = await multipart({ instructions: JSON.stringify({ skip: ['validate'] }) });
+  expect(badUpload.statusCode).toBe(400);
+  const uploadError = badUpload.json<{ error: { code: string; message: string } }>().error;
+  expect(uploadError.code).toBe('INVALID_INPUT');
+  expect(uploadError.message).toMatch(/skip\.0/);
+  // Nothing was kept of the refused upload.
+  const uploads = fs.readdirSync(path.join(dataDir, 'uploads'));
+  expect(uploads).toEqual([upload.json<{ id: string }>().id]);
+});
+
+test('submit --instructions and --profile put them in the message; a bad key is refused before anything is sent', async () => {
+  const file = path.join(inbox, 'clip.jpg');
+  fs.writeFileSync(file, 'bytes');
+  const env = { DATA_DIR: dataDir, QUEUE_PREFIX: prefix, REDIS_URL: TEST_REDIS_URL, MEDIA_ORCHESTRATOR_URL: 'none' };
+  const sent = await runCli(
+    ['submit', '--json', '--profile', 'avatar', '--instructions', '{"skip":["analyzeImage"]}', file],
+    env,
+    60_000,
+  );
+  expect(sent.code, sent.stderr).toBe(0);
+  const doc = JSON.parse(sent.stdout) as { id: string };
+  expect((await parts.producer.queue.getJob(doc.id))?.data).toMatchObject({
+    profile: 'avatar',
+    instructions: { skip: ['analyzeImage'] },
+  });
+  const refused = await runCli(['submit', '--instructions', '{"skip":["validate"],"size":2}', file], env, 60_000);
+  expect(refused.code).toBe(1);
+  expect(refused.stderr).toMatch(/--instructions: .*(skip|size)/);
+  expect(await parts.producer.queue.getJobCounts()).toMatchObject({ waiting: 1 });
 });

@@ -146,7 +146,9 @@ export function createExtractiveText(): TextModel {
     async summarize(input, { signal }) {
       signal.throwIfAborted();
       const started = performance.now();
-      const summary = await summarizer.summarize(input.text);
+      // Sentences picked, by the length the job asked for; the language is the text's own (nothing is written).
+      const sentences = input.length ? { short: 2, medium: 4, long: 8 }[input.length] : undefined;
+      const summary = await summarizer.summarize(input.text, sentences ? { sentences } : {});
       return {
         provider: 'local-extractive',
         model: 'wink-eng-lite-web-model',

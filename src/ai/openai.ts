@@ -153,6 +153,20 @@ function documentBlock(text: string): string {
   return `<document>\n${text.replace(/<\/(document)>/gi, '</ $1>')}\n</document>`;
 }
 
+const LENGTHS = {
+  short: 'Keep the summary to one or two sentences and at most three key points.',
+  medium: 'Keep the summary to three to five sentences.',
+  long: 'Write a detailed summary of up to ten sentences, with up to ten key points.',
+} as const;
+
+/** What the job asked of its summary, as sentences for the prompt (the language is a checked BCP 47 tag). */
+function summaryHint(input: TextInput): string {
+  const parts: string[] = [];
+  if (input.length) parts.push(LENGTHS[input.length]);
+  if (input.language) parts.push(`Write the title, summary and key points in the language ${input.language}.`);
+  return parts.length ? ` ${parts.join(' ')}` : '';
+}
+
 function wholePrompt(timed: boolean): string {
   return timed
     ? 'Summarize this transcript. Each line starts with its time in seconds in brackets, like [12.5]. Also divide ' +
@@ -863,10 +877,14 @@ async function summarize(input: TextInput, signal: AbortSignal, deps: TextDeps):
       usage,
     ).then(boundSummary);
 
+  // The job's wishes (its instructions) go with the prompts that write the summary, not with the partial ones.
+  const hint = summaryHint(input);
+  const write = (instruction: string, doc: string, sig: AbortSignal): Promise<SummaryAnswer> =>
+    ask(`${instruction}${hint}`, doc, sig);
   let answer: SummaryAnswer;
   let chunks = 1;
   if (body.length <= deps.contextChars) {
-    answer = await ask(wholePrompt(timed), body, signal);
+    answer = await write(wholePrompt(timed), body, signal);
   } else {
     // A bounded number of paid calls, whatever the size of the document.
     const pieces = splitText(body.slice(0, deps.contextChars * MAX_MAP_CHUNKS), deps.contextChars);
@@ -874,7 +892,7 @@ async function summarize(input: TextInput, signal: AbortSignal, deps: TextDeps):
     const partials = await mapLimit(pieces, deps.maxConcurrency, signal, (piece, i, sig) =>
       ask(mapPrompt(i + 1, pieces.length, timed), piece, sig),
     );
-    answer = await reduce(partials, timed, signal, deps, ask);
+    answer = await reduce(partials, timed, signal, deps, write);
   }
 
   return {

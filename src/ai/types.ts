@@ -102,6 +102,9 @@ export interface TextInput {
   source: 'transcript' | 'text';
   /** Timed transcript segments, for chapters. */
   segments?: TranscriptSegment[];
+  /** What the job asked for (its instructions): how long, and in which language (a BCP 47 tag). */
+  length?: 'short' | 'medium' | 'long';
+  language?: string;
 }
 
 export interface SummaryResult extends AiResultBase {

@@ -18,8 +18,10 @@ Commands:
                  Run the service: the orchestrator (consumes JOB_CREATED) and/or workers for the given
                  task queues. Stops gracefully on SIGTERM/SIGINT.
   submit <file…> [--wait] [--json] [--user ID] [--priority N] [--job-id ID] [--url URL]
+         [--profile NAME] [--instructions JSON]
                  Publish JOB_CREATED for each file. --wait shows progress and waits for the results;
-                 --json prints one job document per line, in the order of the files.
+                 --json prints one job document per line, in the order of the files. --profile and
+                 --instructions choose per-job settings (see README, per-job instructions).
   status <id> [--json] [--url URL]
                  Print a job's document.
   cancel <id> [--url URL]
@@ -185,6 +187,8 @@ async function submitCommand(args: string[]): Promise<number> {
       priority: { type: 'string' },
       'job-id': { type: 'string' },
       url: { type: 'string' },
+      profile: { type: 'string' },
+      instructions: { type: 'string' },
     },
   });
   if (positionals.length === 0) {
@@ -196,6 +200,13 @@ async function submitCommand(args: string[]): Promise<number> {
     process.stderr.write('--priority must be a whole number (1 is the highest, 0 or absent: no priority)\n');
     return 1;
   }
+  // Checked here as the service checks them: a typo is reported now, not as a failed job.
+  const { parseWishes } = await import('./submit-wishes.js');
+  const wishes = parseWishes(values.instructions, values.profile);
+  if (typeof wishes === 'string') {
+    process.stderr.write(`${wishes}\n`);
+    return 1;
+  }
   const api = await remoteFor(values.url);
   if (api) {
     if (values['job-id']) {
@@ -204,7 +215,7 @@ async function submitCommand(args: string[]): Promise<number> {
     }
     const { submitRemote } = await import('./remote.js');
     const { wait, json, user } = values;
-    return submitRemote(api, { files: positionals, wait, json, user, priority });
+    return submitRemote(api, { files: positionals, wait, json, user, priority, ...wishes });
   }
   const [{ loadConfig }, { findRedis }, { submit }] = await Promise.all([
     import('../config.js'),
@@ -220,6 +231,7 @@ async function submitCommand(args: string[]): Promise<number> {
     user: values.user,
     priority,
     jobId: values['job-id'],
+    ...wishes,
   });
 }
 

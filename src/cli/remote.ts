@@ -8,6 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { RemoteSettings } from '../config.js';
+import type { Instructions } from '../lib/instructions.js';
 import type { JobDocument, StepStatus } from '../lib/types.js';
 import { fit, formatJob, progressLine } from './format.js';
 
@@ -35,7 +36,10 @@ export interface Remote {
   /** POST /jobs/:id/retry, DELETE /jobs/:id: what the service answered, as a line for the terminal. */
   retry(id: string): Promise<{ ok: boolean; message: string }>;
   remove(id: string): Promise<{ ok: boolean; message: string }>;
-  upload(file: string, fields: { user?: string; priority?: number }): Promise<JobDocument>;
+  upload(
+    file: string,
+    fields: { user?: string; priority?: number; instructions?: Instructions; profile?: string },
+  ): Promise<JobDocument>;
 }
 
 /**
@@ -123,6 +127,8 @@ function remote(base: string, token: string | undefined): Remote {
       const form = new FormData();
       if (fields.user) form.append('userId', fields.user);
       if (fields.priority) form.append('priority', String(fields.priority));
+      if (fields.instructions) form.append('instructions', JSON.stringify(fields.instructions));
+      if (fields.profile) form.append('profile', fields.profile);
       form.append('file', await fs.openAsBlob(file), path.basename(file));
       const res = await request('/jobs', { method: 'POST', body: form });
       if (res.status !== 202) throw await failure(res);
@@ -136,7 +142,15 @@ const TERMINAL = new Set(['completed', 'completed_with_errors', 'failed', 'cance
 /** `submit` through the API: uploads each file; with `wait`, follows each job to its end. Exit code as `submit`'s. */
 export async function submitRemote(
   api: Remote,
-  opts: { files: string[]; wait: boolean; json: boolean; user?: string; priority?: number },
+  opts: {
+    files: string[];
+    wait: boolean;
+    json: boolean;
+    user?: string;
+    priority?: number;
+    instructions?: Instructions;
+    profile?: string;
+  },
 ): Promise<number> {
   for (const file of opts.files)
     if (!fs.statSync(file, { throwIfNoEntry: false })?.isFile()) throw new Error(`no such file: ${file}`);

@@ -10,6 +10,7 @@ import { pipeline } from 'node:stream/promises';
 import { Job, QueueEvents, type Queue } from 'bullmq';
 import { ulid } from 'ulid';
 import type { Config } from '../config.js';
+import type { Instructions } from '../lib/instructions.js';
 import { insideRoots } from '../queue/job-service.js';
 import { JobIdConflict, sourceConflict } from '../graph/runner.js';
 import { newJobDocument } from '../lib/job-document.js';
@@ -29,6 +30,8 @@ export interface SubmitOptions {
   user?: string;
   priority?: number;
   jobId?: string;
+  instructions?: Instructions;
+  profile?: string;
 }
 
 export async function submit(config: Config, redisUrl: string, opts: SubmitOptions): Promise<number> {
@@ -54,6 +57,8 @@ export async function submit(config: Config, redisUrl: string, opts: SubmitOptio
         file: { path: await stagedPath(config, abs, jobId), name: path.basename(abs) },
         user: opts.user ? { id: opts.user } : null,
         ...(opts.priority ? { priority: opts.priority } : {}),
+        ...(opts.instructions && { instructions: opts.instructions }),
+        ...(opts.profile && { profile: opts.profile }),
       };
       // Before anything is copied: a chosen id must not leave this file in another job's folder.
       if (opts.jobId && i === 0) await refuseReusedId(producer.queue, input);

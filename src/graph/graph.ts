@@ -5,6 +5,13 @@
 import { END, START, StateGraph, type BaseCheckpointSaver, type LangGraphRunnableConfig } from '@langchain/langgraph';
 import { ulid } from 'ulid';
 import { describeError } from '../lib/errors.js';
+import {
+  effectiveInstructions,
+  skippedByInstructions,
+  UnknownProfile,
+  type Instructions,
+  type Profiles,
+} from '../lib/instructions.js';
 import type { JobError, RetryOptions, StepName, StepRecord, StepRecords } from '../lib/types.js';
 import { finalize, type FinishedJob, type JobSink, type StepInput } from '../nodes/index.js';
 import { StepFailure, type Dispatcher } from './dispatcher.js';
@@ -27,11 +34,13 @@ export interface GraphDeps {
    * when the job id already names a job for another file, so that nothing of that job is written over.
    */
   claim?(input: Pick<JobState, 'jobId' | 'file'>): Promise<void>;
+  /** The presets a job's `profile` may name (PROFILES_FILE). */
+  profiles?: Profiles;
   /** Called with the finished job once it is stored (search indexing of its whole texts); a failure is only logged. */
   finished?(job: FinishedJob): Promise<void>;
 }
 
-export function toStepInput(state: JobState, jobId = state.jobId): StepInput {
+export function toStepInput(state: JobState, jobId = state.jobId, instructions?: Instructions | null): StepInput {
   return {
     jobId,
     file: state.file,
@@ -41,6 +50,7 @@ export function toStepInput(state: JobState, jobId = state.jobId): StepInput {
     fileInfo: state.fileInfo,
     fileType: state.fileType,
     results: state.results,
+    ...(instructions && { instructions }),
   };
 }
 
@@ -98,6 +108,27 @@ function stepNode(step: StepName, deps: GraphDeps) {
       await emit(record);
       return { ...adopt, steps: { [step]: record } };
     }
+    // The job's own choices: a step it leaves out is skipped with the steps that would have worked on its result. A
+    // profile that is not defined (any more) fails the job at validate, as bad input.
+    let instructions: Instructions | null;
+    try {
+      instructions = effectiveInstructions(state.instructions, state.profile, deps.profiles ?? {});
+    } catch (err) {
+      if (!(err instanceof UnknownProfile)) throw err;
+      instructions = null;
+      if (step === 'validate') {
+        const error: JobError = { code: 'INVALID_INPUT', message: err.message, step };
+        const record: StepRecord = { status: 'failed', attempts: 0, error };
+        await emit(record);
+        return { ...adopt, steps: { [step]: record }, error };
+      }
+    }
+    const leftOut = skippedByInstructions(step, instructions);
+    if (leftOut) {
+      const record: StepRecord = { status: 'skipped', attempts: 0, reason: leftOut };
+      await emit(record);
+      return { ...adopt, steps: { [step]: record, ...skipped(downstreamOf(step), `${step} was left out`) } };
+    }
     const started = new Date();
     await emit({ status: 'running', attempts: 0, startedAt: started.toISOString() });
     const timing = (): Pick<StepRecord, 'startedAt' | 'finishedAt' | 'durationMs'> => {
@@ -109,7 +140,7 @@ function stepNode(step: StepName, deps: GraphDeps) {
       };
     };
     try {
-      const { outcome, attempts } = await deps.dispatcher.run(step, toStepInput(state, jobId), {
+      const { outcome, attempts } = await deps.dispatcher.run(step, toStepInput(state, jobId, instructions), {
         signal: config.signal,
       });
       if (outcome.status === 'skipped') {

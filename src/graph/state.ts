@@ -3,6 +3,7 @@
  * parallel branches write (steps, results) have merge reducers.
  */
 import { Annotation } from '@langchain/langgraph';
+import type { Instructions } from '../lib/instructions.js';
 import type {
   FileInfo,
   FileType,
@@ -25,6 +26,9 @@ export const JobInputAnnotation = Annotation.Root({
   user: Annotation<JobInput['user']>,
   priority: Annotation<number | undefined>,
   notifyUrl: Annotation<string | undefined>,
+  /** What the producer asked for this job, and the preset it named (lib/instructions.ts). */
+  instructions: Annotation<Instructions | undefined>,
+  profile: Annotation<string | undefined>,
   /** Set by the service for a retry (never from a producer's message); resumed runs find it in the checkpoint. */
   retry: Annotation<RetryOptions | undefined>,
 });

@@ -13,6 +13,9 @@ export interface ThumbnailOptions {
   format: 'webp' | 'jpeg' | 'avif';
   quality: number;
   maxPixels: number;
+  /** `inside` (default): the whole picture, `width` wide; `cover`: a square of width x width, cropped where it draws
+   * the eye (sharp's attention strategy). */
+  fit?: 'inside' | 'cover';
 }
 
 /** Thumbnails are `width` wide (never enlarged); very tall sources are capped at twice that in height. */
@@ -60,7 +63,12 @@ export async function renderThumbnails(
   try {
     base = await openImage(input, opts.maxPixels)
       .autoOrient()
-      .resize({ width: largest, height: largest * MAX_ASPECT, fit: 'inside', withoutEnlargement: true })
+      .resize(
+        opts.fit === 'cover'
+          ? // Its shorter side as long as the largest square, so every square is cut from enough pixels.
+            { width: largest, height: largest, fit: 'outside', withoutEnlargement: true }
+          : { width: largest, height: largest * MAX_ASPECT, fit: 'inside', withoutEnlargement: true },
+      )
       .toColourspace('srgb')
       .raw({ depth: 'uchar' })
       .toBuffer({ resolveWithObject: true });
@@ -73,7 +81,11 @@ export async function renderThumbnails(
   const thumbnails: Thumbnail[] = [];
   const seen = new Set<string>();
   for (const width of opts.widths) {
-    const pipeline = fromBase().resize({ width, height: width * MAX_ASPECT, fit: 'inside', withoutEnlargement: true });
+    const pipeline = fromBase().resize(
+      opts.fit === 'cover'
+        ? { width, height: width, fit: 'cover', position: sharp.strategy.attention, withoutEnlargement: true }
+        : { width, height: width * MAX_ASPECT, fit: 'inside', withoutEnlargement: true },
+    );
     const encoded = await encode(pipeline, opts).toBuffer({ resolveWithObject: true });
     const key = `${encoded.info.width}x${encoded.info.height}`;
     // A small source gives the same image for several widths: keep one.

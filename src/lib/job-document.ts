@@ -16,6 +16,8 @@ export function newJobDocument(input: JobInput, now = new Date().toISOString()):
     steps: {},
     results: {},
     error: null,
+    ...(input.instructions && { instructions: input.instructions }),
+    ...(input.profile && { profile: input.profile }),
   };
 }
 

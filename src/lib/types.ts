@@ -1,3 +1,4 @@
+import type { Instructions } from './instructions.js';
 /**
  * The shapes every layer shares: job input (the JOB_CREATED contract), step records, results and the job
  * document. Plain JSON only: these travel through checkpoints, queues and HTTP.
@@ -50,6 +51,9 @@ export interface JobInput {
   user?: { id: string } | null;
   priority?: number;
   notifyUrl?: string;
+  /** What this job asks for (lib/instructions.ts), on top of `profile`'s preset when it names one. */
+  instructions?: Instructions;
+  profile?: string;
 }
 
 /**
@@ -255,6 +259,9 @@ export interface JobDocument {
   usage?: Usage;
   /** Delivery of the completion webhook, when the job has a notifyUrl. */
   webhook?: WebhookDelivery;
+  /** What the producer asked for this job (lib/instructions.ts), when it asked anything. */
+  instructions?: Instructions;
+  profile?: string;
   /** In GET /jobs/:id only: every file the job produced (thumbnails, transcripts, text, audio, ...). */
   artifacts?: ArtifactRef[];
   /** In API answers only: whether POST /jobs/:id/retry would be accepted, and why not (see retryRefusal). */

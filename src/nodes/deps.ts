@@ -5,6 +5,7 @@
 import type { Config } from '../config.js';
 import { createAiModels, type AiCapability, type AiModels, type AiResultBase, type AiUsage } from '../ai/index.js';
 import { ArtifactStore } from '../lib/artifacts.js';
+import type { Instructions } from '../lib/instructions.js';
 import type { Logger } from '../lib/log.js';
 import { resolveToolPaths, type ToolPaths } from '../lib/tools.js';
 import type {
@@ -73,6 +74,8 @@ export interface StepInput {
   fileInfo: FileInfo | null;
   fileType: FileType | null;
   results: Results;
+  /** The job's instructions with its profile applied (lib/instructions.ts); absent when it asked nothing. */
+  instructions?: Instructions;
 }
 
 export interface StepContext {

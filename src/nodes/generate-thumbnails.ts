@@ -1,15 +1,22 @@
 /** generateThumbnails: the configured widths (EXIF-oriented, never enlarged, first frame) plus a ThumbHash placeholder. */
 import { renderThumbnails } from '../lib/image.js';
-import type { Deps, StepFn } from './deps.js';
+import type { Deps, StepFn, StepInput } from './deps.js';
 
-export const generateThumbnails: StepFn = async (input, deps) => thumbnailsFrom(input.file.path, input.jobId, deps);
+export const generateThumbnails: StepFn = async (input, deps) => thumbnailsFrom(input.file.path, input, deps);
 
-/** Shared by posterFrame and renderPreview, which feed a decoded frame or page into the same code. */
-export async function thumbnailsFrom(source: string | Buffer, jobId: string, deps: Deps) {
-  const { widths, format, quality } = deps.config.thumbnails;
+/**
+ * Shared by posterFrame and renderPreview, which feed a decoded frame or page into the same code. The job's
+ * instructions choose widths, format, quality and fit over the configured ones.
+ */
+export async function thumbnailsFrom(source: string | Buffer, input: StepInput, deps: Deps) {
+  const jobId = input.jobId;
+  const wish = input.instructions?.thumbnails;
+  const widths = wish?.widths ?? deps.config.thumbnails.widths;
+  const format = wish?.format ?? deps.config.thumbnails.format;
+  const quality = wish?.quality ?? deps.config.thumbnails.quality;
   const { thumbnails, placeholder } = await renderThumbnails(
     source,
-    { widths, format, quality, maxPixels: deps.config.maxImagePixels },
+    { widths, format, quality, fit: wish?.fit ?? 'inside', maxPixels: deps.config.maxImagePixels },
     (name, data) => deps.artifacts.write(jobId, name, data),
   );
   return {

@@ -30,5 +30,5 @@ export const posterFrame: StepFn = async (input, deps, ctx) => {
     throw err;
   }
   if (png.length === 0) throw new MediaError('CORRUPT_FILE', 'the video has no decodable frame');
-  return thumbnailsFrom(png, input.jobId, deps);
+  return thumbnailsFrom(png, input, deps);
 };

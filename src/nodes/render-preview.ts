@@ -8,5 +8,5 @@ export const renderPreview: StepFn = async (input, deps) => {
   const width = Math.max(...deps.config.thumbnails.widths);
   const page = await withPdf(input.file.path, (pdf) => renderPage(pdf, 1, width));
   if (!page || page.length === 0) throw new MediaError('CORRUPT_FILE', 'page 1 could not be rendered');
-  return thumbnailsFrom(Buffer.from(page), input.jobId, deps);
+  return thumbnailsFrom(Buffer.from(page), input, deps);
 };

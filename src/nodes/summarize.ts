@@ -27,8 +27,15 @@ export const summarize: StepFn = async (input, deps, ctx) => {
   // The timed segments transcribe saved (none for a transcript from before they were kept).
   const segmentsJson = source === 'transcript' ? await deps.artifacts.readText(input.jobId, SEGMENTS_ARTIFACT) : null;
   const segments = segmentsJson ? (JSON.parse(segmentsJson) as TranscriptSegment[]) : [];
+  const wish = input.instructions?.summary;
   const result = await model.summarize(
-    { text, source, ...(segments.length > 0 && { segments }) },
+    {
+      text,
+      source,
+      ...(segments.length > 0 && { segments }),
+      ...(wish?.length && { length: wish.length }),
+      ...(wish?.language && { language: wish.language }),
+    },
     { signal: ctx.signal },
   );
   await recordAiUse(deps, input, 'summarize', 'text', result);

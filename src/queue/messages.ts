@@ -3,6 +3,7 @@
  * schema is closed: an unknown key is refused, so a producer can never reach the service's internal state.
  */
 import { z } from 'zod';
+import { InstructionsSchema, PROFILE_NAME, describeIssues } from '../lib/instructions.js';
 import { MAX_URL_LENGTH, urlProblem } from '../lib/outbound.js';
 import type { JobInput } from '../lib/types.js';
 import { JOB_ID_PATTERN } from './names.js';
@@ -14,6 +15,9 @@ export const NotifyUrl = z
   .refine((u) => urlProblem(u) === null, {
     message: 'notifyUrl must be an http:// or https:// URL without credentials',
   });
+
+/** A profile's name (PROFILES_FILE); whether it is defined is checked where the profiles are loaded. */
+export const Profile = z.string().regex(PROFILE_NAME, 'profile: a-z, 0-9, _ and -, at most 64 characters');
 
 /** BullMQ's largest priority (2^21 - 1); above it `add` throws. */
 export const MAX_PRIORITY = 2_097_151;
@@ -38,6 +42,8 @@ export const JobCreatedSchema = z.strictObject({
     .optional(),
   priority: z.number().int().min(0).max(MAX_PRIORITY).optional(),
   notifyUrl: NotifyUrl.optional(),
+  instructions: InstructionsSchema.optional(),
+  profile: Profile.optional(),
 });
 
 export type JobCreated = z.infer<typeof JobCreatedSchema>;
@@ -73,9 +79,5 @@ export function parseJobCreated(data: unknown): { ok: true; input: JobInput } | 
   if (tooBig) return { ok: false, message: `malformed JOB_CREATED message: ${tooBig}` };
   const parsed = JobCreatedSchema.safeParse(data);
   if (parsed.success) return { ok: true, input: parsed.data };
-  const message = parsed.error.issues
-    .slice(0, 5)
-    .map((i) => `${i.path.join('.') || 'message'}: ${i.message}`)
-    .join('; ');
-  return { ok: false, message: `malformed JOB_CREATED message: ${message}` };
+  return { ok: false, message: `malformed JOB_CREATED message: ${describeIssues(parsed.error.issues)}` };
 }

@@ -11,7 +11,14 @@ import type { StepEvents } from '../graph/graph.js';
 import { CANCEL_REASON, DRAIN_REASON, JobIdConflict, type JobRunner } from '../graph/runner.js';
 import { isInside, pinFile } from '../lib/files.js';
 import type { Logger } from '../lib/log.js';
-import type { ErrorCode, JobDocument, JobInput, StepName, StepStatus } from '../lib/types.js';
+import {
+  TERMINAL_STATUSES,
+  type ErrorCode,
+  type JobDocument,
+  type JobInput,
+  type StepName,
+  type StepStatus,
+} from '../lib/types.js';
 import type { JobStore } from '../store/index.js';
 import { isCancelled, subscribeCancels } from './cancel.js';
 import { bullConnection, createRedis } from './connection.js';
@@ -127,6 +134,12 @@ export async function startOrchestrator(parts: OrchestratorParts, redisUrl: stri
       if (!(err instanceof JobIdConflict)) throw err;
       log.warn({ jobId: input.jobId, bullJobId: job.id }, err.message);
       throw new UnrecoverableError(encodeFailure({ code: 'INVALID_INPUT', message: err.message }));
+    }
+    // A preset this service does not define: the job fails as bad input (PROFILES_FILE differs between processes?).
+    const open = !TERMINAL_STATUSES.includes(claimed.status);
+    if (open && input.profile !== undefined && !Object.hasOwn(config.profiles, input.profile)) {
+      const why = `profile ${JSON.stringify(input.profile)} is not defined in this service's PROFILES_FILE`;
+      return notify(input, await reject(input, 'INVALID_INPUT', why));
     }
     // Uploads are already in our folder; a producer's path is pinned: every step reads the inode checked here. The
     // job keeps the path the producer named (a repeated message is recognised by it); the steps read the pinned one.

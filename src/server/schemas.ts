@@ -1,7 +1,8 @@
 /** The HTTP contract as zod schemas: validated on the way in, serialized on the way out, published as OpenAPI. */
 import { z } from 'zod';
 import { ERROR_CODES, FILE_TYPES, JOB_STATUSES } from '../lib/types.js';
-import { MAX_PRIORITY, NotifyUrl } from '../queue/messages.js';
+import { InstructionsSchema } from '../lib/instructions.js';
+import { MAX_PRIORITY, NotifyUrl, Profile } from '../queue/messages.js';
 import { JOB_ID_PATTERN } from '../queue/names.js';
 
 export const ErrorBody = z
@@ -50,6 +51,8 @@ export const JobDocumentSchema = z
       text: z.any().optional(),
       summary: z.any().optional(),
     }),
+    instructions: InstructionsSchema.optional().describe('What the producer asked for this job'),
+    profile: z.string().optional().describe('The preset (PROFILES_FILE) the job asked for'),
     artifacts: z
       .array(z.object({ name: z.string(), url: z.string(), bytes: z.number().int() }))
       .optional()
@@ -123,4 +126,9 @@ export const CreateJobJson = z.strictObject({
   user: z.strictObject({ id: z.string().min(1).max(200) }).optional(),
   priority: z.number().int().min(0).max(MAX_PRIORITY).optional(),
   notifyUrl: NotifyUrl.optional(),
+  instructions: InstructionsSchema.optional().describe(
+    'What this job asks for: skip (optional steps to leave out), thumbnails (widths, format, quality, fit), ' +
+      'transcribe (false: none), summary (length, language). Closed: an unknown key is refused with INVALID_INPUT.',
+  ),
+  profile: Profile.optional().describe('A preset from PROFILES_FILE; the instructions apply on top of it'),
 });

@@ -15,7 +15,8 @@ import { retryRefusal } from '../../lib/job-document.js';
 import type { JobDocument, JobInput } from '../../lib/types.js';
 import { TERMINAL_STATUSES } from '../../lib/types.js';
 import { insideRoots, JobService } from '../../queue/job-service.js';
-import { MAX_PRIORITY, NotifyUrl } from '../../queue/messages.js';
+import { describeIssues, effectiveInstructions, InstructionsSchema, UnknownProfile } from '../../lib/instructions.js';
+import { MAX_PRIORITY, NotifyUrl, Profile } from '../../queue/messages.js';
 import { InvalidCursor } from '../../store/index.js';
 import { JobEventWaiters, type Armed } from '../event-waiters.js';
 import { type ApiParts, hasToken, HttpError, requireToken } from '../http.js';
@@ -156,12 +157,57 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
       },
     );
 
+    /** A profile the job names must be one PROFILES_FILE defines: refused now, not when the job runs. */
+    function checkProfile(profile: string | undefined): void {
+      if (profile === undefined) return;
+      try {
+        effectiveInstructions(undefined, profile, config.profiles);
+      } catch (err) {
+        if (err instanceof UnknownProfile) throw new HttpError(400, 'INVALID_INPUT', err.message);
+        throw err;
+      }
+    }
+
+    /** The multipart fields `instructions` (a JSON object) and `profile`, checked as a message's are. */
+    function uploadInstructions(fields: Record<string, string>): Pick<JobInput, 'instructions' | 'profile'> {
+      const out: Pick<JobInput, 'instructions' | 'profile'> = {};
+      if (fields.instructions !== undefined) {
+        let raw: unknown;
+        try {
+          raw = JSON.parse(fields.instructions);
+        } catch {
+          throw new HttpError(400, 'INVALID_INPUT', 'instructions: the field must hold a JSON object');
+        }
+        const parsed = InstructionsSchema.safeParse(raw);
+        if (!parsed.success) throw new HttpError(400, 'INVALID_INPUT', describeIssues(parsed.error.issues));
+        out.instructions = parsed.data;
+      }
+      if (fields.profile !== undefined) {
+        const parsed = Profile.safeParse(fields.profile);
+        if (!parsed.success) throw new HttpError(400, 'INVALID_INPUT', describeIssues(parsed.error.issues));
+        checkProfile(parsed.data);
+        out.profile = parsed.data;
+      }
+      return out;
+    }
+
     async function fromJson(raw: unknown, jobId: string): Promise<{ input: JobInput; hash: string }> {
       const parsed = CreateJobJson.safeParse(raw);
       if (!parsed.success) {
         const detail = parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ');
-        throw new HttpError(400, 'BAD_REQUEST', raw === undefined ? 'send multipart/form-data or JSON' : detail);
+        // The job's own instructions are input to validate like a message's (INVALID_INPUT); the rest is the request.
+        const invalid = parsed.error.issues.some((i) => ['instructions', 'profile'].includes(String(i.path[0])));
+        throw new HttpError(
+          400,
+          invalid ? 'INVALID_INPUT' : 'BAD_REQUEST',
+          raw === undefined
+            ? 'send multipart/form-data or JSON'
+            : invalid
+              ? describeIssues(parsed.error.issues)
+              : detail,
+        );
       }
+      checkProfile(parsed.data.profile);
       const file = path.resolve(parsed.data.file.path);
       if (!(await insideRoots(config.inputRoots, file)))
         throw new HttpError(400, 'INVALID_INPUT', 'file.path is outside INPUT_ROOTS');
@@ -248,6 +294,13 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
           'notifyUrl must be an http:// or https:// URL (at most 2048 characters)',
         );
       }
+      let wishes: Pick<JobInput, 'instructions' | 'profile'>;
+      try {
+        wishes = uploadInstructions(fields);
+      } catch (err) {
+        await fs.rm(dir, { recursive: true, force: true });
+        throw err;
+      }
       return {
         input: {
           jobId,
@@ -255,6 +308,7 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
           user: fields.userId ? { id: fields.userId.slice(0, 200) } : null,
           ...(priority ? { priority } : {}),
           ...(fields.notifyUrl ? { notifyUrl: fields.notifyUrl } : {}),
+          ...wishes,
         },
         hash,
       };

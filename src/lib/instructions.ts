@@ -1,0 +1,124 @@
+/**
+ * Per-job instructions: what a producer may choose for one job (which optional steps to leave out, the thumbnails'
+ * sizes, format and fit, whether to transcribe, the summary's length and language), alone or on top of a named
+ * profile defined in PROFILES_FILE. The schema is closed and every value bounded: an unknown key or a value out of
+ * range refuses the job with INVALID_INPUT naming it. Steps receive the result as typed options (StepInput's
+ * `instructions`), never the producer's object.
+ */
+import fs from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+
+/** Steps a job may leave out: those whose failure does not fail the job (see the step policy). */
+export const SKIPPABLE_STEPS = [
+  'analyzeImage',
+  'posterFrame',
+  'renderPreview',
+  'extractAudio',
+  'transcribe',
+  'summarize',
+] as const;
+
+export const PROFILE_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
+
+export const InstructionsSchema = z.strictObject({
+  skip: z
+    .array(z.enum(SKIPPABLE_STEPS, { message: `skip: steps that may be left out are ${SKIPPABLE_STEPS.join(', ')}` }))
+    .max(SKIPPABLE_STEPS.length)
+    .optional(),
+  thumbnails: z
+    .strictObject({
+      widths: z.array(z.number().int().min(16).max(4096)).min(1).max(6).optional(),
+      format: z.enum(['webp', 'jpeg', 'avif']).optional(),
+      quality: z.number().int().min(1).max(100).optional(),
+      /** `inside`: the whole picture within width x width; `cover`: a square crop of width x width. */
+      fit: z.enum(['inside', 'cover']).optional(),
+    })
+    .optional(),
+  /** false: no transcript (nor its summary) for video and audio. */
+  transcribe: z.boolean().optional(),
+  summary: z
+    .strictObject({
+      length: z.enum(['short', 'medium', 'long']).optional(),
+      /** The summary's language, as a BCP 47 tag (`en`, `pt-BR`); for language models (the offline one extracts). */
+      language: z
+        .string()
+        .regex(/^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$/, 'summary.language: a language tag such as en or pt-BR')
+        .optional(),
+    })
+    .optional(),
+});
+
+export type Instructions = z.infer<typeof InstructionsSchema>;
+
+/** Named presets: PROFILES_FILE holds `{ "<name>": <instructions>, ... }`. */
+export const ProfilesSchema = z
+  .record(z.string().regex(PROFILE_NAME, 'a profile name: a-z, 0-9, _ and -, at most 64'), InstructionsSchema)
+  .refine((p) => Object.keys(p).length <= 100, 'at most 100 profiles');
+
+export type Profiles = z.infer<typeof ProfilesSchema>;
+
+/** Reads and validates PROFILES_FILE (JSON, or YAML by its extension); throws with the offending key named. */
+export function loadProfiles(file: string): Profiles {
+  const text = fs.readFileSync(file, 'utf8');
+  const raw: unknown = /\.ya?ml$/i.test(file) ? parseYaml(text) : JSON.parse(text);
+  const parsed = ProfilesSchema.safeParse(raw ?? {});
+  if (!parsed.success) throw new Error(describeIssues(parsed.error.issues));
+  return parsed.data;
+}
+
+/** Zod's issues as one line, each with its path: "thumbnails.widths.0: too small; colour: unknown key". */
+export function describeIssues(issues: z.core.$ZodIssue[]): string {
+  return issues
+    .slice(0, 5)
+    .map((i) => {
+      const where = i.path.join('.');
+      const keys = i.code === 'unrecognized_keys' ? ` (${i.keys.join(', ')})` : '';
+      return `${where || 'instructions'}: ${i.message}${keys}`;
+    })
+    .join('; ');
+}
+
+/**
+ * The instructions a job runs with: its profile's, with the job's own on top (field by field, a job's `skip`
+ * replacing the profile's). Null when neither says anything. Throws for a profile `profiles` does not define.
+ */
+export function effectiveInstructions(
+  own: Instructions | undefined,
+  profile: string | undefined,
+  profiles: Profiles,
+): Instructions | null {
+  let base: Instructions = {};
+  if (profile !== undefined) {
+    const preset = Object.hasOwn(profiles, profile) ? profiles[profile] : undefined;
+    if (!preset) throw new UnknownProfile(profile, profiles);
+    base = preset;
+  }
+  const mine = own ?? {};
+  const merged: Instructions = {
+    ...base,
+    ...mine,
+    ...((base.thumbnails || mine.thumbnails) && { thumbnails: { ...base.thumbnails, ...mine.thumbnails } }),
+    ...((base.summary || mine.summary) && { summary: { ...base.summary, ...mine.summary } }),
+  };
+  return Object.keys(merged).length > 0 ? merged : null;
+}
+
+export class UnknownProfile extends Error {
+  constructor(name: string, profiles: Profiles) {
+    const known = Object.keys(profiles);
+    super(
+      `profile ${JSON.stringify(name)} is not defined${known.length ? ` (PROFILES_FILE has ${known.join(', ')})` : ' (no PROFILES_FILE is set)'}`,
+    );
+    this.name = 'UnknownProfile';
+  }
+}
+
+/** Why `step` does not run for these instructions, or null when it runs. */
+export function skippedByInstructions(step: string, instructions: Instructions | null | undefined): string | null {
+  if (!instructions) return null;
+  if ((instructions.skip as readonly string[] | undefined)?.includes(step)) return "left out by the job's instructions";
+  if (step === 'transcribe' && instructions.transcribe === false)
+    return "left out by the job's instructions (transcribe: false)";
+  return null;
+}
