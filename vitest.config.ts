@@ -8,6 +8,7 @@ const ON_BOTH = [
   'test/api.test.ts',
   'test/sse.test.ts',
   'test/resume.test.ts',
+  'test/review.test.ts',
 ];
 const POSTGRES_ONLY = ['test/scale-out.test.ts'];
 

@@ -125,7 +125,7 @@ async function processCommand(args: string[]): Promise<number> {
     await runtime.close();
   }
   process.stdout.write(values.json ? `${JSON.stringify(doc, null, 2)}\n` : formatJob(doc));
-  return doc.status === 'failed' || doc.status === 'cancelled' ? 2 : 0;
+  return ['failed', 'cancelled', 'rejected'].includes(doc.status) ? 2 : 0;
 }
 
 async function startCommand(args: string[]): Promise<number> {
@@ -259,7 +259,7 @@ async function statusCommand(args: string[]): Promise<number> {
     return 1;
   }
   process.stdout.write(values.json ? `${JSON.stringify(doc, null, 2)}\n` : formatJob(doc));
-  return doc.status === 'failed' || doc.status === 'cancelled' ? 2 : 0;
+  return ['failed', 'cancelled', 'rejected'].includes(doc.status) ? 2 : 0;
 }
 
 async function cancelCommand(args: string[]): Promise<number> {

@@ -2,7 +2,14 @@
  * The job workflow as a LangGraph StateGraph: nodes, then edges, then compile. Every step node is the same wrapper
  * around a dispatcher, so the graph is identical whether steps run inline or on worker queues.
  */
-import { END, START, StateGraph, type BaseCheckpointSaver, type LangGraphRunnableConfig } from '@langchain/langgraph';
+import {
+  END,
+  interrupt,
+  START,
+  StateGraph,
+  type BaseCheckpointSaver,
+  type LangGraphRunnableConfig,
+} from '@langchain/langgraph';
 import { ulid } from 'ulid';
 import { describeError } from '../lib/errors.js';
 import {
@@ -12,6 +19,7 @@ import {
   type Instructions,
   type Profiles,
 } from '../lib/instructions.js';
+import { parseDecision, reviewNeeded } from '../lib/review.js';
 import type { JobError, RetryOptions, StepName, StepRecord, StepRecords } from '../lib/types.js';
 import { finalize, type FinishedJob, type JobSink, type StepInput } from '../nodes/index.js';
 import { StepFailure, type Dispatcher } from './dispatcher.js';
@@ -202,6 +210,19 @@ export function buildGraph(deps: GraphDeps) {
     .addNode(
       'finalize',
       async (state: JobState): Promise<JobUpdate> => {
+        // A person decides first when the job needs it: the run stops here (a checkpoint, no worker held) and is
+        // resumed with the decision (JobRunner; Studio's resume). A failed job is not reviewed.
+        let rejected = false;
+        if (!state.error) {
+          let instructions: Instructions | null = null;
+          try {
+            instructions = effectiveInstructions(state.instructions, state.profile, deps.profiles ?? {});
+          } catch (err) {
+            if (!(err instanceof UnknownProfile)) throw err;
+          }
+          const request = reviewNeeded(state.results, instructions);
+          if (request) rejected = parseDecision(interrupt(request)).decision === 'reject';
+        }
         const job = {
           jobId: state.jobId,
           file: state.file,
@@ -212,7 +233,7 @@ export function buildGraph(deps: GraphDeps) {
           results: state.results,
           error: state.error,
         };
-        const update = await finalize(job, deps.sink);
+        const update = await finalize(job, deps.sink, rejected);
         await deps.finished?.({ ...job, ...update });
         return update;
       },

@@ -4,13 +4,14 @@
  * deleted: the job store keeps the result, so the checkpoint database does not grow with every job.
  */
 import { basename } from 'node:path';
-import type { BaseCheckpointSaver } from '@langchain/langgraph';
+import { Command, INTERRUPT, isInterrupted, type BaseCheckpointSaver } from '@langchain/langgraph';
 import type { FinishedJob } from '../nodes/index.js';
 import {
   TERMINAL_STATUSES,
   type JobDocument,
   type JobInput,
   type RetryOptions,
+  type ReviewRequest,
   type StepRecords,
 } from '../lib/types.js';
 import type { JobGraph } from './graph.js';
@@ -26,6 +27,8 @@ export interface RunnerStore {
   getInput(id: string): Promise<JobInput | null>;
   markRunning(id: string): Promise<void>;
   saveFinished(job: FinishedJob): Promise<void>;
+  /** The job stopped for a person's review: `awaiting_review`, with why and what to show. */
+  awaitReview(id: string, request: ReviewRequest): Promise<void>;
 }
 
 /** A job id already names a job for another file. The existing job is left as it is. */
@@ -85,6 +88,13 @@ export class JobRunner {
       await this.compact(input.jobId);
       return known;
     }
+    // Waiting for a review: nothing runs until the decision is stored, then the run resumes with it.
+    let decision: Command | null = null;
+    if (known.status === 'awaiting_review') {
+      const review = known.review;
+      if (!review?.decision) return known;
+      decision = new Command({ resume: { decision: review.decision, ...(review.note && { note: review.note }) } });
+    }
     await this.store.markRunning(input.jobId);
     const config = { configurable: { thread_id: input.jobId }, durability: 'sync' as const, signal: opts.signal };
     const resume = await this.hasCheckpoint(input.jobId);
@@ -92,7 +102,15 @@ export class JobRunner {
       const graphInput = opts.readFrom
         ? { ...input, file: { ...input.file, path: opts.readFrom, name: input.file.name ?? basename(input.file.path) } }
         : input;
-      await this.graph.invoke(resume ? null : { ...graphInput, ...(opts.retry && { retry: opts.retry }) }, config);
+      const out = decision
+        ? // The Command's type knows nothing of this graph's node names; it carries only a resume value.
+          await this.graph.invoke(decision as Parameters<JobGraph['invoke']>[0], config)
+        : await this.graph.invoke(resume ? null : { ...graphInput, ...(opts.retry && { retry: opts.retry }) }, config);
+      if (isInterrupted<ReviewRequest>(out)) {
+        // The checkpoint keeps the run where it stopped; the job waits without holding anything.
+        await this.store.awaitReview(input.jobId, out[INTERRUPT][0]!.value!);
+        return this.document(input.jobId);
+      }
     } catch (err) {
       if (opts.signal?.aborted && opts.signal.reason === CANCEL_REASON) return this.cancel(input);
       throw err;

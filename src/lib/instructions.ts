@@ -37,6 +37,16 @@ export const InstructionsSchema = z.strictObject({
     .optional(),
   /** false: no transcript (nor its summary) for video and audio. */
   transcribe: z.boolean().optional(),
+  /**
+   * When the job waits for a person before it finishes: `always`; `flagged` (the default): when the vision model
+   * flags the picture, or it carries one of `labels`; `never`.
+   */
+  review: z
+    .strictObject({
+      when: z.enum(['always', 'flagged', 'never']).optional(),
+      labels: z.array(z.string().min(1).max(64)).max(50).optional(),
+    })
+    .optional(),
   summary: z
     .strictObject({
       length: z.enum(['short', 'medium', 'long']).optional(),
@@ -100,6 +110,7 @@ export function effectiveInstructions(
     ...mine,
     ...((base.thumbnails || mine.thumbnails) && { thumbnails: { ...base.thumbnails, ...mine.thumbnails } }),
     ...((base.summary || mine.summary) && { summary: { ...base.summary, ...mine.summary } }),
+    ...((base.review || mine.review) && { review: { ...base.review, ...mine.review } }),
   };
   return Object.keys(merged).length > 0 ? merged : null;
 }

@@ -21,9 +21,48 @@ export const STEP_NAMES = [
 ] as const;
 export type StepName = (typeof STEP_NAMES)[number];
 
-export const JOB_STATUSES = ['queued', 'running', 'completed', 'completed_with_errors', 'failed', 'cancelled'] as const;
+export const JOB_STATUSES = [
+  'queued',
+  'running',
+  'awaiting_review',
+  'completed',
+  'completed_with_errors',
+  'failed',
+  'cancelled',
+  'rejected',
+] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
-export const TERMINAL_STATUSES: readonly JobStatus[] = ['completed', 'completed_with_errors', 'failed', 'cancelled'];
+export const TERMINAL_STATUSES: readonly JobStatus[] = [
+  'completed',
+  'completed_with_errors',
+  'failed',
+  'cancelled',
+  'rejected',
+];
+
+/** Why a job waits for a person, and what they are shown (see the review in graph.ts). */
+export interface ReviewRequest {
+  reason: string;
+  evidence: {
+    labels?: { name: string; score: number }[];
+    caption?: string | null;
+    safety?: { flagged: boolean; categories: string[] } | null;
+    excerpt?: string;
+  };
+}
+
+export interface ReviewDecision {
+  decision: 'approve' | 'reject';
+  note?: string;
+}
+
+/** A job's review: asked for at `requestedAt`, decided at `decidedAt` (absent while it waits). */
+export interface JobReview extends ReviewRequest {
+  requestedAt: string;
+  decision?: ReviewDecision['decision'];
+  note?: string;
+  decidedAt?: string;
+}
 
 export type StepStatus = 'pending' | 'running' | 'succeeded' | 'failed' | 'skipped';
 
@@ -262,6 +301,8 @@ export interface JobDocument {
   /** What the producer asked for this job (lib/instructions.ts), when it asked anything. */
   instructions?: Instructions;
   profile?: string;
+  /** Present once the job has waited for a person's review: why, the evidence, and the decision when made. */
+  review?: JobReview;
   /** In GET /jobs/:id only: every file the job produced (thumbnails, transcripts, text, audio, ...). */
   artifacts?: ArtifactRef[];
   /** In API answers only: whether POST /jobs/:id/retry would be accepted, and why not (see retryRefusal). */

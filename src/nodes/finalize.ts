@@ -14,8 +14,13 @@ export function jobStatus(steps: StepRecords, error: JobError | null): JobStatus
   return Object.values(steps).some((s) => s?.status === 'failed') ? 'completed_with_errors' : 'completed';
 }
 
-export async function finalize(job: Omit<FinishedJob, 'status'>, jobs: JobSink): Promise<{ status: JobStatus }> {
-  const status = jobStatus(job.steps, job.error);
+/** Stores the finished job with its status: from its steps, unless a reviewer rejected it. */
+export async function finalize(
+  job: Omit<FinishedJob, 'status'>,
+  jobs: JobSink,
+  rejected = false,
+): Promise<{ status: JobStatus }> {
+  const status = rejected ? 'rejected' : jobStatus(job.steps, job.error);
   await jobs.saveFinished({ ...job, status });
   return { status };
 }

@@ -7,6 +7,7 @@ import type { Redis } from 'ioredis';
 import { TERMINAL_STATUSES, type JobStatus } from '../lib/types.js';
 import type { JobStore } from '../store/index.js';
 import { parseJobCreated } from './messages.js';
+import { enqueueJob } from './producer.js';
 import type { Logger } from '../lib/log.js';
 import { createRedis } from './connection.js';
 import { cancelChannel, cancelKey } from './names.js';
@@ -69,6 +70,14 @@ export async function requestCancel(
       status: stored.status,
       message: `job ${id} has already ended: ${stored.status}`,
     };
+  }
+  // Waiting for its review, the job has no run to stop: it is queued again, and the orchestrator that takes it sees
+  // the cancellation and ends it (with what its steps made, its checkpoint dropped).
+  if (stored?.status === 'awaiting_review') {
+    const input = await store.getInput(id);
+    await publishCancel(redis, prefix, id);
+    if (input) await enqueueJob(queue, input, 'cancel');
+    return { found: true, ended: false, status: stored.status, message: `job ${id}: cancelling its review` };
   }
   const job = await queue.getJob(id);
   const parsed = job ? parseJobCreated(job.data) : null;

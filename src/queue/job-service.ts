@@ -13,7 +13,13 @@ import type { ArtifactStore } from '../lib/artifacts.js';
 import { isInside } from '../lib/files.js';
 import { retryRefusal } from '../lib/job-document.js';
 import type { Logger } from '../lib/log.js';
-import { TERMINAL_STATUSES, type JobDocument, type JobInput, type RetryOptions } from '../lib/types.js';
+import {
+  TERMINAL_STATUSES,
+  type JobDocument,
+  type JobInput,
+  type RetryOptions,
+  type ReviewDecision,
+} from '../lib/types.js';
 import type { JobFilter, JobPage, JobStore, SearchPage } from '../store/index.js';
 import { clearCancel, requestCancel } from './cancel.js';
 import type { Producer } from './producer.js';
@@ -129,6 +135,25 @@ export class JobService {
     const reopened = await store.reopen(doc.id, retry);
     await producer.enqueueJob(input, `r${generation}`);
     return reopened ?? this.get(doc.id);
+  }
+
+  /**
+   * A reviewer's decision on a job `awaiting_review`: stored (one decision wins; CONFLICT for a job that is not
+   * waiting or was decided meanwhile), then the job is queued again so that an orchestrator resumes it from its
+   * checkpoint with the decision.
+   */
+  async review(id: string, decision: ReviewDecision): Promise<JobDocument> {
+    const doc = await this.get(id);
+    const { store, producer } = this.parts;
+    if (doc.status !== 'awaiting_review')
+      throw new JobServiceError('CONFLICT', `job ${id} is ${doc.status}, not awaiting_review`);
+    if (!(await store.decideReview(id, decision)))
+      throw new JobServiceError('CONFLICT', `job ${id} has been decided already`);
+    const input = await store.getInput(id);
+    if (!input) throw new JobServiceError('NOT_FOUND', `job ${id} has no stored input to resume`);
+    const generation = (await store.getRetry(id))?.generation ?? 0;
+    await producer.enqueueJob(input, `review${generation}`);
+    return this.get(id);
   }
 
   /** Removes a finished job: its record, checkpoints, upload and artifacts. CONFLICT while it runs. */

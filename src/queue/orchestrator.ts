@@ -97,7 +97,8 @@ export async function startOrchestrator(parts: OrchestratorParts, redisUrl: stri
 
   const webhooks = await startWebhooks(config, redisUrl, store, log);
   const notify = async (input: JobInput, doc: JobDocument): Promise<JobDocument> => {
-    if (!input.notifyUrl) return doc;
+    // Only a job that has ended is announced: one waiting for its review is announced when it ends.
+    if (!input.notifyUrl || !TERMINAL_STATUSES.includes(doc.status)) return doc;
     const run = (await store.getRetry(input.jobId))?.generation ?? 0;
     await webhooks.enqueue(doc.id, input.notifyUrl, run);
     return (await store.get(doc.id)) ?? doc;

@@ -53,6 +53,17 @@ export const JobDocumentSchema = z
     }),
     instructions: InstructionsSchema.optional().describe('What the producer asked for this job'),
     profile: z.string().optional().describe('The preset (PROFILES_FILE) the job asked for'),
+    review: z
+      .object({
+        reason: z.string(),
+        evidence: z.any(),
+        requestedAt: z.string(),
+        decision: z.enum(['approve', 'reject']).optional(),
+        note: z.string().optional(),
+        decidedAt: z.string().optional(),
+      })
+      .optional()
+      .describe('Why the job waits (waited) for a person, what they are shown, and their decision'),
     artifacts: z
       .array(z.object({ name: z.string(), url: z.string(), bytes: z.number().int() }))
       .optional()
@@ -112,6 +123,11 @@ export const ListQuery = z.object({
   user: z.string().max(200).optional(),
   cursor: z.string().max(500).optional(),
   limit: z.coerce.number().int().min(1).max(200).default(50),
+});
+
+export const ReviewBody = z.strictObject({
+  decision: z.enum(['approve', 'reject']),
+  note: z.string().max(2000).optional(),
 });
 
 export const CreateJobJson = z.strictObject({

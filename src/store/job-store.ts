@@ -20,6 +20,8 @@ import {
   type JobError,
   type JobInput,
   type RetryOptions,
+  type ReviewDecision,
+  type ReviewRequest,
   type StepName,
   type StepRecord,
   type StepStatus,
@@ -33,6 +35,10 @@ export interface JobStore extends JobSink {
   /** The input the job was created with (what a resumed or retried run starts from). */
   getInput(id: string): Promise<JobInput | null>;
   markRunning(id: string): Promise<void>;
+  /** The job stopped for a person's review (see JobRunner). */
+  awaitReview(id: string, request: ReviewRequest): Promise<void>;
+  /** A reviewer's decision on a job `awaiting_review`; false when it is not waiting or was decided already. */
+  decideReview(id: string, decision: ReviewDecision): Promise<boolean>;
   /** A step's record changed; a late `running` never moves a settled step backwards. */
   stepChanged(jobId: string, step: StepName, record: StepRecord): Promise<void>;
   /** Ends a job that never reached its graph (rejected at intake, cancelled while queued) with `error`. */
@@ -205,6 +211,31 @@ export function changeEvents(
  * What each change does to a job document, the same on every backend: the backend reads the row, applies one of these
  * and writes it back with the events `changeEvents` gives, in one transaction.
  */
+
+export function awaitReviewChange(request: ReviewRequest): (doc: JobDocument) => void {
+  return (doc) => {
+    if (TERMINAL_STATUSES.includes(doc.status)) return;
+    doc.status = 'awaiting_review';
+    doc.review = { ...request, requestedAt: new Date().toISOString() };
+  };
+}
+
+/**
+ * Records a reviewer's decision on a job that waits for one; `decided.ok` says whether this call made it (a job not
+ * waiting, or already decided by a concurrent call, is left as it was).
+ */
+export function decideReviewChange(decision: ReviewDecision, decided: { ok: boolean }): (doc: JobDocument) => void {
+  return (doc) => {
+    if (doc.status !== 'awaiting_review' || !doc.review || doc.review.decision) return;
+    doc.review = {
+      ...doc.review,
+      decision: decision.decision,
+      ...(decision.note && { note: decision.note }),
+      decidedAt: new Date().toISOString(),
+    };
+    decided.ok = true;
+  };
+}
 
 export function markRunningChange(doc: JobDocument): void {
   if (!TERMINAL_STATUSES.includes(doc.status)) doc.status = 'running';

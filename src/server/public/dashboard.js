@@ -2,7 +2,7 @@
 'use strict';
 
 const $ = (sel) => document.querySelector(sel);
-const TERMINAL = ['completed', 'completed_with_errors', 'failed', 'cancelled'];
+const TERMINAL = ['completed', 'completed_with_errors', 'failed', 'cancelled', 'rejected'];
 let listTimer = null;
 let events = null;
 let graphSource = null;
@@ -129,7 +129,16 @@ function took(job) {
   return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
 }
 
-const STATUS_ORDER = ['queued', 'running', 'completed', 'completed_with_errors', 'failed', 'cancelled'];
+const STATUS_ORDER = [
+  'queued',
+  'running',
+  'awaiting_review',
+  'completed',
+  'completed_with_errors',
+  'failed',
+  'cancelled',
+  'rejected',
+];
 
 /** "3 running · 12 completed · 1 failed": every status with jobs, in the order a job goes through them. */
 function showCounts(byStatus) {
@@ -462,6 +471,33 @@ function renderDetails(job) {
   }
 }
 
+/** Why the job waits (or waited) for a person, what they are shown, and the two buttons while it waits. */
+function renderReview(job) {
+  const box = $('#review');
+  const review = job.review;
+  box.hidden = !review;
+  if (!review) return;
+  text($('#review-reason'), `Waits for a review: ${review.reason}`);
+  const evidence = $('#review-evidence');
+  evidence.replaceChildren();
+  const e = review.evidence || {};
+  if ((e.labels || []).length)
+    evidence.appendChild(
+      el('p', `Labels: ${e.labels.map((l) => `${l.name} ${Math.round(l.score * 100)}%`).join(', ')}`),
+    );
+  if (e.caption) evidence.appendChild(el('p', `Caption: ${e.caption}`));
+  if (e.safety && e.safety.flagged) evidence.appendChild(el('p', `Flagged: ${e.safety.categories.join(', ')}`));
+  if (e.excerpt) evidence.appendChild(el('p', e.excerpt, 'muted'));
+  text(
+    $('#review-decision'),
+    review.decision
+      ? `${review.decision === 'approve' ? 'Approved' : 'Rejected'} ${new Date(review.decidedAt).toLocaleString()}` +
+          (review.note ? `: ${review.note}` : '')
+      : '',
+  );
+  $('#review-form').hidden = job.status !== 'awaiting_review' || Boolean(review.decision);
+}
+
 function renderJob(job) {
   text($('#job-title'), job.file.name);
   const status = $('#job-status');
@@ -473,6 +509,7 @@ function renderJob(job) {
   const error = $('#job-error');
   error.hidden = !job.error;
   if (job.error) text(error, `${job.error.code} at ${job.error.step || 'intake'}: ${job.error.message}`);
+  renderReview(job);
   renderSteps(job);
   renderMedia(job);
   renderAnalysis(job);
@@ -507,6 +544,17 @@ async function showJob(id) {
     reload().catch(console.error);
     if (TERMINAL.includes(JSON.parse(e.data).status)) events.close();
   });
+  const decide = (decision) =>
+    api(`/jobs/${id}/review`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        decision,
+        ...($('#review-note').value.trim() && { note: $('#review-note').value.trim() }),
+      }),
+    }).then(reload, (err) => alert(err.message));
+  $('#approve').onclick = () => decide('approve');
+  $('#reject').onclick = () => decide('reject');
   $('#cancel').onclick = () => api(`/jobs/${id}/cancel`, { method: 'POST' }).then(reload, (err) => alert(err.message));
   $('#retry').onclick = () =>
     api(`/jobs/${id}/retry`, { method: 'POST' }).then(

@@ -28,6 +28,7 @@ import {
   JobIdParams,
   JobList,
   ListQuery,
+  ReviewBody,
 } from '../schemas.js';
 
 const CONTENT_TYPES: Record<string, string> = {
@@ -387,6 +388,23 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
       async (req, reply) => {
         return reply.status(202).send(await jobs.retry(req.params.id));
       },
+    );
+
+    app.post(
+      '/jobs/:id/review',
+      {
+        preHandler: auth,
+        schema: {
+          summary: 'Decide the review of a job awaiting_review: approve finishes it, reject ends it rejected',
+          description:
+            'One decision wins: a job that is not awaiting_review, or was decided meanwhile, answers 409. The job resumes from its checkpoint; no step before the review runs again.',
+          params: JobIdParams,
+          body: ReviewBody,
+          response: { 202: JobDocumentSchema, 409: ErrorBody, ...errors },
+          security: [{ bearer: [] }],
+        },
+      },
+      async (req, reply) => reply.status(202).send(await jobs.review(req.params.id, req.body)),
     );
 
     app.delete(

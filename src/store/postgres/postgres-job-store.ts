@@ -25,6 +25,8 @@ import type {
   JobError,
   JobInput,
   RetryOptions,
+  ReviewDecision,
+  ReviewRequest,
   StepName,
   StepRecord,
   StepStatus,
@@ -42,6 +44,8 @@ import {
   finishedChange,
   inputOf,
   markRunningChange,
+  awaitReviewChange,
+  decideReviewChange,
   notStarted,
   reopenChange,
   stepChange,
@@ -145,6 +149,16 @@ export class PostgresJobStore implements JobStore {
 
   markRunning(id: string): Promise<void> {
     return this.update(id, markRunningChange);
+  }
+
+  awaitReview(id: string, request: ReviewRequest): Promise<void> {
+    return this.update(id, awaitReviewChange(request));
+  }
+
+  async decideReview(id: string, decision: ReviewDecision): Promise<boolean> {
+    const decided = { ok: false };
+    await this.update(id, decideReviewChange(decision, decided));
+    return decided.ok;
   }
 
   stepChanged(jobId: string, step: StepName, record: StepRecord): Promise<void> {

@@ -25,6 +25,8 @@ import type {
   JobError,
   JobInput,
   RetryOptions,
+  ReviewDecision,
+  ReviewRequest,
   StepName,
   StepRecord,
   StepStatus,
@@ -42,6 +44,8 @@ import {
   finishedChange,
   inputOf,
   markRunningChange,
+  awaitReviewChange,
+  decideReviewChange,
   notStarted,
   reopenChange,
   stepChange,
@@ -96,6 +100,17 @@ export class SqliteJobStore implements JobStore {
   markRunning(id: string): Promise<void> {
     this.update(id, markRunningChange);
     return Promise.resolve();
+  }
+
+  awaitReview(id: string, request: ReviewRequest): Promise<void> {
+    this.update(id, awaitReviewChange(request));
+    return Promise.resolve();
+  }
+
+  decideReview(id: string, decision: ReviewDecision): Promise<boolean> {
+    const decided = { ok: false };
+    this.update(id, decideReviewChange(decision, decided));
+    return Promise.resolve(decided.ok);
   }
 
   stepChanged(jobId: string, step: StepName, record: StepRecord): Promise<void> {
