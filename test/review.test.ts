@@ -94,6 +94,7 @@ test('a job that asked for review waits through a SIGKILL; approved, it finishes
   expect(Date.parse(waiting.review?.requestedAt ?? '')).not.toBeNaN();
   expect(waiting.steps.generateThumbnails?.status).toBe('succeeded');
   const runsBefore = await stepRuns(state, id);
+  expect(await (await fetch(`${base}/metrics`)).text()).toMatch(/^media_jobs\{status="awaiting_review"\} [1-9]/m);
 
   // The whole service killed and started again: the job still waits, and nothing runs for it.
   service.kill('SIGKILL');
