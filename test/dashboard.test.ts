@@ -284,3 +284,31 @@ test(
     expect(await page.locator('#retry').isDisabled()).toBe(true);
   },
 );
+
+test('a job waiting for review shows why, and the Reject button ends it rejected with the note', async () => {
+  const form = new FormData();
+  form.append('instructions', JSON.stringify({ review: { when: 'always' } }));
+  form.append('file', new Blob([fs.readFileSync(path.join(CORPUS, 'image/320x240.jpg'))]), 'review-me.jpg');
+  const created = await fetch(`${base}/jobs`, { method: 'POST', body: form });
+  expect(created.status).toBe(202);
+  const { id } = (await created.json()) as JobDocument;
+
+  const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+  await page.goto(`${base}/#/jobs/${id}`);
+  await page.locator('#job-status .status.awaiting_review').waitFor({ timeout: 90_000 });
+  await page.locator('#review-form').waitFor({ state: 'visible', timeout: 10_000 });
+  expect(await page.textContent('#review-reason')).toBe('Waits for a review: the job asked for review');
+  // What there is to decide on: the picture, and the steps that did not apply greyed out.
+  await page.locator('#thumbnails img').waitFor({ timeout: 10_000 });
+  expect(await page.getAttribute('#graph [id*="flowchart-posterFrame-"]', 'data-step-status')).toBe('unused');
+  fs.mkdirSync(path.join(ROOT, 'test-artifacts'), { recursive: true });
+  await page.screenshot({ path: path.join(ROOT, 'test-artifacts', 'dashboard-review.png'), fullPage: true });
+
+  await page.fill('#review-note', 'not for the gallery');
+  await page.click('#reject');
+  await page.locator(`#graph[data-job="${id}"][data-status="rejected"]`).waitFor({ timeout: 60_000 });
+  expect(await page.textContent('#review-decision')).toMatch(/^Rejected .*: not for the gallery$/);
+  expect(await page.locator('#review-form').isHidden()).toBe(true);
+  const doc = (await (await fetch(`${base}/jobs/${id}`)).json()) as JobDocument;
+  expect(doc).toMatchObject({ status: 'rejected', review: { decision: 'reject', note: 'not for the gallery' } });
+});

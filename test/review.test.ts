@@ -93,6 +93,10 @@ test('a job that asked for review waits through a SIGKILL; approved, it finishes
   expect(waiting.review?.reason).toBe('the job asked for review');
   expect(Date.parse(waiting.review?.requestedAt ?? '')).not.toBeNaN();
   expect(waiting.steps.generateThumbnails?.status).toBe('succeeded');
+  // The reviewer sees what the steps made: the type, the file's identity, the thumbnails.
+  expect(waiting.fileType).toBe('image');
+  expect(waiting.file.sha256).toMatch(/^[0-9a-f]{64}$/);
+  expect(waiting.results.thumbnails?.length).toBeGreaterThan(0);
   const runsBefore = await stepRuns(state, id);
   expect(await (await fetch(`${base}/metrics`)).text()).toMatch(/^media_jobs\{status="awaiting_review"\} [1-9]/m);
 

@@ -28,7 +28,11 @@ export interface RunnerStore {
   markRunning(id: string): Promise<void>;
   saveFinished(job: FinishedJob): Promise<void>;
   /** The job stopped for a person's review: `awaiting_review`, with why and what to show. */
-  awaitReview(id: string, request: ReviewRequest): Promise<void>;
+  awaitReview(
+    id: string,
+    request: ReviewRequest,
+    found: Pick<JobState, 'fileType' | 'fileInfo' | 'results'>,
+  ): Promise<void>;
 }
 
 /** A job id already names a job for another file. The existing job is left as it is. */
@@ -108,7 +112,8 @@ export class JobRunner {
         : await this.graph.invoke(resume ? null : { ...graphInput, ...(opts.retry && { retry: opts.retry }) }, config);
       if (isInterrupted<ReviewRequest>(out)) {
         // The checkpoint keeps the run where it stopped; the job waits without holding anything.
-        await this.store.awaitReview(input.jobId, out[INTERRUPT][0]!.value!);
+        const { fileType, fileInfo, results } = out as unknown as JobState;
+        await this.store.awaitReview(input.jobId, out[INTERRUPT][0]!.value!, { fileType, fileInfo, results });
         return this.document(input.jobId);
       }
     } catch (err) {

@@ -36,7 +36,7 @@ export interface JobStore extends JobSink {
   getInput(id: string): Promise<JobInput | null>;
   markRunning(id: string): Promise<void>;
   /** The job stopped for a person's review (see JobRunner). */
-  awaitReview(id: string, request: ReviewRequest): Promise<void>;
+  awaitReview(id: string, request: ReviewRequest, found: FoundSoFar): Promise<void>;
   /** A reviewer's decision on a job `awaiting_review`; false when it is not waiting or was decided already. */
   decideReview(id: string, decision: ReviewDecision): Promise<boolean>;
   /** A step's record changed; a late `running` never moves a settled step backwards. */
@@ -212,13 +212,25 @@ export function changeEvents(
  * and writes it back with the events `changeEvents` gives, in one transaction.
  */
 
-export function awaitReviewChange(request: ReviewRequest): (doc: JobDocument) => void {
+export function awaitReviewChange(request: ReviewRequest, found: FoundSoFar): (doc: JobDocument) => void {
   return (doc) => {
     if (TERMINAL_STATUSES.includes(doc.status)) return;
     doc.status = 'awaiting_review';
     doc.review = { ...request, requestedAt: new Date().toISOString() };
+    // What the steps made, so the reviewer sees the picture, the text and the metadata they decide on.
+    doc.fileType = found.fileType;
+    if (found.fileInfo) {
+      const { name, size, mime, sha256 } = found.fileInfo;
+      doc.file = { name, size, mime, sha256 };
+    }
+    doc.results = found.results;
+    const usage = totalUsage(found.results);
+    if (usage) doc.usage = usage;
   };
 }
+
+/** A job's findings before it has finished (what the checkpoint holds): see awaitReview. */
+export type FoundSoFar = Pick<FinishedJob, 'fileType' | 'fileInfo' | 'results'>;
 
 /**
  * Records a reviewer's decision on a job that waits for one; `decided.ok` says whether this call made it (a job not

@@ -240,7 +240,7 @@ async function drawGraph(job) {
  */
 function graphStatus(job, step) {
   if (job.steps[step]) return job.steps[step].status;
-  return TERMINAL.includes(job.status) ? 'unused' : 'pending';
+  return TERMINAL.includes(job.status) || job.status === 'awaiting_review' ? 'unused' : 'pending';
 }
 
 /** "1:05", "1:02:07": a time in a recording. */

@@ -55,6 +55,7 @@ import {
   type JobFilter,
   type JobPage,
   type JobStore,
+  type FoundSoFar,
   type SearchPage,
   type StepDuration,
   type StepRun,
@@ -151,8 +152,8 @@ export class PostgresJobStore implements JobStore {
     return this.update(id, markRunningChange);
   }
 
-  awaitReview(id: string, request: ReviewRequest): Promise<void> {
-    return this.update(id, awaitReviewChange(request));
+  awaitReview(id: string, request: ReviewRequest, found: FoundSoFar): Promise<void> {
+    return this.update(id, awaitReviewChange(request, found));
   }
 
   async decideReview(id: string, decision: ReviewDecision): Promise<boolean> {

@@ -56,6 +56,7 @@ import {
   type JobPage,
   type SearchPage,
   type JobStore,
+  type FoundSoFar,
   type StepDuration,
   type StepRun,
 } from '../job-store.js';
@@ -102,8 +103,8 @@ export class SqliteJobStore implements JobStore {
     return Promise.resolve();
   }
 
-  awaitReview(id: string, request: ReviewRequest): Promise<void> {
-    this.update(id, awaitReviewChange(request));
+  awaitReview(id: string, request: ReviewRequest, found: FoundSoFar): Promise<void> {
+    this.update(id, awaitReviewChange(request, found));
     return Promise.resolve();
   }
 
