@@ -191,6 +191,13 @@ const EnvSchema = z.object({
   LOCK_DURATION_MS: positiveInt('LOCK_DURATION_MS', 30_000),
   STALLED_INTERVAL_MS: positiveInt('STALLED_INTERVAL_MS', 30_000),
   SHUTDOWN_TIMEOUT_MS: positiveInt('SHUTDOWN_TIMEOUT_MS', 15_000),
+  REVIEW_TIMEOUT: z
+    .string()
+    .regex(
+      /^(\d{1,10}):(approve|reject)$/,
+      'REVIEW_TIMEOUT: milliseconds:approve or milliseconds:reject, e.g. 86400000:reject',
+    )
+    .optional(),
   RETRY_BACKOFF_MS: positiveInt('RETRY_BACKOFF_MS', 1000),
   STEP_THREAD_IDLE_MS: positiveInt('STEP_THREAD_IDLE_MS', 60_000),
   WARM_STEP_THREADS: z
@@ -313,6 +320,8 @@ export interface Config {
   lockDurationMs: number;
   stalledIntervalMs: number;
   shutdownTimeoutMs: number;
+  /** A review nobody decides within `ms` is decided so; null: jobs wait for their review as long as it takes. */
+  reviewTimeout: { ms: number; decision: 'approve' | 'reject' } | null;
   retryBackoffMs: number;
   /** JavaScript heap ceiling of one step thread; a step past it fails with RESOURCE_LIMIT. */
   stepMemoryMb: number;
@@ -462,6 +471,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     lockDurationMs: e.LOCK_DURATION_MS,
     stalledIntervalMs: e.STALLED_INTERVAL_MS,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    reviewTimeout: e.REVIEW_TIMEOUT
+      ? {
+          ms: Number(e.REVIEW_TIMEOUT.split(':')[0]),
+          decision: e.REVIEW_TIMEOUT.split(':')[1] as 'approve' | 'reject',
+        }
+      : null,
     retryBackoffMs: e.RETRY_BACKOFF_MS,
     stepMemoryMb: e.STEP_MEMORY_MB,
     stepThreadIdleMs: e.STEP_THREAD_IDLE_MS,

@@ -176,3 +176,14 @@ test('a job that does not ask for review is not held; a review of it is 409', as
   expect((await decide(id, { decision: 'approve' })).status).toBe(409);
   expect((await decide('no-such-job', { decision: 'approve' })).status).toBe(404);
 }, 120_000);
+
+test('REVIEW_TIMEOUT decides a review nobody answers, as it says', async () => {
+  await service.stop();
+  service = await new ServiceProcess([], { ...env(), REVIEW_TIMEOUT: '1500:reject' }).ready();
+  const id = await create('image/320x240.jpg', { instructions: { review: { when: 'always' } } });
+  await until(id, 'awaiting_review');
+  await until(id, 'rejected', 30_000);
+  const doc = (await storedJob(state, id))!;
+  expect(doc.review).toMatchObject({ decision: 'reject' });
+  expect(doc.review?.note).toMatch(/REVIEW_TIMEOUT \(1500 ms\)/);
+}, 120_000);

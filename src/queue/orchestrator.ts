@@ -23,6 +23,7 @@ import type { JobStore } from '../store/index.js';
 import { isCancelled, subscribeCancels } from './cancel.js';
 import { bullConnection, createRedis } from './connection.js';
 import { parseJobCreated } from './messages.js';
+import { createProducer } from './producer.js';
 import { JOB_ID_PATTERN, JOBS_QUEUE } from './names.js';
 import { encodeFailure } from './queued-dispatcher.js';
 import { startWebhooks } from './webhooks.js';
@@ -183,6 +184,7 @@ export async function startOrchestrator(parts: OrchestratorParts, redisUrl: stri
       log.error({ jobId: job.id, err: err.message }, 'job failed in the orchestrator');
   });
 
+  const stopReviewTimeouts = watchReviewTimeouts(config, store, redisUrl, log);
   const unsubscribe = await subscribeCancels(redisUrl, config.queuePrefix, log, (jobId) => {
     active.get(jobId)?.controller.abort(CANCEL_REASON);
   });
@@ -200,9 +202,48 @@ export async function startOrchestrator(parts: OrchestratorParts, redisUrl: stri
       ]);
       if (timedOut) await worker.close(true);
       stopListening();
+      await stopReviewTimeouts();
       await unsubscribe();
       await webhooks.close();
       await redis.quit().catch(() => redis.disconnect());
     },
+  };
+}
+
+/**
+ * REVIEW_TIMEOUT: reviews older than its milliseconds are decided as it says, by whichever orchestrator looks first
+ * (the store lets one decision win), and the job is queued again to resume. Without it, nothing is looked at.
+ */
+function watchReviewTimeouts(config: Config, store: JobStore, redisUrl: string, log: Logger): () => Promise<void> {
+  const timeout = config.reviewTimeout;
+  if (!timeout) return () => Promise.resolve();
+  const producer = createProducer({ redisUrl, prefix: config.queuePrefix });
+  const look = async (): Promise<void> => {
+    const { jobs } = await store.list({ status: 'awaiting_review' }, 200);
+    for (const doc of jobs) {
+      const since = Date.parse(doc.review?.requestedAt ?? '');
+      if (!(Date.now() - since > timeout.ms) || doc.review?.decision) continue;
+      const note = `nobody reviewed it within REVIEW_TIMEOUT (${timeout.ms} ms)`;
+      if (!(await store.decideReview(doc.id, { decision: timeout.decision, note }))) continue;
+      const input = await store.getInput(doc.id);
+      if (input) await producer.enqueueJob(input, `review${(await store.getRetry(doc.id))?.generation ?? 0}`);
+      log.info({ jobId: doc.id, decision: timeout.decision }, 'review timed out');
+    }
+  };
+  let busy = false;
+  const timer = setInterval(
+    () => {
+      if (busy) return;
+      busy = true;
+      look()
+        .catch((err: unknown) => log.warn({ err }, 'could not look for timed-out reviews'))
+        .finally(() => (busy = false));
+    },
+    Math.min(60_000, Math.max(500, timeout.ms / 2)),
+  );
+  timer.unref();
+  return async () => {
+    clearInterval(timer);
+    await producer.close();
   };
 }
