@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { loadConfig } from '../src/config.js';
 import { resolveToolPaths } from '../src/lib/tools.js';
-import type { JobDocument } from '../src/lib/types.js';
+import type { Analysis, JobDocument } from '../src/lib/types.js';
 import { openJobStore, type JobStore, type StepRun } from '../src/store/index.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -354,4 +354,19 @@ export async function readEvents(
     }
   }
   return events;
+}
+
+/** An image analysis with these labels (score 0.9) and neutral statistics, for tests that need one in a document. */
+export function analysisWith(labels: string[], extra: Partial<Analysis> = {}): Analysis {
+  return {
+    provider: 'human',
+    labels: labels.map((name) => ({ name, score: 0.9 })),
+    dominantColor: '#000000',
+    palette: [],
+    brightness: 0,
+    sharpness: 0,
+    entropy: 0,
+    phash: '0',
+    ...extra,
+  };
 }

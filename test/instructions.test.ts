@@ -11,8 +11,9 @@ import { ConfigError, loadConfig } from '../src/config.js';
 import { effectiveInstructions, InstructionsSchema, UnknownProfile } from '../src/lib/instructions.js';
 import { createLogger } from '../src/lib/log.js';
 import { parseJobCreated } from '../src/queue/messages.js';
+import { reviewNeeded } from '../src/lib/review.js';
 import { createRuntime } from '../src/runtime.js';
-import { CORPUS, tempDir } from './helpers.js';
+import { analysisWith, CORPUS, tempDir } from './helpers.js';
 
 const dir = tempDir('instructions');
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -68,6 +69,26 @@ describe('the schema', () => {
     fs.writeFileSync(bad, JSON.stringify({ avatar: { thumbnails: { widths: [96] }, sizes: [1] } }));
     expect(() => loadConfig({ DATA_DIR: dir, PROFILES_FILE: bad })).toThrow(ConfigError);
     expect(() => loadConfig({ DATA_DIR: dir, PROFILES_FILE: bad })).toThrow(/PROFILES_FILE .*avatar.*sizes/);
+  });
+});
+
+describe('when a job waits for review', () => {
+  const analysis = (labels: string[], flagged = false) =>
+    analysisWith(labels, { provider: 'openai', safety: { flagged, categories: flagged ? ['violence'] : [] } });
+  test('a flagged picture, a label the instructions name, or always; never is never', () => {
+    expect(reviewNeeded({ analysis: analysis(['dog']) }, null)).toBeNull();
+    expect(reviewNeeded({ analysis: analysis(['dog'], true) }, null)?.reason).toMatch(
+      /flagged the picture \(violence\)/,
+    );
+    expect(
+      reviewNeeded({ analysis: analysis(['Person', 'bench']) }, { review: { labels: ['person'] } })?.reason,
+    ).toMatch(/shows "Person"/);
+    expect(reviewNeeded({ analysis: analysis(['dog'], true) }, { review: { when: 'never' } })).toBeNull();
+    const always = reviewNeeded(
+      { summary: { provider: 'x', text: 'a talk', source: 'text' } },
+      { review: { when: 'always' } },
+    );
+    expect(always).toEqual({ reason: 'the job asked for review', evidence: { excerpt: 'a talk' } });
   });
 });
 

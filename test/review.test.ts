@@ -9,6 +9,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { freePort } from '../src/lib/net.js';
+import { createProducer } from '../src/queue/producer.js';
 import type { JobDocument } from '../src/lib/types.js';
 import {
   CORPUS,
@@ -98,6 +99,13 @@ test('a job that asked for review waits through a SIGKILL; approved, it finishes
   expect(waiting.file.sha256).toMatch(/^[0-9a-f]{64}$/);
   expect(waiting.results.thumbnails?.length).toBeGreaterThan(0);
   const runsBefore = await stepRuns(state, id);
+  // Waiting holds no worker: nothing of the job is active in any queue.
+  const jobs = createProducer({ redisUrl: TEST_REDIS_URL, prefix });
+  try {
+    expect(await jobs.queue.getActiveCount()).toBe(0);
+  } finally {
+    await jobs.close();
+  }
   expect(await (await fetch(`${base}/metrics`)).text()).toMatch(/^media_jobs\{status="awaiting_review"\} [1-9]/m);
 
   // The whole service killed and started again: the job still waits, and nothing runs for it.
@@ -141,16 +149,16 @@ test('decisions are checked, of two at once one wins, and the decided job ends w
     ).status,
   ).toBe(401);
 
-  // Two decisions at once: exactly one wins.
+  // Two decisions at once: exactly one wins (both reject, with notes of their own: the note says which).
   const answers = await Promise.all([
-    decide(id, { decision: 'reject', note: 'not for us' }),
-    decide(id, { decision: 'approve' }),
+    decide(id, { decision: 'reject', note: 'first reviewer' }),
+    decide(id, { decision: 'reject', note: 'second reviewer' }),
   ]);
   expect(answers.map((a) => a.status).sort()).toEqual([202, 409]);
-  const winner = answers[0].status === 202 ? 'reject' : 'approve';
-  await until(id, winner === 'reject' ? 'rejected' : 'completed');
+  const winner = answers[0].status === 202 ? 'first reviewer' : 'second reviewer';
+  await until(id, 'rejected');
   const doc = (await storedJob(state, id))!;
-  expect(doc.review?.decision).toBe(winner);
+  expect(doc.review).toMatchObject({ decision: 'reject', note: winner });
   await waitFor('the webhook of the decided job', () => delivered.some((d) => d.jobId === id), 30_000);
   expect(delivered.filter((d) => d.jobId === id)).toEqual([{ jobId: id, status: doc.status }]);
 }, 240_000);

@@ -16,7 +16,7 @@ import { InvalidCursor, openJobStore, openStores, type JobStore } from '../src/s
 import { SCHEMA_VERSION as PG_SCHEMA_VERSION } from '../src/store/postgres/migrations.js';
 import { PostgresJobStore } from '../src/store/postgres/postgres-job-store.js';
 import { SCHEMA_VERSION } from '../src/store/sqlite/migrations.js';
-import { tempDir, waitFor } from './helpers.js';
+import { analysisWith, tempDir, waitFor } from './helpers.js';
 
 interface Backend {
   name: string;
@@ -224,16 +224,7 @@ describe.each([sqlite, postgres])('job store contract: $name', (backend) => {
         error: null,
       });
     };
-    const analysis = (...labels: string[]) => ({
-      provider: 'human',
-      labels: labels.map((name) => ({ name, score: 0.9 })),
-      dominantColor: '#000000',
-      palette: [],
-      brightness: 0,
-      sharpness: 0,
-      entropy: 0,
-      phash: '0',
-    });
+    const analysis = (...labels: string[]) => analysisWith(labels);
     await finish('park', 'IMG_2041.jpeg', { analysis: analysis('person', 'dog', 'bench') });
     await finish('dogs-name', 'dog_show.jpeg', { analysis: analysis('person') }, { user: { id: 'ann' } });
     await finish('beach', 'beach.jpeg', { analysis: analysis('person', 'surfboard') });
@@ -508,16 +499,7 @@ describe('postgres schema versions', () => {
         steps: {},
         results: {
           summary: { provider: 'local', text: 'a heron on a post', source: 'text' },
-          analysis: {
-            provider: 'human',
-            labels: [{ name: 'bird', score: 0.9 }],
-            dominantColor: '#000000',
-            palette: [],
-            brightness: 0,
-            sharpness: 0,
-            entropy: 0,
-            phash: '0',
-          },
+          analysis: analysisWith(['bird']),
         },
         error: null,
       });

@@ -127,3 +127,25 @@ test(
     expect(fs.readdirSync(path.join(dataDir, 'artifacts', jobId)).filter((f) => !f.startsWith('thumb-'))).toEqual([]);
   },
 );
+
+test('a review is an interrupt Studio shows, and resuming it there with a decision finishes the job', async () => {
+  const client = new Client({ apiUrl: url });
+  const thread = await client.threads.create();
+  const jobId = `studio-review-${thread.thread_id}`;
+  await client.runs.wait(thread.thread_id, 'media', {
+    input: {
+      jobId,
+      file: { path: path.join(CORPUS, 'image/320x240.jpg') },
+      instructions: { review: { when: 'always' } },
+    },
+  });
+  const waiting = await client.threads.getState(thread.thread_id);
+  expect(waiting.next).toEqual(['finalize']);
+  const interrupts = waiting.tasks.flatMap((t) => t.interrupts);
+  expect(interrupts.map((i) => (i.value as { reason: string }).reason)).toEqual(['the job asked for review']);
+
+  const state = (await client.runs.wait(thread.thread_id, 'media', {
+    command: { resume: { decision: 'reject', note: 'from Studio' } },
+  })) as { status: string };
+  expect(state.status).toBe('rejected');
+}, 300_000);
