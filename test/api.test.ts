@@ -490,6 +490,8 @@ describe('service routes', () => {
       '/jobs',
       '/jobs/{id}',
       '/jobs/{id}/cancel',
+      '/jobs/{id}/retry',
+      '/jobs/{id}/review',
       '/jobs/{id}/artifacts/{name}',
       '/jobs/{id}/events',
       '/healthz',
@@ -499,6 +501,9 @@ describe('service routes', () => {
     ]) {
       expect(Object.keys(openapi.paths), route).toContain(route);
     }
+    // The job document's schema names the per-job instructions and the review, for API clients.
+    expect(JSON.stringify(openapi)).toContain('awaiting_review');
+    expect(JSON.stringify(openapi)).toContain('"instructions"');
     // Bull Board needs the token too, and then lists our queues.
     expect((await fetch(`${base}/admin/queues`)).status).toBe(401);
     expect((await fetch(`${base}/admin/queues`, { headers: auth })).status).toBe(200);
