@@ -68,6 +68,25 @@ const input = (jobId: string, extra: Partial<JobInput> = {}): JobInput => ({
   ...extra,
 });
 
+const HERON = { provider: 'local', text: 'a heron on a post', source: 'text' };
+
+/** A finished photo job, `old-photo` at /media/IMG_7.jpg, as a store before search would have kept it. */
+async function oldPhoto(store: JobStore, results: Parameters<JobStore['saveFinished']>[0]['results']): Promise<void> {
+  const job = input('old-photo', { file: { path: '/media/IMG_7.jpg' } });
+  await store.createOrGet(job);
+  await store.saveFinished({
+    jobId: job.jobId,
+    status: 'completed',
+    fileType: 'image',
+    file: job.file,
+    fileInfo: null,
+    user: null,
+    steps: {},
+    results,
+    error: null,
+  });
+}
+
 describe.each([sqlite, postgres])('job store contract: $name', (backend) => {
   const opened: { stores: JobStore[]; cleanup: () => Promise<void> }[] = [];
   const fresh = async (): Promise<{ store: JobStore; another: () => Promise<JobStore> }> => {
@@ -404,18 +423,7 @@ describe('sqlite schema versions', () => {
     try {
       const config = loadConfig({ DATA_DIR: dir });
       const store = await openJobStore(config);
-      await store.createOrGet(input('old-photo', { file: { path: '/media/IMG_7.jpg' } }));
-      await store.saveFinished({
-        jobId: 'old-photo',
-        status: 'completed',
-        fileType: 'image',
-        file: { path: '/media/IMG_7.jpg' },
-        fileInfo: null,
-        user: null,
-        steps: {},
-        results: { summary: { provider: 'local', text: 'a heron on a post', source: 'text' } },
-        error: null,
-      });
+      await oldPhoto(store, { summary: HERON });
       await store.createOrGet(input('old-queued', { file: { path: '/media/lecture.mp4' } }));
       await store.close();
       // Back to version 1: no search tables.
@@ -488,21 +496,7 @@ describe('postgres schema versions', () => {
     await admin.connect();
     try {
       const store = await PostgresJobStore.open(PG_URL, { schema });
-      await store.createOrGet(input('old-photo', { file: { path: '/media/IMG_7.jpg' } }));
-      await store.saveFinished({
-        jobId: 'old-photo',
-        status: 'completed',
-        fileType: 'image',
-        file: { path: '/media/IMG_7.jpg' },
-        fileInfo: null,
-        user: null,
-        steps: {},
-        results: {
-          summary: { provider: 'local', text: 'a heron on a post', source: 'text' },
-          analysis: analysisWith(['bird']),
-        },
-        error: null,
-      });
+      await oldPhoto(store, { summary: HERON, analysis: analysisWith(['bird']) });
       await store.close();
       await admin.query(`DROP TABLE ${schema}.job_search; UPDATE ${schema}.schema_version SET version = 1`);
 

@@ -118,18 +118,12 @@ function stepNode(step: StepName, deps: GraphDeps) {
     }
     // The job's own choices: a step it leaves out is skipped with the steps that would have worked on its result. A
     // profile that is not defined (any more) fails the job at validate, as bad input.
-    let instructions: Instructions | null;
-    try {
-      instructions = effectiveInstructions(state.instructions, state.profile, deps.profiles ?? {});
-    } catch (err) {
-      if (!(err instanceof UnknownProfile)) throw err;
-      instructions = null;
-      if (step === 'validate') {
-        const error: JobError = { code: 'INVALID_INPUT', message: err.message, step };
-        const record: StepRecord = { status: 'failed', attempts: 0, error };
-        await emit(record);
-        return { ...adopt, steps: { [step]: record }, error };
-      }
+    const { instructions, unknownProfile } = instructionsOf(state, deps);
+    if (unknownProfile && step === 'validate') {
+      const error: JobError = { code: 'INVALID_INPUT', message: unknownProfile.message, step };
+      const record: StepRecord = { status: 'failed', attempts: 0, error };
+      await emit(record);
+      return { ...adopt, steps: { [step]: record }, error };
     }
     const leftOut = skippedByInstructions(step, instructions);
     if (leftOut) {
@@ -186,6 +180,19 @@ function stepNode(step: StepName, deps: GraphDeps) {
   };
 }
 
+/** The job's instructions with its profile applied; a profile that is not defined leaves none, and says so. */
+function instructionsOf(
+  state: JobState,
+  deps: GraphDeps,
+): { instructions: Instructions | null; unknownProfile?: UnknownProfile } {
+  try {
+    return { instructions: effectiveInstructions(state.instructions, state.profile, deps.profiles ?? {}) };
+  } catch (err) {
+    if (!(err instanceof UnknownProfile)) throw err;
+    return { instructions: null, unknownProfile: err };
+  }
+}
+
 function skipped(steps: StepName[], reason: string): StepRecords {
   return Object.fromEntries(steps.map((s) => [s, { status: 'skipped', attempts: 0, reason } satisfies StepRecord]));
 }
@@ -214,13 +221,7 @@ export function buildGraph(deps: GraphDeps) {
         // resumed with the decision (JobRunner; Studio's resume). A failed job is not reviewed.
         let rejected = false;
         if (!state.error) {
-          let instructions: Instructions | null = null;
-          try {
-            instructions = effectiveInstructions(state.instructions, state.profile, deps.profiles ?? {});
-          } catch (err) {
-            if (!(err instanceof UnknownProfile)) throw err;
-          }
-          const request = reviewNeeded(state.results, instructions);
+          const request = reviewNeeded(state.results, instructionsOf(state, deps).instructions);
           if (request) rejected = parseDecision(interrupt(request)).decision === 'reject';
         }
         const job = {
