@@ -9,8 +9,9 @@ const ON_BOTH = [
   'test/sse.test.ts',
   'test/resume.test.ts',
   'test/review.test.ts',
+  'test/run-faults.test.ts',
 ];
-const POSTGRES_ONLY = ['test/scale-out.test.ts'];
+const POSTGRES_ONLY = ['test/scale-out.test.ts', 'test/database-outage.test.ts'];
 
 export default defineConfig({
   test: {

@@ -199,6 +199,7 @@ const EnvSchema = z.object({
     )
     .optional(),
   RETRY_BACKOFF_MS: positiveInt('RETRY_BACKOFF_MS', 1000),
+  SWEEP_INTERVAL_MS: positiveInt('SWEEP_INTERVAL_MS', 60_000),
   STEP_THREAD_IDLE_MS: positiveInt('STEP_THREAD_IDLE_MS', 60_000),
   WARM_STEP_THREADS: z
     .enum(['true', 'false'], { message: 'WARM_STEP_THREADS must be true or false' })
@@ -323,6 +324,11 @@ export interface Config {
   /** A review nobody decides within `ms` is decided so; null: jobs wait for their review as long as it takes. */
   reviewTimeout: { ms: number; decision: 'approve' | 'reject' } | null;
   retryBackoffMs: number;
+  /**
+   * How often an orchestrator looks for jobs whose run stopped with nothing left to resume it (and for reviews that
+   * are due); a job must also have been unchanged this long.
+   */
+  sweepIntervalMs: number;
   /** JavaScript heap ceiling of one step thread; a step past it fails with RESOURCE_LIMIT. */
   stepMemoryMb: number;
   /** A step thread idle this long is let go (the light queue keeps one). */
@@ -478,6 +484,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
         }
       : null,
     retryBackoffMs: e.RETRY_BACKOFF_MS,
+    sweepIntervalMs: e.SWEEP_INTERVAL_MS,
     stepMemoryMb: e.STEP_MEMORY_MB,
     stepThreadIdleMs: e.STEP_THREAD_IDLE_MS,
     profiles,

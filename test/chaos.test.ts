@@ -12,6 +12,7 @@ import {
   CORPUS,
   dropPrefix,
   executionsNotOnce,
+  fastRecoveryEnv,
   manifest,
   outcomeOf,
   ServiceProcess,
@@ -25,17 +26,7 @@ import {
 const prefix = uniquePrefix('chaos');
 const state = await TestState.create('chaos');
 const running: ServiceProcess[] = [];
-const env = {
-  ...state.env,
-  REDIS_URL: TEST_REDIS_URL,
-  QUEUE_PREFIX: prefix,
-  INPUT_ROOTS: CORPUS,
-  // Short locks so a killed process's work is noticed in seconds, not the default 30 s.
-  LOCK_DURATION_MS: '4000',
-  STALLED_INTERVAL_MS: '2000',
-  RETRY_BACKOFF_MS: '200',
-  LOG_LEVEL: 'warn',
-};
+const env = { ...fastRecoveryEnv(state, prefix), LOG_LEVEL: 'warn' };
 
 function start(role: 'orchestrator' | 'worker'): ServiceProcess {
   const p = new ServiceProcess(['--role', role], { ...env, LOG_LEVEL: 'info' });

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { loadConfig } from '../src/config.js';
+import { freePort } from '../src/lib/net.js';
 import { resolveToolPaths } from '../src/lib/tools.js';
 import type { Analysis, JobDocument } from '../src/lib/types.js';
 import { openJobStore, type JobStore, type StepRun } from '../src/store/index.js';
@@ -157,6 +158,22 @@ export function uniquePrefix(name: string): string {
 
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
+/**
+ * A service of a test's own, on the test Redis under `prefix`, reading the corpus, with short locks (a killed
+ * process's work is noticed in seconds, not the default 30 s) and short retry delays.
+ */
+export function fastRecoveryEnv(state: TestState, prefix: string): Record<string, string> {
+  return {
+    ...state.env,
+    REDIS_URL: TEST_REDIS_URL,
+    QUEUE_PREFIX: prefix,
+    INPUT_ROOTS: CORPUS,
+    LOCK_DURATION_MS: '4000',
+    STALLED_INTERVAL_MS: '2000',
+    RETRY_BACKOFF_MS: '200',
+  };
+}
+
 /** The PostgreSQL server tests may create databases on (trust auth on the machine's own by default). */
 export const TEST_DATABASE_URL = process.env.TEST_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
@@ -179,16 +196,23 @@ export class TestState {
     /** The variables that point a service at this state: DATA_DIR, and DATABASE_URL for postgres. */
     readonly env: Record<string, string>,
     private readonly database: string | null,
+    private readonly serverUrl: string,
   ) {}
 
-  static async create(name: string, backend = TEST_STORE): Promise<TestState> {
+  /** `serverUrl`: the PostgreSQL server the database is made on (a PrivatePostgres's, say). */
+  static async create(name: string, backend = TEST_STORE, serverUrl = TEST_DATABASE_URL): Promise<TestState> {
     const dataDir = tempDir(name);
-    if (backend === 'sqlite') return new TestState(dataDir, { DATA_DIR: dataDir }, null);
+    if (backend === 'sqlite') return new TestState(dataDir, { DATA_DIR: dataDir }, null, serverUrl);
     const database = `mo_${name.replace(/[^a-z0-9]/g, '_')}_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
-    await adminQuery(`CREATE DATABASE ${database}`);
-    const url = new URL(TEST_DATABASE_URL);
+    await adminQuery(serverUrl, `CREATE DATABASE ${database}`);
+    const url = new URL(serverUrl);
     url.pathname = `/${database}`;
-    return new TestState(dataDir, { DATA_DIR: dataDir, DATABASE_URL: url.toString() }, database);
+    return new TestState(dataDir, { DATA_DIR: dataDir, DATABASE_URL: url.toString() }, database, serverUrl);
+  }
+
+  /** The PostgreSQL database's name; null on SQLite. */
+  get databaseName(): string | null {
+    return this.database;
   }
 
   get backend(): 'sqlite' | 'postgres' {
@@ -209,14 +233,14 @@ export class TestState {
     } catch {
       // It never opened, or its connection is gone: the database goes anyway.
     } finally {
-      if (this.database) await adminQuery(`DROP DATABASE IF EXISTS ${this.database} WITH (FORCE)`);
+      if (this.database) await adminQuery(this.serverUrl, `DROP DATABASE IF EXISTS ${this.database} WITH (FORCE)`);
       fs.rmSync(this.dataDir, { recursive: true, force: true });
     }
   }
 }
 
-async function adminQuery(sql: string): Promise<void> {
-  const client = new pg.Client({ connectionString: TEST_DATABASE_URL });
+async function adminQuery(serverUrl: string, sql: string): Promise<void> {
+  const client = new pg.Client({ connectionString: serverUrl });
   await client.connect();
   try {
     await client.query(sql);
@@ -369,4 +393,73 @@ export function analysisWith(labels: string[], extra: Partial<Analysis> = {}): A
     phash: '0',
     ...extra,
   };
+}
+
+/**
+ * A PostgreSQL server of the test's own (initdb in a temporary folder, a free port), for faults that must not reach
+ * the machine's shared server: restarts, and connections killed by the dozen. As root it runs as the `postgres` user
+ * (PostgreSQL refuses root). `stop()` removes it.
+ */
+export class PrivatePostgres {
+  private constructor(
+    private readonly dir: string,
+    readonly port: number,
+    private readonly bin: string,
+  ) {}
+
+  static async start(): Promise<PrivatePostgres> {
+    const versions = fs.readdirSync('/usr/lib/postgresql').sort((a, b) => Number(b) - Number(a));
+    const bin = path.join('/usr/lib/postgresql', versions[0]!, 'bin');
+    const dir = tempDir('pg');
+    const server = new PrivatePostgres(dir, await freePort(), bin);
+    if (process.getuid?.() === 0) execFileSync('chown', ['-R', 'postgres', dir]);
+    server.run('initdb', ['-D', server.data, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8']);
+    server.ctl('start');
+    return server;
+  }
+
+  get url(): string {
+    return `postgres://postgres@127.0.0.1:${this.port}/postgres`;
+  }
+
+  private get data(): string {
+    return path.join(this.dir, 'data');
+  }
+
+  /** `pg_ctl <action>` (start, restart, stop), waiting until it is done; `fast` shutdown: sessions are cut. */
+  ctl(action: 'start' | 'restart' | 'stop'): void {
+    const options = `-p ${this.port} -k ${this.dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200`;
+    this.run('pg_ctl', ['-D', this.data, '-l', path.join(this.dir, 'log'), '-m', 'fast', '-w', '-o', options, action]);
+  }
+
+  /** Ends every session on `database` but the caller's; how many it ended. */
+  async terminateConnections(database: string): Promise<number> {
+    const client = new pg.Client({ connectionString: this.url });
+    await client.connect();
+    try {
+      const { rows } = await client.query<{ n: number }>(
+        `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))::int AS n FROM pg_stat_activity
+          WHERE datname = $1 AND pid <> pg_backend_pid()`,
+        [database],
+      );
+      return rows[0]?.n ?? 0;
+    } finally {
+      await client.end();
+    }
+  }
+
+  stop(): void {
+    try {
+      this.run('pg_ctl', ['-D', this.data, '-m', 'immediate', '-w', 'stop']);
+    } finally {
+      fs.rmSync(this.dir, { recursive: true, force: true });
+    }
+  }
+
+  private run(tool: string, args: string[]): void {
+    const command = path.join(this.bin, tool);
+    if (process.getuid?.() === 0)
+      execFileSync('runuser', ['-u', 'postgres', '--', command, ...args], { stdio: 'pipe' });
+    else execFileSync(command, args, { stdio: 'pipe' });
+  }
 }

@@ -74,6 +74,7 @@ test('the service reconnects after Redis restarts and every job finishes', { tim
     INPUT_ROOTS: CORPUS,
     LOCK_DURATION_MS: '5000',
     STALLED_INTERVAL_MS: '2500',
+    SWEEP_INTERVAL_MS: '2000',
     PORT: String(await freePort()),
   };
   service = await new ServiceProcess([], env).ready();
@@ -90,11 +91,16 @@ test('the service reconnects after Redis restarts and every job finishes', { tim
     'image/camera-gps-dscn0010.jpg',
     'video/silent.mp4',
   ];
+  // A job that waits for a person: its decision comes while Redis is down.
+  const review = 'redis-restart-review';
+  const instructions = { review: { when: 'always' as const } };
+  await producer.enqueueJob({ jobId: review, file: { path: path.join(CORPUS, 'image/320x240.jpg') }, instructions });
   const ids = files.map((_, i) => `redis-restart-${i}`);
   for (const [i, f] of files.entries())
     await producer.enqueueJob({ jobId: ids[i], file: { path: path.join(CORPUS, f) } });
   await producer.close();
 
+  await waitFor('the review to wait', async () => (await storedJob(state, review))?.status === 'awaiting_review');
   await waitFor('work to start', async () => (await stepRuns(state, ids)).length > 3);
   const finishedBefore = (await Promise.all(ids.map((id) => storedJob(state, id)))).filter(isTerminal).length;
   await stopRedis();
@@ -109,10 +115,18 @@ test('the service reconnects after Redis restarts and every job finishes', { tim
   expect(((await during.json()) as { error: { code: string } }).error.code).toBe('UNAVAILABLE');
   const { jobs } = await (await state.store()).list({}, 100);
   expect(jobs.map((j) => j.file.name)).not.toContain('during-outage.jpg');
+  // A decision is stored even though the job cannot be queued now: it is acted on once Redis is back.
+  const decided = await fetch(`http://127.0.0.1:${env.PORT}/jobs/${review}/review`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ decision: 'approve' }),
+  });
+  expect(decided.status).toBe(202);
+  expect((await storedJob(state, review))?.review?.decision).toBe('approve');
   await new Promise((r) => setTimeout(r, 1000));
   await startRedis();
 
-  const docs = await finishedJobs(state, ids, 150_000);
+  const docs = await finishedJobs(state, [...ids, review], 150_000);
   expect(finishedBefore).toBeLessThan(ids.length);
   for (const doc of docs)
     expect(doc?.status, `${JSON.stringify(doc?.error)} ${service.log.slice(-1500)}`).toMatch(/^completed/);

@@ -175,7 +175,21 @@ test('a job waiting for its review can be cancelled: it ends cancelled, keeping 
   const doc = (await storedJob(state, id))!;
   expect(doc.results.thumbnails?.length).toBeGreaterThan(0);
   expect((await decide(id, { decision: 'approve' })).status).toBe(409);
-}, 120_000);
+
+  // Retried, it waits for its review again, and a second cancellation ends it again (each has a run of its own).
+  const retried = await fetch(`${base}/jobs/${id}/retry`, {
+    method: 'POST',
+    headers: { authorization: auth.authorization },
+  });
+  expect(retried.status).toBe(202);
+  await until(id, 'awaiting_review');
+  const again = await fetch(`${base}/jobs/${id}/cancel`, {
+    method: 'POST',
+    headers: { authorization: auth.authorization },
+  });
+  expect(again.status).toBe(202);
+  await until(id, 'cancelled', 30_000);
+}, 180_000);
 
 test('a job that does not ask for review is not held; a review of it is 409', async () => {
   const id = await create('image/320x240.jpg');

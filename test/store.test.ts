@@ -68,6 +68,21 @@ const input = (jobId: string, extra: Partial<JobInput> = {}): JobInput => ({
   ...extra,
 });
 
+/** A job that never ran, as saveFinished takes it. */
+function notStartedJob(jobId: string): Parameters<JobStore['saveFinished']>[0] {
+  return {
+    jobId,
+    status: 'failed',
+    fileType: null,
+    file: { path: `/media/${jobId}.jpg` },
+    fileInfo: null,
+    user: null,
+    steps: {},
+    results: {},
+    error: null,
+  };
+}
+
 const HERON = { provider: 'local', text: 'a heron on a post', source: 'text' };
 
 /** A finished photo job, `old-photo` at /media/IMG_7.jpg, as a store before search would have kept it. */
@@ -382,6 +397,37 @@ describe.each([sqlite, postgres])('job store contract: $name', (backend) => {
     ]);
   });
 
+  test('unsettled: jobs not ended and unchanged since a time, least recently changed first, page by page', async () => {
+    const { store } = await fresh();
+    const tick = () => new Promise((r) => setTimeout(r, 5));
+    for (const id of ['q1', 'r1', 'w1', 'done', 'q2']) {
+      await store.createOrGet(input(id));
+      await tick();
+    }
+    await store.markRunning('r1');
+    await tick();
+    await store.awaitReview('w1', { reason: 'asked', evidence: {} }, { fileType: null, fileInfo: null, results: {} });
+    await tick();
+    await store.saveFinished({ ...notStartedJob('done'), status: 'completed' });
+    await tick();
+    const cut = new Date().toISOString();
+    await tick();
+    await store.createOrGet(input('late'));
+
+    const all = await store.unsettled(cut, 10);
+    expect(all.map((d) => [d.id, d.status])).toEqual([
+      ['q1', 'queued'],
+      ['q2', 'queued'],
+      ['r1', 'running'],
+      ['w1', 'awaiting_review'],
+    ]);
+    const first = await store.unsettled(cut, 2);
+    expect(first.map((d) => d.id)).toEqual(['q1', 'q2']);
+    const next = await store.unsettled(cut, 2, { updatedAt: first[1]!.updatedAt, id: first[1]!.id });
+    expect(next.map((d) => d.id)).toEqual(['r1', 'w1']);
+    expect(await store.unsettled(cut, 2, { updatedAt: next[1]!.updatedAt, id: next[1]!.id })).toEqual([]);
+  });
+
   test('two connections changing one job at once lose no update and no event', async () => {
     const { store, another } = await fresh();
     const other = await another();
@@ -605,3 +651,61 @@ describe('postgres schema versions', () => {
     }
   });
 });
+
+describe('postgres connection loss', () => {
+  test('connections killed in the middle of changes and checkpoints cost retries: all of it lands, nothing crashes', async () => {
+    const schema = `mo_store_kill_${process.pid}`;
+    // A name of their own, so that only this store's connections are killed (other files share the server).
+    const app = `mo_kill_${process.pid}`;
+    const url = `${PG_URL}${PG_URL.includes('?') ? '&' : '?'}application_name=${app}`;
+    const dir = tempDir('store-pg-kill');
+    const admin = new pg.Client({ connectionString: PG_URL });
+    await admin.connect();
+    const stores = await openStores(loadConfig({ DATA_DIR: dir, DATABASE_URL: url, DATABASE_SCHEMA: schema }));
+    const { store, checkpointer } = stores;
+    try {
+      const steps = ['validate', 'extractMetadata', 'generateThumbnails', 'analyzeImage'] as const;
+      let done = false;
+      const work = Promise.all(
+        Array.from({ length: 30 }, async (_, i) => {
+          const id = `k${i}`;
+          await store.createOrGet(input(id));
+          for (const [n, step] of steps.entries()) {
+            await store.stepChanged(id, step, { status: 'succeeded', attempts: 1, durationMs: n });
+            const config = { configurable: { thread_id: id, checkpoint_ns: '' } };
+            await checkpointer.put(config, checkpointOf(`${id}-${n}`), { source: 'loop', step: n, parents: {} }, {});
+          }
+        }),
+      ).finally(() => (done = true));
+      // Handled from the start: the loop below would otherwise leave a failure unhandled until `await work`.
+      work.catch(() => undefined);
+      let killed = 0;
+      while (!done) {
+        const { rowCount } = await admin.query(
+          'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1',
+          [app],
+        );
+        killed += rowCount ?? 0;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      await work;
+      expect(killed).toBeGreaterThan(0);
+      for (let i = 0; i < 30; i++) {
+        const doc = (await store.get(`k${i}`))!;
+        expect(Object.keys(doc.steps).sort()).toEqual([...steps].sort());
+        const tuple = await checkpointer.getTuple({ configurable: { thread_id: `k${i}`, checkpoint_ns: '' } });
+        expect(tuple?.checkpoint.id).toBe(`k${i}-3`);
+      }
+    } finally {
+      await stores.close();
+      await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      await admin.end();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+/** An empty checkpoint with id `id`, as a graph writes one. */
+function checkpointOf(id: string): Parameters<PostgresSaver['put']>[1] {
+  return { v: 4, id, ts: new Date().toISOString(), channel_values: {}, channel_versions: {}, versions_seen: {} };
+}

@@ -12,6 +12,7 @@ import {
 } from '@langchain/langgraph';
 import { ulid } from 'ulid';
 import { describeError } from '../lib/errors.js';
+import { isTransient } from '../lib/transient.js';
 import {
   effectiveInstructions,
   skippedByInstructions,
@@ -160,6 +161,9 @@ function stepNode(step: StepName, deps: GraphDeps) {
       if (outcome.fileType) update.fileType = outcome.fileType;
       return update;
     } catch (err) {
+      // The run's own trouble (the queue or the database out of reach), not the step's: the run stops here and is
+      // resumed later, when this step finds the task it dispatched.
+      if (!(err instanceof StepFailure) && isTransient(err)) throw err;
       const failure =
         err instanceof StepFailure ? err : new StepFailure(describeError(err).code, describeError(err).message, 1);
       const error: JobError = { code: failure.code, message: failure.message, step };

@@ -9,6 +9,7 @@ import type { FinishedJob } from '../nodes/index.js';
 import {
   TERMINAL_STATUSES,
   type JobDocument,
+  type JobError,
   type JobInput,
   type RetryOptions,
   type ReviewRequest,
@@ -125,13 +126,24 @@ export class JobRunner {
   }
 
   /** Ends a job as `cancelled` (steps that were running are marked failed with CANCELLED) and drops its checkpoints. */
-  async cancel(input: JobInput): Promise<JobDocument> {
+  cancel(input: JobInput): Promise<JobDocument> {
+    return this.end(input, 'cancelled', { code: 'CANCELLED', message: 'the job was cancelled', step: null });
+  }
+
+  /**
+   * Ends a job as `failed` with `error` when its run cannot go on (a bug, or trouble that outlasted its retries);
+   * steps that were running are marked failed with it. What the finished steps found is kept, as for `cancel`.
+   */
+  fail(input: JobInput, error: JobError): Promise<JobDocument> {
+    return this.end(input, 'failed', error);
+  }
+
+  private async end(input: JobInput, status: 'cancelled' | 'failed', error: JobError): Promise<JobDocument> {
     const doc = await this.store.createOrGet(input);
     if (!TERMINAL_STATUSES.includes(doc.status)) {
       // What the steps that finished learnt lives in the checkpoint, not yet in the document: keep it, so the job
       // shows its type and results, and a retry starts from them (validate is not run again for nothing).
       const learnt = await this.checkpointed(input.jobId);
-      const error = { code: 'CANCELLED' as const, message: 'the job was cancelled', step: null };
       const steps: StepRecords = {};
       for (const [name, record] of Object.entries(doc.steps)) {
         steps[name as keyof StepRecords] =
@@ -141,7 +153,7 @@ export class JobRunner {
       }
       await this.store.saveFinished({
         jobId: input.jobId,
-        status: 'cancelled',
+        status,
         fileType: learnt?.fileType ?? doc.fileType,
         file: input.file,
         fileInfo: learnt?.fileInfo ?? null,

@@ -8,6 +8,7 @@ import { TERMINAL_STATUSES, type JobStatus } from '../lib/types.js';
 import type { JobStore } from '../store/index.js';
 import { parseJobCreated } from './messages.js';
 import { enqueueJob } from './producer.js';
+import { hasLiveRun } from './sweeper.js';
 import type { Logger } from '../lib/log.js';
 import { createRedis } from './connection.js';
 import { cancelChannel, cancelKey } from './names.js';
@@ -74,9 +75,8 @@ export async function requestCancel(
   // Waiting for its review, the job has no run to stop: it is queued again, and the orchestrator that takes it sees
   // the cancellation and ends it (with what its steps made, its checkpoint dropped).
   if (stored?.status === 'awaiting_review') {
-    const input = await store.getInput(id);
     await publishCancel(redis, prefix, id);
-    if (input) await enqueueJob(queue, input, 'cancel');
+    await queueCancelRun(store, queue, id);
     return { found: true, ended: false, status: stored.status, message: `job ${id}: cancelling its review` };
   }
   const job = await queue.getJob(id);
@@ -94,10 +94,23 @@ export async function requestCancel(
     });
     return { found: true, ended: false, status: 'cancelled', message: `job ${id} cancelled before it started` };
   }
+  // A run that stopped with nothing left to resume it: a run of its own ends it.
+  if (stored && !(await hasLiveRun(queue, id))) await queueCancelRun(store, queue, id);
   return {
     found: true,
     ended: false,
     status: stored?.status ?? 'running',
     message: `job ${id}: cancellation sent; it ends 'cancelled' once its running steps stop`,
   };
+}
+
+/**
+ * Queues a run whose orchestrator sees the cancellation and ends the job. Its BullMQ id is new every time: one made
+ * for an earlier cancellation (of a review before a retry) is kept a week, and a second one under the same id would
+ * be dropped.
+ */
+async function queueCancelRun(store: JobStore, queue: Queue, id: string): Promise<void> {
+  const input = await store.getInput(id);
+  if (input)
+    await enqueueJob(queue, input, `cancel${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`);
 }

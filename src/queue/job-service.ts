@@ -113,7 +113,7 @@ export class JobService {
     const doc = await this.get(id);
     const refusal = retryRefusal(doc);
     if (refusal) throw new JobServiceError('CONFLICT', refusal);
-    const { store, producer, redis, config } = this.parts;
+    const { store, redis, config } = this.parts;
     const input = await store.getInput(doc.id);
     if (!input) throw new JobServiceError('NOT_FOUND', `job ${doc.id} has no stored input to retry`);
     const generation = ((await store.getRetry(doc.id))?.generation ?? 0) + 1;
@@ -133,7 +133,7 @@ export class JobService {
     // A cancelled job's marker would cancel the retry at once.
     await clearCancel(redis, config.queuePrefix, doc.id);
     const reopened = await store.reopen(doc.id, retry);
-    await producer.enqueueJob(input, `r${generation}`);
+    await this.queueRun(input, `r${generation}`);
     return reopened ?? this.get(doc.id);
   }
 
@@ -144,7 +144,7 @@ export class JobService {
    */
   async review(id: string, decision: ReviewDecision): Promise<JobDocument> {
     const doc = await this.get(id);
-    const { store, producer } = this.parts;
+    const { store } = this.parts;
     if (doc.status !== 'awaiting_review')
       throw new JobServiceError('CONFLICT', `job ${id} is ${doc.status}, not awaiting_review`);
     if (!(await store.decideReview(id, decision)))
@@ -152,8 +152,21 @@ export class JobService {
     const input = await store.getInput(id);
     if (!input) throw new JobServiceError('NOT_FOUND', `job ${id} has no stored input to resume`);
     const generation = (await store.getRetry(id))?.generation ?? 0;
-    await producer.enqueueJob(input, `review${generation}`);
+    await this.queueRun(input, `review${generation}`);
     return this.get(id);
+  }
+
+  /**
+   * Queues a run of a job whose new state (a retry, a decision) is already stored. When the queue cannot take it
+   * (Redis is down), the stored state stands and the orchestrators' sweep queues the run once the job has been
+   * unchanged for SWEEP_INTERVAL_MS: what the caller asked for happens, only later.
+   */
+  private async queueRun(input: JobInput, run: string): Promise<void> {
+    try {
+      await this.parts.producer.enqueueJob(input, run);
+    } catch (err) {
+      this.parts.log?.warn({ err, jobId: input.jobId, run }, 'could not queue the run now; the sweep will');
+    }
   }
 
   /** Removes a finished job: its record, checkpoints, upload and artifacts. CONFLICT while it runs. */

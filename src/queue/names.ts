@@ -18,3 +18,10 @@ export function taskId(jobId: string, step: StepName, generation = 0): string {
 
 export const cancelChannel = (prefix: string): string => `${prefix}:media-orchestrator:cancel`;
 export const cancelKey = (prefix: string, jobId: string): string => `${prefix}:media-orchestrator:cancelled:${jobId}`;
+
+/** Held by the orchestrator that sweeps this round (see sweeper.ts): one sweep at a time per installation. */
+export const sweepLockKey = (prefix: string): string => `${prefix}:media-orchestrator:sweep-lock`;
+/** How many times the sweep has resumed a job's stopped run. */
+export const resumesKey = (prefix: string, jobId: string): string => `${prefix}:media-orchestrator:resumes:${jobId}`;
+/** Why a job's last run stopped without ending the job (an encoded failure), for the sweep that gives up on it. */
+export const stoppedKey = (prefix: string, jobId: string): string => `${prefix}:media-orchestrator:stopped:${jobId}`;

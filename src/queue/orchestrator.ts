@@ -4,12 +4,14 @@
  * up again, and resumes from its checkpoint. On shutdown, running jobs are drained back to the queue.
  */
 import path from 'node:path';
-import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { DelayedError, Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
 import type { StepEvents } from '../graph/graph.js';
 import { CANCEL_REASON, DRAIN_REASON, JobIdConflict, type JobRunner } from '../graph/runner.js';
+import { describeError } from '../lib/errors.js';
 import { isInside, pinFile } from '../lib/files.js';
+import { isDiskFull, isTransient } from '../lib/transient.js';
 import type { Logger } from '../lib/log.js';
 import {
   TERMINAL_STATUSES,
@@ -23,10 +25,17 @@ import type { JobStore } from '../store/index.js';
 import { isCancelled, subscribeCancels } from './cancel.js';
 import { bullConnection, createRedis } from './connection.js';
 import { parseJobCreated } from './messages.js';
-import { createProducer } from './producer.js';
-import { JOB_ID_PATTERN, JOBS_QUEUE } from './names.js';
+import { JOB_ID_PATTERN, JOBS_QUEUE, resumesKey, stoppedKey } from './names.js';
 import { encodeFailure } from './queued-dispatcher.js';
+import { startSweeper } from './sweeper.js';
 import { startWebhooks } from './webhooks.js';
+
+/**
+ * How many times a run stopped by trouble of the moment is tried again (after RETRY_BACKOFF_MS, doubling up to
+ * MAX_RUN_DELAY_MS: about five minutes in all with the defaults) before the sweep takes it over.
+ */
+const RUN_ATTEMPTS = 10;
+const MAX_RUN_DELAY_MS = 60_000;
 
 export interface OrchestratorParts {
   config: Config;
@@ -99,7 +108,9 @@ export async function startOrchestrator(parts: OrchestratorParts, redisUrl: stri
   const webhooks = await startWebhooks(config, redisUrl, store, log);
   const notify = async (input: JobInput, doc: JobDocument): Promise<JobDocument> => {
     // Only a job that has ended is announced: one waiting for its review is announced when it ends.
-    if (!input.notifyUrl || !TERMINAL_STATUSES.includes(doc.status)) return doc;
+    if (!TERMINAL_STATUSES.includes(doc.status)) return doc;
+    await redis.del(resumesKey(config.queuePrefix, doc.id), stoppedKey(config.queuePrefix, doc.id));
+    if (!input.notifyUrl) return doc;
     const run = (await store.getRetry(input.jobId))?.generation ?? 0;
     await webhooks.enqueue(doc.id, input.notifyUrl, run);
     return (await store.get(doc.id)) ?? doc;
@@ -128,6 +139,15 @@ export async function startOrchestrator(parts: OrchestratorParts, redisUrl: stri
       throw new UnrecoverableError(encodeFailure({ code: 'INVALID_INPUT', message: parsed.message }));
     }
     const input = parsed.input;
+    try {
+      return await runJob(job, input, token);
+    } catch (err) {
+      if (err instanceof DelayedError || err instanceof UnrecoverableError) throw err;
+      return stopped(job, input, err, token);
+    }
+  };
+
+  const runJob = async (job: Job, input: JobInput, token: string | undefined): Promise<JobDocument> => {
     // Before anything touches the job's folder: an id already used for another file is refused, and that job kept.
     let claimed: JobDocument;
     try {
@@ -169,6 +189,36 @@ export async function startOrchestrator(parts: OrchestratorParts, redisUrl: stri
     }
   };
 
+  /**
+   * A run that failed outside its steps. Trouble of the moment (the database or Redis out of reach, a full disk) is
+   * tried again later from the checkpoint, RUN_ATTEMPTS times with a growing delay; a full disk that outlasts them
+   * ends the job `failed` with RESOURCE_LIMIT. Anything else is a bug: the job ends `failed` with INTERNAL and what
+   * its finished steps found. Whatever cannot even be recorded (the store is unreachable) is left to the sweep.
+   */
+  const stopped = async (job: Job, input: JobInput, err: unknown, token: string | undefined): Promise<JobDocument> => {
+    const { message } = describeError(err);
+    if (isTransient(err)) {
+      const attempt = Math.max(1, job.attemptsStarted);
+      if (attempt < RUN_ATTEMPTS && token) {
+        const delay = Math.min(MAX_RUN_DELAY_MS, config.retryBackoffMs * 2 ** (attempt - 1));
+        log.warn(
+          { jobId: input.jobId, attempt, delay, err: message },
+          'run stopped by trouble of the moment; resumes later',
+        );
+        await job.moveToDelayed(Date.now() + delay, token);
+        throw new DelayedError();
+      }
+      if (!isDiskFull(err)) throw err;
+      log.error({ jobId: input.jobId, err: message }, 'the disk stayed full; the job fails');
+      return notify(
+        input,
+        await runner.fail(input, { code: 'RESOURCE_LIMIT', message: `the disk is full: ${message}`, step: null }),
+      );
+    }
+    log.error({ jobId: input.jobId, err }, 'run failed outside its steps');
+    return notify(input, await runner.fail(input, { code: 'INTERNAL', message, step: null }));
+  };
+
   const worker = new Worker(JOBS_QUEUE, process, {
     connection: bullConnection(redisUrl, 'worker'),
     prefix: config.queuePrefix,
@@ -180,11 +230,22 @@ export async function startOrchestrator(parts: OrchestratorParts, redisUrl: stri
   });
   worker.on('error', (err) => log.warn({ err }, 'orchestrator worker error'));
   worker.on('failed', (job, err) => {
-    if (job && !(err instanceof DelayedError))
-      log.error({ jobId: job.id, err: err.message }, 'job failed in the orchestrator');
+    if (!job || err instanceof DelayedError) return;
+    log.error({ jobId: job.id, err: err.message }, 'job failed in the orchestrator');
+    // Why this run stopped, for the sweep that resumes the job (and gives up on it in the end).
+    const jobId = (job.data as { jobId?: unknown } | undefined)?.jobId;
+    if (typeof jobId === 'string' && JOB_ID_PATTERN.test(jobId))
+      redis
+        .set(stoppedKey(config.queuePrefix, jobId), err.message.slice(0, 2000), 'EX', 7 * 24 * 3600)
+        .catch(() => undefined);
   });
 
-  const stopReviewTimeouts = watchReviewTimeouts(config, store, redisUrl, log);
+  const jobsQueue = new Queue(JOBS_QUEUE, {
+    connection: bullConnection(redisUrl, 'worker'),
+    prefix: config.queuePrefix,
+  });
+  jobsQueue.on('error', (err) => log.warn({ err }, 'jobs queue error'));
+  const stopSweeping = startSweeper({ config, store, runner, queue: jobsQueue, redis, log });
   const unsubscribe = await subscribeCancels(redisUrl, config.queuePrefix, log, (jobId) => {
     active.get(jobId)?.controller.abort(CANCEL_REASON);
   });
@@ -202,48 +263,11 @@ export async function startOrchestrator(parts: OrchestratorParts, redisUrl: stri
       ]);
       if (timedOut) await worker.close(true);
       stopListening();
-      await stopReviewTimeouts();
+      stopSweeping();
+      await jobsQueue.close();
       await unsubscribe();
       await webhooks.close();
       await redis.quit().catch(() => redis.disconnect());
     },
-  };
-}
-
-/**
- * REVIEW_TIMEOUT: reviews older than its milliseconds are decided as it says, by whichever orchestrator looks first
- * (the store lets one decision win), and the job is queued again to resume. Without it, nothing is looked at.
- */
-function watchReviewTimeouts(config: Config, store: JobStore, redisUrl: string, log: Logger): () => Promise<void> {
-  const timeout = config.reviewTimeout;
-  if (!timeout) return () => Promise.resolve();
-  const producer = createProducer({ redisUrl, prefix: config.queuePrefix });
-  const look = async (): Promise<void> => {
-    const { jobs } = await store.list({ status: 'awaiting_review' }, 200);
-    for (const doc of jobs) {
-      const since = Date.parse(doc.review?.requestedAt ?? '');
-      if (!(Date.now() - since > timeout.ms) || doc.review?.decision) continue;
-      const note = `nobody reviewed it within REVIEW_TIMEOUT (${timeout.ms} ms)`;
-      if (!(await store.decideReview(doc.id, { decision: timeout.decision, note }))) continue;
-      const input = await store.getInput(doc.id);
-      if (input) await producer.enqueueJob(input, `review${(await store.getRetry(doc.id))?.generation ?? 0}`);
-      log.info({ jobId: doc.id, decision: timeout.decision }, 'review timed out');
-    }
-  };
-  let busy = false;
-  const timer = setInterval(
-    () => {
-      if (busy) return;
-      busy = true;
-      look()
-        .catch((err: unknown) => log.warn({ err }, 'could not look for timed-out reviews'))
-        .finally(() => (busy = false));
-    },
-    Math.min(60_000, Math.max(500, timeout.ms / 2)),
-  );
-  timer.unref();
-  return async () => {
-    clearInterval(timer);
-    await producer.close();
   };
 }

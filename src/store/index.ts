@@ -26,9 +26,9 @@ export async function openStores(config: Config): Promise<Stores> {
   // Each backend (and LangGraph's saver for it) is loaded only when chosen: a CLI command that reads one job
   // does not load the other backend, nor LangGraph when it needs no checkpoints.
   if (config.database) {
-    const [{ PostgresSaver }, { saverUpToDate, underMigrationLock }, { PostgresJobStore, postgresPool }] =
+    const [{ RetryingPostgresSaver }, { saverUpToDate, underMigrationLock }, { PostgresJobStore, postgresPool }] =
       await Promise.all([
-        import('@langchain/langgraph-checkpoint-postgres'),
+        import('./postgres/saver.js'),
         import('./postgres/migrations.js'),
         import('./postgres/postgres-job-store.js'),
       ]);
@@ -39,7 +39,7 @@ export async function openStores(config: Config): Promise<Stores> {
       // One pool for both, closed with the store. The saver names its tables with a schema of its own choosing
       // (`public` unless told): give it the one the job store is in, so jobs and checkpoints stay together.
       const saverSchema = schema ?? (await currentSchema(pool));
-      const checkpointer = new PostgresSaver(pool, undefined, { schema: saverSchema });
+      const checkpointer = new RetryingPostgresSaver(pool, undefined, { schema: saverSchema });
       if (!(await saverUpToDate(pool, saverSchema)))
         await underMigrationLock(pool, async () => {
           if (!(await saverUpToDate(pool, saverSchema))) await checkpointer.setup();

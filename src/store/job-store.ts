@@ -60,6 +60,12 @@ export interface JobStore extends JobSink {
   runs(jobId: string): Promise<StepRun[]>;
   /** Events of a job after `afterId` (0: all), oldest first: what SSE streams and resumes from. */
   events(jobId: string, afterId?: number): Promise<JobEvent[]>;
+  /**
+   * Jobs that have not ended (queued, running, awaiting_review) and whose documents have not changed since
+   * `changedBefore`, least recently changed first, `limit` at a time; `after` is the last job of the previous page.
+   * What the sweep looks at for runs that stopped and reviews that are due.
+   */
+  unsettled(changedBefore: string, limit: number, after?: UnsettledCursor): Promise<JobDocument[]>;
   /** Newest first; `cursor` is the opaque `nextCursor` of the previous page (anything else: InvalidCursor). */
   list(filter: JobFilter, limit: number, cursor?: string): Promise<JobPage>;
   /**
@@ -106,6 +112,15 @@ export interface JobEvent {
   data: Record<string, unknown>;
   createdAt: string;
 }
+
+/** Where a page of `unsettled` jobs ended: the last job's `updatedAt` and id. */
+export interface UnsettledCursor {
+  updatedAt: string;
+  id: string;
+}
+
+/** The statuses of a job that has not ended. */
+export const UNSETTLED_STATUSES = ['queued', 'running', 'awaiting_review'] as const;
 
 export interface JobFilter {
   status?: string;

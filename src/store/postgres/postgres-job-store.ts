@@ -59,8 +59,11 @@ import {
   type SearchPage,
   type StepDuration,
   type StepRun,
+  type UnsettledCursor,
+  UNSETTLED_STATUSES,
 } from '../job-store.js';
 import { migrate } from './migrations.js';
+import { isConnectionLoss, retryOnConnectionLoss } from './retry.js';
 
 type Queryable = pg.Pool | pg.PoolClient;
 
@@ -90,6 +93,9 @@ export function postgresPool(url: string, opts: PostgresStoreOptions = {}): pg.P
   // An idle connection that breaks (the server restarted) is dropped by the pool; without a listener it would
   // crash the process.
   pool.on('error', () => undefined);
+  // So would one that breaks while checked out (pg-pool listens only while a connection is idle): the statement in
+  // flight fails instead, and the connection is dropped when it is released.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   return pool;
 }
 
@@ -140,11 +146,11 @@ export class PostgresJobStore implements JobStore {
   }
 
   async get(id: string): Promise<JobDocument | null> {
-    return this.getIn(this.pool, id);
+    return retryOnConnectionLoss(() => this.getIn(this.pool, id));
   }
 
   async getInput(id: string): Promise<JobInput | null> {
-    const { rows } = await this.pool.query<{ input: JobInput }>('SELECT input FROM jobs WHERE id = $1', [id]);
+    const { rows } = await this.query<{ input: JobInput }>('SELECT input FROM jobs WHERE id = $1', [id]);
     return rows[0]?.input ?? null;
   }
 
@@ -174,7 +180,7 @@ export class PostgresJobStore implements JobStore {
   }
 
   async index(jobId: string, text: SearchText): Promise<void> {
-    await this.indexIn(this.pool, jobId, text);
+    await retryOnConnectionLoss(() => this.indexIn(this.pool, jobId, text));
   }
 
   /** Replaces the job's search row; nothing for a job that no longer exists (deleted while it was being indexed). */
@@ -202,7 +208,7 @@ export class PostgresJobStore implements JobStore {
     const options = param(`StartSel=${MATCH_START}, StopSel=${MATCH_END}, MaxWords=24, MinWords=10`);
     // Ranked first (a word in the name weighs ten times one in the text), then a headline for the page's jobs only,
     // from the start of their text: ts_headline re-reads what it is given, 40-70 ms for 200,000 characters.
-    const { rows } = await this.pool.query<{ id: string; doc: JobDocument; snippet: string }>(
+    const { rows } = await this.query<{ id: string; doc: JobDocument; snippet: string }>(
       `SELECT j.id, j.doc,
               ts_headline('media_search', s.name || ' — ' || left(s.body, ${HEADLINE_CHARS}), ${q}, ${options}) AS snippet
          FROM (SELECT s.job_id, ts_rank_cd('{0.1, 0.1, 0.1, 1.0}', s.document, ${q}) AS rank, j.created_at
@@ -236,21 +242,18 @@ export class PostgresJobStore implements JobStore {
   }
 
   async setRequestHash(jobId: string, hash: string): Promise<void> {
-    await this.pool.query('UPDATE jobs SET request_hash = $1 WHERE id = $2', [hash, jobId]);
+    await this.query('UPDATE jobs SET request_hash = $1 WHERE id = $2', [hash, jobId]);
   }
 
   async getRequestHash(jobId: string): Promise<string | null> {
-    const { rows } = await this.pool.query<{ hash: string | null }>(
-      'SELECT request_hash AS hash FROM jobs WHERE id = $1',
-      [jobId],
-    );
+    const { rows } = await this.query<{ hash: string | null }>('SELECT request_hash AS hash FROM jobs WHERE id = $1', [
+      jobId,
+    ]);
     return rows[0]?.hash ?? null;
   }
 
   async getRetry(jobId: string): Promise<RetryOptions | null> {
-    const { rows } = await this.pool.query<{ retry: RetryOptions | null }>('SELECT retry FROM jobs WHERE id = $1', [
-      jobId,
-    ]);
+    const { rows } = await this.query<{ retry: RetryOptions | null }>('SELECT retry FROM jobs WHERE id = $1', [jobId]);
     return rows[0]?.retry ?? null;
   }
 
@@ -259,7 +262,7 @@ export class PostgresJobStore implements JobStore {
   }
 
   async aiUsed(use: AiUse): Promise<void> {
-    await this.pool.query(
+    await this.query(
       `INSERT INTO ai_usage (job_id, step, capability, provider, model, input_tokens, output_tokens, calls,
        latency_ms, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
       [
@@ -279,7 +282,7 @@ export class PostgresJobStore implements JobStore {
 
   async aiUsageTotals(): Promise<AiUsageTotal[]> {
     // SUM of BIGINT is NUMERIC, which pg hands back as a string: cast to float8 (exact far beyond any token count).
-    const { rows } = await this.pool.query<AiUsageTotal>(
+    const { rows } = await this.query<AiUsageTotal>(
       `SELECT provider, model, capability, SUM(input_tokens)::float8 AS "inputTokens",
        SUM(output_tokens)::float8 AS "outputTokens", SUM(calls)::float8 AS calls,
        SUM(latency_ms)::float8 AS "latencyMs" FROM ai_usage GROUP BY provider, model, capability
@@ -289,7 +292,7 @@ export class PostgresJobStore implements JobStore {
   }
 
   async stepStarted(jobId: string, step: StepName, attempt: number): Promise<number> {
-    const { rows } = await this.pool.query<{ id: string }>(
+    const { rows } = await this.query<{ id: string }>(
       `INSERT INTO step_runs (job_id, step, attempt, pid, status, started_at) VALUES ($1, $2, $3, $4, 'running', $5)
        RETURNING id`,
       [jobId, step, attempt, process.pid, new Date().toISOString()],
@@ -298,7 +301,7 @@ export class PostgresJobStore implements JobStore {
   }
 
   async stepEnded(runId: number, status: StepStatus, errorCode?: string): Promise<void> {
-    await this.pool.query('UPDATE step_runs SET status = $1, error_code = $2, finished_at = $3 WHERE id = $4', [
+    await this.query('UPDATE step_runs SET status = $1, error_code = $2, finished_at = $3 WHERE id = $4', [
       status,
       errorCode ?? null,
       new Date().toISOString(),
@@ -307,7 +310,7 @@ export class PostgresJobStore implements JobStore {
   }
 
   async runs(jobId: string): Promise<StepRun[]> {
-    const { rows } = await this.pool.query<StepRun & { id: string }>(
+    const { rows } = await this.query<StepRun & { id: string }>(
       `SELECT id, job_id AS "jobId", step, attempt, pid, status, error_code AS "errorCode", started_at AS "startedAt",
        finished_at AS "finishedAt" FROM step_runs WHERE job_id = $1 ORDER BY id`,
       [jobId],
@@ -316,11 +319,20 @@ export class PostgresJobStore implements JobStore {
   }
 
   async events(jobId: string, afterId = 0): Promise<JobEvent[]> {
-    const { rows } = await this.pool.query<JobEvent & { id: string }>(
+    const { rows } = await this.query<JobEvent & { id: string }>(
       `SELECT id, type, data, created_at AS "createdAt" FROM job_events WHERE job_id = $1 AND id > $2 ORDER BY id`,
       [jobId, afterId],
     );
     return rows.map((r) => ({ ...r, id: Number(r.id) }));
+  }
+
+  async unsettled(changedBefore: string, limit: number, after?: UnsettledCursor): Promise<JobDocument[]> {
+    const { rows } = await this.query<{ doc: JobDocument }>(
+      `SELECT doc FROM jobs WHERE status = ANY($1) AND updated_at < $2 AND (updated_at, id) > ($3, $4)
+        ORDER BY updated_at, id LIMIT $5`,
+      [[...UNSETTLED_STATUSES], changedBefore, after?.updatedAt ?? '', after?.id ?? '', limit],
+    );
+    return rows.map((r) => r.doc);
   }
 
   async list(filter: JobFilter, limit: number, cursor?: string): Promise<JobPage> {
@@ -334,7 +346,7 @@ export class PostgresJobStore implements JobStore {
     const after = cursor === undefined ? null : decodeCursor(cursor);
     if (cursor !== undefined && !after) throw new InvalidCursor();
     if (after) where.push(`(created_at, id) < (${param(after.createdAt)}, ${param(after.id)})`);
-    const { rows } = await this.pool.query<{ id: string; createdAt: string; doc: JobDocument }>(
+    const { rows } = await this.query<{ id: string; createdAt: string; doc: JobDocument }>(
       `SELECT id, created_at AS "createdAt", doc FROM jobs ${where.length ? `WHERE ${where.join(' AND ')}` : ''}
        ORDER BY created_at DESC, id DESC LIMIT ${param(limit + 1)}`,
       args,
@@ -357,21 +369,21 @@ export class PostgresJobStore implements JobStore {
   }
 
   async countByStatus(): Promise<Record<string, number>> {
-    const { rows } = await this.pool.query<{ status: string; n: number }>(
+    const { rows } = await this.query<{ status: string; n: number }>(
       'SELECT status, count(*)::int AS n FROM jobs GROUP BY status',
     );
     return Object.fromEntries(rows.map((r) => [r.status, r.n]));
   }
 
   async countFailuresByCode(): Promise<Record<string, number>> {
-    const { rows } = await this.pool.query<{ code: string | null; n: number }>(
+    const { rows } = await this.query<{ code: string | null; n: number }>(
       `SELECT doc->'error'->>'code' AS code, count(*)::int AS n FROM jobs WHERE status = 'failed' GROUP BY code`,
     );
     return Object.fromEntries(rows.map((r) => [r.code ?? 'UNKNOWN', r.n]));
   }
 
   async stepDurations(limit = 1000): Promise<StepDuration[]> {
-    const { rows } = await this.pool.query<{ doc: JobDocument }>(
+    const { rows } = await this.query<{ doc: JobDocument }>(
       'SELECT doc FROM jobs WHERE finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT $1',
       [limit],
     );
@@ -427,7 +439,7 @@ export class PostgresJobStore implements JobStore {
   }
 
   async ping(): Promise<void> {
-    await this.pool.query('SELECT 1');
+    await this.query('SELECT 1');
   }
 
   async close(): Promise<void> {
@@ -435,19 +447,33 @@ export class PostgresJobStore implements JobStore {
     await this.pool.end();
   }
 
-  private async transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
-      const result = await work(client);
-      await client.query('COMMIT');
-      return result;
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw err;
-    } finally {
-      client.release();
-    }
+  /**
+   * `work` in one transaction, on a connection of its own; all of it again on a new connection when the connection is
+   * lost (every transaction here is safe to repeat: see retry.ts). A broken connection is dropped from the pool, not
+   * handed to the next caller.
+   */
+  private transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    return retryOnConnectionLoss(async () => {
+      const client = await this.pool.connect();
+      let broken: Error | undefined;
+      try {
+        await client.query('BEGIN');
+        const result = await work(client);
+        await client.query('COMMIT');
+        return result;
+      } catch (err) {
+        if (isConnectionLoss(err)) broken = err as Error;
+        else await client.query('ROLLBACK').catch((e: unknown) => (broken = e as Error));
+        throw err;
+      } finally {
+        client.release(broken);
+      }
+    });
+  }
+
+  /** One statement on any pooled connection, tried again when the connection is lost. */
+  private query<R extends pg.QueryResultRow>(sql: string, args?: unknown[]): Promise<pg.QueryResult<R>> {
+    return retryOnConnectionLoss(() => this.pool.query<R>(sql, args));
   }
 
   private async getIn(db: Queryable, id: string, lock = false): Promise<JobDocument | null> {

@@ -59,6 +59,8 @@ import {
   type FoundSoFar,
   type StepDuration,
   type StepRun,
+  type UnsettledCursor,
+  UNSETTLED_STATUSES,
 } from '../job-store.js';
 import { migrate } from './migrations.js';
 
@@ -281,6 +283,21 @@ export class SqliteJobStore implements JobStore {
       'SELECT id, type, data, created_at AS createdAt FROM job_events WHERE job_id = ? AND id > ? ORDER BY id',
     ).all(jobId, afterId) as { id: number; type: JobEvent['type']; data: string; createdAt: string }[];
     return Promise.resolve(rows.map((r) => ({ ...r, data: JSON.parse(r.data) as Record<string, unknown> })));
+  }
+
+  unsettled(changedBefore: string, limit: number, after?: UnsettledCursor): Promise<JobDocument[]> {
+    const rows = this.sql(
+      `SELECT doc FROM jobs WHERE status IN (${UNSETTLED_STATUSES.map(() => '?').join(', ')}) AND updated_at < ?
+         AND (updated_at > ? OR (updated_at = ? AND id > ?)) ORDER BY updated_at, id LIMIT ?`,
+    ).all(
+      ...UNSETTLED_STATUSES,
+      changedBefore,
+      after?.updatedAt ?? '',
+      after?.updatedAt ?? '',
+      after?.id ?? '',
+      limit,
+    ) as { doc: string }[];
+    return Promise.resolve(rows.map((r) => JSON.parse(r.doc) as JobDocument));
   }
 
   list(filter: JobFilter, limit: number, cursor?: string): Promise<JobPage> {
