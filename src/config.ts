@@ -152,6 +152,11 @@ const EnvSchema = z.object({
       }
       return list;
     }),
+  HTTP_HEADERS_TIMEOUT_MS: positiveInt('HTTP_HEADERS_TIMEOUT_MS', 30_000),
+  HTTP_BODY_TIMEOUT_MS: positiveInt('HTTP_BODY_TIMEOUT_MS', 60_000),
+  HTTP_BODY_MIN_BYTES_PER_SEC: positiveInt('HTTP_BODY_MIN_BYTES_PER_SEC', 1000),
+  // Unset: derived from MAX_UPLOAD_BYTES below.
+  HTTP_REQUEST_TIMEOUT_MS: positiveInt('HTTP_REQUEST_TIMEOUT_MS', 0),
   SSE_MAX_STREAMS: positiveInt('SSE_MAX_STREAMS', 1000),
   SSE_MAX_AGE_MS: positiveInt('SSE_MAX_AGE_MS', 30 * 60_000),
   WEBHOOK_SECRET: z.string().min(16, 'WEBHOOK_SECRET must have at least 16 characters').optional(),
@@ -299,6 +304,8 @@ export interface Config {
   searchRateLimit: number;
   /** Which proxies' X-Forwarded-For to believe (Fastify's trustProxy); false: the peer address is the client. */
   trustProxy: boolean | string[];
+  /** How long a client may take over its request, and how fast a body must keep arriving (see requestLimits). */
+  http: HttpLimits;
   /** Event streams (GET /jobs/:id/events) one API process keeps open at once; more get 503. */
   sseMaxStreams: number;
   /** A stream is closed after this long (the client reconnects with Last-Event-ID and loses nothing). */
@@ -338,6 +345,21 @@ export interface Config {
   /** Most characters extractText keeps from a document; the rest is cut (and the result says so). */
   maxTextChars: number;
   ai: AiConfig;
+}
+
+export interface HttpLimits {
+  /** The whole head of a request (request line and headers) must arrive within this. */
+  headersTimeoutMs: number;
+  /** A body may fall behind the pace of `bodyMinBytesPerSec` (or pause) by at most this much. */
+  bodyTimeoutMs: number;
+  bodyMinBytesPerSec: number;
+  /** The whole request, body included, must arrive within this (a ceiling far above a slow upload's time). */
+  requestTimeoutMs: number;
+}
+
+/** The longest a request may take unless HTTP_REQUEST_TIMEOUT_MS says: MAX_UPLOAD_BYTES at 64 KiB/s, at least 1 h. */
+function defaultRequestTimeoutMs(maxUploadBytes: number): number {
+  return Math.max(3_600_000, Math.ceil(maxUploadBytes / 65_536) * 1000);
 }
 
 export interface AiConfig {
@@ -435,6 +457,17 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       `AI_PROVIDERS: ${needsOpenAi.join(', ')} use openai, but neither OPENAI_API_KEY nor OPENAI_BASE_URL is set`,
     ]);
   }
+  const http: HttpLimits = {
+    headersTimeoutMs: e.HTTP_HEADERS_TIMEOUT_MS,
+    bodyTimeoutMs: e.HTTP_BODY_TIMEOUT_MS,
+    bodyMinBytesPerSec: e.HTTP_BODY_MIN_BYTES_PER_SEC,
+    requestTimeoutMs: e.HTTP_REQUEST_TIMEOUT_MS || defaultRequestTimeoutMs(e.MAX_UPLOAD_BYTES),
+  };
+  if (http.headersTimeoutMs > http.requestTimeoutMs) {
+    throw new ConfigError([
+      `HTTP_HEADERS_TIMEOUT_MS (${http.headersTimeoutMs}) may not be longer than HTTP_REQUEST_TIMEOUT_MS (${http.requestTimeoutMs})`,
+    ]);
+  }
   // Work that waits on HTTP is sized by AI_MAX_CONCURRENCY, not by cores.
   const aiQueue = needsOpenAi.length > 0 ? e.AI_MAX_CONCURRENCY : DEFAULT_CONCURRENCY.ai;
   return {
@@ -456,6 +489,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     uploadRateLimit: e.UPLOAD_RATE_LIMIT,
     searchRateLimit: e.SEARCH_RATE_LIMIT,
     trustProxy: e.TRUST_PROXY,
+    http,
     sseMaxStreams: e.SSE_MAX_STREAMS,
     sseMaxAgeMs: e.SSE_MAX_AGE_MS,
     webhookSecret: e.WEBHOOK_SECRET,
