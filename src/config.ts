@@ -28,6 +28,19 @@ const positiveInt = (name: string, fallback: number) =>
       return n;
     });
 
+/**
+ * Why `name` cannot be the schema of the job store and checkpoints, or null. Names are quoted wherever they go into
+ * SQL (so a keyword such as `user` is a name like any other), and kept to lower-case letters, digits and _ so that
+ * the quoted name is the one an administrator types unquoted; PostgreSQL's own schemas are not ours to fill.
+ */
+export function postgresSchemaProblem(name: string): string | null {
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(name))
+    return 'may use lower-case letters, digits and _ only (at most 63, not starting with a digit)';
+  if (name === 'information_schema' || name.startsWith('pg_'))
+    return `"${name}" is one of PostgreSQL's own schemas (information_schema, pg_catalog, pg_toast, pg_*): name another`;
+  return null;
+}
+
 const isHttpUrl = (u: string): boolean => {
   try {
     return ['http:', 'https:'].includes(new URL(u).protocol);
@@ -181,10 +194,10 @@ const EnvSchema = z.object({
   DATABASE_SCHEMA: z
     .string()
     .optional()
-    .refine(
-      (s) => s === undefined || /^[a-z_][a-z0-9_]{0,62}$/.test(s),
-      'DATABASE_SCHEMA may use lower-case letters, digits and _ only (at most 63, not starting with a digit)',
-    ),
+    .superRefine((s, ctx) => {
+      const problem = s === undefined ? null : postgresSchemaProblem(s);
+      if (problem) ctx.addIssue({ code: 'custom', message: `DATABASE_SCHEMA ${problem}` });
+    }),
   QUEUE_PREFIX: z
     .string()
     .optional()
