@@ -175,6 +175,9 @@ const EnvSchema = z.object({
   WEBHOOK_SECRET: z.string().min(16, 'WEBHOOK_SECRET must have at least 16 characters').optional(),
   WEBHOOK_TIMEOUT_MS: positiveInt('WEBHOOK_TIMEOUT_MS', 10_000),
   WEBHOOK_ATTEMPTS: positiveInt('WEBHOOK_ATTEMPTS', 6),
+  WEBHOOK_HOST_CONCURRENCY: positiveInt('WEBHOOK_HOST_CONCURRENCY', 2),
+  WEBHOOK_BREAKER_FAILURES: positiveInt('WEBHOOK_BREAKER_FAILURES', 5),
+  WEBHOOK_BREAKER_COOLDOWN_MS: positiveInt('WEBHOOK_BREAKER_COOLDOWN_MS', 30_000),
   WEBHOOK_ALLOW_PRIVATE: z
     .enum(['true', 'false'], { message: 'WEBHOOK_ALLOW_PRIVATE must be true or false' })
     .optional()
@@ -329,6 +332,11 @@ export interface Config {
   webhookAllowPrivate: boolean;
   webhookTimeoutMs: number;
   webhookAttempts: number;
+  /** Deliveries one process sends to one receiver host (URL origin) at once; the rest wait in the queue. */
+  webhookHostConcurrency: number;
+  /** Failures in a row (no answer, 5xx, 429) that open a host's circuit, and how long it stays open. */
+  webhookBreakerFailures: number;
+  webhookBreakerCooldownMs: number;
   /** Folders producers may reference by path; the upload folder is always allowed. */
   inputRoots: string[];
   /** Unset: use redis://127.0.0.1:6379, or start a private redis-server when nothing answers there. */
@@ -509,6 +517,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     webhookAllowPrivate: e.WEBHOOK_ALLOW_PRIVATE === 'true',
     webhookTimeoutMs: e.WEBHOOK_TIMEOUT_MS,
     webhookAttempts: e.WEBHOOK_ATTEMPTS,
+    webhookHostConcurrency: e.WEBHOOK_HOST_CONCURRENCY,
+    webhookBreakerFailures: e.WEBHOOK_BREAKER_FAILURES,
+    webhookBreakerCooldownMs: e.WEBHOOK_BREAKER_COOLDOWN_MS,
     inputRoots: list(e.INPUT_ROOTS).map((r) => path.resolve(r)),
     redisUrl: e.REDIS_URL,
     queuePrefix: e.QUEUE_PREFIX,

@@ -76,15 +76,21 @@ interface SlowClient {
  * A client that sends `head`, then `chunk` every `everyMs` until `total` chunks are sent (then `end`), the server
  * closes the connection, or `stop()`.
  */
-function slowClient(port: number, head: string, chunk: string, everyMs: number, total = Infinity, end = ''): SlowClient {
+function slowClient(
+  port: number,
+  head: string,
+  chunk: string,
+  everyMs: number,
+  total = Infinity,
+  end = '',
+): SlowClient {
   const socket = net.connect(port, '127.0.0.1');
   let answer = '';
   let sent = 0;
-  let timer: NodeJS.Timeout | undefined;
   socket.on('data', (d: Buffer) => (answer += d.toString()));
   socket.on('error', () => undefined);
   socket.write(head);
-  timer = setInterval(() => {
+  const timer = setInterval(() => {
     if (socket.destroyed) return clearInterval(timer);
     if (sent >= total) {
       clearInterval(timer);

@@ -24,7 +24,7 @@ export function wasCut(req: IncomingMessage): boolean {
 /** The app's hooks for these guards: `onRequest` and `onSend`, added before any route. */
 export function requestGuards(limits: HttpLimits) {
   return {
-    async onRequest(req: FastifyRequest, reply: FastifyReply): Promise<void> {
+    onRequest: async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
       // Every parameter of every route is one value; a repeated one arrives as an array, which no route expects.
       const repeated = Object.entries(req.query as Record<string, unknown>).find(([, v]) => Array.isArray(v));
       if (repeated)
@@ -32,7 +32,7 @@ export function requestGuards(limits: HttpLimits) {
       holdToPace(req.raw, reply.raw, limits);
       await Promise.resolve();
     },
-    async onSend(req: FastifyRequest, reply: FastifyReply): Promise<void> {
+    onSend: async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
       // Node would read the rest of an unread body (after a 401, a 413) to keep the connection for the next request,
       // for as long as the client takes to send it: close the connection instead.
       if (!req.raw.complete) void reply.header('connection', 'close');
