@@ -101,7 +101,11 @@ export async function startWebhooks(config: Config, redisUrl: string, store: Job
       if (!entry.go) {
         // Back to the queue until the host may be tried, holding no worker and spending none of the attempts.
         await job.moveToDelayed(Math.ceil(entry.until), token);
-        if (entry.why === 'open') await heldBack(jobId, origin, entry);
+        // Only a note: the delivery is already back in the queue, whatever becomes of it.
+        if (entry.why === 'open')
+          await heldBack(jobId, origin, entry).catch((err: unknown) =>
+            log.warn({ err, jobId }, 'could not note a held-back webhook'),
+          );
         throw new DelayedError();
       }
       let result: Attempt = { outcome: 'neutral', error: 'the attempt did not finish', final: false };

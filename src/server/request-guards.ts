@@ -1,6 +1,6 @@
 /**
  * What any client may do to this server's connections, on every route: no query parameter comes twice, a request body
- * must keep arriving, and an answer given before the body was read closes the connection.
+ * must keep arriving, and an answer given before the body was read closes the connection soon after.
  *
  * A body is held to a pace, as Apache's mod_reqtimeout does: every HTTP_BODY_MIN_BYTES_PER_SEC bytes that arrive buy
  * a second, and a body may fall behind that pace (or pause) by at most HTTP_BODY_TIMEOUT_MS. A large upload on a slow
@@ -32,13 +32,27 @@ export function requestGuards(limits: HttpLimits) {
       holdToPace(req.raw, reply.raw, limits);
       await Promise.resolve();
     },
-    onSend: async (req: FastifyRequest, reply: FastifyReply): Promise<void> => {
-      // Node would read the rest of an unread body (after a 401, a 413) to keep the connection for the next request,
-      // for as long as the client takes to send it: close the connection instead.
-      if (!req.raw.complete) void reply.header('connection', 'close');
+    onSend: async (req: FastifyRequest): Promise<void> => {
+      if (!req.raw.complete) lingerThenClose(req.raw, limits.bodyTimeoutMs);
       await Promise.resolve();
     },
   };
+}
+
+/**
+ * An answer given before the body was read (a 401, a 413): Node reads the rest and throws it away, to keep the
+ * connection for the next request, for as long as the client takes to send it. It may do so for `ms` (at the body's
+ * pace), then the connection is closed. Not at once: a client still sending (fetch among them) would fail to write
+ * and never read the answer; this is the lingering close of nginx and Apache.
+ */
+function lingerThenClose(req: IncomingMessage, ms: number): void {
+  const timer = setTimeout(() => {
+    if (!req.complete) req.socket.destroy();
+  }, ms);
+  timer.unref();
+  const stop = (): void => clearTimeout(timer);
+  req.once('end', stop);
+  req.once('close', stop);
 }
 
 /** Watches the body of `req` arrive, and cuts the connection when it falls too far behind the pace. */
