@@ -279,6 +279,7 @@ describe('repeated parameters', () => {
       'priority twice': part('priority', '1') + part('priority', '9') + file,
       'priority as JSON': part('priority', '[5]', 'application/json') + file,
       'userId as JSON': part('userId', '{"id":"x"}', 'application/json') + file,
+      'a JSON field that is not JSON': part('userId', '{', 'application/json') + file,
     };
     for (const [what, body] of Object.entries(bodies)) {
       const res = await served.app.inject({
