@@ -33,11 +33,14 @@ export function requestGuards(limits: HttpLimits) {
       await Promise.resolve();
     },
     onSend: async (req: FastifyRequest): Promise<void> => {
-      if (!req.raw.complete) lingerThenClose(req.raw, limits.bodyTimeoutMs);
+      if (!req.raw.complete) lingerThenClose(req.raw, Math.min(LINGER_MS, limits.bodyTimeoutMs));
       await Promise.resolve();
     },
   };
 }
+
+/** How long the rest of a body is read and thrown away after an early answer, at most (nginx's lingering_timeout). */
+const LINGER_MS = 5000;
 
 /**
  * An answer given before the body was read (a 401, a 413): Node reads the rest and throws it away, to keep the
