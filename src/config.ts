@@ -28,6 +28,19 @@ const positiveInt = (name: string, fallback: number) =>
       return n;
     });
 
+/**
+ * Why `name` cannot be the schema of the job store and checkpoints, or null. Names are quoted wherever they go into
+ * SQL (so a keyword such as `user` is a name like any other), and kept to lower-case letters, digits and _ so that
+ * the quoted name is the one an administrator types unquoted; PostgreSQL's own schemas are not ours to fill.
+ */
+export function postgresSchemaProblem(name: string): string | null {
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(name))
+    return 'may use lower-case letters, digits and _ only (at most 63, not starting with a digit)';
+  if (name === 'information_schema' || name.startsWith('pg_'))
+    return `"${name}" is one of PostgreSQL's own schemas (information_schema, pg_catalog, pg_toast, pg_*): name another`;
+  return null;
+}
+
 const isHttpUrl = (u: string): boolean => {
   try {
     return ['http:', 'https:'].includes(new URL(u).protocol);
@@ -152,11 +165,19 @@ const EnvSchema = z.object({
       }
       return list;
     }),
+  HTTP_HEADERS_TIMEOUT_MS: positiveInt('HTTP_HEADERS_TIMEOUT_MS', 30_000),
+  HTTP_BODY_TIMEOUT_MS: positiveInt('HTTP_BODY_TIMEOUT_MS', 60_000),
+  HTTP_BODY_MIN_BYTES_PER_SEC: positiveInt('HTTP_BODY_MIN_BYTES_PER_SEC', 1000),
+  // Unset: derived from MAX_UPLOAD_BYTES below.
+  HTTP_REQUEST_TIMEOUT_MS: positiveInt('HTTP_REQUEST_TIMEOUT_MS', 0),
   SSE_MAX_STREAMS: positiveInt('SSE_MAX_STREAMS', 1000),
   SSE_MAX_AGE_MS: positiveInt('SSE_MAX_AGE_MS', 30 * 60_000),
   WEBHOOK_SECRET: z.string().min(16, 'WEBHOOK_SECRET must have at least 16 characters').optional(),
   WEBHOOK_TIMEOUT_MS: positiveInt('WEBHOOK_TIMEOUT_MS', 10_000),
   WEBHOOK_ATTEMPTS: positiveInt('WEBHOOK_ATTEMPTS', 6),
+  WEBHOOK_HOST_CONCURRENCY: positiveInt('WEBHOOK_HOST_CONCURRENCY', 2),
+  WEBHOOK_BREAKER_FAILURES: positiveInt('WEBHOOK_BREAKER_FAILURES', 5),
+  WEBHOOK_BREAKER_COOLDOWN_MS: positiveInt('WEBHOOK_BREAKER_COOLDOWN_MS', 30_000),
   WEBHOOK_ALLOW_PRIVATE: z
     .enum(['true', 'false'], { message: 'WEBHOOK_ALLOW_PRIVATE must be true or false' })
     .optional()
@@ -176,10 +197,10 @@ const EnvSchema = z.object({
   DATABASE_SCHEMA: z
     .string()
     .optional()
-    .refine(
-      (s) => s === undefined || /^[a-z_][a-z0-9_]{0,62}$/.test(s),
-      'DATABASE_SCHEMA may use lower-case letters, digits and _ only (at most 63, not starting with a digit)',
-    ),
+    .superRefine((s, ctx) => {
+      const problem = s === undefined ? null : postgresSchemaProblem(s);
+      if (problem) ctx.addIssue({ code: 'custom', message: `DATABASE_SCHEMA ${problem}` });
+    }),
   QUEUE_PREFIX: z
     .string()
     .optional()
@@ -300,6 +321,8 @@ export interface Config {
   searchRateLimit: number;
   /** Which proxies' X-Forwarded-For to believe (Fastify's trustProxy); false: the peer address is the client. */
   trustProxy: boolean | string[];
+  /** How long a client may take over its request, and how fast a body must keep arriving (see requestLimits). */
+  http: HttpLimits;
   /** Event streams (GET /jobs/:id/events) one API process keeps open at once; more get 503. */
   sseMaxStreams: number;
   /** A stream is closed after this long (the client reconnects with Last-Event-ID and loses nothing). */
@@ -310,6 +333,11 @@ export interface Config {
   webhookAllowPrivate: boolean;
   webhookTimeoutMs: number;
   webhookAttempts: number;
+  /** Deliveries one process sends to one receiver host (URL origin) at once; the rest wait in the queue. */
+  webhookHostConcurrency: number;
+  /** Failures in a row (no answer, 5xx, 429) that open a host's circuit, and how long it stays open. */
+  webhookBreakerFailures: number;
+  webhookBreakerCooldownMs: number;
   /** Folders producers may reference by path; the upload folder is always allowed. */
   inputRoots: string[];
   /** Unset: use redis://127.0.0.1:6379, or start a private redis-server when nothing answers there. */
@@ -344,6 +372,21 @@ export interface Config {
   /** Most characters extractText keeps from a document; the rest is cut (and the result says so). */
   maxTextChars: number;
   ai: AiConfig;
+}
+
+export interface HttpLimits {
+  /** The whole head of a request (request line and headers) must arrive within this. */
+  headersTimeoutMs: number;
+  /** A body may fall behind the pace of `bodyMinBytesPerSec` (or pause) by at most this much. */
+  bodyTimeoutMs: number;
+  bodyMinBytesPerSec: number;
+  /** The whole request, body included, must arrive within this (a ceiling far above a slow upload's time). */
+  requestTimeoutMs: number;
+}
+
+/** The longest a request may take unless HTTP_REQUEST_TIMEOUT_MS says: MAX_UPLOAD_BYTES at 64 KiB/s, at least 1 h. */
+function defaultRequestTimeoutMs(maxUploadBytes: number): number {
+  return Math.max(3_600_000, Math.ceil(maxUploadBytes / 65_536) * 1000);
 }
 
 export interface AiConfig {
@@ -441,6 +484,17 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       `AI_PROVIDERS: ${needsOpenAi.join(', ')} use openai, but neither OPENAI_API_KEY nor OPENAI_BASE_URL is set`,
     ]);
   }
+  const http: HttpLimits = {
+    headersTimeoutMs: e.HTTP_HEADERS_TIMEOUT_MS,
+    bodyTimeoutMs: e.HTTP_BODY_TIMEOUT_MS,
+    bodyMinBytesPerSec: e.HTTP_BODY_MIN_BYTES_PER_SEC,
+    requestTimeoutMs: e.HTTP_REQUEST_TIMEOUT_MS || defaultRequestTimeoutMs(e.MAX_UPLOAD_BYTES),
+  };
+  if (http.headersTimeoutMs > http.requestTimeoutMs) {
+    throw new ConfigError([
+      `HTTP_HEADERS_TIMEOUT_MS (${http.headersTimeoutMs}) may not be longer than HTTP_REQUEST_TIMEOUT_MS (${http.requestTimeoutMs})`,
+    ]);
+  }
   // Work that waits on HTTP is sized by AI_MAX_CONCURRENCY, not by cores.
   const aiQueue = needsOpenAi.length > 0 ? e.AI_MAX_CONCURRENCY : DEFAULT_CONCURRENCY.ai;
   return {
@@ -462,12 +516,16 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     uploadRateLimit: e.UPLOAD_RATE_LIMIT,
     searchRateLimit: e.SEARCH_RATE_LIMIT,
     trustProxy: e.TRUST_PROXY,
+    http,
     sseMaxStreams: e.SSE_MAX_STREAMS,
     sseMaxAgeMs: e.SSE_MAX_AGE_MS,
     webhookSecret: e.WEBHOOK_SECRET,
     webhookAllowPrivate: e.WEBHOOK_ALLOW_PRIVATE === 'true',
     webhookTimeoutMs: e.WEBHOOK_TIMEOUT_MS,
     webhookAttempts: e.WEBHOOK_ATTEMPTS,
+    webhookHostConcurrency: e.WEBHOOK_HOST_CONCURRENCY,
+    webhookBreakerFailures: e.WEBHOOK_BREAKER_FAILURES,
+    webhookBreakerCooldownMs: e.WEBHOOK_BREAKER_COOLDOWN_MS,
     inputRoots: list(e.INPUT_ROOTS).map((r) => path.resolve(r)),
     redisUrl: e.REDIS_URL,
     queuePrefix: e.QUEUE_PREFIX,

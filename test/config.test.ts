@@ -80,6 +80,31 @@ describe('config', () => {
     );
   });
 
+  test('slow clients: request timeouts, with a ceiling on the whole request that a slow large upload fits under', () => {
+    expect(loadConfig({}).http).toEqual({
+      headersTimeoutMs: 30_000,
+      bodyTimeoutMs: 60_000,
+      bodyMinBytesPerSec: 1000,
+      // 2 GiB at 64 KiB/s.
+      requestTimeoutMs: 32_768_000,
+    });
+    expect(loadConfig({ MAX_UPLOAD_BYTES: '1000' }).http.requestTimeoutMs).toBe(3_600_000);
+    expect(loadConfig({ HTTP_REQUEST_TIMEOUT_MS: '90000' }).http.requestTimeoutMs).toBe(90_000);
+    expect(() => loadConfig({ HTTP_BODY_MIN_BYTES_PER_SEC: '0' })).toThrow(/HTTP_BODY_MIN_BYTES_PER_SEC/);
+    expect(() => loadConfig({ HTTP_HEADERS_TIMEOUT_MS: '60000', HTTP_REQUEST_TIMEOUT_MS: '1000' })).toThrow(
+      /HTTP_HEADERS_TIMEOUT_MS.*HTTP_REQUEST_TIMEOUT_MS/,
+    );
+  });
+
+  test('webhook receiver hosts: concurrency and circuit', () => {
+    expect(loadConfig({})).toMatchObject({
+      webhookHostConcurrency: 2,
+      webhookBreakerFailures: 5,
+      webhookBreakerCooldownMs: 30_000,
+    });
+    expect(() => loadConfig({ WEBHOOK_HOST_CONCURRENCY: '0' })).toThrow(/WEBHOOK_HOST_CONCURRENCY/);
+  });
+
   test('unknown steps are rejected', () => {
     expect(() => loadConfig({ DISABLED_STEPS: 'makeCoffee' })).toThrow(/makeCoffee/);
   });

@@ -9,13 +9,14 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Queue, UnrecoverableError, Worker } from 'bullmq';
+import { DelayedError, Queue, UnrecoverableError, Worker } from 'bullmq';
 import type { Config } from '../config.js';
 import type { Logger } from '../lib/log.js';
 import type { WebhookDelivery } from '../lib/types.js';
 import { ForbiddenAddressError, postTo } from '../lib/outbound.js';
 import type { JobStore } from '../store/index.js';
 import { bullConnection } from './connection.js';
+import { ReceiverHosts, type HostOutcome } from './receiver-hosts.js';
 
 export const WEBHOOKS_QUEUE = 'webhooks';
 
@@ -84,67 +85,115 @@ export async function startWebhooks(config: Config, redisUrl: string, store: Job
 
   const record = (jobId: string, delivery: WebhookDelivery): Promise<void> => store.setWebhook(jobId, delivery);
 
+  const hosts = new ReceiverHosts({
+    concurrency: config.webhookHostConcurrency,
+    failures: config.webhookBreakerFailures,
+    cooldownMs: config.webhookBreakerCooldownMs,
+    timeoutMs: config.webhookTimeoutMs,
+  });
+
   const worker = new Worker<{ jobId: string; url: string }>(
     WEBHOOKS_QUEUE,
-    async (job) => {
+    async (job, token) => {
       const { jobId, url } = job.data;
-      const doc = await store.get(jobId);
-      if (!doc) throw new UnrecoverableError(`job ${jobId} no longer exists`);
-      const { webhook: _delivery, ...final } = doc;
-      const payload = JSON.stringify(final);
-      const timestamp = Math.floor(Date.now() / 1000);
-      const attempt = job.attemptsMade + 1;
-      const last = attempt >= config.webhookAttempts;
-      let statusCode: number | null = null;
-      try {
-        const res = await postTo(
-          url,
-          payload,
-          {
-            'content-type': 'application/json',
-            'user-agent': 'media-orchestrator',
-            'x-media-orchestrator-job': jobId,
-            'x-media-orchestrator-timestamp': String(timestamp),
-            'x-media-orchestrator-signature': signWebhook(secret, timestamp, payload),
-          },
-          { timeoutMs: config.webhookTimeoutMs, allowPrivate: config.webhookAllowPrivate },
-        );
-        statusCode = res.status;
-        if (res.status < 200 || res.status >= 300) throw new Error(`the receiver answered ${res.status}`);
-      } catch (err) {
-        // A receiver this service may not reach will not become reachable: no more attempts.
-        const final = err instanceof ForbiddenAddressError;
-        const message =
-          err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')
-            ? `no answer within ${config.webhookTimeoutMs} ms`
-            : err instanceof Error
-              ? err.message
-              : String(err);
-        await record(jobId, {
-          url,
-          status: last || final ? 'failed' : 'pending',
-          attempts: attempt,
-          lastStatusCode: statusCode,
-          lastError: message,
-          deliveredAt: null,
-        });
-        log.warn({ jobId, receiver: originOf(url), attempt, message }, 'webhook delivery failed');
-        if (final) throw new UnrecoverableError(message);
-        throw new Error(message);
+      const origin = originOf(url);
+      const entry = hosts.enter(origin);
+      if (!entry.go) {
+        // Back to the queue until the host may be tried, holding no worker and spending none of the attempts.
+        await job.moveToDelayed(Math.ceil(entry.until), token);
+        // Only a note: the delivery is already back in the queue, whatever becomes of it.
+        if (entry.why === 'open')
+          await heldBack(jobId, origin, entry).catch((err: unknown) =>
+            log.warn({ err, jobId }, 'could not note a held-back webhook'),
+          );
+        throw new DelayedError();
       }
-      await record(jobId, {
-        url,
-        status: 'delivered',
-        attempts: attempt,
-        lastStatusCode: statusCode,
-        lastError: null,
-        deliveredAt: new Date().toISOString(),
-      });
+      let result: Attempt = { outcome: 'neutral', error: 'the attempt did not finish', final: false };
+      try {
+        result = await tryDelivery(jobId, url, job.attemptsMade + 1);
+      } finally {
+        entry.done(result.outcome, result.error ?? undefined);
+      }
+      if (result.error === null) return;
+      throw result.final ? new UnrecoverableError(result.error) : new Error(result.error);
     },
     { connection: bullConnection(redisUrl, 'worker'), prefix: config.queuePrefix, concurrency: 10 },
   );
   worker.on('error', (err) => log.warn({ err }, 'webhook worker error'));
   await worker.waitUntilReady();
+
+  /** The job document says why its delivery waits: the host's circuit is open. */
+  async function heldBack(
+    jobId: string,
+    origin: string,
+    entry: { until: number; failures: number; lastError: string | null },
+  ): Promise<void> {
+    const current = (await store.get(jobId))?.webhook;
+    if (current?.status !== 'pending') return;
+    await record(jobId, {
+      ...current,
+      lastError:
+        `held back: ${origin} failed ${entry.failures} times in a row (${entry.lastError ?? 'no answer'}); ` +
+        `next try after ${new Date(entry.until).toISOString()}`,
+    });
+  }
+
+  /** One delivery attempt, recorded in the job document; how it went, for the worker and the host's circuit. */
+  async function tryDelivery(jobId: string, url: string, attempt: number): Promise<Attempt> {
+    const doc = await store.get(jobId);
+    if (!doc) return { outcome: 'neutral', error: `job ${jobId} no longer exists`, final: true };
+    const { webhook: _delivery, ...final } = doc;
+    const payload = JSON.stringify(final);
+    const timestamp = Math.floor(Date.now() / 1000);
+    let statusCode: number | null = null;
+    try {
+      const res = await postTo(
+        url,
+        payload,
+        {
+          'content-type': 'application/json',
+          'user-agent': 'media-orchestrator',
+          'x-media-orchestrator-job': jobId,
+          'x-media-orchestrator-timestamp': String(timestamp),
+          'x-media-orchestrator-signature': signWebhook(secret, timestamp, payload),
+        },
+        { timeoutMs: config.webhookTimeoutMs, allowPrivate: config.webhookAllowPrivate },
+      );
+      statusCode = res.status;
+      if (res.status < 200 || res.status >= 300) throw new Error(`the receiver answered ${res.status}`);
+    } catch (err) {
+      // A receiver this service may not reach will not become reachable: no more attempts.
+      const forbidden = err instanceof ForbiddenAddressError;
+      const message =
+        err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError')
+          ? `no answer within ${config.webhookTimeoutMs} ms`
+          : err instanceof Error
+            ? err.message
+            : String(err);
+      await record(jobId, {
+        url,
+        status: attempt >= config.webhookAttempts || forbidden ? 'failed' : 'pending',
+        attempts: attempt,
+        lastStatusCode: statusCode,
+        lastError: message,
+        deliveredAt: null,
+      });
+      log.warn({ jobId, receiver: originOf(url), attempt, message }, 'webhook delivery failed');
+      // No answer, 5xx or 429: the host is unwell, and its circuit counts it. Another answer (a 4xx) comes from a
+      // host that works and refused this one delivery.
+      const unwell = !forbidden && (statusCode === null || statusCode >= 500 || statusCode === 429);
+      return { outcome: unwell ? 'failed' : forbidden ? 'neutral' : 'answered', error: message, final: forbidden };
+    }
+    await record(jobId, {
+      url,
+      status: 'delivered',
+      attempts: attempt,
+      lastStatusCode: statusCode,
+      lastError: null,
+      deliveredAt: new Date().toISOString(),
+    });
+    return { outcome: 'answered', error: null, final: false };
+  }
 
   return {
     async enqueue(jobId, url, run = 0) {
@@ -175,6 +224,13 @@ export async function startWebhooks(config: Config, redisUrl: string, store: Job
       await queue.close();
     },
   };
+}
+
+/** How one attempt went: for its host's circuit, its error (null: delivered), and whether to try again. */
+interface Attempt {
+  outcome: HostOutcome;
+  error: string | null;
+  final: boolean;
 }
 
 /** Where a URL points, without its path and query (which may hold tokens), for logs. */

@@ -18,6 +18,7 @@ import {
 } from 'fastify-type-provider-zod';
 import { JobServiceError, type JobServiceErrorCode } from '../queue/job-service.js';
 import { body, HttpError, type ApiParts } from './http.js';
+import { clientErrorHandler, requestGuards, wasCut } from './request-guards.js';
 import { jobRoutes } from './routes/jobs.js';
 import { systemRoutes } from './routes/system.js';
 import { uiRoutes } from './routes/ui.js';
@@ -37,6 +38,7 @@ const BODY_LIMIT = 1024 * 1024;
 const MULTIPART_LIMITS = { fields: 10, fieldBytes: 8 * 1024 };
 
 export async function buildApp(parts: ApiParts) {
+  const limits = parts.config.http;
   const app = Fastify({
     loggerInstance: parts.log.child({ component: 'api' }),
     // Per-request lines would drown the job logs; errors are logged by the error handler.
@@ -46,7 +48,19 @@ export async function buildApp(parts: ApiParts) {
     routerOptions: { maxParamLength: 300 },
     // X-Forwarded-For is believed only from proxies named in TRUST_PROXY; anyone else could write it.
     trustProxy: parts.config.trustProxy,
+    // Node's own clocks: the head of a request, and the whole request (a ceiling far above a slow upload), looked at
+    // every second. How fast a body must keep arriving is request-guards' pace.
+    requestTimeout: limits.requestTimeoutMs,
+    http: {
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      connectionsCheckingInterval: 1000,
+    },
+    clientErrorHandler: clientErrorHandler(limits),
   });
+  const guards = requestGuards(limits);
+  app.addHook('onRequest', guards.onRequest);
+  app.addHook('onSend', guards.onSend);
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
 
@@ -58,8 +72,15 @@ export async function buildApp(parts: ApiParts) {
     }
     if (hasZodFastifySchemaValidationErrors(err)) {
       const detail = err.validation.map((v) => `${v.instancePath || err.validationContext || 'request'} ${v.message}`);
-      return reply.status(400).send(body('BAD_REQUEST', detail.join('; ')));
+      return reply.status(400).send(body('INVALID_INPUT', detail.join('; ')));
     }
+    // The connection was cut for its pace, or the client hung up: nobody is left to answer, and it is no bug of ours.
+    if (wasCut(req.raw) || req.raw.socket.destroyed) {
+      req.log.info({ reason: err.message }, 'request ended by its client or its pace');
+      return reply.status(408).send(body('TIMEOUT', 'the request did not arrive'));
+    }
+    if (err.code === 'FST_INVALID_JSON_FIELD_ERROR')
+      return reply.status(400).send(body('INVALID_INPUT', 'a multipart field declared as JSON is not valid JSON'));
     const status = err.statusCode ?? 500;
     // Name the limit that was hit: the file's size, the number of files, fields or parts, or the JSON body.
     const limits: Record<string, string> = {

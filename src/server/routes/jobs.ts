@@ -43,6 +43,9 @@ const CONTENT_TYPES: Record<string, string> = {
   '.json': 'application/json; charset=utf-8',
 };
 
+/** Why a write fails when the disk (or the process's share of it) is full. */
+const NO_ROOM = ['ENOSPC', 'EDQUOT', 'EFBIG'];
+
 /** A stream re-reads its job at least this often, notified or not (a missed notification, a deleted job). */
 const SSE_REREAD_MS = 5000;
 
@@ -120,6 +123,7 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
             415: ErrorBody,
             429: ErrorBody,
             503: ErrorBody,
+            507: ErrorBody,
             ...errors,
           },
           security: [{ bearer: [] }],
@@ -227,7 +231,8 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
       partsIter: AsyncIterableIterator<unknown>,
       dir: string | null,
     ): Promise<{ fields: Record<string, string>; stored: { path: string; name: string } | null; hash: string }> {
-      const fields: Record<string, string> = {};
+      // No prototype: a field may be called anything, `__proto__` included.
+      const fields = Object.create(null) as Record<string, string>;
       const digest = createHash('sha256');
       let stored: { path: string; name: string } | null = null;
       let seenFile = false;
@@ -235,7 +240,13 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
         MultipartFile | { type: 'field'; fieldname: string; value: unknown }
       >) {
         if (part.type === 'field') {
-          fields[part.fieldname] = String(part.value);
+          // One plain-text value per field: a second one, or a JSON-typed part (parsed into an object), is refused
+          // rather than quietly reduced to one string.
+          if (Object.hasOwn(fields, part.fieldname))
+            throw new HttpError(400, 'INVALID_INPUT', `the field \`${part.fieldname}\` is given more than once`);
+          if (typeof part.value !== 'string')
+            throw new HttpError(400, 'INVALID_INPUT', `the field \`${part.fieldname}\` must be plain text`);
+          fields[part.fieldname] = part.value;
           continue;
         }
         if (part.fieldname !== 'file' || seenFile) {
@@ -255,7 +266,11 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
           const name = safeName(part.filename);
           await fs.mkdir(dir, { recursive: true });
           const target = path.join(dir, name);
-          await pipeline(part.file, tap, createWriteStream(target));
+          await pipeline(part.file, tap, createWriteStream(target)).catch((err: unknown) => {
+            if (NO_ROOM.includes((err as NodeJS.ErrnoException).code ?? ''))
+              throw new HttpError(507, 'RESOURCE_LIMIT', 'the server has no room for this upload now; try again later');
+            throw err;
+          });
           stored = { path: target, name: part.filename || name };
         } else {
           for await (const chunk of part.file) digest.update(chunk as Buffer);
@@ -323,7 +338,11 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
           rateLimit: {
             max: config.searchRateLimit,
             timeWindow: '1 minute',
-            allowList: (req: FastifyRequest) => !(req.query as { q?: string }).q?.trim(),
+            // Before the query is validated: `q` may be anything here (the schema refuses what is not one string).
+            allowList: (req: FastifyRequest) => {
+              const { q } = req.query as { q?: unknown };
+              return typeof q !== 'string' || q.trim() === '';
+            },
             keyGenerator: (req: FastifyRequest) => `search:${req.ip}`,
           },
         },

@@ -6,6 +6,7 @@
  */
 import { createHash } from 'node:crypto';
 import pg from 'pg';
+import { postgresSchemaProblem } from '../../config.js';
 import { newJobDocument } from '../../lib/job-document.js';
 import {
   displayName,
@@ -77,19 +78,20 @@ export interface PostgresStoreOptions {
   maxConnections?: number;
 }
 
-/** A schema name safe to put in SQL: letters, digits and underscores. */
-const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
-
 /** A connection pool for the store (and the checkpointer beside it), its search_path set to `schema` when given. */
 export function postgresPool(url: string, opts: PostgresStoreOptions = {}): pg.Pool {
   const { schema } = opts;
-  if (schema !== undefined && !SCHEMA_NAME.test(schema)) throw new Error(`invalid schema name "${schema}"`);
+  const problem = schema === undefined ? null : postgresSchemaProblem(schema);
+  if (problem) throw new Error(`the schema name ${problem}`);
   const pool = new pg.Pool({ connectionString: url, max: opts.maxConnections ?? 10, keepAlive: true });
   // Each new connection's first statement, queued before any query of ours: a URL's own `options` cannot override
   // the schema (as an `options` setting in the pool's config would be), whatever else the URL sets.
   // A connection that cannot set it is closed, so its queries fail rather than run against another schema.
   if (schema)
-    pool.on('connect', (client) => void client.query(`SET search_path TO ${schema}`).catch(() => client.end()));
+    pool.on(
+      'connect',
+      (client) => void client.query(`SET search_path TO ${client.escapeIdentifier(schema)}`).catch(() => client.end()),
+    );
   // An idle connection that breaks (the server restarted) is dropped by the pool; without a listener it would
   // crash the process.
   pool.on('error', () => undefined);
