@@ -2,8 +2,11 @@
  * The one failure policy: what a thrown error means for a step (its code, whether another attempt can help), decided
  * in one function for the inline dispatcher, the step threads and the task workers alike.
  */
+import fs from 'node:fs';
+import Database from 'better-sqlite3';
 import { expect, test } from 'vitest';
 import { fromStepError, MediaError, stepErrorOf } from '../src/lib/errors.js';
+import { isDiskFull, isTransient } from '../src/lib/transient.js';
 
 const learnt = {
   fileType: 'pdf' as const,
@@ -42,4 +45,34 @@ test('what the step learnt and an outside interruption cross a thread and come b
   const again = fromStepError(crossed);
   expect(again).toBeInstanceOf(MediaError);
   expect(stepErrorOf(again)).toEqual(crossed);
+});
+
+test('a full disk is RESOURCE_LIMIT and worth another attempt, whether a file write or SQLite says so', () => {
+  // /dev/full answers every write with ENOSPC: the error a full disk gives, without filling one.
+  let enospc: unknown;
+  try {
+    fs.writeFileSync('/dev/full', 'x');
+  } catch (err) {
+    enospc = err;
+  }
+  expect(stepErrorOf(enospc)).toMatchObject({ code: 'RESOURCE_LIMIT', retryable: true });
+  expect(isTransient(enospc) && isDiskFull(enospc)).toBe(true);
+
+  // A database that may not grow is full the way SQLite reports a full disk.
+  const db = new Database(':memory:');
+  let full: unknown;
+  try {
+    db.exec('CREATE TABLE t (x BLOB)');
+    db.pragma('max_page_count = 2');
+    db.prepare('INSERT INTO t VALUES (zeroblob(100000))').run();
+  } catch (err) {
+    full = err;
+  } finally {
+    db.close();
+  }
+  expect((full as { code?: string }).code).toBe('SQLITE_FULL');
+  expect(stepErrorOf(full)).toMatchObject({ code: 'RESOURCE_LIMIT', retryable: true });
+  expect(isTransient(full)).toBe(true);
+  // A bug is neither.
+  expect(isTransient(new TypeError('x is undefined'))).toBe(false);
 });

@@ -1,3 +1,4 @@
+import { isDiskFull } from './transient.js';
 import type { ErrorCode, FileInfo, FileType } from './types.js';
 
 /**
@@ -88,5 +89,7 @@ export function describeError(err: unknown): { code: ErrorCode; message: string 
   if (isMediaError(err)) return { code: err.code, message: err.message };
   if (err instanceof Error && err.name === 'AbortError') return { code: 'CANCELLED', message: 'the job was cancelled' };
   const message = err instanceof Error ? err.message : String(err);
+  // Not a bug, and not the file's fault: another attempt, later, may find room.
+  if (isDiskFull(err)) return { code: 'RESOURCE_LIMIT', message: `the disk is full: ${message}` };
   return { code: 'INTERNAL', message: message || 'unexpected error' };
 }
