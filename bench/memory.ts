@@ -21,7 +21,7 @@ interface ProcStatus {
 }
 
 /** VmRSS and thread count of a live process; throws if it is gone (a bench must not report a dead process as 0 MB). */
-function procStatus(pid: number): ProcStatus {
+export function procStatus(pid: number): ProcStatus {
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
   const field = (name: string): number => {
     const m = new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(status);

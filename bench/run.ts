@@ -17,6 +17,7 @@ import { createRuntime } from '../src/runtime.js';
 import { plainImageWork } from './plain.js';
 import { benchVision } from './vision.js';
 import { benchMemory } from './memory.js';
+import { benchSoak } from './soak.js';
 import { benchCli } from './cli.js';
 import { benchCold } from './cold.js';
 import { benchBackends, benchScaling } from './postgres.js';
@@ -33,6 +34,8 @@ const { values } = parseArgs({
     'memory-types': { type: 'string' },
     // Extra environment for the measured process, K=V[,K=V]: STEP_THREADS=1, MALLOC_ARENA_MAX=8, ...
     'memory-env': { type: 'string' },
+    // The soak is not in the default set: 10,000 jobs take hours on two cores.
+    'soak-jobs': { type: 'string', default: '10000' },
     photos: { type: 'string', default: '40' },
     // Runs of the no-op and photo figures: each is printed as the median with the range.
     runs: { type: 'string', default: '3' },
@@ -123,6 +126,10 @@ async function main(): Promise<void> {
         types,
         env,
       });
+    }
+    if (ONLY.has('soak')) {
+      console.log('\n## Soak: mixed corpus jobs through one `start` process');
+      await benchSoak(work, CORPUS, Number(values['soak-jobs']), row);
     }
   } finally {
     fs.rmSync(work, { recursive: true, force: true });
