@@ -136,6 +136,8 @@ const EnvSchema = z.object({
   API_TOKEN: z.string().min(16, 'API_TOKEN must have at least 16 characters').optional(),
   UPLOAD_RATE_LIMIT: positiveInt('UPLOAD_RATE_LIMIT', 120),
   SEARCH_RATE_LIMIT: positiveInt('SEARCH_RATE_LIMIT', 120),
+  SEARCH_CONCURRENCY: positiveInt('SEARCH_CONCURRENCY', 2),
+  SEARCH_TIMEOUT_MS: positiveInt('SEARCH_TIMEOUT_MS', 5000),
   TRUST_PROXY: z
     .string()
     .optional()
@@ -297,6 +299,11 @@ export interface Config {
   uploadRateLimit: number;
   /** Searches (GET /jobs?q=) per minute and client address. */
   searchRateLimit: number;
+  /**
+   * Searches one process runs at once (SQLite: threads; PostgreSQL: connections of a pool of their own; four times as
+   * many wait, more are refused), and how long one may run.
+   */
+  search: { concurrency: number; timeoutMs: number };
   /** Which proxies' X-Forwarded-For to believe (Fastify's trustProxy); false: the peer address is the client. */
   trustProxy: boolean | string[];
   /** Event streams (GET /jobs/:id/events) one API process keeps open at once; more get 503. */
@@ -455,6 +462,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     apiToken: e.API_TOKEN,
     uploadRateLimit: e.UPLOAD_RATE_LIMIT,
     searchRateLimit: e.SEARCH_RATE_LIMIT,
+    search: { concurrency: e.SEARCH_CONCURRENCY, timeoutMs: e.SEARCH_TIMEOUT_MS },
     trustProxy: e.TRUST_PROXY,
     sseMaxStreams: e.SSE_MAX_STREAMS,
     sseMaxAgeMs: e.SSE_MAX_AGE_MS,

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { loadConfig } from '../src/config.js';
+import { freePort } from '../src/lib/net.js';
 import { resolveToolPaths } from '../src/lib/tools.js';
 import type { Analysis, JobDocument } from '../src/lib/types.js';
 import { openJobStore, type JobStore, type StepRun } from '../src/store/index.js';
@@ -133,6 +134,23 @@ export class ServiceProcess {
     await this.exited;
     clearTimeout(timer);
   }
+}
+
+/** A `start` service on `state`'s jobs and `prefix`'s queues, listening on a free port; and where it answers. */
+export async function serviceOn(
+  state: TestState,
+  prefix: string,
+  env: Record<string, string> = {},
+): Promise<{ service: ServiceProcess; base: string }> {
+  const port = await freePort();
+  const service = await new ServiceProcess([], {
+    ...state.env,
+    REDIS_URL: TEST_REDIS_URL,
+    QUEUE_PREFIX: prefix,
+    PORT: String(port),
+    ...env,
+  }).ready();
+  return { service, base: `http://127.0.0.1:${port}` };
 }
 
 /** Deletes every Redis key a test created under its BullMQ prefix. */
