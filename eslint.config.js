@@ -15,6 +15,7 @@ export default tseslint.config(
             '*.cjs',
             'eslint.config.js',
             'src/queue/*.mjs',
+            'src/store/sqlite/*.mjs',
             'test/fixtures/*.mjs',
             'src/server/public/*.js',
           ],

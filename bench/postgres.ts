@@ -33,7 +33,7 @@ async function admin(sql: string): Promise<void> {
 }
 
 /** A fresh database for one measurement; its URL, and a function that drops it. */
-async function freshDatabase(name: string): Promise<{ url: string; drop: () => Promise<void> }> {
+export async function freshDatabase(name: string): Promise<{ url: string; drop: () => Promise<void> }> {
   const database = `mo_bench_${name}_${process.pid}`;
   await admin(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
   await admin(`CREATE DATABASE ${database}`);
@@ -95,7 +95,7 @@ export async function benchBackends(work: string, jobs: number, photoCount: numb
 }
 
 /** A `start --role …` process, ready when it logs that it started. */
-async function startRole(args: string[], env: Record<string, string>): Promise<ChildProcess> {
+export async function startRole(args: string[], env: Record<string, string>): Promise<ChildProcess> {
   const child = spawn(BIN, ['start', ...args], {
     env: { ...process.env, LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -114,7 +114,7 @@ async function startRole(args: string[], env: Record<string, string>): Promise<C
   return child;
 }
 
-async function stopAll(children: ChildProcess[]): Promise<void> {
+export async function stopAll(children: ChildProcess[]): Promise<void> {
   await Promise.all(
     children.map(
       (c) =>

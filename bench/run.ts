@@ -21,13 +21,14 @@ import { benchSoak } from './soak.js';
 import { benchCli } from './cli.js';
 import { benchCold } from './cold.js';
 import { benchBackends, benchScaling } from './postgres.js';
+import { benchSearch } from './search.js';
 import { benchApi, benchNoop, benchPhotos } from './service.js';
 
 const { values } = parseArgs({
   options: {
     jobs: { type: 'string', default: '200' },
     concurrency: { type: 'string', default: '2' },
-    only: { type: 'string', default: 'cli,cold,inline,vision,service,photos,api,memory,postgres,scaling' },
+    only: { type: 'string', default: 'cli,cold,inline,vision,service,photos,api,memory,postgres,scaling,search' },
     'memory-jobs': { type: 'string', default: '1000' },
     'memory-window': { type: 'string', default: '120' },
     // Corpus folders to draw the jobs from (image, video, audio, pdf): which kind of work holds the memory.
@@ -39,6 +40,9 @@ const { values } = parseArgs({
     photos: { type: 'string', default: '40' },
     // Runs of the no-op and photo figures: each is printed as the median with the range.
     runs: { type: 'string', default: '3' },
+    // Jobs indexed for the search figures, and how many searches are sent at once (a comma list: one figure each).
+    'search-jobs': { type: 'string', default: '300' },
+    'search-clients': { type: 'string', default: '8' },
   },
 });
 const ONLY = new Set(values.only.split(','));
@@ -111,6 +115,11 @@ async function main(): Promise<void> {
     if (ONLY.has('scaling')) {
       console.log('\n## Scaling out: separate `start --role` processes on Redis and PostgreSQL');
       await benchScaling(work, JOBS, Number(values.photos), row);
+    }
+    if (ONLY.has('search')) {
+      console.log('\n## Search under load: broad prefixes over long transcripts, beside the API');
+      const clients = values['search-clients'].split(',').map(Number);
+      await benchSearch(work, Number(values['search-jobs']), clients, row);
     }
     if (ONLY.has('memory')) {
       console.log('\n## Memory of one `start` process (RSS, step threads included)');

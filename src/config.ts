@@ -149,6 +149,8 @@ const EnvSchema = z.object({
   API_TOKEN: z.string().min(16, 'API_TOKEN must have at least 16 characters').optional(),
   UPLOAD_RATE_LIMIT: positiveInt('UPLOAD_RATE_LIMIT', 120),
   SEARCH_RATE_LIMIT: positiveInt('SEARCH_RATE_LIMIT', 120),
+  SEARCH_CONCURRENCY: positiveInt('SEARCH_CONCURRENCY', 2),
+  SEARCH_TIMEOUT_MS: positiveInt('SEARCH_TIMEOUT_MS', 5000),
   TRUST_PROXY: z
     .string()
     .optional()
@@ -319,6 +321,11 @@ export interface Config {
   uploadRateLimit: number;
   /** Searches (GET /jobs?q=) per minute and client address. */
   searchRateLimit: number;
+  /**
+   * Searches one process runs at once (SQLite: threads; PostgreSQL: connections of a pool of their own; four times as
+   * many wait, more are refused), and how long one may run.
+   */
+  search: { concurrency: number; timeoutMs: number };
   /** Which proxies' X-Forwarded-For to believe (Fastify's trustProxy); false: the peer address is the client. */
   trustProxy: boolean | string[];
   /** How long a client may take over its request, and how fast a body must keep arriving (see requestLimits). */
@@ -515,6 +522,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     apiToken: e.API_TOKEN,
     uploadRateLimit: e.UPLOAD_RATE_LIMIT,
     searchRateLimit: e.SEARCH_RATE_LIMIT,
+    search: { concurrency: e.SEARCH_CONCURRENCY, timeoutMs: e.SEARCH_TIMEOUT_MS },
     trustProxy: e.TRUST_PROXY,
     http,
     sseMaxStreams: e.SSE_MAX_STREAMS,

@@ -136,6 +136,23 @@ export class ServiceProcess {
   }
 }
 
+/** A `start` service on `state`'s jobs and `prefix`'s queues, listening on a free port; and where it answers. */
+export async function serviceOn(
+  state: TestState,
+  prefix: string,
+  env: Record<string, string> = {},
+): Promise<{ service: ServiceProcess; base: string }> {
+  const port = await freePort();
+  const service = await new ServiceProcess([], {
+    ...state.env,
+    REDIS_URL: TEST_REDIS_URL,
+    QUEUE_PREFIX: prefix,
+    PORT: String(port),
+    ...env,
+  }).ready();
+  return { service, base: `http://127.0.0.1:${port}` };
+}
+
 /** Deletes every Redis key a test created under its BullMQ prefix. */
 export async function dropPrefix(redisUrl: string, prefix: string): Promise<void> {
   const { Redis } = await import('ioredis');

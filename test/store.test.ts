@@ -11,6 +11,7 @@ import { PostgresSaver } from '@langchain/langgraph-checkpoint-postgres';
 import pg from 'pg';
 import { afterEach, describe, expect, test } from 'vitest';
 import { loadConfig } from '../src/config.js';
+import { MAX_SEARCH_DEPTH } from '../src/lib/search.js';
 import type { JobInput } from '../src/lib/types.js';
 import { InvalidCursor, openJobStore, openStores, type JobStore } from '../src/store/index.js';
 import { SCHEMA_VERSION as PG_SCHEMA_VERSION } from '../src/store/postgres/migrations.js';
@@ -352,6 +353,30 @@ describe.each([sqlite, postgres])('job store contract: $name', (backend) => {
     expect((await store.search('bench', {}, 10)).jobs).toEqual([]);
     await store.createOrGet(input('park'));
     expect((await store.search('bench', {}, 10)).jobs).toEqual([]);
+  });
+
+  test('a search ranks the newest MAX_SEARCH_DEPTH jobs that match: an older one is not found, however it matches', async () => {
+    const { store } = await fresh();
+    // The oldest has the word in its name (it would rank first of all); the newer ones have it in their text only.
+    await store.createOrGet(input('heron-name', { file: { path: '/media/heron.jpg' } }));
+    await new Promise((r) => setTimeout(r, 5));
+    for (let i = 0; i < MAX_SEARCH_DEPTH; i++) {
+      const id = `bird-${String(i).padStart(4, '0')}`;
+      await store.createOrGet(input(id));
+      await store.index(id, { name: id, body: 'a grey heron by the water' });
+    }
+    const seen = new Set<string>();
+    let cursor: string | undefined;
+    do {
+      const page = await store.search('heron', {}, 50, cursor);
+      for (const job of page.jobs) seen.add(job.id);
+      cursor = page.nextCursor ?? undefined;
+    } while (cursor);
+    expect(seen.size).toBe(MAX_SEARCH_DEPTH);
+    expect(seen.has('heron-name')).toBe(false);
+    // One newer match fewer: it is among the candidates, and ranked first.
+    await store.delete('bird-0500');
+    expect((await store.search('heron', {}, 50)).jobs[0]!.id).toBe('heron-name');
   });
 
   test('delete removes the job with its events and step runs, and says whether there was one', async () => {

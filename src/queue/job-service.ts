@@ -20,11 +20,11 @@ import {
   type RetryOptions,
   type ReviewDecision,
 } from '../lib/types.js';
-import type { JobFilter, JobPage, JobStore, SearchPage } from '../store/index.js';
+import { SearchRefused, type JobFilter, type JobPage, type JobStore, type SearchPage } from '../store/index.js';
 import { clearCancel, requestCancel } from './cancel.js';
 import type { Producer } from './producer.js';
 
-export type JobServiceErrorCode = 'NOT_FOUND' | 'CONFLICT' | 'INVALID_INPUT' | 'UNAVAILABLE';
+export type JobServiceErrorCode = 'NOT_FOUND' | 'CONFLICT' | 'INVALID_INPUT' | 'UNAVAILABLE' | 'TIMEOUT';
 
 export class JobServiceError extends Error {
   constructor(
@@ -69,10 +69,20 @@ export class JobService {
     return doc;
   }
 
-  /** Newest first; with a non-empty `q`, a full-text search, best match first. */
-  list(filter: JobFilter & { q?: string }, limit: number, cursor?: string): Promise<JobPage | SearchPage> {
+  /**
+   * Newest first; with a non-empty `q`, a full-text search, best match first: INVALID_INPUT for a prefix too broad,
+   * UNAVAILABLE when too many searches are running, TIMEOUT for one that ran past SEARCH_TIMEOUT_MS.
+   */
+  async list(filter: JobFilter & { q?: string }, limit: number, cursor?: string): Promise<JobPage | SearchPage> {
     const { q, ...rest } = filter;
-    return q?.trim() ? this.parts.store.search(q, rest, limit, cursor) : this.parts.store.list(rest, limit, cursor);
+    if (!q?.trim()) return this.parts.store.list(rest, limit, cursor);
+    try {
+      return await this.parts.store.search(q, rest, limit, cursor);
+    } catch (err) {
+      if (!(err instanceof SearchRefused)) throw err;
+      const code = ({ TOO_BROAD: 'INVALID_INPUT', BUSY: 'UNAVAILABLE', TIMEOUT: 'TIMEOUT' } as const)[err.reason];
+      throw new JobServiceError(code, err.message);
+    }
   }
 
   /**

@@ -29,6 +29,7 @@ const SERVICE_STATUS: Record<JobServiceErrorCode, number> = {
   CONFLICT: 409,
   INVALID_INPUT: 400,
   UNAVAILABLE: 503,
+  TIMEOUT: 503,
 };
 
 export type App = Awaited<ReturnType<typeof buildApp>>;

@@ -35,7 +35,7 @@ export async function openStores(config: Config): Promise<Stores> {
     const { url, schema } = config.database;
     const pool = postgresPool(url, { schema });
     try {
-      const store = await PostgresJobStore.onPool(pool, schema);
+      const store = await PostgresJobStore.onPool(pool, schema, config.search);
       // One pool for both, closed with the store. The saver names its tables with a schema of its own choosing
       // (`public` unless told): give it the one the job store is in, so jobs and checkpoints stay together.
       const saverSchema = schema ?? (await currentSchema(pool));
@@ -55,7 +55,7 @@ export async function openStores(config: Config): Promise<Stores> {
     import('./sqlite/sqlite-job-store.js'),
   ]);
   return withDatabase(config, openDatabase, (db) => {
-    const store = new SqliteJobStore(db);
+    const store = new SqliteJobStore(db, config.search);
     return { store, checkpointer: readySqliteSaver(new SqliteSaver(db)), close: () => store.close() };
   });
 }
@@ -89,10 +89,14 @@ export async function openJobStore(config: Config): Promise<JobStore> {
     // One connection: a step thread or a CLI command does one thing at a time (a worker process has a step thread
     // per core and queue kind, so this is what bounds its connections).
     const { PostgresJobStore } = await import('./postgres/postgres-job-store.js');
-    return PostgresJobStore.open(config.database.url, { schema: config.database.schema, maxConnections: 1 });
+    return PostgresJobStore.open(config.database.url, {
+      schema: config.database.schema,
+      maxConnections: 1,
+      search: config.search,
+    });
   }
   const { SqliteJobStore, openDatabase } = await import('./sqlite/sqlite-job-store.js');
-  return withDatabase(config, openDatabase, (db) => new SqliteJobStore(db));
+  return withDatabase(config, openDatabase, (db) => new SqliteJobStore(db, config.search));
 }
 
 /** Opens the SQLite file (creating DATA_DIR) for `open`; closes it again if `open` fails (a schema too new). */

@@ -69,9 +69,11 @@ export interface JobStore extends JobSink {
   /** Newest first; `cursor` is the opaque `nextCursor` of the previous page (anything else: InvalidCursor). */
   list(filter: JobFilter, limit: number, cursor?: string): Promise<JobPage>;
   /**
-   * Full-text search (the query language is in lib/search.ts), best match first, narrowed by `filter`; each job with
-   * the snippet that matched. `cursor` is the previous page's `nextCursor`. saveFinished indexes a job from its
-   * document; `index` replaces that with fuller text (the whole transcript and document text).
+   * Full-text search (the query language is in lib/search.ts), best match first among the newest MAX_SEARCH_DEPTH
+   * jobs that match, narrowed by `filter`; each job with the snippet that matched. `cursor` is the previous page's
+   * `nextCursor`. Searches run beside the store's other work, a bounded number at once for a bounded time
+   * (SearchLimits): past those, SearchRefused. saveFinished indexes a job from its document; `index` replaces that
+   * with fuller text (the whole transcript and document text).
    */
   search(query: string, filter: JobFilter, limit: number, cursor?: string): Promise<SearchPage>;
   index(jobId: string, text: SearchText): Promise<void>;
@@ -184,6 +186,20 @@ export class InvalidCursor extends Error {
   constructor() {
     super('cursor is not a nextCursor this API gave out');
     this.name = 'InvalidCursor';
+  }
+}
+
+/**
+ * A search the store would not run (TOO_BROAD: a prefix stands for too many words; BUSY: every search slot is taken
+ * and the line is full) or stopped (TIMEOUT: it ran past its time budget).
+ */
+export class SearchRefused extends Error {
+  constructor(
+    readonly reason: 'TOO_BROAD' | 'BUSY' | 'TIMEOUT',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'SearchRefused';
   }
 }
 

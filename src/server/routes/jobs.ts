@@ -349,7 +349,7 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
         schema: {
           summary: 'List jobs, newest first; with `q`, search them, best match first',
           querystring: ListQuery,
-          response: { 200: JobList, 400: ErrorBody, 429: ErrorBody },
+          response: { 200: JobList, 400: ErrorBody, 429: ErrorBody, 503: ErrorBody },
         },
       },
       async (req) => {

@@ -16,6 +16,7 @@ import {
   MAX_SEARCH_PAGE,
   queryWords,
   searchTextOf,
+  SNIPPET_CHARS,
   snippetParts,
   tsQuery,
   type SearchText,
@@ -63,19 +64,19 @@ import {
   type UnsettledCursor,
   UNSETTLED_STATUSES,
 } from '../job-store.js';
+import { DEFAULT_SEARCH_LIMITS, SearchGate, type SearchLimits } from '../search-gate.js';
 import { migrate } from './migrations.js';
 import { isConnectionLoss, retryOnConnectionLoss } from './retry.js';
 
 type Queryable = pg.Pool | pg.PoolClient;
 
-/** Characters of a job's text its search snippet is cut from (see search). */
-const HEADLINE_CHARS = 20_000;
-
 export interface PostgresStoreOptions {
   /** A schema of its own (created if missing); default: the connection's search_path (usually `public`). */
   schema?: string;
-  /** Connections this process may open. */
+  /** Connections this process may open (besides the searches' own: `search.concurrency`). */
   maxConnections?: number;
+  /** How many searches run at once, on a pool of their own, and for how long. */
+  search?: SearchLimits;
 }
 
 /** A connection pool for the store (and the checkpointer beside it), its search_path set to `schema` when given. */
@@ -101,6 +102,9 @@ export function postgresPool(url: string, opts: PostgresStoreOptions = {}): pg.P
   return pool;
 }
 
+/** SQLSTATE of a statement cancelled (here: by statement_timeout). */
+const QUERY_CANCELED = '57014';
+
 /**
  * The NOTIFY channel of a schema's job events: the schemas of one database share channels, so each gets its own
  * (a hash keeps the name within PostgreSQL's 63 characters).
@@ -115,17 +119,27 @@ function eventChannel(schema: string | undefined): string {
 export class PostgresJobStore implements JobStore {
   /** The stop functions of watchEvents still running: close() stops them. */
   private readonly watchers = new Set<() => Promise<void>>();
+  /**
+   * Searches run on connections of their own, so that they cannot take the ones job reads and writes wait for;
+   * opened by the first search (step threads and the command line never search).
+   */
+  private searchPool: pg.Pool | null = null;
+  private readonly searchGate: SearchGate;
 
   private constructor(
     private readonly pool: pg.Pool,
     private readonly channel: string,
-  ) {}
+    private readonly schema: string | undefined,
+    private readonly searchLimits: SearchLimits,
+  ) {
+    this.searchGate = new SearchGate(searchLimits);
+  }
 
   /** Connects, creates the schema if asked, and applies the migrations the database lacks. */
   static async open(url: string, opts: PostgresStoreOptions = {}): Promise<PostgresJobStore> {
     const pool = postgresPool(url, opts);
     try {
-      return await PostgresJobStore.onPool(pool, opts.schema);
+      return await PostgresJobStore.onPool(pool, opts.schema, opts.search);
     } catch (err) {
       await pool.end();
       throw err;
@@ -133,14 +147,18 @@ export class PostgresJobStore implements JobStore {
   }
 
   /** The store on a pool made by `postgresPool` (closing the store ends the pool), migrated first. */
-  static async onPool(pool: pg.Pool, schema?: string): Promise<PostgresJobStore> {
+  static async onPool(
+    pool: pg.Pool,
+    schema?: string,
+    search: SearchLimits = DEFAULT_SEARCH_LIMITS,
+  ): Promise<PostgresJobStore> {
     const client = await pool.connect();
     try {
       await migrate(client, schema);
     } finally {
       client.release();
     }
-    return new PostgresJobStore(pool, eventChannel(schema));
+    return new PostgresJobStore(pool, eventChannel(schema), schema, search);
   }
 
   async createOrGet(input: JobInput): Promise<JobDocument> {
@@ -208,26 +226,59 @@ export class PostgresJobStore implements JobStore {
     if (filter.fileType) where.push(`j.file_type = ${param(filter.fileType)}`);
     if (filter.user) where.push(`j.user_id = ${param(filter.user)}`);
     const options = param(`StartSel=${MATCH_START}, StopSel=${MATCH_END}, MaxWords=24, MinWords=10`);
-    // Ranked first (a word in the name weighs ten times one in the text), then a headline for the page's jobs only,
-    // from the start of their text: ts_headline re-reads what it is given, 40-70 ms for 200,000 characters.
-    const { rows } = await this.query<{ id: string; doc: JobDocument; snippet: string }>(
-      `SELECT j.id, j.doc,
-              ts_headline('media_search', s.name || ' — ' || left(s.body, ${HEADLINE_CHARS}), ${q}, ${options}) AS snippet
-         FROM (SELECT s.job_id, ts_rank_cd('{0.1, 0.1, 0.1, 1.0}', s.document, ${q}) AS rank, j.created_at
-                 FROM job_search s JOIN jobs j ON j.id = s.job_id
-                WHERE ${where.join(' AND ')}
-                ORDER BY rank DESC, j.created_at DESC, j.id DESC
+    // The newest matching jobs (which ones match is all the index is asked), those alone ranked (a word in the name
+    // weighs ten times one in the text), then a headline for the page's jobs only, from the start of their text:
+    // ts_headline re-reads what it is given, 40-70 ms for 200,000 characters.
+    const text = `SELECT j.id, j.doc,
+              ts_headline('media_search', s.name || ' — ' || left(s.body, ${SNIPPET_CHARS}), ${q}, ${options}) AS snippet
+         FROM (SELECT c.job_id, c.created_at, ts_rank_cd('{0.1, 0.1, 0.1, 1.0}', s.document, ${q}) AS rank
+                 FROM (SELECT s.job_id, j.created_at FROM job_search s JOIN jobs j ON j.id = s.job_id
+                        WHERE ${where.join(' AND ')}
+                        ORDER BY j.created_at DESC, j.id DESC LIMIT ${param(MAX_SEARCH_DEPTH)}) c
+                 JOIN job_search s ON s.job_id = c.job_id
+                ORDER BY rank DESC, c.created_at DESC, c.job_id DESC
                 LIMIT ${param(limit + 1)} OFFSET ${param(offset)}) hits
          JOIN job_search s ON s.job_id = hits.job_id JOIN jobs j ON j.id = hits.job_id
-        ORDER BY hits.rank DESC, hits.created_at DESC, j.id DESC`,
-      args,
-    );
+        ORDER BY hits.rank DESC, hits.created_at DESC, j.id DESC`;
+    const rows = await this.searchQuery<{ id: string; doc: JobDocument; snippet: string }>(text, args);
     const page = rows.slice(0, limit);
     return {
       jobs: page.map((r) => r.doc),
       matches: page.map((r) => ({ id: r.id, snippet: snippetParts(r.snippet) })),
       nextCursor: rows.length > limit && offset + limit < MAX_SEARCH_DEPTH ? encodeSearchCursor(offset + limit) : null,
     };
+  }
+
+  /** A search's query: on the search pool, in turn (SearchGate), stopped by PostgreSQL past the time budget. */
+  private async searchQuery<R extends pg.QueryResultRow>(text: string, args: unknown[]): Promise<R[]> {
+    const release = await this.searchGate.acquire();
+    try {
+      this.searchPool ??= postgresPool(this.pool.options.connectionString!, {
+        schema: this.schema,
+        maxConnections: this.searchLimits.concurrency,
+      });
+      const client = await this.searchPool.connect();
+      let broken = false;
+      try {
+        await client.query('BEGIN READ ONLY');
+        await client.query(`SET LOCAL statement_timeout = ${Math.trunc(this.searchLimits.timeoutMs)}`);
+        const { rows } = await client.query<R>(text, args);
+        await client.query('COMMIT');
+        return rows;
+      } catch (err) {
+        broken = await client.query('ROLLBACK').then(
+          () => false,
+          () => true,
+        );
+        if ((err as { code?: string }).code === QUERY_CANCELED) throw this.searchGate.timeout();
+        throw err;
+      } finally {
+        // A connection that cannot even roll back is closed rather than handed to the next search.
+        client.release(broken);
+      }
+    } finally {
+      release();
+    }
   }
 
   async endBeforeStart(input: JobInput, status: 'failed' | 'cancelled', error: JobError): Promise<JobDocument> {
@@ -446,6 +497,7 @@ export class PostgresJobStore implements JobStore {
 
   async close(): Promise<void> {
     for (const stop of [...this.watchers]) await stop();
+    await this.searchPool?.end();
     await this.pool.end();
   }
 

@@ -10,6 +10,9 @@ import { SchemaTooNew } from '../job-store.js';
 
 type Db = Database.Database;
 
+/** How the search index cuts and stems words (search threads tokenize query words with it too). */
+export const SEARCH_TOKENIZER = `porter unicode61 remove_diacritics 2 categories 'L* M* N* Co'`;
+
 const MIGRATIONS: ((db: Db) => void)[] = [
   // 1: the schema before versioning (databases made by earlier releases already have these tables; some lack the
   // retry and request_hash columns, added later without a version).
@@ -74,7 +77,7 @@ const MIGRATIONS: ((db: Db) => void)[] = [
   (db) => {
     db.exec(`
       CREATE VIRTUAL TABLE IF NOT EXISTS job_search USING fts5(
-        name, body, tokenize = "porter unicode61 remove_diacritics 2 categories 'L* M* N* Co'");
+        name, body, tokenize = "${SEARCH_TOKENIZER}");
       CREATE TABLE IF NOT EXISTS job_search_rows (job_id TEXT PRIMARY KEY, row INTEGER NOT NULL UNIQUE);
     `);
     const insert = db.prepare('INSERT INTO job_search (name, body) VALUES (?, ?)');

@@ -7,18 +7,7 @@
  */
 import Database from 'better-sqlite3';
 import { newJobDocument } from '../../lib/job-document.js';
-import {
-  displayName,
-  ftsQuery,
-  MATCH_END,
-  MAX_SEARCH_DEPTH,
-  MAX_SEARCH_PAGE,
-  MATCH_START,
-  queryWords,
-  searchTextOf,
-  snippetParts,
-  type SearchText,
-} from '../../lib/search.js';
+import { displayName, MAX_SEARCH_PAGE, queryWords, searchTextOf, type SearchText } from '../../lib/search.js';
 import type { AiUse, FinishedJob } from '../../nodes/index.js';
 import type {
   JobDocument,
@@ -38,7 +27,6 @@ import {
   count,
   decodeCursor,
   decodeSearchCursor,
-  encodeSearchCursor,
   durationsOf,
   encodeCursor,
   finishedChange,
@@ -62,7 +50,9 @@ import {
   type UnsettledCursor,
   UNSETTLED_STATUSES,
 } from '../job-store.js';
+import { DEFAULT_SEARCH_LIMITS, type SearchLimits } from '../search-gate.js';
 import { migrate } from './migrations.js';
+import { SearchThreads } from './search-threads.js';
 
 export type Db = Database.Database;
 
@@ -82,9 +72,16 @@ export class SqliteJobStore implements JobStore {
   /** Prepared statements by their SQL: preparing one on every call cost more than running it. */
   private readonly statements = new Map<string, Database.Statement>();
 
-  /** The store owns `db` (a checkpointer may share it): close() closes it. */
-  constructor(private readonly db: Db) {
+  /** Searches run in threads with connections of their own to the same file. */
+  private readonly searches: SearchThreads;
+
+  /** The store owns `db`, a database file (a checkpointer may share it): close() closes it. */
+  constructor(
+    private readonly db: Db,
+    searchLimits: SearchLimits = DEFAULT_SEARCH_LIMITS,
+  ) {
     migrate(db);
+    this.searches = new SearchThreads(db.name, searchLimits);
   }
 
   createOrGet(input: JobInput): Promise<JobDocument> {
@@ -163,29 +160,7 @@ export class SqliteJobStore implements JobStore {
     if (offset === null) return Promise.reject(new InvalidCursor());
     const words = queryWords(query);
     if (words.length === 0) return Promise.resolve({ jobs: [], matches: [], nextCursor: null });
-    limit = Math.min(limit, MAX_SEARCH_PAGE);
-    const where: string[] = ['job_search MATCH ?'];
-    const args: (string | number)[] = [ftsQuery(words)];
-    const add = (clause: string, value: string): void => {
-      where.push(clause);
-      args.push(value);
-    };
-    if (filter.status) add('j.status = ?', filter.status);
-    if (filter.fileType) add('j.file_type = ?', filter.fileType);
-    if (filter.user) add('j.user_id = ?', filter.user);
-    // bm25: lower is better; a word in the name weighs four times one in the text.
-    const rows = this.sql(
-      `SELECT j.id, j.doc, snippet(job_search, -1, '${MATCH_START}', '${MATCH_END}', '…', 16) AS snippet
-         FROM job_search JOIN job_search_rows r ON r.row = job_search.rowid JOIN jobs j ON j.id = r.job_id
-        WHERE ${where.join(' AND ')}
-        ORDER BY bm25(job_search, 4.0, 1.0), j.created_at DESC, j.id DESC LIMIT ? OFFSET ?`,
-    ).all(...args, limit + 1, offset) as { id: string; doc: string; snippet: string }[];
-    const page = rows.slice(0, limit);
-    return Promise.resolve({
-      jobs: page.map((r) => JSON.parse(r.doc) as JobDocument),
-      matches: page.map((r) => ({ id: r.id, snippet: snippetParts(r.snippet) })),
-      nextCursor: rows.length > limit && offset + limit < MAX_SEARCH_DEPTH ? encodeSearchCursor(offset + limit) : null,
-    });
+    return this.searches.search({ words, filter, limit: Math.min(limit, MAX_SEARCH_PAGE), offset });
   }
 
   async endBeforeStart(input: JobInput, status: 'failed' | 'cancelled', error: JobError): Promise<JobDocument> {
@@ -371,9 +346,9 @@ export class SqliteJobStore implements JobStore {
     return new Promise((resolve) => resolve(this.watchNow(listener)));
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
+    await this.searches.close();
     if (this.db.open) this.db.close();
-    return Promise.resolve();
   }
 
   private sql(text: string): Database.Statement {
