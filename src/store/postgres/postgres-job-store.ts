@@ -84,15 +84,19 @@ export function postgresPool(url: string, opts: PostgresStoreOptions = {}): pg.P
   const { schema } = opts;
   const problem = schema === undefined ? null : postgresSchemaProblem(schema);
   if (problem) throw new Error(`the schema name ${problem}`);
-  const pool = new pg.Pool({ connectionString: url, max: opts.maxConnections ?? 10, keepAlive: true });
-  // Each new connection's first statement, queued before any query of ours: a URL's own `options` cannot override
-  // the schema (as an `options` setting in the pool's config would be), whatever else the URL sets.
-  // A connection that cannot set it is closed, so its queries fail rather than run against another schema.
-  if (schema)
-    pool.on(
-      'connect',
-      (client) => void client.query(`SET search_path TO ${client.escapeIdentifier(schema)}`).catch(() => client.end()),
-    );
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: opts.maxConnections ?? 10,
+    keepAlive: true,
+    // Each new connection's first statement, awaited before the pool hands the connection out: a URL's own `options`
+    // cannot override the schema (as an `options` setting in the pool's config would be), whatever else the URL sets.
+    // A connection that cannot set it is closed and its checkout fails, rather than run against another schema.
+    ...(schema && {
+      // pg-pool awaits what onConnect returns (pg-pool 3.10+); @types/pg declares it void.
+      // eslint-disable-next-line @typescript-eslint/no-misused-promises
+      onConnect: (client: pg.ClientBase) => client.query(`SET search_path TO ${client.escapeIdentifier(schema)}`),
+    }),
+  });
   // An idle connection that breaks (the server restarted) is dropped by the pool; without a listener it would
   // crash the process.
   pool.on('error', () => undefined);
