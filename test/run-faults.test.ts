@@ -6,8 +6,10 @@
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import Database from 'better-sqlite3';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
+import pg from 'pg';
 import { afterAll, afterEach, expect, test } from 'vitest';
 import { loadConfig } from '../src/config.js';
 import { JobRunner } from '../src/graph/runner.js';
@@ -139,6 +141,61 @@ test('cancelling a job left running with nothing to run it ends it cancelled', a
     return doc?.status === 'cancelled' && doc;
   });
   expect((await storedJob(state, 'stranded-cancel'))!.error?.code).toBe('CANCELLED');
+});
+
+/** Makes the job's checkpoint unreadable: bytes no serializer reads, where the saver of the backend keeps them. */
+async function corruptCheckpoint(state: TestState, jobId: string): Promise<void> {
+  if (state.backend === 'sqlite') {
+    const db = new Database(path.join(state.dataDir, 'orchestrator.db'));
+    try {
+      const { changes } = db
+        .prepare("UPDATE checkpoints SET type = 'json', checkpoint = X'00FF' WHERE thread_id = ?")
+        .run(jobId);
+      expect(changes).toBeGreaterThan(0);
+    } finally {
+      db.close();
+    }
+    return;
+  }
+  const client = new pg.Client({ connectionString: state.env.DATABASE_URL });
+  await client.connect();
+  try {
+    const { rowCount } = await client.query(
+      `UPDATE checkpoint_blobs SET type = 'json', blob = '\\x00ff'::bytea WHERE thread_id = $1`,
+      [jobId],
+    );
+    expect(rowCount).toBeGreaterThan(0);
+  } finally {
+    await client.end();
+  }
+}
+
+test('a run that fails for a reason of its own (a checkpoint it cannot read) ends the job failed, not running', async () => {
+  const state = await newState('broken-checkpoint');
+  const { base } = await service(state);
+  const created = await fetch(`${base}/jobs`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ file: { path: PHOTO }, instructions: { review: { when: 'always' } } }),
+  });
+  const { id } = (await created.json()) as { id: string };
+  await waitFor(
+    'the job to wait for its review',
+    async () => (await storedJob(state, id))?.status === 'awaiting_review',
+  );
+  await corruptCheckpoint(state, id);
+  const decided = await fetch(`${base}/jobs/${id}/review`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ decision: 'approve' }),
+  });
+  expect(decided.status).toBe(202);
+  const [doc] = await finishedJobs(state, [id], 60_000);
+  expect(doc!.status).toBe('failed');
+  expect(doc!.error).toMatchObject({ code: 'INTERNAL', step: null });
+  expect(doc!.error?.message.length).toBeGreaterThan(0);
+  // What the steps had made before the run broke is still there.
+  expect(doc!.steps.generateThumbnails?.status).toBe('succeeded');
 });
 
 test('REVIEW_TIMEOUT decides the longest waiting reviews first, past any page size, and queues them', async () => {

@@ -5,6 +5,7 @@
  */
 import { basename } from 'node:path';
 import { Command, INTERRUPT, isInterrupted, type BaseCheckpointSaver } from '@langchain/langgraph';
+import { isTransient } from '../lib/transient.js';
 import type { FinishedJob } from '../nodes/index.js';
 import {
   TERMINAL_STATUSES,
@@ -143,7 +144,11 @@ export class JobRunner {
     if (!TERMINAL_STATUSES.includes(doc.status)) {
       // What the steps that finished learnt lives in the checkpoint, not yet in the document: keep it, so the job
       // shows its type and results, and a retry starts from them (validate is not run again for nothing).
-      const learnt = await this.checkpointed(input.jobId);
+      // A checkpoint that cannot be read (the very reason a run failed, maybe) must not keep the job from ending.
+      const learnt = await this.checkpointed(input.jobId).catch((err: unknown) => {
+        if (isTransient(err)) throw err;
+        return null;
+      });
       const steps: StepRecords = {};
       for (const [name, record] of Object.entries(doc.steps)) {
         steps[name as keyof StepRecords] =

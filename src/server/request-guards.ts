@@ -8,6 +8,7 @@
  * or one that stops, is cut off. The head of a request (HTTP_HEADERS_TIMEOUT_MS) and the whole request are Node's own
  * timeouts, set where the app is built.
  */
+import { Socket } from 'node:net';
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -49,6 +50,7 @@ const LINGER_MS = 5000;
  * and never read the answer; this is the lingering close of nginx and Apache.
  */
 function lingerThenClose(req: IncomingMessage, ms: number): void {
+  if (!onNetwork(req)) return;
   const timer = setTimeout(() => {
     if (!req.complete) req.socket.destroy();
   }, ms);
@@ -58,10 +60,15 @@ function lingerThenClose(req: IncomingMessage, ms: number): void {
   req.once('close', stop);
 }
 
+/** A request on a connection, not one injected in process (Fastify's inject has no socket to time or close). */
+function onNetwork(req: IncomingMessage): boolean {
+  return req.socket instanceof Socket;
+}
+
 /** Watches the body of `req` arrive, and cuts the connection when it falls too far behind the pace. */
 function holdToPace(req: IncomingMessage, res: ServerResponse, limits: HttpLimits): void {
   const hasBody = Number(req.headers['content-length'] ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined;
-  if (!hasBody || req.complete) return;
+  if (!hasBody || req.complete || !onNetwork(req)) return;
   const { bodyTimeoutMs, bodyMinBytesPerSec } = limits;
   const socket = req.socket;
   let allowance = bodyTimeoutMs;
