@@ -63,13 +63,15 @@ export async function benchSoak(
       QUEUE_PREFIX: prefix,
       INPUT_ROOTS: corpus,
       PORT: '0',
-      LOG_LEVEL: 'warn',
+      LOG_LEVEL: 'info',
     },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let db: Database.Database | null = null;
   try {
     await waitForLine(child, 'media-orchestrator started', 120_000);
+    // Read and dropped from now on: a pipe nobody reads would stop the process at its next log line.
+    child.stderr?.resume();
     await new Promise((r) => setTimeout(r, 5000));
     const start = procStatus(child.pid!).rssMb;
 
