@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { freePort } from '../src/lib/net.js';
 import { createProducer } from '../src/queue/producer.js';
-import type { JobDocument } from '../src/lib/types.js';
+import { TERMINAL_STATUSES, type JobDocument } from '../src/lib/types.js';
 import { ErrorBody, JobDocumentSchema, JobList } from '../src/server/schemas.js';
 import {
   CORPUS,
@@ -42,7 +42,7 @@ async function finished(id: string, timeoutMs = 60_000): Promise<JobDocument> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const doc = (await (await fetch(`${base}/jobs/${id}`)).json()) as JobDocument;
-    if (['completed', 'completed_with_errors', 'failed', 'cancelled'].includes(doc.status)) return doc;
+    if (TERMINAL_STATUSES.includes(doc.status)) return doc;
     if (Date.now() > deadline) throw new Error(`job ${id} did not finish: ${JSON.stringify(doc)}`);
     await new Promise((r) => setTimeout(r, 100));
   }

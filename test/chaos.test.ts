@@ -13,6 +13,7 @@ import {
   dropPrefix,
   executionsNotOnce,
   fastRecoveryEnv,
+  isTerminal,
   manifest,
   outcomeOf,
   ServiceProcess,
@@ -84,8 +85,7 @@ test('30 jobs survive two orchestrator kills and a worker kill', { timeout: 300_
   while (docs.size < jobs.length) {
     for (const { jobId } of jobs) {
       const doc = await storedJob(state, jobId);
-      if (doc && ['completed', 'completed_with_errors', 'failed', 'cancelled'].includes(doc.status))
-        docs.set(jobId, doc);
+      if (isTerminal(doc)) docs.set(jobId, doc);
     }
     if (Date.now() > deadline) {
       const missing = jobs.filter((j) => !docs.has(j.jobId)).map((j) => j.jobId);

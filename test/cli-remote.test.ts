@@ -45,6 +45,8 @@ beforeAll(async () => {
     PORT: String(port),
     API_TOKEN: TOKEN,
     DISABLED_STEPS: 'analyzeImage',
+    // Only a job that asks for a review waits for one; here nobody answers it.
+    REVIEW_TIMEOUT: '1000:reject',
   }).ready();
   elsewhere = {
     DATA_DIR: otherDir,
@@ -89,6 +91,19 @@ test('submit --wait, status and cancel through --url work from a terminal with a
   const refused = await runCli(['submit', '--url', base, photo], { ...elsewhere, API_TOKEN: '' });
   expect(refused.code).toBe(1);
   expect(refused.stderr).toMatch(/answered 401/);
+});
+
+test('submit --wait through --url ends with a job a reviewer rejected, and says it did not succeed', async () => {
+  const photo = path.join(CORPUS, 'image/320x240.jpg');
+  const instructions = JSON.stringify({ review: { when: 'always' } });
+  const submitted = await runCli(
+    ['submit', '--wait', '--json', '--url', base, '--instructions', instructions, photo],
+    elsewhere,
+    120_000,
+  );
+  expect(submitted.code, submitted.stderr).toBe(2);
+  const doc = JSON.parse(submitted.stdout) as JobDocument;
+  expect(doc).toMatchObject({ status: 'rejected', review: { decision: 'reject' } });
 });
 
 /** The CLI with exactly `env` (and PATH): what a fresh terminal has. */

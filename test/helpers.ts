@@ -8,7 +8,7 @@ import pg from 'pg';
 import { loadConfig } from '../src/config.js';
 import { freePort } from '../src/lib/net.js';
 import { resolveToolPaths } from '../src/lib/tools.js';
-import type { Analysis, JobDocument } from '../src/lib/types.js';
+import { TERMINAL_STATUSES, type Analysis, type JobDocument } from '../src/lib/types.js';
 import { openJobStore, type JobStore, type StepRun } from '../src/store/index.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -332,7 +332,7 @@ export async function waitFor<T>(
 }
 
 export function isTerminal(doc: JobDocument | null): doc is JobDocument {
-  return !!doc && ['completed', 'completed_with_errors', 'failed', 'cancelled'].includes(doc.status);
+  return !!doc && TERMINAL_STATUSES.includes(doc.status);
 }
 
 /** Waits until every job in `ids` has ended in `state`'s store; their documents, in the order of `ids`. */

@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { QueueName } from '../config.js';
-import type { JobDocument } from '../lib/types.js';
+import { UNSUCCESSFUL_STATUSES, type JobDocument } from '../lib/types.js';
 import type { Role } from '../service.js';
 import type { Remote } from './remote.js';
 
@@ -125,7 +125,7 @@ async function processCommand(args: string[]): Promise<number> {
     await runtime.close();
   }
   process.stdout.write(values.json ? `${JSON.stringify(doc, null, 2)}\n` : formatJob(doc));
-  return ['failed', 'cancelled', 'rejected'].includes(doc.status) ? 2 : 0;
+  return UNSUCCESSFUL_STATUSES.includes(doc.status) ? 2 : 0;
 }
 
 async function startCommand(args: string[]): Promise<number> {
@@ -259,7 +259,7 @@ async function statusCommand(args: string[]): Promise<number> {
     return 1;
   }
   process.stdout.write(values.json ? `${JSON.stringify(doc, null, 2)}\n` : formatJob(doc));
-  return ['failed', 'cancelled', 'rejected'].includes(doc.status) ? 2 : 0;
+  return UNSUCCESSFUL_STATUSES.includes(doc.status) ? 2 : 0;
 }
 
 async function cancelCommand(args: string[]): Promise<number> {

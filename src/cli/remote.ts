@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { RemoteSettings } from '../config.js';
 import type { Instructions } from '../lib/instructions.js';
-import type { JobDocument, StepStatus } from '../lib/types.js';
+import { TERMINAL_STATUSES, UNSUCCESSFUL_STATUSES, type JobDocument, type StepStatus } from '../lib/types.js';
 import { fit, formatJob, progressLine } from './format.js';
 
 /**
@@ -137,8 +137,6 @@ function remote(base: string, token: string | undefined): Remote {
   };
 }
 
-const TERMINAL = new Set(['completed', 'completed_with_errors', 'failed', 'cancelled']);
-
 /** `submit` through the API: uploads each file; with `wait`, follows each job to its end. Exit code as `submit`'s. */
 export async function submitRemote(
   api: Remote,
@@ -158,7 +156,7 @@ export async function submitRemote(
   for (const file of opts.files) queued.push(await api.upload(path.resolve(file), opts));
   const docs = opts.wait ? await follow(api, queued, opts.json) : queued;
   for (const doc of docs) process.stdout.write(opts.json ? `${JSON.stringify(doc)}\n` : formatJob(doc));
-  return opts.wait && docs.some((d) => d.status === 'failed' || d.status === 'cancelled') ? 2 : 0;
+  return opts.wait && docs.some((d) => UNSUCCESSFUL_STATUSES.includes(d.status)) ? 2 : 0;
 }
 
 /** Polls each job until it ends, with a live line per job on a terminal (as `submit --wait` draws them). */
@@ -176,17 +174,17 @@ async function follow(api: Remote, jobs: JobDocument[], json: boolean): Promise<
         string,
         StepStatus
       >;
-      const line = TERMINAL.has(doc.status)
+      const line = TERMINAL_STATUSES.includes(doc.status)
         ? `${doc.file.name}: ${doc.status}${doc.error ? ` (${doc.error.code})` : ''}`
         : (progressLine(doc.file.name, steps) ?? `${doc.file.name}: ${doc.status}`);
       process.stderr.write(`\x1b[2K${fit(line, width - 1)}\n`);
     }
   };
   draw();
-  while (current.some((d) => !TERMINAL.has(d.status))) {
+  while (current.some((d) => !TERMINAL_STATUSES.includes(d.status))) {
     await new Promise((r) => setTimeout(r, POLL_MS));
     for (const [i, doc] of current.entries()) {
-      if (TERMINAL.has(doc.status)) continue;
+      if (TERMINAL_STATUSES.includes(doc.status)) continue;
       const now = await api.getJob(doc.id);
       if (!now) throw new RemoteError(`job ${doc.id} is gone from ${api.base} (deleted while waiting?)`);
       current[i] = now;

@@ -14,7 +14,7 @@ import type { Instructions } from '../lib/instructions.js';
 import { insideRoots } from '../queue/job-service.js';
 import { JobIdConflict, sourceConflict } from '../graph/runner.js';
 import { newJobDocument } from '../lib/job-document.js';
-import type { JobDocument, JobInput } from '../lib/types.js';
+import { UNSUCCESSFUL_STATUSES, type JobDocument, type JobInput } from '../lib/types.js';
 import { bullConnection } from '../queue/connection.js';
 import { parseJobCreated } from '../queue/messages.js';
 import { JOBS_QUEUE } from '../queue/names.js';
@@ -81,7 +81,7 @@ export async function submit(config: Config, redisUrl: string, opts: SubmitOptio
     }
     const docs = await waitForAll(inputs, events, producer.queue, opts.json);
     for (const doc of docs) print(doc, opts.json);
-    return docs.some((d) => d.status === 'failed' || d.status === 'cancelled') ? 2 : 0;
+    return docs.some((d) => UNSUCCESSFUL_STATUSES.includes(d.status)) ? 2 : 0;
   } finally {
     await events?.close();
     await producer.close();

@@ -39,6 +39,8 @@ export const TERMINAL_STATUSES: readonly JobStatus[] = [
   'cancelled',
   'rejected',
 ];
+/** The statuses of a job that has ended without doing what was asked: the command line exits 2 for them. */
+export const UNSUCCESSFUL_STATUSES: readonly JobStatus[] = ['failed', 'cancelled', 'rejected'];
 
 /** Why a job waits for a person, and what they are shown (see the review in graph.ts). */
 export interface ReviewRequest {
