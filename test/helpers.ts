@@ -308,12 +308,19 @@ export function makeLongVideo(file: string, minutes: number): void {
   ]);
 }
 
-/** Whether an ffmpeg process working on `file` is still alive. */
-export function ffmpegRunningOn(file: string): boolean {
+/**
+ * Whether an ffmpeg process is working on job `jobId`'s file in `state`'s DATA_DIR (the orchestrator pins every file
+ * into uploads/<job id>/, so that is the path ffmpeg opens; the producer's path never appears). pgrep's exit status 1
+ * means none; anything else (no pgrep, a bad pattern) is thrown, so a check of "no ffmpeg left" cannot pass because
+ * nothing was looked at.
+ */
+export function ffmpegWorkingFor(state: TestState, jobId: string): boolean {
+  const pinned = path.join(state.dataDir, 'uploads', jobId) + path.sep;
   try {
-    return execFileSync('pgrep', ['-f', `ffmpeg.*${file}`], { encoding: 'utf8' }).trim().length > 0;
-  } catch {
-    return false;
+    return execFileSync('pgrep', ['-f', `ffmpeg.*${pinned}`], { encoding: 'utf8' }).trim().length > 0;
+  } catch (err) {
+    if ((err as { status?: number }).status === 1) return false;
+    throw err;
   }
 }
 

@@ -12,7 +12,7 @@ import {
   CORPUS,
   dropPrefix,
   finishedJobs,
-  ffmpegRunningOn,
+  ffmpegWorkingFor,
   isTerminal,
   makeLongVideo,
   runCli,
@@ -103,7 +103,7 @@ describe('a step that does not finish in time', () => {
       const attempts = (await stepRuns(s.state, 'slow-audio')).filter((r) => r.step === 'extractAudio');
       expect(attempts).toHaveLength(1);
       // The work really stopped: no ffmpeg is left encoding the file.
-      expect(ffmpegRunningOn(longVideo)).toBe(false);
+      expect(ffmpegWorkingFor(s.state, 'slow-audio')).toBe(false);
     },
   );
 });
@@ -118,6 +118,8 @@ describe('cancellation', () => {
     await waitFor('extractAudio to run', async () =>
       (await stepRuns(s.state, 'to-cancel')).some((r) => r.step === 'extractAudio' && r.status === 'running'),
     );
+    // Its ffmpeg is at work (so that its absence later says something).
+    await waitFor('ffmpeg to run', () => ffmpegWorkingFor(s.state, 'to-cancel'), 10_000);
     // The producer-side function the CLI and the API call, so the cancel lands while extractAudio still runs.
     const redis = new Redis(TEST_REDIS_URL);
     try {
@@ -131,7 +133,7 @@ describe('cancellation', () => {
     expect(doc.status).toBe('cancelled');
     expect(doc.error?.code).toBe('CANCELLED');
     expect(doc.steps.extractAudio?.status).toBe('failed');
-    await waitFor('ffmpeg to stop', () => !ffmpegRunningOn(longVideo), 10_000);
+    await waitFor('ffmpeg to stop', () => !ffmpegWorkingFor(s.state, 'to-cancel'), 10_000);
     // Cancelling again, or a finished job, says so.
     const again = await runCli(['cancel', 'to-cancel'], s.env);
     expect(again).toMatchObject({ code: 1, stdout: '' });
@@ -266,19 +268,21 @@ describe('retry after a cancellation', () => {
       const id = await s.submit(longVideo);
       const audioRuns = async () => (await stepRuns(s.state, id)).filter((r) => r.step === 'extractAudio');
       await waitFor('extractAudio to run', async () => (await audioRuns()).some((r) => r.status === 'running'));
+      await waitFor('ffmpeg to run', () => ffmpegWorkingFor(s.state, id), 10_000);
       expect((await post(`/jobs/${id}/cancel`)).status).toBe(202);
       const cancelled = (await finishedJobs(s.state, [id]))[0]!;
       expect(cancelled.status).toBe('cancelled');
       // What validate learnt before the cancellation stays with the job (and is where its retry starts from).
       expect(cancelled.fileType).toBe('video');
       expect(cancelled.file.sha256).toMatch(/^[0-9a-f]{64}$/);
-      await waitFor('ffmpeg to stop', () => !ffmpegRunningOn(longVideo), 10_000);
+      await waitFor('ffmpeg to stop', () => !ffmpegWorkingFor(s.state, id), 10_000);
 
       // The retry really runs: the job's cancel marker is gone, so it does not end `cancelled` at once.
       expect((await post(`/jobs/${id}/retry`)).status).toBe(202);
       await waitFor('the retry to extract audio', async () =>
         (await audioRuns()).some((r, i) => i > 0 && r.status === 'running'),
       );
+      await waitFor("the retry's ffmpeg to run", () => ffmpegWorkingFor(s.state, id), 10_000);
       expect((await storedJob(s.state, id))?.status).toBe('running');
 
       // Cancelling the retry stops its running step (a task of generation 1), not only the job's record.
@@ -288,7 +292,7 @@ describe('retry after a cancellation', () => {
         return isTerminal(d) && d.updatedAt !== cancelled.updatedAt && d;
       });
       expect(again.status).toBe('cancelled');
-      await waitFor('ffmpeg to stop', () => !ffmpegRunningOn(longVideo), 10_000);
+      await waitFor('ffmpeg to stop', () => !ffmpegWorkingFor(s.state, id), 10_000);
       await waitFor(
         "the retry's extraction to be recorded as stopped",
         async () => (await audioRuns()).at(-1)?.status === 'failed',
