@@ -178,7 +178,8 @@ export interface Metadata {
   hasAlpha?: boolean;
   orientation?: number | null;
   exif?: Record<string, string | number | boolean | null>;
-  gps?: { latitude: number; longitude: number; altitude?: number | null } | null;
+  /** `timestamp`: the GPS receiver's date and time, UTC. */
+  gps?: { latitude: number; longitude: number; altitude?: number | null; timestamp?: string | null } | null;
   durationSec?: number | null;
   bitRate?: number | null;
   container?: string;

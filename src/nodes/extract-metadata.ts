@@ -6,6 +6,7 @@
 import exifr from 'exifr';
 import sharp, { type Metadata as SharpMetadata } from 'sharp';
 import { MediaError } from '../lib/errors.js';
+import { exifDate, exifOffset, gpsTimestamp } from '../lib/exif-dates.js';
 import { imageError } from '../lib/image.js';
 import { withPdf } from '../lib/pdf.js';
 import { audioStreams, probeMedia, subtitleStreams, videoStreams } from '../lib/probe.js';
@@ -17,8 +18,6 @@ const EXIF_FIELDS = [
   'Model',
   'LensModel',
   'Software',
-  'DateTimeOriginal',
-  'CreateDate',
   'OffsetTimeOriginal',
   'ExposureTime',
   'FNumber',
@@ -87,10 +86,12 @@ async function imageMetadata(file: string): Promise<Partial<Metadata>> {
       iptc: false,
       makerNote: false,
       userComment: false,
+      // Dates as written: exifr's Date objects read the camera's local time in this process's zone (see exif-dates.ts).
+      reviveValues: false,
     })
     .catch(() => null)) as Record<string, unknown> | null;
   if (tags) {
-    out.exif = pickExif(tags);
+    out.exif = { ...pickExif(tags), ...exifDates(tags) };
     const lat = tags.latitude;
     const lon = tags.longitude;
     if (typeof lat === 'number' && typeof lon === 'number' && Number.isFinite(lat) && Number.isFinite(lon)) {
@@ -98,6 +99,7 @@ async function imageMetadata(file: string): Promise<Partial<Metadata>> {
         latitude: round(lat, 7),
         longitude: round(lon, 7),
         altitude: typeof tags.GPSAltitude === 'number' ? tags.GPSAltitude : null,
+        timestamp: gpsTimestamp(tags.GPSDateStamp, tags.GPSTimeStamp),
       };
     }
   }
@@ -108,13 +110,28 @@ function heifFormat(compression: string | undefined): string {
   return compression === 'av1' ? 'avif' : 'heic';
 }
 
+/**
+ * When the picture was taken and digitised, with the camera's offset from UTC when it wrote one; `timeZone` is that
+ * offset, or null when the camera gave none (the times are then local times of an unknown zone).
+ */
+function exifDates(tags: Record<string, unknown>): Record<string, string | null> {
+  const out: Record<string, string | null> = {};
+  const original = exifOffset(tags.OffsetTimeOriginal);
+  const taken = exifDate(tags.DateTimeOriginal, original, tags.SubSecTimeOriginal);
+  if (taken) {
+    out.DateTimeOriginal = taken;
+    out.timeZone = original;
+  }
+  const digitized = exifDate(tags.CreateDate, exifOffset(tags.OffsetTimeDigitized), tags.SubSecTimeDigitized);
+  if (digitized) out.CreateDate = digitized;
+  return out;
+}
+
 function pickExif(tags: Record<string, unknown>): Record<string, string | number | boolean | null> {
   const out: Record<string, string | number | boolean | null> = {};
   for (const key of EXIF_FIELDS) {
     const v = tags[key];
-    if (v instanceof Date) {
-      if (!Number.isNaN(v.getTime())) out[key] = v.toISOString();
-    } else if (typeof v === 'string') {
+    if (typeof v === 'string') {
       const clean = v.replace(/\0/g, '').trim();
       if (clean) out[key] = clean.slice(0, 200);
     } else if ((typeof v === 'number' && Number.isFinite(v)) || typeof v === 'boolean') {
