@@ -9,7 +9,7 @@ import { fileTypeFromFile } from 'file-type';
 import { MediaError } from '../lib/errors.js';
 import { readHead, sha256File } from '../lib/files.js';
 import { imageError, openImage } from '../lib/image.js';
-import { classify, mediaInput, type Detected } from '../lib/media-types.js';
+import { byMatroskaDocType, classify, mediaInput, type Detected } from '../lib/media-types.js';
 import { withPdf } from '../lib/pdf.js';
 import { audioStreams, probeMedia, videoStreams } from '../lib/probe.js';
 import { lastLine, runTool, ToolError } from '../lib/tools.js';
@@ -43,7 +43,7 @@ export const validate: StepFn = async (input, deps, ctx) => {
   }
 
   const sniffed = await fileTypeFromFile(file);
-  const detected = classify(sniffed);
+  const detected = classify(sniffed) ?? (sniffed ? null : byMatroskaDocType(await readHead(file, 128)));
   if (!detected) {
     const what = sniffed ? ` (it is ${sniffed.mime})` : describeHead(await readHead(file, 512));
     throw new MediaError('UNSUPPORTED_TYPE', `the content is not a supported image, video, audio or PDF file${what}`);
