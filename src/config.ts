@@ -5,7 +5,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import { loadProfiles, type Profiles } from './lib/instructions.js';
+import { loadProfiles, thumbnailWidthsProblem, type Profiles } from './lib/instructions.js';
 import { STEP_NAMES, type StepName } from './lib/types.js';
 
 const list = (raw: string | undefined): string[] =>
@@ -97,7 +97,13 @@ const EnvSchema = z.object({
         });
         return z.NEVER;
       }
-      return [...new Set(widths)].sort((a, b) => a - b);
+      const unique = [...new Set(widths)].sort((a, b) => a - b);
+      const problem = thumbnailWidthsProblem(unique);
+      if (problem) {
+        ctx.addIssue({ code: 'custom', message: `THUMBNAIL_WIDTHS: ${problem}` });
+        return z.NEVER;
+      }
+      return unique;
     }),
   THUMBNAIL_FORMAT: z.enum(['webp', 'jpeg', 'avif']).optional().default('webp'),
   PROFILES_FILE: z.string().optional(),
