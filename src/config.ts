@@ -215,6 +215,7 @@ const EnvSchema = z.object({
   VISION_THREADS: positiveInt('VISION_THREADS', Math.max(1, Math.floor(CORES / 2))),
   STEP_MEMORY_MB: positiveInt('STEP_MEMORY_MB', 1024).refine((n) => n >= 128, 'STEP_MEMORY_MB must be at least 128'),
   MAX_TEXT_CHARS: positiveInt('MAX_TEXT_CHARS', 5_000_000),
+  MAX_PDF_PAGES: positiveInt('MAX_PDF_PAGES', 5000),
   FFMPEG_PATH: z.string().optional(),
   FFPROBE_PATH: z.string().optional(),
   OPENAI_API_KEY: z.string().optional(),
@@ -343,6 +344,8 @@ export interface Config {
   visionThreads: number;
   /** Most characters extractText keeps from a document; the rest is cut (and the result says so). */
   maxTextChars: number;
+  /** Most pages a PDF may have (validate refuses more with TOO_LARGE); a page tree of a few bytes can claim millions. */
+  maxPdfPages: number;
   ai: AiConfig;
 }
 
@@ -491,6 +494,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     stepThreads: e.STEP_THREADS,
     visionThreads: e.VISION_THREADS,
     maxTextChars: e.MAX_TEXT_CHARS,
+    maxPdfPages: e.MAX_PDF_PAGES,
     ai: {
       providers,
       openai: {

@@ -93,10 +93,16 @@ describe('cases', () => {
 
 const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 
-function options(seed: number, cases: number[], concurrency: number, stepTimeoutMs = 15_000): FuzzOptions {
+function options(
+  seed: number,
+  cases: number[],
+  concurrency: number,
+  stepTimeoutMs = 15_000,
+  types: readonly string[] = CORPUS_TYPES,
+): FuzzOptions {
   const out = tempDir('fuzz');
   dirs.push(out);
-  const opts = { seed, cases, types: CORPUS_TYPES, concurrency, stepTimeoutMs, recycleAfter: 500 };
+  const opts = { seed, cases, types, concurrency, stepTimeoutMs, recycleAfter: 500 };
   return { ...opts, models: false, out, corpus: CORPUS, keepFiles: false };
 }
 
@@ -153,6 +159,40 @@ describe('findings, fixed', () => {
         const r = results.find((x) => x.index === f.index)!;
         expect([r.outcome, r.stepErrors], `case ${f.index} of seed ${seed}`).toEqual([f.outcome, f.errors]);
       }
+    }
+  });
+});
+
+/**
+ * Found by runs over the PDFs alone (`npm run fuzz -- --seed 777 --types pdf`, case i drawn from the PDF folder): an
+ * image that claims 4294967295 pixels across ("Invalid typed array length: -16" from the canvas, INTERNAL after 12 s
+ * of pdf.js decoding), and two stream lengths zeroed, which made pdf.js's page prefetch reject with nobody waiting and
+ * ended the step thread (INTERNAL, "XRefEntryException: Bad (uncompressed) XRef entry").
+ */
+const FOUND_IN_PDFS = [
+  found(777, 5682, 'aa8d7ce5a7e51491', 'completed'),
+  found(777, 5703, 'd4c0fe593e25be74', 'completed'),
+  found(777, 9393, 'bca619ec1a4a12ec', 'completed'),
+  found(777, 6832, 'a604adb812793fb8', 'failed:CORRUPT_FILE', 'validate:CORRUPT_FILE'),
+];
+
+describe('findings of the PDF-only runs, fixed', () => {
+  test('the pictures too large to draw and the orphaned rejection end with a code', { timeout: 600_000 }, async () => {
+    const pdfs = loadCorpus(CORPUS, ['pdf']);
+    for (const f of FOUND_IN_PDFS) {
+      const hash = crypto
+        .createHash('sha256')
+        .update(makeCase(f.seed, f.index, pdfs).data)
+        .digest('hex');
+      expect(hash.slice(0, 16), `case ${f.index} of seed ${f.seed} is no longer the same file`).toBe(f.sha256);
+    }
+    const results: CaseResult[] = [];
+    const cases = FOUND_IN_PDFS.map((f) => f.index);
+    const summary = await runFuzz({ ...options(777, cases, 1, 60_000, ['pdf']), onCase: (r) => results.push(r) });
+    expect(summary.findings).toEqual([]);
+    for (const f of FOUND_IN_PDFS) {
+      const r = results.find((x) => x.index === f.index)!;
+      expect([r.outcome, r.stepErrors], `case ${f.index} of seed 777`).toEqual([f.outcome, f.errors]);
     }
   });
 });

@@ -88,6 +88,10 @@ async function checkDecodable(detected: Detected, input: StepInput, deps: Deps, 
       await withPdf(file, async (pdf) => {
         const info = await pdf.getInfo();
         if (info.total < 1) throw new MediaError('CORRUPT_FILE', 'the PDF has no pages');
+        // Read from the page tree's count, before any page: a few bytes can claim a million pages.
+        const max = deps.config.maxPdfPages;
+        if (info.total > max)
+          throw new MediaError('TOO_LARGE', `the PDF has ${info.total} pages; the limit (MAX_PDF_PAGES) is ${max}`);
       });
       return 'pdf';
     case 'video':
