@@ -29,6 +29,10 @@ beforeAll(async () => {
 
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
+/** Gaussian noise around mid-grey: pixels no encoder can make small. */
+const noise = (width: number, height: number, sigma: number) =>
+  sharp({ create: { width, height, channels: 3, background: '#000', noise: { type: 'gaussian', mean: 128, sigma } } });
+
 /** The largest resident set this process has had, in MB (Linux). */
 function peakRssMb(): number {
   const m = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
@@ -137,18 +141,7 @@ describe('a 4096x60000 PNG cropped to a 4096 square', () => {
 
 test('a square of a long, EXIF-rotated picture is upright and cut where the subject is', async () => {
   // 600x9000 upright (stored 9000x600, orientation 6): grey, with a red block of noise at 6000-6600.
-  const block = await sharp({
-    create: {
-      width: 600,
-      height: 600,
-      channels: 3,
-      background: '#000',
-      noise: { type: 'gaussian', mean: 128, sigma: 90 },
-    },
-  })
-    .tint('#ff2020')
-    .png()
-    .toBuffer();
+  const block = await noise(600, 600, 90).tint('#ff2020').png().toBuffer();
   const upright = await sharp({ create: { width: 600, height: 9000, channels: 3, background: '#808080' } })
     .composite([{ input: block, top: 6000, left: 0 }])
     .png()
@@ -174,17 +167,7 @@ test('a square of a long, EXIF-rotated picture is upright and cut where the subj
 test('a step stopped after writing some of its thumbnails leaves none of them', { timeout: 300_000 }, async () => {
   // Noise does not compress: its AVIF at quality 100 takes seconds, long after the 64-pixel one is written.
   const noisy = path.join(dir, 'noise.png');
-  await sharp({
-    create: {
-      width: 2048,
-      height: 2048,
-      channels: 3,
-      background: '#000',
-      noise: { type: 'gaussian', mean: 128, sigma: 60 },
-    },
-  })
-    .png({ compressionLevel: 1 })
-    .toFile(noisy);
+  await noise(2048, 2048, 60).png({ compressionLevel: 1 }).toFile(noisy);
   await withRuntime('stopped', {}, async (rt) => {
     const jobDir = rt.deps.artifacts.dir('stopped');
     const files = (): string[] =>

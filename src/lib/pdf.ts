@@ -152,6 +152,11 @@ const CANVAS_REFUSALS = new Set(['InvalidArg', 'GenericFailure']);
 function renderError(err: unknown, page: number): unknown {
   const mapped = pdfError(err);
   if (mapped !== err) return mapped;
+  // pdf.js compiles inline images away before drawing; a damaged content stream can leave their operators for the
+  // canvas, which refuses them ("Should not call beginImageData").
+  if (err instanceof Error && /^Should not call \w+$/.test(err.message)) {
+    return new MediaError('CORRUPT_FILE', `page ${page} cannot be rendered: ${err.message}`, { cause: err });
+  }
   const code = (err as { code?: unknown } | null)?.code;
   if (err instanceof Error && typeof code === 'string' && CANVAS_REFUSALS.has(code)) {
     return new MediaError('CORRUPT_FILE', `page ${page} cannot be rendered: ${err.message}`, { cause: err });
