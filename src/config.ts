@@ -5,7 +5,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import { loadProfiles, type Profiles } from './lib/instructions.js';
+import { loadProfiles, thumbnailWidthsProblem, type Profiles } from './lib/instructions.js';
 import { STEP_NAMES, type StepName } from './lib/types.js';
 
 const list = (raw: string | undefined): string[] =>
@@ -110,7 +110,13 @@ const EnvSchema = z.object({
         });
         return z.NEVER;
       }
-      return [...new Set(widths)].sort((a, b) => a - b);
+      const unique = [...new Set(widths)].sort((a, b) => a - b);
+      const problem = thumbnailWidthsProblem(unique);
+      if (problem) {
+        ctx.addIssue({ code: 'custom', message: `THUMBNAIL_WIDTHS: ${problem}` });
+        return z.NEVER;
+      }
+      return unique;
     }),
   THUMBNAIL_FORMAT: z.enum(['webp', 'jpeg', 'avif']).optional().default('webp'),
   PROFILES_FILE: z.string().optional(),
@@ -233,6 +239,7 @@ const EnvSchema = z.object({
   VISION_THREADS: positiveInt('VISION_THREADS', Math.max(1, Math.floor(CORES / 2))),
   STEP_MEMORY_MB: positiveInt('STEP_MEMORY_MB', 1024).refine((n) => n >= 128, 'STEP_MEMORY_MB must be at least 128'),
   MAX_TEXT_CHARS: positiveInt('MAX_TEXT_CHARS', 5_000_000),
+  MAX_PDF_PAGES: positiveInt('MAX_PDF_PAGES', 5000),
   FFMPEG_PATH: z.string().optional(),
   FFPROBE_PATH: z.string().optional(),
   OPENAI_API_KEY: z.string().optional(),
@@ -378,6 +385,8 @@ export interface Config {
   visionThreads: number;
   /** Most characters extractText keeps from a document; the rest is cut (and the result says so). */
   maxTextChars: number;
+  /** Most pages a PDF may have (validate refuses more with TOO_LARGE); a page tree of a few bytes can claim millions. */
+  maxPdfPages: number;
   ai: AiConfig;
 }
 
@@ -558,6 +567,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     stepThreads: e.STEP_THREADS,
     visionThreads: e.VISION_THREADS,
     maxTextChars: e.MAX_TEXT_CHARS,
+    maxPdfPages: e.MAX_PDF_PAGES,
     ai: {
       providers,
       openai: {

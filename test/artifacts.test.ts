@@ -39,3 +39,28 @@ test('text reads back; a missing artifact is null; names and job ids cannot leav
   }
   await expect(store.readText('../job-3', 'transcript.txt')).rejects.toThrow(/unsafe artifact name/);
 });
+
+test("a step's artifacts appear when it succeeds; a discarded step's are gone, and it can write no more", async () => {
+  const listed = async (job: string): Promise<string[]> => (await store.list(job)).map((a) => a.name);
+  const ok = store.stage('job-4');
+  const ref = await ok.write('job-4', 'thumb-64.webp', 'small');
+  expect(ref).toEqual({ name: 'thumb-64.webp', url: '/jobs/job-4/artifacts/thumb-64.webp', bytes: 5 });
+  await ok.produce('job-4', 'audio.mp3', (out) => fs.promises.writeFile(out, 'abc'));
+  // Held back: neither listed nor at its path until the step has succeeded.
+  expect(await listed('job-4')).toEqual([]);
+  expect(fs.existsSync(store.path('job-4', 'thumb-64.webp'))).toBe(false);
+  await ok.commit();
+  expect(await listed('job-4')).toEqual(['audio.mp3', 'thumb-64.webp']);
+  expect(fs.readdirSync(store.dir('job-4')).sort()).toEqual(['audio.mp3', 'thumb-64.webp']);
+
+  const failed = store.stage('job-4');
+  await failed.write('job-4', 'thumb-64.webp', 'replaced');
+  await failed.write('job-4', 'thumb-128.webp', 'partial');
+  await failed.discard();
+  await expect(failed.write('job-4', 'thumb-256.webp', 'late')).rejects.toThrow(/discarded/);
+  // The earlier success stays as it was; nothing of the failed run is left, not even its folder.
+  expect(await listed('job-4')).toEqual(['audio.mp3', 'thumb-64.webp']);
+  expect(await store.readText('job-4', 'thumb-64.webp')).toBe('small');
+  expect(fs.readdirSync(store.dir('job-4')).sort()).toEqual(['audio.mp3', 'thumb-64.webp']);
+  await expect(store.stage('job-4').write('job-5', 'a.txt', 'x')).rejects.toThrow(/job-4/);
+});

@@ -67,3 +67,26 @@ test('playlists and concat lists are not media: UNSUPPORTED_TYPE', { timeout: 30
     expect(doc.error?.code, name).toBe('UNSUPPORTED_TYPE');
   }
 });
+
+test(
+  'a Matroska header whose elements are damaged is CORRUPT_FILE, not UNSUPPORTED_TYPE',
+  { timeout: 120_000 },
+  async () => {
+    // EBML, a root that claims one child (the version), then DocType "matroska", then no valid element at all: the
+    // bytes say what the file is meant to be, so the file is a damaged one of that kind.
+    const docType = Buffer.concat([Buffer.from([0x42, 0x82, 0x88]), Buffer.from('matroska')]);
+    const file = path.join(dir, 'damaged.mkv');
+    fs.writeFileSync(
+      file,
+      Buffer.concat([
+        Buffer.from([0x1a, 0x45, 0xdf, 0xa3, 0x81, 0x42, 0x86, 0x81, 0x01]),
+        docType,
+        Buffer.from('garbage '.repeat(512)),
+      ]),
+    );
+    const res = await runCli(['process', file, '--json'], { DATA_DIR: path.join(dir, 'data') });
+    const doc = JSON.parse(res.stdout) as JobDocument;
+    expect(doc.error).toMatchObject({ code: 'CORRUPT_FILE', step: 'validate' });
+    expect(doc.fileType).toBe('video');
+  },
+);

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Dirent } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -29,8 +30,13 @@ export class ArtifactStore {
     return `/jobs/${encodeURIComponent(jobId)}/artifacts/${encodeURIComponent(name)}`;
   }
 
+  /** Where `write` and `produce` put an artifact: the artifact itself here; a held-back copy in StagedArtifacts. */
+  protected target(jobId: string, name: string): string {
+    return this.path(jobId, name);
+  }
+
   async write(jobId: string, name: string, data: Buffer | string): Promise<ArtifactRef> {
-    await writeFileAtomic(this.path(jobId, name), data);
+    await writeFileAtomic(this.target(jobId, name), data);
     return { name, url: this.url(jobId, name), bytes: Buffer.byteLength(data) };
   }
 
@@ -39,9 +45,9 @@ export class ArtifactStore {
    * when `tool` succeeds (a failed or stopped run leaves no half-written artifact behind).
    */
   async produce(jobId: string, name: string, tool: (file: string) => Promise<void>): Promise<ArtifactRef> {
-    const target = this.path(jobId, name);
+    const target = this.target(jobId, name);
     const tmp = `${target}.part${path.extname(name)}`;
-    await fs.mkdir(this.dir(jobId), { recursive: true });
+    await fs.mkdir(path.dirname(target), { recursive: true });
     try {
       await tool(tmp);
       await fs.rename(tmp, target);
@@ -108,6 +114,77 @@ export class ArtifactStore {
 
   async remove(jobId: string): Promise<void> {
     await fs.rm(this.dir(jobId), { recursive: true, force: true });
+  }
+
+  /** The store one execution of a step writes through: see StagedArtifacts. */
+  stage(jobId: string): StagedArtifacts {
+    return new StagedArtifacts(this.root, jobId);
+  }
+}
+
+/**
+ * What one execution of a step writes, held back in a hidden folder of the job (`.run-…`: not a file, not a name an
+ * artifact can have, so never listed or served) until the step has succeeded: `commit` moves it into place,
+ * `discard` (a failure, a timeout, a cancellation) deletes it. A step stopped by its time limit may still be running;
+ * whatever it writes after `discard` fails and is deleted, so a failed step leaves no artifact, whole or partial.
+ * Reads see the job's artifacts, as with the store itself.
+ */
+export class StagedArtifacts extends ArtifactStore {
+  private readonly folder: string;
+  private readonly names = new Set<string>();
+  private discarded = false;
+
+  constructor(
+    root: string,
+    private readonly jobId: string,
+  ) {
+    super(root);
+    this.folder = path.join(this.dir(jobId), `.run-${randomBytes(6).toString('hex')}`);
+  }
+
+  protected override target(jobId: string, name: string): string {
+    if (jobId !== this.jobId) throw new Error(`a step of job ${this.jobId} wrote an artifact of job ${jobId}`);
+    this.assertOpen();
+    return path.join(this.folder, path.basename(this.path(jobId, name)));
+  }
+
+  override async write(jobId: string, name: string, data: Buffer | string): Promise<ArtifactRef> {
+    const ref = await super.write(jobId, name, data);
+    await this.afterWrite(name);
+    return ref;
+  }
+
+  override async produce(jobId: string, name: string, tool: (file: string) => Promise<void>): Promise<ArtifactRef> {
+    const ref = await super.produce(jobId, name, tool);
+    await this.afterWrite(name);
+    return ref;
+  }
+
+  /** The step succeeded: its artifacts replace any of the same name (an earlier attempt's). */
+  async commit(): Promise<void> {
+    this.assertOpen();
+    for (const name of this.names) await fs.rename(path.join(this.folder, name), this.path(this.jobId, name));
+    await fs.rm(this.folder, { recursive: true, force: true });
+  }
+
+  /** The step failed or was stopped: nothing it wrote, or writes from now on, becomes an artifact. */
+  async discard(): Promise<void> {
+    this.discarded = true;
+    await fs.rm(this.folder, { recursive: true, force: true });
+  }
+
+  private assertOpen(): void {
+    if (this.discarded) throw new Error('the step has ended: its artifacts were discarded');
+  }
+
+  /** A write that was under way when the step was discarded lands after the folder was deleted: delete it again. */
+  private async afterWrite(name: string): Promise<void> {
+    if (!this.discarded) {
+      this.names.add(name);
+      return;
+    }
+    await fs.rm(this.folder, { recursive: true, force: true });
+    this.assertOpen();
   }
 }
 

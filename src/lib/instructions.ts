@@ -21,6 +21,27 @@ export const SKIPPABLE_STEPS = [
 
 export const PROFILE_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 
+/** Thumbnails are `width` wide (never enlarged); very tall sources are capped at twice that in height. */
+export const THUMBNAIL_MAX_ASPECT = 2;
+
+/**
+ * What one job's thumbnails may cost, whatever their format and fit: the widths together, and the pixels the largest
+ * thumbnails they can make hold (a width w makes at most w x 2w). The halving ladder from 4096 (4096, 2048 … 128)
+ * fits; two of 4096, or six near it (121 s of AVIF at quality 100), do not.
+ */
+export const THUMBNAIL_LIMITS = { widthSum: 8192, pixels: 48 * 2 ** 20 };
+
+/** Why these widths cost more than one job may ask for, or null when they do not. */
+export function thumbnailWidthsProblem(widths: readonly number[]): string | null {
+  const sum = widths.reduce((n, w) => n + w, 0);
+  if (sum > THUMBNAIL_LIMITS.widthSum)
+    return `the widths add up to ${sum} pixels; at most ${THUMBNAIL_LIMITS.widthSum} together`;
+  const pixels = widths.reduce((n, w) => n + w * w * THUMBNAIL_MAX_ASPECT, 0);
+  if (pixels > THUMBNAIL_LIMITS.pixels)
+    return `thumbnails this wide can hold ${pixels} pixels; at most ${THUMBNAIL_LIMITS.pixels} together`;
+  return null;
+}
+
 export const InstructionsSchema = z.strictObject({
   skip: z
     .array(z.enum(SKIPPABLE_STEPS, { message: `skip: steps that may be left out are ${SKIPPABLE_STEPS.join(', ')}` }))
@@ -28,7 +49,15 @@ export const InstructionsSchema = z.strictObject({
     .optional(),
   thumbnails: z
     .strictObject({
-      widths: z.array(z.number().int().min(16).max(4096)).min(1).max(6).optional(),
+      widths: z
+        .array(z.number().int().min(16).max(4096))
+        .min(1)
+        .max(6)
+        .superRefine((widths, ctx) => {
+          const problem = thumbnailWidthsProblem(widths);
+          if (problem) ctx.addIssue({ code: 'custom', message: problem });
+        })
+        .optional(),
       format: z.enum(['webp', 'jpeg', 'avif']).optional(),
       quality: z.number().int().min(1).max(100).optional(),
       /** `inside`: the whole picture within width x width; `cover`: a square crop of width x width. */

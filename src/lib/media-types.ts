@@ -54,6 +54,29 @@ export function classify(ft: { ext: string; mime: string } | undefined): Detecte
 
 export const ACCEPTED_FORMATS = Object.keys(KIND_BY_EXT);
 
+/** EBML's magic number, which Matroska and WebM files start with. */
+const EBML = Buffer.from([0x1a, 0x45, 0xdf, 0xa3]);
+const DOC_TYPES = [
+  { docType: 'matroska', ext: 'mkv', mime: 'video/matroska' },
+  { docType: 'webm', ext: 'webm', mime: 'video/webm' },
+];
+
+/**
+ * A Matroska or WebM file whose header file-type could not follow (it stops at the first element it cannot read):
+ * EBML's magic number, and a DocType element naming one of the two in the first bytes of `head`. Such a file means to
+ * be that format; it is a damaged one (CORRUPT_FILE once ffprobe has tried it), not an unknown one.
+ */
+export function byMatroskaDocType(head: Buffer): Detected | null {
+  if (!head.subarray(0, EBML.length).equals(EBML)) return null;
+  const header = head.subarray(0, 128);
+  for (const { docType, ext, mime } of DOC_TYPES) {
+    // The DocType element: its id 0x4282, its length as a one-byte size, the name.
+    const element = Buffer.concat([Buffer.from([0x42, 0x82, 0x80 | docType.length]), Buffer.from(docType)]);
+    if (header.includes(element)) return { ext, mime, kind: 'video' };
+  }
+  return null;
+}
+
 /** ffmpeg's demuxer for each accepted audio/video format. */
 const DEMUXERS: Record<string, string> = {
   mp4: 'mov',

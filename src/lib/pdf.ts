@@ -14,10 +14,46 @@ function loadPdfParse(): Promise<PdfParseModule> {
   return loading;
 }
 
+/**
+ * pdf.js leaves out an image larger than this (width x height, as its dictionary claims), as MAX_IMAGE_PIXELS's
+ * default refuses such a picture: one that claimed 4294967295 pixels across kept pdf.js busy for 12 s before the
+ * canvas refused it.
+ */
+const MAX_PDF_IMAGE_PIXELS = 250_000_000;
+
 async function openPdfData(data: Uint8Array): Promise<PDFParse> {
   const { PDFParse, VerbosityLevel } = await loadPdfParse();
   // ERRORS only: pdf.js warnings go to console.log, and stdout is for results.
-  return new PDFParse({ data, verbosity: VerbosityLevel.ERRORS, stopAtErrors: false });
+  return new PDFParse({
+    data,
+    verbosity: VerbosityLevel.ERRORS,
+    stopAtErrors: false,
+    maxImageSize: MAX_PDF_IMAGE_PIXELS,
+  });
+}
+
+/** A document open in this thread, and the first pdf.js failure nobody was waiting for while it was. */
+interface Watch {
+  orphan?: MediaError;
+}
+const open = new Set<Watch>();
+let watching = false;
+
+/**
+ * pdf.js fetches the first level of a page tree ahead of time and nobody awaits those fetches: on a damaged cross-
+ * reference table they reject unhandled, which ends the thread (INTERNAL, three attempts). Such a rejection is
+ * charged to the documents open in this thread instead (one, in a step thread), which fail CORRUPT_FILE; any other
+ * unhandled rejection is thrown, as Node would.
+ */
+function watchOrphans(): void {
+  if (watching) return;
+  watching = true;
+  process.on('unhandledRejection', (reason) => {
+    const mapped = pdfError(reason);
+    if (!(mapped instanceof MediaError))
+      throw reason instanceof Error ? reason : new Error(`unhandled rejection: ${String(reason)}`);
+    for (const doc of open) doc.orphan ??= mapped;
+  });
 }
 
 /** A one-page PDF with one line of text in a standard font: what warmPdf reads. */
@@ -52,12 +88,20 @@ export async function withPdf<T>(file: string, fn: (pdf: PDFParse) => Promise<T>
 }
 
 async function withPdfData<T>(data: Uint8Array, fn: (pdf: PDFParse) => Promise<T>): Promise<T> {
+  watchOrphans();
   const pdf = await openPdfData(data);
+  const watch: Watch = {};
+  open.add(watch);
   try {
-    return await fn(pdf);
+    const result = await fn(pdf);
+    // Node reports a rejection nobody handled once the pending callbacks have run: wait for that before judging.
+    await new Promise((resolve) => setImmediate(resolve));
+    if (watch.orphan) throw watch.orphan;
+    return result;
   } catch (err) {
     throw pdfError(err);
   } finally {
+    open.delete(watch);
     await pdf.destroy().catch(() => undefined);
   }
 }
@@ -108,6 +152,11 @@ const CANVAS_REFUSALS = new Set(['InvalidArg', 'GenericFailure']);
 function renderError(err: unknown, page: number): unknown {
   const mapped = pdfError(err);
   if (mapped !== err) return mapped;
+  // pdf.js compiles inline images away before drawing; a damaged content stream can leave their operators for the
+  // canvas, which refuses them ("Should not call beginImageData").
+  if (err instanceof Error && /^Should not call \w+$/.test(err.message)) {
+    return new MediaError('CORRUPT_FILE', `page ${page} cannot be rendered: ${err.message}`, { cause: err });
+  }
   const code = (err as { code?: unknown } | null)?.code;
   if (err instanceof Error && typeof code === 'string' && CANVAS_REFUSALS.has(code)) {
     return new MediaError('CORRUPT_FILE', `page ${page} cannot be rendered: ${err.message}`, { cause: err });
@@ -118,6 +167,45 @@ function renderError(err: unknown, page: number): unknown {
 /** The part of pdf.js's canvas factory (NodeCanvasFactory over @napi-rs/canvas) that frees a canvas. */
 interface CanvasFactory {
   destroy(canvasAndContext: { canvas: unknown; context: unknown }): void;
+}
+
+/** The parts of pdf.js's document and page used here. */
+interface PdfDocument {
+  numPages: number;
+  canvasFactory: CanvasFactory;
+  getPage(n: number): Promise<PdfPage>;
+}
+interface PdfPage {
+  /** The page's object in the file. */
+  ref: { num: number; gen: number } | null;
+  cleanup(): void;
+}
+
+/** What PDFParse keeps private: its pdf.js document (load() returns it, and reuses it) and its text of one page. */
+interface PdfParseInternals {
+  load(): Promise<PdfDocument>;
+  getPageText(page: PdfPage, params: { pageJoiner: string }, total: number): Promise<string>;
+}
+const internals = (pdf: PDFParse): PdfParseInternals => pdf as unknown as PdfParseInternals;
+
+/** The number of pages the document's page tree claims. */
+export async function pageCount(pdf: PDFParse): Promise<number> {
+  return (await internals(pdf).load()).numPages;
+}
+
+/**
+ * The text of page `n` (from 1), as getText gives it, and the page's object number. Read directly: getText with
+ * `partial: [n]` looks at every page number up to the document's count to find page n.
+ */
+export async function pageText(pdf: PDFParse, n: number): Promise<{ text: string; object: number | null }> {
+  const doc = await internals(pdf).load();
+  const page = await doc.getPage(n);
+  try {
+    const text = await internals(pdf).getPageText(page, { pageJoiner: '' }, doc.numPages);
+    return { text, object: page.ref?.num ?? null };
+  } finally {
+    page.cleanup();
+  }
 }
 
 /**
@@ -141,8 +229,8 @@ function dropCanvasesThatCannotShrink(factory: CanvasFactory): void {
 
 /** Page `page` rendered `width` pixels wide, as PNG bytes (undefined when pdf.js draws nothing). */
 export async function renderPage(pdf: PDFParse, page: number, width: number): Promise<Uint8Array | undefined> {
-  // PDFParse keeps its pdf.js document private; load() returns it (and getScreenshot reuses it).
-  const doc = await (pdf as unknown as { load(): Promise<{ canvasFactory: CanvasFactory }> }).load();
+  // getScreenshot reuses the document load() returns.
+  const doc = await internals(pdf).load();
   dropCanvasesThatCannotShrink(doc.canvasFactory);
   const shot = await pdf
     .getScreenshot({ partial: [page], desiredWidth: width, imageBuffer: true, imageDataUrl: false })

@@ -1,5 +1,7 @@
 /** generateThumbnails: the configured widths (EXIF-oriented, never enlarged, first frame) plus a ThumbHash placeholder. */
+import { MediaError } from '../lib/errors.js';
 import { renderThumbnails } from '../lib/image.js';
+import { thumbnailWidthsProblem } from '../lib/instructions.js';
 import type { Deps, StepFn, StepInput } from './deps.js';
 
 export const generateThumbnails: StepFn = async (input, deps) => thumbnailsFrom(input.file.path, input, deps);
@@ -14,9 +16,20 @@ export async function thumbnailsFrom(source: string | Buffer, input: StepInput, 
   const widths = wish?.widths ?? deps.config.thumbnails.widths;
   const format = wish?.format ?? deps.config.thumbnails.format;
   const quality = wish?.quality ?? deps.config.thumbnails.quality;
+  // Every source of widths (the job, its profile, THUMBNAIL_WIDTHS) is checked where it is read; this holds for
+  // whatever reaches the step.
+  const problem = thumbnailWidthsProblem(widths);
+  if (problem) throw new MediaError('INVALID_INPUT', `thumbnails.widths: ${problem}`);
   const { thumbnails, placeholder } = await renderThumbnails(
     source,
-    { widths, format, quality, fit: wish?.fit ?? 'inside', maxPixels: deps.config.maxImagePixels },
+    {
+      widths,
+      format,
+      quality,
+      fit: wish?.fit ?? 'inside',
+      maxPixels: deps.config.maxImagePixels,
+      memoryMb: deps.config.stepMemoryMb,
+    },
     (name, data) => deps.artifacts.write(jobId, name, data),
   );
   return {

@@ -87,7 +87,8 @@ export interface ExecuteOptions {
 
 /**
  * Runs a step once. On timeout the step's signal aborts, which kills any ffmpeg child it started; the step then ends
- * with TIMEOUT even if in-process work (a decoder) is still finishing in the background.
+ * with TIMEOUT even if in-process work (a decoder) is still finishing in the background, and what it wrote or still
+ * writes is discarded.
  */
 export async function executeStep(
   step: StepName,
@@ -114,14 +115,20 @@ export async function executeStep(
   });
   stopped.catch(() => undefined);
   const log = deps.log.child({ jobId: input.jobId, step, attempt: opts.attempt });
+  // The step's artifacts appear when it succeeds; a failed or stopped step leaves none (lib/artifacts.ts).
+  const artifacts = deps.artifacts.stage(input.jobId);
   try {
     const outcome = await Promise.race([
-      STEPS[step](input, deps, { signal: controller.signal, attempt: opts.attempt, log }),
+      STEPS[step](input, { ...deps, artifacts }, { signal: controller.signal, attempt: opts.attempt, log }),
       stopped,
     ]);
+    await artifacts.commit();
     if (!opts.deferSuccessRecord) await deps.jobs.stepEnded(runId, outcome.status);
     return { outcome, runId };
   } catch (err) {
+    await artifacts
+      .discard()
+      .catch((e: unknown) => log.warn({ err: describeError(e).message }, "could not delete a failed step's artifacts"));
     await deps.jobs.stepEnded(runId, 'failed', err instanceof MediaError ? err.code : 'INTERNAL');
     throw err;
   } finally {

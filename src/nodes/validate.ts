@@ -9,7 +9,7 @@ import { fileTypeFromFile } from 'file-type';
 import { MediaError } from '../lib/errors.js';
 import { readHead, sha256File } from '../lib/files.js';
 import { imageError, openImage } from '../lib/image.js';
-import { classify, mediaInput, type Detected } from '../lib/media-types.js';
+import { byMatroskaDocType, classify, mediaInput, type Detected } from '../lib/media-types.js';
 import { withPdf } from '../lib/pdf.js';
 import { audioStreams, probeMedia, videoStreams } from '../lib/probe.js';
 import { lastLine, runTool, ToolError } from '../lib/tools.js';
@@ -43,7 +43,7 @@ export const validate: StepFn = async (input, deps, ctx) => {
   }
 
   const sniffed = await fileTypeFromFile(file);
-  const detected = classify(sniffed);
+  const detected = classify(sniffed) ?? (sniffed ? null : byMatroskaDocType(await readHead(file, 128)));
   if (!detected) {
     const what = sniffed ? ` (it is ${sniffed.mime})` : describeHead(await readHead(file, 512));
     throw new MediaError('UNSUPPORTED_TYPE', `the content is not a supported image, video, audio or PDF file${what}`);
@@ -88,6 +88,10 @@ async function checkDecodable(detected: Detected, input: StepInput, deps: Deps, 
       await withPdf(file, async (pdf) => {
         const info = await pdf.getInfo();
         if (info.total < 1) throw new MediaError('CORRUPT_FILE', 'the PDF has no pages');
+        // Read from the page tree's count, before any page: a few bytes can claim a million pages.
+        const max = deps.config.maxPdfPages;
+        if (info.total > max)
+          throw new MediaError('TOO_LARGE', `the PDF has ${info.total} pages; the limit (MAX_PDF_PAGES) is ${max}`);
       });
       return 'pdf';
     case 'video':
