@@ -25,6 +25,11 @@ export interface FuzzOptions {
   cases: number[];
   /** Corpus folders to draw from; the file of case i depends on this list, so a re-run must name the same. */
   types: readonly string[];
+  /**
+   * One corpus file (its path in MANIFEST.tsv) every case mutates, instead of one drawn from `types`: case i of a
+   * seed is the same bytes as when it was drawn from a list that held the file, whatever else the corpus holds now.
+   */
+  base?: string;
   /** Children running cases side by side, each one case at a time. */
   concurrency: number;
   /** The time limit of every step in the children (STEP_TIMEOUTS): a TIMEOUT is a clean, named outcome. */
@@ -225,13 +230,22 @@ class Child {
 
 const emptyTally = (): Tally => ({ cases: 0, clean: 0, CRASH: 0, HANG: 0, INTERNAL: 0, BAD_DOCUMENT: 0 });
 
-export function reproduceCommand(opts: Pick<FuzzOptions, 'seed' | 'types'>, index: number): string {
-  const types = opts.types.join(',') === CORPUS_TYPES.join(',') ? '' : ` --types ${opts.types.join(',')}`;
-  return `npm run fuzz -- --seed ${opts.seed} --case ${index}${types}`;
+/** The command that runs case `index` again, from the file it mutated (so a corpus that grows does not change it). */
+export function reproduceCommand(opts: Pick<FuzzOptions, 'seed'>, index: number, file: string): string {
+  return `npm run fuzz -- --seed ${opts.seed} --case ${index} --base ${file}`;
+}
+
+/** The files cases are drawn from: those of `types`, or the one `base` names. */
+function casesFrom(opts: FuzzOptions): CorpusFile[] {
+  if (opts.base === undefined) return loadCorpus(opts.corpus, opts.types);
+  const type = opts.base.split('/')[0]!;
+  const file = loadCorpus(opts.corpus, [type]).find((f) => f.path === opts.base);
+  if (!file) throw new Error(`no corpus file ${opts.base} in ${opts.corpus}/MANIFEST.tsv`);
+  return [file];
 }
 
 export async function runFuzz(opts: FuzzOptions): Promise<Summary> {
-  const files = loadCorpus(opts.corpus, opts.types);
+  const files = casesFrom(opts);
   const limitMs = caseLimit(opts.stepTimeoutMs);
   const findingsDir = path.join(opts.out, 'findings');
   fs.mkdirSync(findingsDir, { recursive: true });
@@ -269,7 +283,8 @@ export async function runFuzz(opts: FuzzOptions): Promise<Summary> {
     }
     summary.byOutcome[result.outcome] = (summary.byOutcome[result.outcome] ?? 0) + 1;
     for (const e of result.stepErrors) summary.stepErrors[e] = (summary.stepErrors[e] ?? 0) + 1;
-    if (result.finding) summary.findings.push({ ...result, reproduce: reproduceCommand(opts, result.index), kept });
+    if (result.finding)
+      summary.findings.push({ ...result, reproduce: reproduceCommand(opts, result.index, result.file), kept });
     opts.onCase?.(result, summary.total.cases, opts.cases.length);
   };
 

@@ -2,6 +2,9 @@
  * npm run fuzz -- --seed 42 --count 10000 [--start 0] [--types image,pdf] [--concurrency 2] [--out fuzz-out]
  *                 [--step-timeout 20000] [--recycle 500] [--models]
  * npm run fuzz -- --seed 42 --case 1234[,5678]   re-run cases, keep their mutated files, print their results
+ * npm run fuzz -- --seed 42 --case 1234 --base pdf/image-only.pdf
+ *                                                 the same, mutating that file (how a finding is named: the case
+ *                                                 stays the same bytes when the corpus gains files)
  *
  * Mutates corpus files and runs each through the `process` code path in long-lived children (fuzz/driver.ts).
  * Prints progress to stderr and a summary table at the end; writes `<out>/summary.json`, `<out>/cases.jsonl` and
@@ -19,6 +22,7 @@ const { values } = parseArgs({
     start: { type: 'string', default: '0' },
     case: { type: 'string' },
     types: { type: 'string', default: CORPUS_TYPES.join(',') },
+    base: { type: 'string' },
     concurrency: { type: 'string', default: '2' },
     out: { type: 'string', default: 'fuzz-out' },
     'step-timeout': { type: 'string', default: '20000' },
@@ -56,6 +60,7 @@ const summary = await runFuzz({
   seed,
   cases: chosen ?? Array.from({ length: count }, (_, i) => start + i),
   types,
+  ...(values.base !== undefined && { base: values.base }),
   concurrency: whole('concurrency', values.concurrency, 1),
   stepTimeoutMs: whole('step-timeout', values['step-timeout'], 1000),
   recycleAfter: whole('recycle', values.recycle, 1),

@@ -107,98 +107,99 @@ function options(
 }
 
 /**
- * What the fuzzer found (seed 1: the first 1,000 cases; seed 2026: the 10,000-case runs), each now the right outcome
- * instead of INTERNAL (three attempts, then a code that says "our bug") or a TIMEOUT that no time limit explains.
- * The bytes are pinned by their hash: if the mutations change, these cases are different files and must be found
- * again.
+ * What the fuzzer found, each now the right outcome instead of INTERNAL (three attempts, then a code that says "our
+ * bug") or a TIMEOUT that no time limit explains. A case is named by its seed, its index and the corpus file it
+ * mutated: rerun from that file alone it is the same bytes whatever else the corpus holds (pinned by their hash: if
+ * the mutations change, these cases are different files and must be found again).
  */
-const found = (seed: number, index: number, sha256: string, outcome: string, ...errors: string[]) => ({
+const found = (seed: number, index: number, base: string, sha256: string, outcome: string, ...errors: string[]) => ({
   seed,
   index,
+  base,
   sha256,
   outcome,
   errors,
 });
+
+/** Seed 1: the first 1,000 cases; seed 2026: the 10,000-case runs. */
 const FOUND = [
   // pdf.js's worker errors arrive as UnknownErrorException (ParserEOFException, FormatError in `details`)
-  found(1, 808, '3bc50a60f5df7699', 'failed:CORRUPT_FILE', 'extractMetadata:CORRUPT_FILE'),
-  found(1, 714, '36c683d19391a373', 'failed:CORRUPT_FILE', 'extractText:CORRUPT_FILE'),
+  found(1, 808, 'pdf/empty-page.pdf', '3bc50a60f5df7699', 'failed:CORRUPT_FILE', 'extractMetadata:CORRUPT_FILE'),
+  found(1, 714, 'pdf/tracemonkey-paper.pdf', '36c683d19391a373', 'failed:CORRUPT_FILE', 'extractText:CORRUPT_FILE'),
   // … and a plain Error of pdf.js's own checks: "Invalid argument for stringToBytes" (a cut encryption dictionary)
-  found(2026, 709, '5ab3da862993fd94', 'failed:CORRUPT_FILE', 'validate:CORRUPT_FILE'),
-  // the canvas refuses a string with a NUL (a broken font's character map) and a surface 10^20 pixels wide
-  found(1, 147, '2c67f1ce96bbe618', 'completed_with_errors', 'renderPreview:CORRUPT_FILE'),
-  found(1, 334, '2cf11c1531a2d6be', 'completed_with_errors', 'renderPreview:CORRUPT_FILE'),
+  found(2026, 709, 'bad/password-protected.pdf', '5ab3da862993fd94', 'failed:CORRUPT_FILE', 'validate:CORRUPT_FILE'),
+  // the canvas refuses a string with a NUL (a broken font's character map) and a surface 10^20 pixels wide (now left
+  // out of the preview: images over pdf.js's maxImageSize are not drawn)
+  found(1, 147, 'pdf/three-pages.pdf', '2c67f1ce96bbe618', 'completed_with_errors', 'renderPreview:CORRUPT_FILE'),
+  found(1, 334, 'pdf/image-only.pdf', '2cf11c1531a2d6be', 'completed'),
   // a canvas the render could not allocate could not be freed either: the step thread died, three times
-  found(2026, 3058, '28e0176da144ec06', 'completed_with_errors', 'renderPreview:CORRUPT_FILE'),
+  found(2026, 3058, 'pdf/image-only.pdf', '28e0176da144ec06', 'completed_with_errors', 'renderPreview:CORRUPT_FILE'),
   // a damaged AVI header claims 99 days: ffmpeg's time limit overflowed setTimeout and fired after 1 ms (TIMEOUT)
-  found(2026, 301, 'a68c3fee9e3cff41', 'completed'),
+  found(2026, 301, 'video/clip.avi', 'a68c3fee9e3cff41', 'completed'),
 ];
 
-/**
- * Runs pinned cases (drawn from `corpusTypes`) one seed at a time and checks each ends as recorded. Each case's bytes
- * are checked first: if the mutations or the corpus change, these cases are different files and must be found again.
- */
-async function rerun(pinned: ReturnType<typeof found>[], corpusTypes: readonly string[]): Promise<void> {
-  const from = corpusTypes === CORPUS_TYPES ? files : loadCorpus(CORPUS, corpusTypes);
+/** Runs pinned cases, each from its own file, and checks each ends as recorded. */
+async function rerun(pinned: ReturnType<typeof found>[]): Promise<void> {
   for (const f of pinned) {
+    const base = files.find((c) => c.path === f.base);
+    expect(base, `${f.base} is in the corpus`).toBeDefined();
     const hash = crypto
       .createHash('sha256')
-      .update(makeCase(f.seed, f.index, from).data)
+      .update(makeCase(f.seed, f.index, [base!]).data)
       .digest('hex');
     expect(hash.slice(0, 16), `case ${f.index} of seed ${f.seed} is no longer the same file`).toBe(f.sha256);
   }
-  for (const seed of new Set(pinned.map((f) => f.seed))) {
-    const cases = pinned.filter((f) => f.seed === seed);
+  for (const key of new Set(pinned.map((f) => `${f.seed} ${f.base}`))) {
+    const cases = pinned.filter((f) => `${f.seed} ${f.base}` === key);
     const results: CaseResult[] = [];
     // A minute per step: case 3058 draws on a canvas of 222 million pixels for 20 s before the canvas gives up.
     const opts = options(
-      seed,
+      cases[0]!.seed,
       cases.map((f) => f.index),
       1,
       60_000,
-      corpusTypes,
     );
-    const summary = await runFuzz({ ...opts, onCase: (r) => results.push(r) });
+    const summary = await runFuzz({ ...opts, base: cases[0]!.base, onCase: (r) => results.push(r) });
     expect(summary.findings).toEqual([]);
     for (const f of cases) {
       const r = results.find((x) => x.index === f.index)!;
-      expect([r.outcome, r.stepErrors], `case ${f.index} of seed ${seed}`).toEqual([f.outcome, f.errors]);
+      expect([r.outcome, r.stepErrors], `case ${f.index} of seed ${f.seed}`).toEqual([f.outcome, f.errors]);
     }
   }
 }
 
 describe('findings, fixed', () => {
   test('cases that failed with INTERNAL or a false TIMEOUT end with the right code', { timeout: 600_000 }, async () => {
-    await rerun(FOUND, CORPUS_TYPES);
+    await rerun(FOUND);
   });
 });
 
 /**
- * Found by runs over the PDFs alone (`npm run fuzz -- --seed 777 --types pdf`, case i drawn from the PDF folder): an
- * image that claims 4294967295 pixels across ("Invalid typed array length: -16" from the canvas, INTERNAL after 12 s
- * of pdf.js decoding), and two stream lengths zeroed, which made pdf.js's page prefetch reject with nobody waiting and
- * ended the step thread (INTERNAL, "XRefEntryException: Bad (uncompressed) XRef entry").
+ * Found by runs over the PDFs alone (`npm run fuzz -- --seed 777 --types pdf`): an image that claims 4294967295
+ * pixels across ("Invalid typed array length: -16" from the canvas, INTERNAL after 12 s of pdf.js decoding), and two
+ * stream lengths zeroed, which made pdf.js's page prefetch reject with nobody waiting and ended the step thread
+ * (INTERNAL, "XRefEntryException: Bad (uncompressed) XRef entry").
  */
 const FOUND_IN_PDFS = [
-  found(777, 5682, 'aa8d7ce5a7e51491', 'completed'),
-  found(777, 5703, 'd4c0fe593e25be74', 'completed'),
-  found(777, 9393, 'bca619ec1a4a12ec', 'completed'),
-  found(777, 6832, 'a604adb812793fb8', 'failed:CORRUPT_FILE', 'validate:CORRUPT_FILE'),
+  found(777, 5682, 'pdf/image-only.pdf', 'aa8d7ce5a7e51491', 'completed'),
+  found(777, 5703, 'pdf/image-only.pdf', 'd4c0fe593e25be74', 'completed'),
+  found(777, 9393, 'pdf/image-only.pdf', 'bca619ec1a4a12ec', 'completed'),
+  found(777, 6832, 'pdf/three-pages.pdf', 'a604adb812793fb8', 'failed:CORRUPT_FILE', 'validate:CORRUPT_FILE'),
 ];
 
-/** Found by the 3,000-case runs of seeds 777, 1 and 4242 over the whole corpus, on the current corpus. */
+/** Found by the 3,000-case runs of seeds 777, 1 and 4242 over the whole corpus. */
 const FOUND_SINCE = [
   // bit flips in an inline image's content stream leave its operator for the canvas: "Should not call beginImageData"
-  found(4242, 568, '9ec66f977333ec2f', 'completed_with_errors', 'renderPreview:CORRUPT_FILE'),
+  found(4242, 568, 'pdf/image-only.pdf', '9ec66f977333ec2f', 'completed_with_errors', 'renderPreview:CORRUPT_FILE'),
 ];
 
 describe('findings of the seed 777, 1 and 4242 runs, fixed', () => {
   test('the pictures too large to draw and the orphaned rejection end with a code', { timeout: 600_000 }, async () => {
-    await rerun(FOUND_IN_PDFS, ['pdf']);
+    await rerun(FOUND_IN_PDFS);
   });
 
   test('an inline image operator left for the canvas ends CORRUPT_FILE', { timeout: 600_000 }, async () => {
-    await rerun(FOUND_SINCE, CORPUS_TYPES);
+    await rerun(FOUND_SINCE);
   });
 });
 
