@@ -1,5 +1,5 @@
 import path from 'node:path';
-import type { ErrorCode, JobDocument, JobInput, Results, Usage } from './types.js';
+import type { ErrorCode, JobDocument, JobInput, JobWarning, Results, Usage } from './types.js';
 
 /** The document of a job that is known but has not started: what `submit` prints and the store creates. */
 export function newJobDocument(input: JobInput, now = new Date().toISOString()): JobDocument {
@@ -54,4 +54,20 @@ export function retryRefusal(doc: JobDocument): string | null {
   if (failures.length === 0 || failures.some((e) => !FILE_DECIDED_CODES.includes(e.code))) return null;
   const codes = [...new Set(failures.map((e) => e.code))].join(', ');
   return `job ${doc.id} failed with ${codes}: the same file would fail the same way, so there is nothing to retry`;
+}
+
+/** What a job's results say is wrong with its file, though the steps could use it: a file cut short (TRUNCATED). */
+export function warningsOf(results: Results): JobWarning[] {
+  const meta = results.metadata;
+  const declared = meta?.declaredDurationSec;
+  if (declared === undefined || typeof meta?.durationSec !== 'number') return [];
+  const seconds = (n: number): string => `${Math.round(n * 10) / 10} s`;
+  return [
+    {
+      code: 'TRUNCATED',
+      message:
+        `the file is cut short: its header declares ${seconds(declared)}, only ${seconds(meta.durationSec)} can be ` +
+        'read; the steps used what is there',
+    },
+  ];
 }

@@ -140,3 +140,35 @@ export function audioStreams(p: ProbeResult): StreamInfo[] {
 export function subtitleStreams(p: ProbeResult): StreamInfo[] {
   return p.streams.filter((s) => s.type === 'subtitle');
 }
+
+/**
+ * How many seconds of the media can really be read: every packet is read (none decoded: at the disk's pace) and the
+ * time of the last one is taken. A file cut short (an interrupted upload) holds less than its header declares. Null
+ * when ffmpeg could not say (it failed or ran out of time): nothing is then known to be missing.
+ */
+export async function readableSeconds(
+  ffmpeg: string,
+  file: string,
+  opts: { timeoutMs: number; signal?: AbortSignal; ext?: string | null },
+): Promise<number | null> {
+  let out: Buffer;
+  try {
+    out = await runTool(
+      ffmpeg,
+      [
+        ...['-v', 'error', '-nostdin', ...mediaInput(file, opts.ext, 'ffmpeg')],
+        ...['-map', '0:V?', '-map', '0:a?', '-c', 'copy', '-f', 'null', '-', '-progress', 'pipe:1', '-nostats'],
+      ],
+      { ...opts, maxStdoutBytes: 16 * 1024 * 1024 },
+    );
+  } catch (err) {
+    if (err instanceof ToolError || (err instanceof MediaError && err.code === 'TIMEOUT')) return null;
+    throw err;
+  }
+  const times = [...out.toString('latin1').matchAll(/^out_time_us=(\d+)$/gm)];
+  const last = times.at(-1)?.[1];
+  return last === undefined ? null : Number(last) / 1e6;
+}
+
+/** Containers that are one stream with no index: the length they report is no length (ffmpeg guesses or gives none). */
+export const ELEMENTARY_FORMATS: ReadonlySet<string> = new Set(['mpegvideo', 'h264', 'hevc']);

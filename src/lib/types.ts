@@ -180,7 +180,10 @@ export interface Metadata {
   exif?: Record<string, string | number | boolean | null>;
   /** `timestamp`: the GPS receiver's date and time, UTC. */
   gps?: { latitude: number; longitude: number; altitude?: number | null; timestamp?: string | null } | null;
+  /** Audio/video: the length the steps use; for a file cut short, what of it can be read (see declaredDurationSec). */
   durationSec?: number | null;
+  /** Only for a file cut short: the length its header declares, longer than what it holds (a TRUNCATED warning). */
+  declaredDurationSec?: number;
   bitRate?: number | null;
   container?: string;
   streams?: StreamInfo[];
@@ -284,6 +287,13 @@ export interface Summary {
 /** What the graph runs: the producer's input, and for a retry the state the service kept for it. */
 export type GraphInput = JobInput & { retry?: RetryOptions };
 
+/** What a job that completed should tell: its file is damaged but usable (see warningsOf). */
+export const WARNING_CODES = ['TRUNCATED'] as const;
+export interface JobWarning {
+  code: (typeof WARNING_CODES)[number];
+  message: string;
+}
+
 export interface JobDocument {
   id: string;
   status: JobStatus;
@@ -297,6 +307,8 @@ export interface JobDocument {
   steps: StepRecords;
   results: Results;
   error: JobError | null;
+  /** The file is damaged but usable (cut short, say): the job then ends completed_with_errors. Absent when none. */
+  warnings?: JobWarning[];
   /** What the job's AI steps spent, summed over their results; absent when no model was called. */
   usage?: Usage;
   /** Delivery of the completion webhook, when the job has a notifyUrl. */

@@ -9,7 +9,17 @@ import { MediaError } from '../lib/errors.js';
 import { exifDate, exifOffset, gpsTimestamp } from '../lib/exif-dates.js';
 import { imageError } from '../lib/image.js';
 import { withPdf } from '../lib/pdf.js';
-import { audioStreams, probeMedia, subtitleStreams, videoStreams } from '../lib/probe.js';
+import { readHead } from '../lib/files.js';
+import {
+  audioStreams,
+  ELEMENTARY_FORMATS,
+  probeMedia,
+  readableSeconds,
+  subtitleStreams,
+  videoStreams,
+  type ProbeResult,
+} from '../lib/probe.js';
+import { wavClaim } from '../lib/wav-header.js';
 import type { Metadata } from '../lib/types.js';
 import type { StepFn } from './deps.js';
 
@@ -48,7 +58,7 @@ export const extractMetadata: StepFn = async (input, deps, ctx) => {
       extra = await pdfMetadata(file);
       break;
     default:
-      extra = await avMetadata(deps.tools.ffprobe, file, input.fileInfo?.ext ?? null, ctx.signal);
+      extra = await avMetadata(deps.tools, file, info.ext || null, info.size, ctx.signal);
   }
   return { status: 'succeeded', results: { metadata: { ...base, ...extra } } };
 };
@@ -142,16 +152,19 @@ function pickExif(tags: Record<string, unknown>): Record<string, string | number
 }
 
 async function avMetadata(
-  ffprobe: string,
+  tools: { ffmpeg: string; ffprobe: string },
   file: string,
   ext: string | null,
+  size: number,
   signal: AbortSignal,
 ): Promise<Partial<Metadata>> {
-  const probe = await probeMedia(ffprobe, file, { timeoutMs: 30_000, signal, ext });
+  const probe = await probeMedia(tools.ffprobe, file, { timeoutMs: 30_000, signal, ext });
   const video = videoStreams(probe)[0];
+  const length = await lengths(tools.ffmpeg, file, ext, size, probe, signal);
   const out: Partial<Metadata> = {
     container: probe.container,
-    durationSec: probe.durationSec,
+    durationSec: length.durationSec,
+    ...(length.declaredDurationSec !== undefined && { declaredDurationSec: length.declaredDurationSec }),
     bitRate: probe.bitRate,
     streams: probe.streams,
     hasVideo: video !== undefined,
@@ -169,6 +182,36 @@ async function avMetadata(
   const created = probe.tags.creation_time;
   if (created) out.exif = { CreateDate: created };
   return out;
+}
+
+/** Less than this much missing is no loss: the last frame's length, rounding in a header. */
+const MISSING_SLACK_SEC = 0.5;
+const MISSING_SLACK_SHARE = 0.03;
+
+/**
+ * The media's length as the steps should use it, and what its header declared when that is more than the file holds
+ * (then finalize warns TRUNCATED). The header's length comes from ffprobe and, for WAV, from the data chunk's size
+ * (ffprobe takes a WAV's length from the file's size); the readable length from reading every packet. A stream
+ * without a container (no index, no length) is as long as what can be read.
+ */
+async function lengths(
+  ffmpeg: string,
+  file: string,
+  ext: string | null,
+  size: number,
+  probe: ProbeResult,
+  signal: AbortSignal,
+): Promise<{ durationSec: number | null; declaredDurationSec?: number }> {
+  // The whole file is read at the disk's pace: a generous limit, and no verdict (only no warning) if it is passed.
+  const readable = await readableSeconds(ffmpeg, file, { timeoutMs: 60_000, signal, ext });
+  if (ELEMENTARY_FORMATS.has(probe.container) || probe.durationSec === null)
+    return { durationSec: readable !== null ? round(readable, 3) : probe.durationSec };
+  const wav = ext === 'wav' ? wavClaim(await readHead(file, 64 * 1024), size) : null;
+  const declared = Math.max(probe.durationSec, wav?.declaredSec ?? 0);
+  const present = Math.min(readable ?? Infinity, wav?.presentSec ?? Infinity);
+  if (!Number.isFinite(present) || declared - present <= Math.max(MISSING_SLACK_SEC, MISSING_SLACK_SHARE * declared))
+    return { durationSec: probe.durationSec };
+  return { durationSec: round(present, 3), declaredDurationSec: round(declared, 3) };
 }
 
 async function pdfMetadata(file: string): Promise<Partial<Metadata>> {

@@ -1,17 +1,20 @@
 /**
  * finalize: the job's status from its step results, and the finished job handed to the job store. A failed required
- * step makes the job `failed`; a failed optional step makes it `completed_with_errors`.
+ * step makes the job `failed`; a failed optional step, or a damaged file (warningsOf), `completed_with_errors`.
  */
 import type { ArtifactStore } from '../lib/artifacts.js';
 import { displayName, MAX_INDEXED_CHARS, searchTextOf, type SearchText } from '../lib/search.js';
-import type { JobError, JobStatus, StepRecords } from '../lib/types.js';
+import { warningsOf } from '../lib/job-document.js';
+import type { JobError, JobStatus, Results, StepRecords } from '../lib/types.js';
 import type { FinishedJob, JobSink } from './deps.js';
 import { TEXT_ARTIFACT } from './extract-text.js';
 import { TRANSCRIPT_ARTIFACT } from './transcribe.js';
 
-export function jobStatus(steps: StepRecords, error: JobError | null): JobStatus {
+/** A failed optional step, or a file the steps could only partly use (warnings), is `completed_with_errors`. */
+export function jobStatus(steps: StepRecords, error: JobError | null, results: Results = {}): JobStatus {
   if (error) return error.code === 'CANCELLED' ? 'cancelled' : 'failed';
-  return Object.values(steps).some((s) => s?.status === 'failed') ? 'completed_with_errors' : 'completed';
+  const failed = Object.values(steps).some((s) => s?.status === 'failed');
+  return failed || warningsOf(results).length > 0 ? 'completed_with_errors' : 'completed';
 }
 
 /** Stores the finished job with its status: from its steps, unless a reviewer rejected it. */
@@ -20,7 +23,7 @@ export async function finalize(
   jobs: JobSink,
   rejected = false,
 ): Promise<{ status: JobStatus }> {
-  const status = rejected ? 'rejected' : jobStatus(job.steps, job.error);
+  const status = rejected ? 'rejected' : jobStatus(job.steps, job.error, job.results);
   await jobs.saveFinished({ ...job, status });
   return { status };
 }

@@ -9,7 +9,15 @@ import { fileTypeFromFile } from 'file-type';
 import { MediaError } from '../lib/errors.js';
 import { readHead, sha256File } from '../lib/files.js';
 import { imageError, openImage } from '../lib/image.js';
-import { byMatroskaDocType, classify, mediaInput, type Detected } from '../lib/media-types.js';
+import {
+  byElementaryStream,
+  byMatroskaDocType,
+  classify,
+  FALLBACK_MIME,
+  formatsToTry,
+  mediaInput,
+  type Detected,
+} from '../lib/media-types.js';
 import { withPdf } from '../lib/pdf.js';
 import { audioStreams, probeMedia, videoStreams } from '../lib/probe.js';
 import { lastLine, runTool, ToolError } from '../lib/tools.js';
@@ -43,7 +51,7 @@ export const validate: StepFn = async (input, deps, ctx) => {
   }
 
   const sniffed = await fileTypeFromFile(file);
-  const detected = classify(sniffed) ?? (sniffed ? null : byMatroskaDocType(await readHead(file, 128)));
+  const detected = classify(sniffed) ?? (sniffed ? null : byHead(await readHead(file, 1024)));
   if (!detected) {
     const what = sniffed ? ` (it is ${sniffed.mime})` : describeHead(await readHead(file, 512));
     throw new MediaError('UNSUPPORTED_TYPE', `the content is not a supported image, video, audio or PDF file${what}`);
@@ -55,16 +63,22 @@ export const validate: StepFn = async (input, deps, ctx) => {
     throw new MediaError('CHECKSUM_MISMATCH', `sha256 is ${sha256}, the producer said ${expected}`);
   }
 
+  // What the checks settle: the kind (a video container holding sound only is audio) and, for audio and video, the
+  // format ffmpeg reads it as (an elementary stream sniffed as a program stream); every later step opens it so.
+  let settled = detected;
   const fileInfo = (fileType: FileType) => ({
     name: input.file.name ?? path.basename(file),
     size: stat.size,
-    mime: fileType === 'audio' && detected.kind === 'video' ? audioMime(detected) : detected.mime,
-    ext: detected.ext,
+    mime: fileType === 'audio' && settled.kind === 'video' ? audioMime(settled) : settled.mime,
+    ext: settled.ext,
     sha256,
   });
   let fileType: FileType;
   try {
-    fileType = await checkDecodable(detected, input, deps, ctx);
+    const found = await checkDecodable(detected, input, deps, ctx);
+    fileType = found.kind;
+    if (found.ext !== detected.ext)
+      settled = { ...detected, ext: found.ext, mime: FALLBACK_MIME[found.ext] ?? detected.mime };
   } catch (err) {
     // Refused, but identified: the failed job still says what the file is (an encrypted PDF is a PDF).
     if (!(err instanceof MediaError) || err.interrupted) throw err;
@@ -78,12 +92,23 @@ export const validate: StepFn = async (input, deps, ctx) => {
   return { status: 'succeeded', fileType, fileInfo: fileInfo(fileType) };
 };
 
-async function checkDecodable(detected: Detected, input: StepInput, deps: Deps, ctx: StepContext): Promise<FileType> {
+/** A format file-type does not know, from the first bytes: a damaged Matroska header, a raw H.264/HEVC stream. */
+function byHead(head: Buffer): Detected | null {
+  return byMatroskaDocType(head) ?? byElementaryStream(head);
+}
+
+async function checkDecodable(
+  detected: Detected,
+  input: StepInput,
+  deps: Deps,
+  ctx: StepContext,
+): Promise<{ kind: FileType; ext: string }> {
   const file = input.file.path;
+  const ext = detected.ext;
   switch (detected.kind) {
     case 'image':
       await checkImage(file, deps.config.maxImagePixels);
-      return 'image';
+      return { kind: 'image', ext };
     case 'pdf':
       await withPdf(file, async (pdf) => {
         const info = await pdf.getInfo();
@@ -93,7 +118,7 @@ async function checkDecodable(detected: Detected, input: StepInput, deps: Deps, 
         if (info.total > max)
           throw new MediaError('TOO_LARGE', `the PDF has ${info.total} pages; the limit (MAX_PDF_PAGES) is ${max}`);
       });
-      return 'pdf';
+      return { kind: 'pdf', ext };
     case 'video':
     case 'audio':
       return checkAudioVideo(file, detected.ext, deps, ctx);
@@ -152,14 +177,38 @@ async function endsWith(file: string, tail: Buffer): Promise<boolean> {
   }
 }
 
-async function checkAudioVideo(file: string, ext: string, deps: Deps, ctx: StepContext): Promise<FileType> {
-  const probe = await probeMedia(deps.tools.ffprobe, file, { timeoutMs: PROBE_TIMEOUT_MS, signal: ctx.signal, ext });
-  const video = videoStreams(probe);
-  const audio = audioStreams(probe);
-  if (video.length === 0 && audio.length === 0) {
-    throw new MediaError('CORRUPT_FILE', 'the container holds no audio or video stream');
+/**
+ * Probes the file as the format it was sniffed as, then as each of that format's fallbacks, until one finds a sound
+ * or picture stream; then decodes the start of it. The kind it holds, and the format that read it.
+ */
+async function checkAudioVideo(
+  file: string,
+  sniffed: string,
+  deps: Deps,
+  ctx: StepContext,
+): Promise<{ kind: FileType; ext: string }> {
+  let found: { ext: string; video: boolean } | null = null;
+  let firstError: Error | null = null;
+  for (const ext of formatsToTry(sniffed)) {
+    try {
+      const probe = await probeMedia(deps.tools.ffprobe, file, {
+        timeoutMs: PROBE_TIMEOUT_MS,
+        signal: ctx.signal,
+        ext,
+      });
+      const video = videoStreams(probe).length > 0;
+      if (video || audioStreams(probe).length > 0) {
+        found = { ext, video };
+        break;
+      }
+    } catch (err) {
+      if (!(err instanceof MediaError) || err.interrupted) throw err;
+      firstError ??= err;
+    }
   }
-  const kind: FileType = video.length > 0 ? 'video' : 'audio';
+  if (!found) throw firstError ?? new MediaError('CORRUPT_FILE', 'the container holds no audio or video stream');
+  const { ext } = found;
+  const kind: FileType = found.video ? 'video' : 'audio';
   // Decode the first frame (or second of sound) for real: a readable header over broken data is still corrupt.
   const args = ['-v', 'error', '-xerror', '-nostdin', ...mediaInput(file, ext, 'ffmpeg')];
   args.push(...(kind === 'video' ? ['-map', '0:V:0', '-frames:v', '1'] : ['-map', '0:a:0', '-t', '1']));
@@ -175,7 +224,7 @@ async function checkAudioVideo(file: string, ext: string, deps: Deps, ctx: StepC
     }
     throw err;
   }
-  return kind;
+  return { kind, ext };
 }
 
 function audioMime(detected: Detected): string {

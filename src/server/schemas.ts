@@ -1,6 +1,6 @@
 /** The HTTP contract as zod schemas: validated on the way in, serialized on the way out, published as OpenAPI. */
 import { z } from 'zod';
-import { ERROR_CODES, FILE_TYPES, JOB_STATUSES } from '../lib/types.js';
+import { ERROR_CODES, FILE_TYPES, JOB_STATUSES, WARNING_CODES } from '../lib/types.js';
 import { InstructionsSchema } from '../lib/instructions.js';
 import { MAX_PRIORITY, NotifyUrl, Profile } from '../queue/messages.js';
 import { JOB_ID_PATTERN } from '../queue/names.js';
@@ -73,6 +73,10 @@ export const JobDocumentSchema = z
       .optional()
       .describe('Whether POST /jobs/:id/retry would be accepted; the reason when not'),
     error: z.object({ code: z.enum(ERROR_CODES), message: z.string(), step: z.string().nullable() }).nullable(),
+    warnings: z
+      .array(z.object({ code: z.enum(WARNING_CODES), message: z.string() }))
+      .optional()
+      .describe('The file is damaged but usable (TRUNCATED: cut short); the job ended completed_with_errors'),
     usage: z
       .object({
         inputTokens: z.number(),

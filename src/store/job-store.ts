@@ -11,7 +11,7 @@
  *   its creator appends the `queued` event;
  * - delete removes the job with its step runs and events, or nothing.
  */
-import { totalUsage } from '../lib/job-document.js';
+import { totalUsage, warningsOf } from '../lib/job-document.js';
 import { MAX_SEARCH_DEPTH, type SearchText, type SnippetPart } from '../lib/search.js';
 import type { FinishedJob, JobSink } from '../nodes/index.js';
 import {
@@ -255,9 +255,17 @@ export function awaitReviewChange(request: ReviewRequest, found: FoundSoFar): (d
       doc.file = { name, size, mime, sha256 };
     }
     doc.results = found.results;
+    setWarnings(doc);
     const usage = totalUsage(found.results);
     if (usage) doc.usage = usage;
   };
+}
+
+/** The document's warnings, from its results (none: no `warnings` key). */
+function setWarnings(doc: JobDocument): void {
+  const warnings = warningsOf(doc.results);
+  if (warnings.length > 0) doc.warnings = warnings;
+  else delete doc.warnings;
 }
 
 /** A job's findings before it has finished (what the checkpoint holds): see awaitReview. */
@@ -308,6 +316,7 @@ export function finishedChange(job: FinishedJob): (doc: JobDocument) => void {
     if (usage) doc.usage = usage;
     else delete doc.usage;
     doc.error = job.error;
+    setWarnings(doc);
     doc.finishedAt = new Date().toISOString();
   };
 }

@@ -509,6 +509,11 @@ function renderJob(job) {
   const error = $('#job-error');
   error.hidden = !job.error;
   if (job.error) text(error, `${job.error.code} at ${job.error.step || 'intake'}: ${job.error.message}`);
+  // A damaged but usable file (cut short): the job completed with what could be read, and says so.
+  const warnings = $('#job-warnings');
+  const said = job.warnings || [];
+  warnings.hidden = said.length === 0;
+  warnings.replaceChildren(...said.map((w) => text(document.createElement('li'), `${w.code}: ${w.message}`)));
   renderReview(job);
   renderSteps(job);
   renderMedia(job);
