@@ -146,7 +146,7 @@ async function checkImage(file: string, maxPixels: number): Promise<void> {
       // Bounded, as for video (its first frame): a JPEG whose data ends with its end-of-image marker is not
       // truncated; its first rows are decoded for real. Damage further inside is found by the thumbnails' decode,
       // which fails the job CORRUPT_FILE too. The full check below was a second decode of every photo (up to 60 ms
-      // of a 12-megapixel one; docs/benchmarks.md, issue 10).
+      // of a 12-megapixel one; docs/benchmarks.md, orchestration overhead).
       await openImage(file, maxPixels)
         .extract({ left: 0, top: 0, width: meta.width, height: Math.min(meta.height, 64) })
         .raw()
