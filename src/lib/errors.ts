@@ -35,11 +35,6 @@ export class MediaError extends Error {
   }
 }
 
-/** What the failure `err` carries about the file, if anything. */
-export function learntOf(err: unknown): Learnt | undefined {
-  return err instanceof MediaError ? err.learnt : undefined;
-}
-
 export function isMediaError(err: unknown): err is MediaError {
   return err instanceof MediaError;
 }
