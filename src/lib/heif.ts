@@ -303,12 +303,13 @@ function itemLocations(buf: Buffer, iloc: Box | undefined): Map<number, Extent[]
 }
 
 /**
- * WebAssembly memory a decode holds per pixel: the 4:2:0 planes (up to 16 bits a sample for HDR), libheif's RGBA
- * output and its copy handed back to JavaScript, then the copy libvips encodes from. Measured on 2026-12-03: the
- * module's heap grew to 86 MB for a 12 MP iPhone photo and 132 MB for a 16 MP 10-bit one; with the JavaScript copies
- * that is about 12 bytes a pixel; counted as 16.
+ * Memory a decode and its copy hold per pixel: inside the module the 4:2:0 planes (up to 16 bits a sample for HDR)
+ * and libheif's RGBA output, the RGBA copied out to JavaScript, then libvips encoding the copy. Measured on
+ * 2026-12-03 (bench/heic.ts): the first decode of a 12.2 MP iPhone photo grew the process by 158 MB (the module's
+ * memory reached 86 MB; a 16 MP 10-bit photo, 132 MB), decode and copy together by 302 MB; counted as 20 bytes a
+ * pixel and a base.
  */
-const HEIF_BYTES_PER_PIXEL = 16;
+const HEIF_BYTES_PER_PIXEL = 20;
 const HEIF_BASE_BYTES = 48 * MB;
 
 /** The memory decoding `header` holds at its peak, in bytes: the file twice (read, and inside the module) and pixels. */
@@ -378,13 +379,17 @@ interface HeifDecoded {
 const require = createRequire(import.meta.url);
 
 /**
- * A fresh libheif module: its WebAssembly memory only grows, so one module per decode gives that memory back when
- * the decode is done instead of keeping the largest picture's worth in the thread for good (about 60 ms a module).
+ * The thread's libheif module, built on first use. One module for every decode: its WebAssembly memory stays at the
+ * largest picture's need (which checkHeifLimits bounds) and is reused. A fresh module per decode gave its memory
+ * back only when the garbage collector got to it: six decodes of a 12 MP photo in a row grew the process by 314 MB
+ * more than the first (2026-12-03, bench/heic.ts).
  */
-function newLibheif(): Libheif {
-  // heic-decode's own entry point, `libheif-js/wasm-bundle`, builds one module when it loads; the factory builds more.
-  const factory = require('libheif-js/libheif-wasm/libheif-bundle.js') as () => Libheif;
-  return factory();
+let libheif: Libheif | null = null;
+function loadLibheif(): Libheif {
+  // heic-decode's own entry point (`libheif-js/wasm-bundle`) builds its module when it loads; the factory is the same
+  // build, loaded on demand.
+  libheif ??= (require('libheif-js/libheif-wasm/libheif-bundle.js') as () => Libheif)();
+  return libheif;
 }
 
 export interface DecodedPicture {
@@ -400,7 +405,7 @@ export interface DecodedPicture {
  */
 export async function decodeHeif(file: string, header: HeifHeader): Promise<DecodedPicture> {
   const bytes = await fs.readFile(file);
-  const lib = newLibheif();
+  const lib = loadLibheif();
   const ctx = lib.heif_context_alloc();
   if (!ctx) throw new Error('libheif could not allocate a context');
   let handle: HeifHandle | null = null;
@@ -425,6 +430,8 @@ export async function decodeHeif(file: string, header: HeifHeader): Promise<Deco
       if (!plane) throw corrupt('libheif returned no pixels');
       const { width, height, stride } = plane;
       const row = width * 4;
+      // The plane is a view of the module's memory, which the next decode reuses: copied out, row by row when padded.
+      if (stride === row) return { data: Buffer.from(plane.data.subarray(0, row * height)), width, height };
       const data = Buffer.allocUnsafe(row * height);
       for (let y = 0; y < height; y++) data.set(plane.data.subarray(y * stride, y * stride + row), y * row);
       return { data, width, height };
