@@ -91,7 +91,7 @@ describe('scanned PDF pages are read by OCR', () => {
     expect(off.results.text!.chars).toBe(0);
   }, 120_000);
 
-  test('a language without its data package is refused: at start-up, and in a job', async () => {
+  test("a language without its data package is refused: at start-up, and in a job's instructions", () => {
     expect(() => loadConfig({ DATA_DIR: dataDir, OCR_LANGUAGES: 'eng,xyz' })).toThrow(
       /OCR_LANGUAGES: no OCR language data for xyz: install @tesseract.js-data\/xyz/,
     );
