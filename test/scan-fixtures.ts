@@ -8,7 +8,10 @@ import sharp from 'sharp';
 /** Letter size in points. */
 const PAGE = { width: 612, height: 792 };
 
-export type PageSpec = { scan: Buffer; width: number; height: number } | { lines: string[] };
+/** A page: a scan (a JPEG of `width` x `height` pixels covering it) or lines of text; `size` in points. */
+export type PageSpec = ({ scan: Buffer; width: number; height: number } | { lines: string[] }) & {
+  size?: { width: number; height: number };
+};
 
 const escapeXml = (s: string): string => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 const escapePdf = (s: string): string => s.replace(/([\\()])/g, '\\$1');
@@ -27,20 +30,31 @@ export function wrap(text: string, width = 60): string[] {
   return lines;
 }
 
-/** A page of text scanned at `dpi`: greyscale JPEG of a Letter page, 12 pt type, one-inch margins. */
-export async function scanPage(lines: string[], dpi = 200): Promise<PageSpec> {
-  const width = Math.round((PAGE.width / 72) * dpi);
-  const height = Math.round((PAGE.height / 72) * dpi);
+/**
+ * A page of text scanned at `dpi`: greyscale JPEG, 12 pt type; a Letter page with one-inch margins, or a label of
+ * `size` points with a half-inch margin.
+ */
+export async function scanPage(
+  lines: string[],
+  dpi = 200,
+  size?: { width: number; height: number },
+): Promise<PageSpec> {
+  const page = size ?? PAGE;
+  const margin = size ? 36 : 72;
+  const width = Math.round((page.width / 72) * dpi);
+  const height = Math.round((page.height / 72) * dpi);
   const px = (pt: number): number => Math.round((pt / 72) * dpi);
-  const text = lines.map((l, i) => `<text x="${px(72)}" y="${px(96 + i * 18)}">${escapeXml(l)}</text>`).join('');
+  const text = lines
+    .map((l, i) => `<text x="${px(margin)}" y="${px(margin + 24 + i * 18)}">${escapeXml(l)}</text>`)
+    .join('');
   const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">
     <rect width="100%" height="100%" fill="white"/>
     <g font-family="DejaVu Serif" font-size="${px(12)}" fill="#111">${text}</g></svg>`;
   const scan = await sharp(Buffer.from(svg)).greyscale().jpeg({ quality: 85 }).toBuffer();
-  return { scan, width, height };
+  return { scan, width, height, ...(size && { size }) };
 }
 
-/** A PDF of Letter pages: each a full-page JPEG (no text layer) or lines of Helvetica (a text layer). */
+/** A PDF of Letter pages (or of their own `size`): each a full-page JPEG (no text layer) or lines of Helvetica (a text layer). */
 export function makePdf(pages: PageSpec[]): Buffer {
   const objects: Buffer[] = [];
   const add = (body: Buffer | string): number => {
@@ -58,6 +72,7 @@ export function makePdf(pages: PageSpec[]): Buffer {
   const font = add('<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>');
   const kids: number[] = [];
   for (const spec of pages) {
+    const size = spec.size ?? PAGE;
     let content: string;
     let resources: string;
     if ('scan' in spec) {
@@ -67,16 +82,16 @@ export function makePdf(pages: PageSpec[]): Buffer {
           spec.scan,
         ),
       );
-      content = `q ${PAGE.width} 0 0 ${PAGE.height} 0 0 cm /Im0 Do Q`;
+      content = `q ${size.width} 0 0 ${size.height} 0 0 cm /Im0 Do Q`;
       resources = `<< /XObject << /Im0 ${image} 0 R >> >>`;
     } else {
-      content = `BT /F1 12 Tf 18 TL 72 ${PAGE.height - 96} Td ${spec.lines.map((l) => `(${escapePdf(l)}) Tj T*`).join(' ')} ET`;
+      content = `BT /F1 12 Tf 18 TL 72 ${size.height - 96} Td ${spec.lines.map((l) => `(${escapePdf(l)}) Tj T*`).join(' ')} ET`;
       resources = `<< /Font << /F1 ${font} 0 R >> >>`;
     }
     const contents = add(stream('', Buffer.from(content, 'latin1')));
     kids.push(
       add(
-        `<< /Type /Page /Parent ${tree} 0 R /MediaBox [0 0 ${PAGE.width} ${PAGE.height}] /Resources ${resources} /Contents ${contents} 0 R >>`,
+        `<< /Type /Page /Parent ${tree} 0 R /MediaBox [0 0 ${size.width} ${size.height}] /Resources ${resources} /Contents ${contents} 0 R >>`,
       ),
     );
   }

@@ -49,6 +49,18 @@ export interface OcrPagesOptions {
   log: Logger;
 }
 
+/**
+ * What a batch may take, from the pages read so far: half as long again, and the second it takes to put the text
+ * together after the last batch (a machine busy with other work reads slower from one batch to the next).
+ */
+const batchMs = (msPerPage: number, pages: number): number => msPerPage * pages * 1.5 + 1000;
+
+function median(values: number[]): number {
+  if (values.length === 0) return 0;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
+}
+
 /** Reads `pages` (from 1) by OCR, in batches that are saved as they finish. */
 export async function ocrPages(
   pdf: PDFParse,
@@ -57,7 +69,8 @@ export async function ocrPages(
 ): Promise<OcrPagesResult> {
   const read: OcrPage[] = [];
   let resumed = 0;
-  let msPerPage = 0;
+  /** How long each page read in this attempt took: the first (which also starts tesseract) left out of estimates. */
+  const times: number[] = [];
   let done = 0;
   for (let first = 0; first < pages.length; first += OCR_BATCH_PAGES) {
     const batch = pages.slice(first, first + OCR_BATCH_PAGES);
@@ -70,22 +83,23 @@ export async function ocrPages(
       continue;
     }
     // Stop before a batch that would not finish in time, keeping what is saved: the next attempt goes on from here.
-    if (opts.deadline !== undefined && msPerPage > 0 && Date.now() + msPerPage * batch.length > opts.deadline) {
+    const msPerPage = median(times.length > 1 ? times.slice(1) : times);
+    if (opts.deadline !== undefined && msPerPage > 0 && Date.now() + batchMs(msPerPage, batch.length) > opts.deadline) {
       throw new MediaError(
         'TIMEOUT',
         `OCR stopped before page ${batch[0]} to keep within the step's time limit; ${done} of ${pages.length} pages are read and saved, and the next attempt goes on from there`,
         { retryable: true },
       );
     }
-    const started = performance.now();
     const out: OcrPage[] = [];
     for (const page of batch) {
       opts.signal.throwIfAborted();
+      const started = performance.now();
       out.push(await ocrPage(pdf, page, opts));
+      times.push(performance.now() - started);
       done += 1;
       opts.log.info({ page, done, of: pages.length }, 'page read by OCR');
     }
-    msPerPage = (performance.now() - started) / batch.length;
     await opts.save(name, JSON.stringify({ pages: out }));
     read.push(...out);
   }
