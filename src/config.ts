@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { loadProfiles, thumbnailWidthsProblem, type Profiles } from './lib/instructions.js';
+import { DEFAULT_OCR_LANGUAGES, missingLanguagesProblem } from './lib/ocr.js';
 import { STEP_NAMES, type StepName } from './lib/types.js';
 
 const list = (raw: string | undefined): string[] =>
@@ -253,6 +254,19 @@ const EnvSchema = z.object({
   STEP_MEMORY_MB: positiveInt('STEP_MEMORY_MB', 1024).refine((n) => n >= 128, 'STEP_MEMORY_MB must be at least 128'),
   MAX_TEXT_CHARS: positiveInt('MAX_TEXT_CHARS', 5_000_000),
   MAX_PDF_PAGES: positiveInt('MAX_PDF_PAGES', 5000),
+  OCR_LANGUAGES: z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      const codes = raw === undefined ? DEFAULT_OCR_LANGUAGES : [...new Set(list(raw.replaceAll('+', ',')))];
+      const problem = codes.length > 8 ? 'at most 8 languages' : missingLanguagesProblem(codes);
+      if (problem) {
+        ctx.addIssue({ code: 'custom', message: `OCR_LANGUAGES: ${problem}` });
+        return z.NEVER;
+      }
+      return codes;
+    }),
+  MAX_OCR_PAGES: positiveInt('MAX_OCR_PAGES', 100),
   FFMPEG_PATH: z.string().optional(),
   FFPROBE_PATH: z.string().optional(),
   OPENAI_API_KEY: z.string().optional(),
@@ -384,6 +398,8 @@ export interface Config {
   maxTextChars: number;
   /** Most pages a PDF may have (validate refuses more with TOO_LARGE); a page tree of a few bytes can claim millions. */
   maxPdfPages: number;
+  /** Text read from pixels (lib/ocr.ts): its languages, and the most PDF pages one document has read by OCR. */
+  ocr: { languages: string[]; maxPages: number };
   ai: AiConfig;
 }
 
@@ -565,6 +581,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     visionThreads: e.VISION_THREADS,
     maxTextChars: e.MAX_TEXT_CHARS,
     maxPdfPages: e.MAX_PDF_PAGES,
+    ocr: { languages: e.OCR_LANGUAGES, maxPages: e.MAX_OCR_PAGES },
     ai: {
       providers,
       openai: {

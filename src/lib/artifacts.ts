@@ -6,6 +6,8 @@ import { writeFileAtomic } from './files.js';
 import type { ArtifactRef } from './types.js';
 
 const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+/** The folder of saveProgress: a name no artifact can have, so never listed or served. */
+const PROGRESS = '.progress';
 
 /**
  * A job's files under `<artifactsDir>/<jobId>/`, addressed by a plain name that can never leave that folder. Steps
@@ -110,6 +112,31 @@ export class ArtifactStore {
   /** A path a tool can read the artifact from (here, the file itself). */
   localPath(jobId: string, name: string): Promise<string> {
     return Promise.resolve(this.path(jobId, name));
+  }
+
+  /**
+   * Work a step saved part way (pages read by OCR), kept apart from the artifacts in the job's hidden `.progress`
+   * folder and written at once, not staged: a step stopped or killed half way finds it on its next attempt.
+   */
+  async saveProgress(jobId: string, name: string, data: string): Promise<void> {
+    assertSafe(name);
+    await writeFileAtomic(path.join(this.dir(jobId), PROGRESS, name), data);
+  }
+
+  /** Work saved by saveProgress; null when there is none. */
+  async readProgress(jobId: string, name: string): Promise<string | null> {
+    assertSafe(name);
+    try {
+      return await fs.readFile(path.join(this.dir(jobId), PROGRESS, name), 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw err;
+    }
+  }
+
+  /** Forgets the work a step saved part way, once its result holds it. */
+  async clearProgress(jobId: string): Promise<void> {
+    await fs.rm(path.join(this.dir(jobId), PROGRESS), { recursive: true, force: true });
   }
 
   async remove(jobId: string): Promise<void> {

@@ -8,6 +8,7 @@
 import fs from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { missingLanguagesProblem, OCR_LANGUAGE } from './ocr.js';
 
 /** Steps a job may leave out: those whose failure does not fail the job (see the step policy). */
 export const SKIPPABLE_STEPS = [
@@ -75,6 +76,25 @@ export const InstructionsSchema = z.strictObject({
       when: z.enum(['always', 'flagged', 'never']).optional(),
       labels: z.array(z.string().min(1).max(64)).max(50).optional(),
     })
+    .optional(),
+  /**
+   * Text read from pixels (scanned PDF pages, text in pictures): `false` reads none; `true` also reads pictures a
+   * vision provider has described; `{ languages }` reads in these languages instead of OCR_LANGUAGES.
+   */
+  ocr: z
+    .union([
+      z.boolean(),
+      z.strictObject({
+        languages: z
+          .array(z.string().regex(OCR_LANGUAGE, 'ocr.languages: tesseract language codes such as eng, deu, chi_sim'))
+          .min(1)
+          .max(8)
+          .superRefine((codes, ctx) => {
+            const problem = missingLanguagesProblem(codes);
+            if (problem) ctx.addIssue({ code: 'custom', message: problem });
+          }),
+      }),
+    ])
     .optional(),
   summary: z
     .strictObject({

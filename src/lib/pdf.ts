@@ -178,6 +178,7 @@ interface PdfDocument {
 interface PdfPage {
   /** The page's object in the file. */
   ref: { num: number; gen: number } | null;
+  getViewport(params: { scale: number }): { width: number; height: number };
   cleanup(): void;
 }
 
@@ -203,6 +204,17 @@ export async function pageText(pdf: PDFParse, n: number): Promise<{ text: string
   try {
     const text = await internals(pdf).getPageText(page, { pageJoiner: '' }, doc.numPages);
     return { text, object: page.ref?.num ?? null };
+  } finally {
+    page.cleanup();
+  }
+}
+
+/** Page `n`'s size in points (1/72 inch) as it is shown, its rotation applied. */
+export async function pageSize(pdf: PDFParse, n: number): Promise<{ width: number; height: number }> {
+  const page = await (await internals(pdf).load()).getPage(n);
+  try {
+    const { width, height } = page.getViewport({ scale: 1 });
+    return { width, height };
   } finally {
     page.cleanup();
   }

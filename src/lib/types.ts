@@ -222,8 +222,12 @@ export interface Analysis {
   labels: { name: string; score: number }[];
   caption?: string | null;
   tags?: string[];
-  /** Text visible in the picture, from a vision model. */
+  /** Text visible in the picture, from the vision model or read by OCR (`textSource`). */
   text?: string | null;
+  /** Where `text` comes from: the vision model, or OCR (tesseract.js, confident words only). */
+  textSource?: 'vision' | 'ocr';
+  /** For OCR text: the mean confidence (0-100) of its words. */
+  textConfidence?: number;
   safety?: { flagged: boolean; categories: string[] } | null;
   faces?: number;
   usage?: Usage;
@@ -245,8 +249,32 @@ export interface Results {
   audio?: ArtifactRef & { format: string; durationSec: number | null };
   transcript?: Transcript;
   /** `truncated`: the document held more than MAX_TEXT_CHARS; the text stops in page `pagesRead`. */
-  text?: { pages: number; chars: number; excerpt: string; url: string; truncated?: boolean; pagesRead?: number };
+  text?: {
+    pages: number;
+    chars: number;
+    excerpt: string;
+    url: string;
+    truncated?: boolean;
+    pagesRead?: number;
+    /** Present when some pages had no text layer (scans). */
+    ocr?: TextOcr;
+  };
   summary?: Summary;
+}
+
+/** The pages of a document read by OCR. */
+export interface TextOcr {
+  engine: 'tesseract.js';
+  languages: string[];
+  /** Pages (from 1) whose text was read from their pixels. */
+  pages: number[];
+  /** Mean word confidence over those pages, 0-100. */
+  confidence: number;
+  /** Pages without a text layer that were not read (over MAX_OCR_PAGES, or `ocr: false`), and why. */
+  notRead?: number[];
+  notReadReason?: string;
+  /** Pages an earlier, stopped attempt had read and saved (not read again). */
+  resumedPages?: number;
 }
 
 export interface Transcript {

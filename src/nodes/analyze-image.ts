@@ -2,34 +2,58 @@
  * analyzeImage: what is in the picture, from the vision model in `deps.ai` (a provider's model through LangChain, or
  * the offline COCO detector), beside statistics computed from the pixels with no model: dominant colour and palette,
  * brightness, sharpness and entropy (libvips), and a 64-bit DCT perceptual hash for near-duplicates. The image is
- * decoded once, to an upright picture of at most 1024 px that feeds both.
+ * decoded once, to an upright picture of at most 1024 px that feeds both (2048 px when OCR reads it).
+ *
+ * Text in the picture: the vision provider's, or read offline by OCR (tesseract.js). OCR first asks tesseract's page
+ * layout analysis whether the picture has lines of text at all (a fraction of a second), so a photo without text does
+ * not pay a full recognition; it then keeps only the words it is sure of, so a landscape yields no text rather than
+ * the letters tesseract finds in foliage. With a vision provider (AI_PROVIDERS vision=openai) its text stands and OCR
+ * runs only when the job asks for it (`ocr: true` or `{ languages }`); `ocr: false` reads none.
  */
 import sharp, { type Channels } from 'sharp';
 import { imageError, openImage } from '../lib/image.js';
 import type { Analysis } from '../lib/types.js';
-import { recordAiUse, type StepFn } from './deps.js';
+import { recordAiUse, type Deps, type StepContext, type StepFn, type StepInput } from './deps.js';
 import { pictureOf } from './generate-thumbnails.js';
 
 /** Longer side of the picture a model sees: enough for captions and OCR, small enough to send. */
 const MODEL_SIZE = 1024;
+/** Longer side of the picture OCR reads: small print on a photo of a notice needs more than MODEL_SIZE. */
+const OCR_SIZE = 2048;
+/** OCR words in a picture below this confidence (0-100) are left out: tesseract rates what it finds in a photo's
+ * textures at 20-40, and a clear word at 85-96. */
+const PICTURE_MIN_CONFIDENCE = 70;
 
 export const analyzeImage: StepFn = async (input, deps, ctx) => {
   const file = await pictureOf(input, deps);
+  const readText = ocrWanted(input, deps);
   let picture: Buffer;
   let size: { width: number; height: number };
   let small: { data: Buffer; info: { width: number; height: number; channels: Channels } };
+  let forOcr: { check: Buffer; full: Buffer } | null = null;
   let stats;
   try {
     const upright = await openImage(file, deps.config.maxImagePixels)
       .autoOrient()
-      .resize(MODEL_SIZE, MODEL_SIZE, { fit: 'inside', withoutEnlargement: true })
+      .resize(readText ? OCR_SIZE : MODEL_SIZE, readText ? OCR_SIZE : MODEL_SIZE, {
+        fit: 'inside',
+        withoutEnlargement: true,
+      })
       .toColourspace('srgb')
       .removeAlpha()
       .raw({ depth: 'uchar' })
       .toBuffer({ resolveWithObject: true });
     const raw = { raw: { width: upright.info.width, height: upright.info.height, channels: upright.info.channels } };
-    size = { width: upright.info.width, height: upright.info.height };
-    picture = await sharp(upright.data, raw).jpeg({ quality: 85 }).toBuffer();
+    const model = sharp(upright.data, raw).resize(MODEL_SIZE, MODEL_SIZE, { fit: 'inside', withoutEnlargement: true });
+    const shown = await model.clone().raw().toBuffer({ resolveWithObject: true });
+    size = { width: shown.info.width, height: shown.info.height };
+    picture = await model.clone().jpeg({ quality: 85 }).toBuffer();
+    if (readText) {
+      forOcr = {
+        check: await model.clone().greyscale().png({ compressionLevel: 1 }).toBuffer(),
+        full: await sharp(upright.data, raw).greyscale().png({ compressionLevel: 1 }).toBuffer(),
+      };
+    }
     const reduced = sharp(upright.data, raw).resize(256, 256, { fit: 'inside', withoutEnlargement: true });
     small = await reduced.clone().raw().toBuffer({ resolveWithObject: true });
     stats = await reduced.clone().stats();
@@ -47,9 +71,11 @@ export const analyzeImage: StepFn = async (input, deps, ctx) => {
     entropy: round(stats.entropy, 3),
     phash: await perceptualHash(small.data, small.info),
   };
+  const ocr = forOcr ? await readPicture(forOcr, input, deps, ctx) : null;
+  const ocrText = ocr ? { text: ocr.text, textSource: 'ocr' as const, textConfidence: ocr.confidence } : {};
   const vision = deps.ai.vision;
   if (!vision) {
-    const analysis: Analysis = { provider: 'local', labels: [], ...statistics };
+    const analysis: Analysis = { provider: 'local', labels: [], ...statistics, ...ocrText };
     return { status: 'succeeded', results: { analysis } };
   }
   const seen = await vision.analyze({ image: picture, mime: 'image/jpeg', ...size }, { signal: ctx.signal });
@@ -61,13 +87,38 @@ export const analyzeImage: StepFn = async (input, deps, ctx) => {
     caption: seen.caption,
     tags: seen.tags,
     text: seen.text,
+    ...(seen.text && { textSource: 'vision' as const }),
     safety: seen.safety,
     ...(seen.faces !== undefined && { faces: seen.faces }),
     usage: seen.usage,
     ...statistics,
+    // Asked for by the job: what OCR read stands beside the model's caption.
+    ...ocrText,
   };
   return { status: 'succeeded', results: { analysis } };
 };
+
+/** Whether OCR reads this picture: see the comment at the top. */
+function ocrWanted(input: StepInput, deps: Deps): boolean {
+  const wish = input.instructions?.ocr;
+  if (wish === false) return false;
+  if (wish !== undefined) return true;
+  return deps.config.ai.providers.vision !== 'openai';
+}
+
+/** The confident words of a picture, or null when it has none (or no lines of text at all). */
+async function readPicture(
+  png: { check: Buffer; full: Buffer },
+  input: StepInput,
+  deps: Deps,
+  ctx: StepContext,
+): Promise<{ text: string; confidence: number } | null> {
+  const wish = input.instructions?.ocr;
+  const reader = deps.ocr.get(typeof wish === 'object' ? wish.languages : deps.config.ocr.languages);
+  if (!(await reader.hasText(png.check, { signal: ctx.signal }))) return null;
+  const read = await reader.recognize(png.full, { minConfidence: PICTURE_MIN_CONFIDENCE, signal: ctx.signal });
+  return read.words > 0 ? { text: read.text, confidence: read.confidence } : null;
+}
 
 function hex(r: number, g: number, b: number): string {
   return `#${[r, g, b].map((v) => Math.round(v).toString(16).padStart(2, '0')).join('')}`;

@@ -7,6 +7,7 @@ import { createAiModels, type AiCapability, type AiModels, type AiResultBase, ty
 import { ArtifactStore } from '../lib/artifacts.js';
 import type { Instructions } from '../lib/instructions.js';
 import type { Logger } from '../lib/log.js';
+import { OcrReaders } from '../lib/ocr.js';
 import { resolveToolPaths, type ToolPaths } from '../lib/tools.js';
 import type {
   FileInfo,
@@ -59,6 +60,8 @@ export interface Deps {
   jobs: JobSink;
   /** The models behind the AI steps: a provider through LangChain, the offline ones, or none (with a reason). */
   ai: AiModels;
+  /** OCR readers (tesseract.js on local language data), started on first use and kept while used. */
+  ocr: OcrReaders;
   log: Logger;
 }
 
@@ -82,6 +85,8 @@ export interface StepContext {
   signal: AbortSignal;
   attempt: number;
   log: Logger;
+  /** When the step's time limit runs out (ms since the epoch): long work that saves its progress stops before it. */
+  deadline?: number;
 }
 
 export type StepOutcome =
@@ -103,6 +108,7 @@ export function createDeps(config: Config, jobs: JobSink, log: Logger): Deps {
     artifacts: new ArtifactStore(config.artifactsDir),
     jobs,
     ai: createAiModels(config, tools, log),
+    ocr: new OcrReaders(),
     log,
   };
 }

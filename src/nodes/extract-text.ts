@@ -5,10 +5,15 @@
  * thread's memory ceiling (RESOURCE_LIMIT). At most MAX_PDF_PAGES pages (validate refuses more, TOO_LARGE), each a
  * page object of its own: a page tree that lists one object again and again claims millions of pages in a few bytes
  * (CORRUPT_FILE). The step's time limit (TIMEOUT) bounds the rest.
+ *
+ * Pages whose text layer is empty or nearly so (scans) are read by OCR (lib/pdf-ocr.ts), at most MAX_OCR_PAGES of
+ * them; their text takes their place in page order, and `text.ocr` says which pages were read so and how surely.
  */
 import { MediaError } from '../lib/errors.js';
 import { excerpt } from '../lib/files.js';
+import { nearlyEmpty, ocrPages, type OcrPage } from '../lib/pdf-ocr.js';
 import { pageCount, pageText, withPdf } from '../lib/pdf.js';
+import type { TextOcr } from '../lib/types.js';
 import type { StepFn } from './deps.js';
 
 export const TEXT_ARTIFACT = 'text.txt';
@@ -16,7 +21,9 @@ export const TEXT_ARTIFACT = 'text.txt';
 export const extractText: StepFn = async (input, deps, ctx) => {
   const limit = deps.config.maxTextChars;
   const maxPages = deps.config.maxPdfPages;
-  const { pages, total, cut } = await withPdf(input.file.path, async (pdf) => {
+  const wish = input.instructions?.ocr;
+  const languages = typeof wish === 'object' ? wish.languages : deps.config.ocr.languages;
+  const { layer, total, ocr } = await withPdf(input.file.path, async (pdf) => {
     const count = await pageCount(pdf);
     if (count > maxPages) {
       throw new MediaError('TOO_LARGE', `the PDF has ${count} pages; the limit (MAX_PDF_PAGES) is ${maxPages}`);
@@ -38,16 +45,48 @@ export const extractText: StepFn = async (input, deps, ctx) => {
       const text = page.text.trim();
       if (chars + text.length > limit) {
         out.push(text.slice(0, limit - chars));
-        return { pages: out, total: count, cut: true };
+        break;
       }
       out.push(text);
       chars += text.length;
     }
-    return { pages: out, total: count, cut: false };
+    // Pages without a text layer, among those read (a document cut at MAX_TEXT_CHARS has no room for more).
+    const scanned = out.flatMap((t, i) => (nearlyEmpty(t) ? [i + 1] : []));
+    if (scanned.length === 0 || chars >= limit) return { layer: out, total: count, ocr: null };
+    if (wish === false) {
+      return { layer: out, total: count, ocr: { read: [], notRead: scanned, skipped: 'ocr: false' } };
+    }
+    const toRead = scanned.slice(0, deps.config.ocr.maxPages);
+    const { read, resumed } = await ocrPages(pdf, toRead, {
+      reader: deps.ocr.get(languages),
+      key: languages.join('.'),
+      save: (name, data) => deps.artifacts.saveProgress(input.jobId, name, data),
+      load: (name) => deps.artifacts.readProgress(input.jobId, name),
+      signal: ctx.signal,
+      deadline: ctx.deadline,
+      log: ctx.log,
+    });
+    return { layer: out, total: count, ocr: { read, notRead: scanned.slice(toRead.length), resumed } };
   });
+  // The text layer, with each page read by OCR in its place; then MAX_TEXT_CHARS over the whole.
+  const byPage = new Map<number, OcrPage>((ocr?.read ?? []).map((p) => [p.page, p]));
+  const pages: string[] = [];
+  let chars = 0;
+  let cut = layer.length < total;
+  for (const [i, layerText] of layer.entries()) {
+    const text = byPage.get(i + 1)?.text || layerText;
+    if (chars + text.length > limit) {
+      pages.push(text.slice(0, limit - chars));
+      cut = true;
+      break;
+    }
+    pages.push(text);
+    chars += text.length;
+  }
   const text = pages.join('\n\f\n');
-  const chars = pages.reduce((n, p) => n + p.length, 0);
+  chars = pages.reduce((n, p) => n + p.length, 0);
   const ref = await deps.artifacts.write(input.jobId, TEXT_ARTIFACT, text);
+  await deps.artifacts.clearProgress(input.jobId);
   return {
     status: 'succeeded',
     results: {
@@ -57,7 +96,28 @@ export const extractText: StepFn = async (input, deps, ctx) => {
         excerpt: excerpt(text, 500),
         url: ref.url,
         ...(cut && { truncated: true, pagesRead: pages.length }),
+        ...(ocr && { ocr: ocrSummary(ocr, languages) }),
       },
     },
   };
 };
+
+/** What the result says of OCR: the pages read so, their mean confidence, and the pages left unread and why. */
+function ocrSummary(
+  ocr: { read: OcrPage[]; notRead: number[]; resumed?: number; skipped?: string },
+  languages: string[],
+): TextOcr {
+  const words = ocr.read.reduce((n, p) => n + p.words, 0);
+  const confidence = words ? Math.round(ocr.read.reduce((n, p) => n + p.confidence * p.words, 0) / words) : 0;
+  return {
+    engine: 'tesseract.js',
+    languages,
+    pages: ocr.read.map((p) => p.page),
+    confidence,
+    ...(ocr.notRead.length > 0 && {
+      notRead: ocr.notRead,
+      notReadReason: ocr.skipped ?? `more pages without text than MAX_OCR_PAGES`,
+    }),
+    ...(ocr.resumed ? { resumedPages: ocr.resumed } : {}),
+  };
+}

@@ -119,7 +119,11 @@ export async function executeStep(
   const artifacts = deps.artifacts.stage(input.jobId);
   try {
     const outcome = await Promise.race([
-      STEPS[step](input, { ...deps, artifacts }, { signal: controller.signal, attempt: opts.attempt, log }),
+      STEPS[step](
+        input,
+        { ...deps, artifacts },
+        { signal: controller.signal, attempt: opts.attempt, log, deadline: Date.now() + opts.timeoutMs },
+      ),
       stopped,
     ]);
     await artifacts.commit();

@@ -1,0 +1,237 @@
+/**
+ * OCR with tesseract.js on language data that ships in npm packages (`@tesseract.js-data/<lang>`): nothing is
+ * downloaded and nothing is cached on disk. tesseract.js runs its WebAssembly core (from `tesseract.js-core` in
+ * node_modules) in a worker thread of its own; the language data is read from the package's folder (`langPath` is a
+ * local path, never a URL) and `cacheMethod: 'none'` keeps it from reading or writing `./<lang>.traineddata`.
+ *
+ * tesseract.js is loaded on first use: most step threads never read text from pixels.
+ */
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import type * as Tesseract from 'tesseract.js';
+
+export const DEFAULT_OCR_LANGUAGES = ['eng'];
+/** A tesseract language code (`eng`, `chi_sim`, `deu_latf`). */
+export const OCR_LANGUAGE = /^[a-z]{3}(_[a-z]{2,8})?$/;
+
+/** One language's data: its code and the folder holding `<code>.traineddata.gz`. */
+export interface OcrLanguage {
+  code: string;
+  dir: string;
+}
+
+const require = createRequire(import.meta.url);
+
+/**
+ * Where a language's data is, from its package; null when the package is not installed. The LSTM-only ("best_int")
+ * data is preferred: it is smaller and the only model the LSTM engine reads.
+ */
+export function findLanguage(code: string): OcrLanguage | null {
+  if (!OCR_LANGUAGE.test(code)) return null;
+  let root: string;
+  try {
+    root = path.dirname(require.resolve(`@tesseract.js-data/${code}/package.json`));
+  } catch {
+    return null;
+  }
+  for (const version of ['4.0.0_best_int', '4.0.0']) {
+    const dir = path.join(root, version);
+    if (fs.existsSync(path.join(dir, `${code}.traineddata.gz`))) return { code, dir };
+  }
+  return null;
+}
+
+/** Why these languages cannot be read, or null: each missing one named with the package that would bring it. */
+export function missingLanguagesProblem(codes: readonly string[]): string | null {
+  const bad = codes.filter((c) => !OCR_LANGUAGE.test(c));
+  if (bad.length) return `not tesseract language codes (eng, deu, chi_sim…): ${bad.join(', ')}`;
+  const missing = codes.filter((c) => findLanguage(c) === null);
+  if (!missing.length) return null;
+  return `no OCR language data for ${missing.join(', ')}: install ${missing.map((c) => `@tesseract.js-data/${c}`).join(' ')}`;
+}
+
+export interface OcrWord {
+  text: string;
+  confidence: number;
+}
+
+/** Text read from one picture: lines of words, with the mean confidence (0-100) of the words kept. */
+export interface OcrText {
+  text: string;
+  confidence: number;
+  words: number;
+}
+
+export interface RecognizeOptions {
+  /** Words below this confidence (0-100) are left out. */
+  minConfidence: number;
+  /** The picture's resolution, when known (a rendered PDF page); else PICTURE_DPI. */
+  dpi?: number;
+  signal?: AbortSignal;
+}
+
+/**
+ * The resolution a picture of unknown resolution is read at. Left to itself tesseract takes the one the file claims:
+ * 72 dpi in a PNG from sharp, for which the 54-pixel letters of a photographed notice are 54-point headlines, and it
+ * found no text at all. At 300 dpi (a scan's) the same letters read as 13-point type.
+ */
+export const PICTURE_DPI = 300;
+
+type TesseractModule = Pick<typeof Tesseract, 'createWorker' | 'OEM' | 'PSM'>;
+let loading: Promise<TesseractModule> | null = null;
+function loadTesseract(): Promise<TesseractModule> {
+  loading ??= import('tesseract.js').then((m) => m.default);
+  return loading;
+}
+
+/**
+ * A tesseract worker for one set of languages. Recognitions run one at a time (the worker is one thread); a
+ * cancelled recognition terminates the worker, since tesseract cannot stop one half way.
+ */
+export class OcrReader {
+  private worker: Promise<Tesseract.Worker> | null = null;
+  private queue: Promise<unknown> = Promise.resolve();
+  private idleTimer: NodeJS.Timeout | null = null;
+
+  /** `idleMs`: the worker (30-100 MB) is let go after this long without work, and started again when needed. */
+  constructor(
+    readonly languages: readonly OcrLanguage[],
+    private readonly idleMs = 60_000,
+  ) {}
+
+  /** Whether the picture has lines of text at all: tesseract's page layout analysis, without recognition. */
+  hasText(image: Buffer, opts: { dpi?: number; signal?: AbortSignal } = {}): Promise<boolean> {
+    return this.exclusive(opts.signal, async (worker, T) => {
+      await worker.setParameters({
+        tessedit_pageseg_mode: T.PSM.AUTO_ONLY,
+        user_defined_dpi: String(Math.round(opts.dpi ?? PICTURE_DPI)),
+      });
+      const { data } = await worker.recognize(image, {}, { blocks: true, text: false });
+      return (data.blocks ?? []).some((b) => b.paragraphs.some((p) => p.lines.length > 0));
+    });
+  }
+
+  /** The words tesseract reads with at least `minConfidence`, in reading order, a line of the picture a line. */
+  recognize(image: Buffer, opts: RecognizeOptions): Promise<OcrText> {
+    return this.exclusive(opts.signal, async (worker, T) => {
+      await worker.setParameters({
+        tessedit_pageseg_mode: T.PSM.AUTO,
+        user_defined_dpi: String(Math.round(opts.dpi ?? PICTURE_DPI)),
+      });
+      const { data } = await worker.recognize(image, {}, { blocks: true, text: false });
+      return keepConfident(data.blocks ?? [], opts.minConfidence);
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = null;
+    const worker = this.worker;
+    this.worker = null;
+    if (worker) await worker.then((w) => w.terminate()).catch(() => undefined);
+  }
+
+  private exclusive<T>(
+    signal: AbortSignal | undefined,
+    fn: (worker: Tesseract.Worker, T: TesseractModule) => Promise<T>,
+  ): Promise<T> {
+    if (this.idleTimer) clearTimeout(this.idleTimer);
+    const run = this.queue.then(async () => {
+      signal?.throwIfAborted();
+      const T = await loadTesseract();
+      const worker = await this.start(T);
+      const onAbort = (): void => void this.close();
+      signal?.addEventListener('abort', onAbort, { once: true });
+      try {
+        return await fn(worker, T);
+      } finally {
+        signal?.removeEventListener('abort', onAbort);
+        signal?.throwIfAborted();
+      }
+    });
+    this.queue = run.catch(() => undefined);
+    void this.queue.then(() => {
+      if (this.idleTimer) clearTimeout(this.idleTimer);
+      this.idleTimer = setTimeout(() => void this.close(), this.idleMs);
+      this.idleTimer.unref();
+    });
+    return run;
+  }
+
+  private start(T: TesseractModule): Promise<Tesseract.Worker> {
+    this.worker ??= createWorker(T, this.languages).catch((err: unknown) => {
+      this.worker = null;
+      throw err instanceof Error ? err : new Error(`tesseract did not start: ${String(err)}`);
+    });
+    return this.worker;
+  }
+}
+
+async function createWorker(T: TesseractModule, languages: readonly OcrLanguage[]): Promise<Tesseract.Worker> {
+  const [first, ...rest] = languages;
+  if (!first) throw new Error('no OCR language');
+  // tesseract.js keeps this array as its list of loaded languages: the others are added below, from their own
+  // packages (one langPath serves one folder).
+  const loaded = [first.code];
+  const worker = await T.createWorker(loaded, T.OEM.LSTM_ONLY, {
+    langPath: first.dir,
+    cacheMethod: 'none',
+    gzip: true,
+  });
+  if (rest.length === 0) return worker;
+  for (const lang of rest) {
+    const data = gunzipSync(fs.readFileSync(path.join(lang.dir, `${lang.code}.traineddata.gz`)));
+    await worker.FS('writeFile', [`${lang.code}.traineddata`, data]);
+    loaded.push(lang.code);
+  }
+  await worker.reinitialize(languages.map((l) => l.code).join('+'), T.OEM.LSTM_ONLY);
+  return worker;
+}
+
+/** Word-like: at least two letters or digits, or one letter/digit standing alone (`a`, `I`, `5`). */
+const WORDISH = /[\p{L}\p{N}]/u;
+
+function keepConfident(blocks: Tesseract.Block[], minConfidence: number): OcrText {
+  const paragraphs: string[] = [];
+  let sum = 0;
+  let count = 0;
+  for (const block of blocks) {
+    for (const paragraph of block.paragraphs) {
+      const lines: string[] = [];
+      for (const line of paragraph.lines) {
+        const words = line.words.filter((w) => w.confidence >= minConfidence && WORDISH.test(w.text));
+        for (const w of words) sum += w.confidence;
+        count += words.length;
+        if (words.length) lines.push(words.map((w) => w.text).join(' '));
+      }
+      if (lines.length) paragraphs.push(lines.join('\n'));
+    }
+  }
+  return { text: paragraphs.join('\n\n'), confidence: count ? Math.round(sum / count) : 0, words: count };
+}
+
+/** Readers by language set, one per step thread: a reader starts in about a second, so it is kept while used. */
+export class OcrReaders {
+  private readonly readers = new Map<string, OcrReader>();
+
+  /** A reader for these languages (checked at start-up, or by the job's instructions). */
+  get(codes: readonly string[]): OcrReader {
+    const key = codes.join('+');
+    let reader = this.readers.get(key);
+    if (!reader) {
+      const problem = missingLanguagesProblem(codes);
+      if (problem) throw new Error(problem);
+      reader = new OcrReader(codes.map((c) => findLanguage(c)!));
+      this.readers.set(key, reader);
+    }
+    return reader;
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.readers.values()];
+    this.readers.clear();
+    await Promise.all(all.map((r) => r.close()));
+  }
+}

@@ -1,0 +1,110 @@
+/**
+ * A long scan is read by OCR in batches that are saved as they finish. A `process` run is SIGKILLed while it reads a
+ * 100-page scan, after some batches are saved; the run started again with the same job id reads only the pages no
+ * saved batch holds. A step whose time limit would run out stops between batches and its next attempt goes on from
+ * the saved ones.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import type { JobDocument } from '../src/lib/types.js';
+import { BIN, runCli, stepRuns, TestState, userEnv } from './helpers.js';
+import { makePdf, scanPage } from './scan-fixtures.js';
+
+/** A 4 x 1 inch label per page: quick to render and read, so a hundred of them fit a test. */
+const LABEL = { width: 288, height: 72 };
+const PAGES = 100;
+const pageLine = (n: number): string => `Ledger entry number ${n}`;
+
+let state: TestState;
+let scan: string;
+/** The first 60 pages, for the time limit. */
+let shorter: string;
+
+beforeAll(async () => {
+  state = await TestState.create('ocr-resume');
+  scan = path.join(state.dataDir, 'ledger.pdf');
+  const pages = [];
+  for (let n = 1; n <= PAGES; n++) pages.push(await scanPage([pageLine(n)], 200, LABEL));
+  fs.writeFileSync(scan, makePdf(pages));
+  shorter = path.join(state.dataDir, 'ledger-60.pdf');
+  fs.writeFileSync(shorter, makePdf(pages.slice(0, 60)));
+}, 60_000);
+
+afterAll(async () => {
+  await state?.drop();
+});
+
+const savedBatches = (jobId: string): string[] => {
+  const dir = path.join(state.dataDir, 'artifacts', jobId, '.progress');
+  return fs.existsSync(dir) ? fs.readdirSync(dir).filter((f) => /^ocr-.*\.json$/.test(f)) : [];
+};
+const pagesIn = (batches: string[]): number =>
+  batches.reduce((n, b) => {
+    const [, first, last] = /-(\d+)-(\d+)\.json$/.exec(b)!;
+    return n + Number(last) - Number(first) + 1;
+  }, 0);
+
+/** Every page's line, in page order, in the document's text. */
+function expectAllPagesInOrder(jobId: string, count = PAGES): void {
+  const text = fs.readFileSync(path.join(state.dataDir, 'artifacts', jobId, 'text.txt'), 'utf8');
+  const pages = text.split('\f').map((p) => p.replace(/\s+/g, ' ').trim());
+  expect(pages).toHaveLength(count);
+  const right = pages.filter((p, i) => p.includes(`number ${i + 1}`)).length;
+  expect(right).toBeGreaterThanOrEqual(count * 0.95);
+}
+
+test('a 100-page scan killed mid-OCR resumes at the next batch, not at page 1', { timeout: 300_000 }, async () => {
+  const jobId = 'ledger-killed';
+  const child = spawn(BIN, ['process', '--job-id', jobId, scan], {
+    env: { ...userEnv(), ...state.env, LOG_LEVEL: 'warn' },
+    stdio: 'ignore',
+  });
+  const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
+  const deadline = Date.now() + 240_000;
+  while (savedBatches(jobId).length < 2) {
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error('the run never saved two batches');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  child.kill('SIGKILL');
+  expect(await exited).toBe('SIGKILL');
+  // What the killed run had read and saved: the next run must not read these pages again.
+  const saved = pagesIn(savedBatches(jobId));
+  expect(saved).toBeGreaterThanOrEqual(20);
+  expect(saved).toBeLessThan(PAGES);
+
+  const res = await runCli(['process', '--json', '--job-id', jobId, scan], state.env, 240_000);
+  expect(res.code, res.stderr).toBe(0);
+  const doc = JSON.parse(res.stdout) as JobDocument;
+  expect(doc.status).toBe('completed');
+  const ocr = doc.results.text!.ocr!;
+  expect(ocr.pages).toEqual(Array.from({ length: PAGES }, (_, i) => i + 1));
+  // Pages read across the kill: the saved ones once, the rest (PAGES - saved) by the second run.
+  expect(ocr.resumedPages).toBe(saved);
+  expectAllPagesInOrder(jobId);
+  const runs = (await stepRuns(state, jobId)).filter((r) => r.step === 'extractText').map((r) => r.status);
+  expect(runs).toEqual(['running', 'succeeded']);
+  // The saved batches are gone once the text is whole.
+  expect(savedBatches(jobId)).toEqual([]);
+});
+
+test(
+  'a step that would overrun its time limit stops between batches; the next attempt goes on',
+  { timeout: 300_000 },
+  async () => {
+    const jobId = 'ledger-timed';
+    // Too short for 60 pages (about 0.4 s each here), long enough for a few batches.
+    const res = await runCli(
+      ['process', '--json', '--job-id', jobId, shorter],
+      { ...state.env, STEP_TIMEOUTS: 'extractText=20000', RETRY_BACKOFF_MS: '100' },
+      240_000,
+    );
+    expect(res.code, res.stderr).toBe(0);
+    const doc = JSON.parse(res.stdout) as JobDocument;
+    expect(doc.status).toBe('completed');
+    expect(doc.steps.extractText!.attempts).toBeGreaterThan(1);
+    expect(doc.results.text!.ocr!.resumedPages).toBeGreaterThan(0);
+    expectAllPagesInOrder(jobId, 60);
+  },
+);
