@@ -39,12 +39,28 @@ function ffmpegLoudness(file: string): { integrated: number; peak: number } {
   return { integrated: Number(integrated), peak: Number(peak) };
 }
 
+function probeAudio(file: string): { codec_name: string; sample_rate: string; bit_rate: string } {
+  const out = execFileSync(resolveToolPaths().ffprobe, [
+    ...['-v', 'error', '-select_streams', 'a:0', '-show_entries', 'stream=codec_name,sample_rate,bit_rate'],
+    ...['-of', 'json', file],
+  ]);
+  return (
+    JSON.parse(out.toString('utf8')) as { streams: { codec_name: string; sample_rate: string; bit_rate: string }[] }
+  ).streams[0]!;
+}
+
+function decodedMd5(file: string): string {
+  return execFileSync(FFMPEG, ['-v', 'error', '-nostdin', '-i', file, '-map', '0:a:0', '-f', 'md5', '-'])
+    .toString('utf8')
+    .trim();
+}
+
 let jobs = 0;
 async function runJob(file: string): Promise<JobDocument> {
   return runtime.runner.run({ jobId: `audio-${++jobs}`, file: { path: file } });
 }
 
-async function artifactJson(doc: JobDocument, name: string): Promise<unknown> {
+function artifactJson(doc: JobDocument, name: string): unknown {
   return JSON.parse(fs.readFileSync(path.join(dir, 'artifacts', doc.id, name), 'utf8')) as unknown;
 }
 
@@ -95,7 +111,7 @@ describe('waveform and loudness of audio files', () => {
     expect(doc.status, JSON.stringify(doc.steps)).toBe('completed');
     expect(doc.steps.waveform?.status).toBe('succeeded');
 
-    const w = await artifactJson(doc, 'waveform.json');
+    const w = artifactJson(doc, 'waveform.json');
     expectAudiowaveform(w);
     // 8 s at 8 kHz, folded into pairs: what the header says covers the recording.
     expect(w.samples_per_pixel * w.length).toBeGreaterThanOrEqual(8 * w.sample_rate);
@@ -146,7 +162,7 @@ describe('waveform and loudness of audio files', () => {
     expect(l.silenceSec).toBeLessThan(2.1);
     expect(l.silenceShare).toBeCloseTo(0.25, 1);
     // The gap is flat in the waveform: pairs in the middle of it are zero.
-    const w = await artifactJson(doc, 'waveform.json');
+    const w = artifactJson(doc, 'waveform.json');
     expectAudiowaveform(w);
     const secPerPair = w.samples_per_pixel / w.sample_rate;
     const inGap = Math.floor(4 / secPerPair);
@@ -158,11 +174,18 @@ describe('waveform and loudness of audio files', () => {
     const file = path.join(CORPUS, name);
     const doc = await runJob(file);
     expect(doc.steps.waveform?.status).toBe('succeeded');
-    const w = await artifactJson(doc, 'waveform.json');
+    const w = artifactJson(doc, 'waveform.json');
     expectAudiowaveform(w);
     expect(w.data.some((v) => v !== 0)).toBe(true);
     const own = ffmpegLoudness(file);
     expect(Math.abs(doc.results.loudness!.integratedLufs! - own.integrated)).toBeLessThanOrEqual(0.5);
+    // The player's copy: an MP3's own stream (it decodes to the same samples); a WAV encoded at 128 kb/s.
+    const copyFile = path.join(dir, 'artifacts', doc.id, 'audio.mp3');
+    const copy = probeAudio(copyFile);
+    expect(copy.codec_name).toBe('mp3');
+    expect(copy.sample_rate).toBe(probeAudio(file).sample_rate);
+    if (name.endsWith('.mp3')) expect(decodedMd5(copyFile)).toBe(decodedMd5(file));
+    else expect(copy.bit_rate).toBe('128000');
   });
 
   test('digital silence: no integrated loudness, all of it silent', async () => {
@@ -171,7 +194,7 @@ describe('waveform and loudness of audio files', () => {
     const doc = await runJob(file);
     expect(doc.steps.waveform?.status).toBe('succeeded');
     expect(doc.results.loudness).toMatchObject({ integratedLufs: null, truePeakDbtp: null, silenceShare: 1 });
-    const w = await artifactJson(doc, 'waveform.json');
+    const w = artifactJson(doc, 'waveform.json');
     expectAudiowaveform(w);
     expect(w.data.every((v) => v === 0)).toBe(true);
   });
@@ -188,7 +211,7 @@ describe('waveform and loudness of videos', () => {
     const doc = await runJob(file);
     expect(doc.fileType).toBe('video');
     expect(doc.steps.waveform?.status).toBe('succeeded');
-    expectAudiowaveform(await artifactJson(doc, 'waveform.json'));
+    expectAudiowaveform(artifactJson(doc, 'waveform.json'));
     const own = ffmpegLoudness(file);
     expect(Math.abs(doc.results.loudness!.integratedLufs! - own.integrated)).toBeLessThanOrEqual(0.5);
     // A video's player plays extractAudio's track: the waveform step makes no audio copy of its own.

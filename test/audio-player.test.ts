@@ -2,41 +2,24 @@
  * The audio player of the dashboard in Debian's Chromium (headless, through Playwright) against the running service:
  * an uploaded recording's job page draws its waveform on a canvas, and a click on the waveform seeks the <audio>.
  */
-import fs from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { freePort } from '../src/lib/net.js';
-import { CORPUS, dropPrefix, ServiceProcess, tempDir, TEST_REDIS_URL, uniquePrefix } from './helpers.js';
+import { CORPUS } from './helpers.js';
+import { browserService, type BrowserService } from './support/browser-service.js';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const prefix = uniquePrefix('audio-player');
-let dataDir: string;
-let service: ServiceProcess;
+let running: BrowserService;
 let browser: Browser;
 let base: string;
 
 beforeAll(async () => {
-  if (!fs.existsSync(CHROMIUM)) throw new Error(`no Chromium at ${CHROMIUM}: apt-get install chromium (.ci/run does)`);
-  dataDir = tempDir('audio-player');
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  service = await new ServiceProcess([], {
-    DATA_DIR: dataDir,
-    REDIS_URL: TEST_REDIS_URL,
-    QUEUE_PREFIX: prefix,
-    PORT: String(port),
-    // The player is what this file is about; a transcript would only add time.
-    DISABLED_STEPS: 'transcribe,summarize',
-  }).ready();
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'] });
+  // The player is what this file is about; a transcript would only add time.
+  running = await browserService('audio-player', { DISABLED_STEPS: 'transcribe,summarize' });
+  ({ browser, base } = running);
 }, 90_000);
 
 afterAll(async () => {
-  await browser?.close();
-  await service?.stop();
-  await dropPrefix(TEST_REDIS_URL, prefix);
-  fs.rmSync(dataDir, { recursive: true, force: true });
+  await running?.close();
 });
 
 test('an audio job: the waveform is drawn, a click on it seeks the player, the list shows its PNG', async () => {
@@ -69,7 +52,9 @@ test('an audio job: the waveform is drawn, a click on it seeks the player, the l
     });
   await expect.poll(painted, { timeout: 10_000 }).toBeGreaterThan(0.05);
   expect(await painted()).toBeLessThan(0.95);
-  expect(await page.textContent('#loudness')).toMatch(/Loudness -?\d+\.\d LUFS · range .* · true peak .* · silence \d+ %/);
+  expect(await page.textContent('#loudness')).toMatch(
+    /Loudness -?\d+\.\d LUFS · range .* · true peak .* · silence \d+ %/,
+  );
 
   // The player plays the job's audio copy; once it knows its length, a click at 3/4 of the waveform seeks there.
   const audio = page.locator('#media audio');

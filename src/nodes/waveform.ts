@@ -4,8 +4,8 @@
  * - EBU R128 loudness (`ebur128`, true peak) and silences (`silencedetect`), read from its log as it runs;
  * - mono 16-bit PCM at 8 kHz on stdout, folded into min/max pairs as it streams: `waveform.json` in the BBC
  *   audiowaveform format (peaks.js reads it) and `waveform.png` for lists;
- * - for an audio file, `audio.mp3` (128 kb/s, at most stereo): what the dashboard's player plays, whatever the
- *   upload's format. A video's player has extractAudio's track.
+ * - for an audio file, `audio.mp3` (128 kb/s, at most stereo; an MP3 upload's own stream, copied): what the
+ *   dashboard's player plays, whatever the upload's format. A video's player has extractAudio's track.
  * The video's own extracted track (extractAudio, 16 kHz mono MP3) is not measured: a mono downmix reads 3 LU low for
  * stereo, and a lossy 16 kHz copy moves the true peak.
  */
@@ -45,10 +45,12 @@ export const waveform: StepFn = async (input, deps, ctx) => {
   );
   const log = new LoudnessLog();
   const playable = input.fileType === 'audio';
+  // An MP3 upload is copied as it is (encoding costs five times the rest of the step); anything else is encoded.
+  const copyMp3 = stream?.codec === 'mp3';
   const run = async (mp3: string | null): Promise<void> => {
-    const outputs = mp3 ? '[l][w][r]' : '[l][w]';
+    const encode = mp3 !== null && !copyMp3;
     const graph = [
-      `[0:a:0]asplit=${mp3 ? 3 : 2}${outputs}`,
+      `[0:a:0]asplit=${encode ? 3 : 2}${encode ? '[l][w][r]' : '[l][w]'}`,
       `[l]ebur128=peak=true:framelog=verbose,silencedetect=n=${SILENCE.thresholdDb}dB:d=${SILENCE.minDurationSec},anullsink`,
       `[w]aresample=${WAVEFORM_SAMPLE_RATE},aformat=sample_fmts=s16:channel_layouts=mono[pcm]`,
     ].join(';');
@@ -57,9 +59,11 @@ export const waveform: StepFn = async (input, deps, ctx) => {
       ...mediaInput(input.file.path, input.fileInfo?.ext, 'ffmpeg'),
       ...['-filter_complex', graph, '-map', '[pcm]', '-f', 's16le', 'pipe:1'],
     ];
-    if (mp3) {
-      const channels = Math.min(2, Math.max(1, stream?.channels ?? 2));
-      args.push('-map', '[r]', '-c:a', 'libmp3lame', '-b:a', '128k', '-ac', String(channels), '-f', 'mp3', '-y', mp3);
+    if (mp3 && copyMp3) args.push('-map', '0:a:0', '-c:a', 'copy', '-map_metadata', '-1', '-f', 'mp3', '-y', mp3);
+    else if (mp3) {
+      const channels = String(Math.min(2, Math.max(1, stream?.channels ?? 2)));
+      args.push('-map', '[r]', '-c:a', 'libmp3lame', '-b:a', '128k', '-ac', channels);
+      args.push('-map_metadata', '-1', '-f', 'mp3', '-y', mp3);
     }
     await runTool(deps.tools.ffmpeg, args, {
       // Decoding, measuring and encoding run at well over 20x real time: real time is a generous limit.
