@@ -269,6 +269,18 @@ describe('the step on its own', () => {
     expect(fs.readdirSync(path.join(dir, 'artifacts', 'garbage'))).toEqual([]);
   });
 
+  test('an audio stream with no samples: skipped, and no empty audio copy is left', async () => {
+    const file = path.join(dir, 'empty.wav');
+    ffmpeg('-f', 'lavfi', '-i', 'aevalsrc=0:s=8000:d=0.0001', '-t', '0', file);
+    const outcome = await waveform(inputFor(file, 'empty', 'wav', 0), deps, {
+      signal: new AbortController().signal,
+      attempt: 1,
+      log: deps.log,
+    });
+    expect(outcome).toEqual({ status: 'skipped', reason: 'the audio stream holds no samples' });
+    expect(fs.readdirSync(path.join(dir, 'artifacts', 'empty'))).toEqual([]);
+  });
+
   test('cancelling stops ffmpeg', async () => {
     const file = path.join(dir, 'long.flac');
     ffmpeg('-f', 'lavfi', '-i', 'anoisesrc=d=1200:c=pink:r=44100:a=0.3', '-ac', '1', file);

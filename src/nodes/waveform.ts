@@ -72,17 +72,19 @@ export const waveform: StepFn = async (input, deps, ctx) => {
       onStdout: (chunk) => peaks.push(chunk),
       onStderr: (text) => log.push(text),
     });
+    // Nothing decoded: no audio copy either (an empty MP3 must not become an artifact).
+    if (peaks.samples === 0) throw new NoSamples();
   };
   let audio: Awaited<ReturnType<typeof deps.artifacts.produce>> | null = null;
   try {
     if (playable) audio = await deps.artifacts.produce(input.jobId, AUDIO_ARTIFACT, run);
     else await run(null);
   } catch (err) {
+    if (err instanceof NoSamples) return { status: 'skipped', reason: 'the audio stream holds no samples' };
     if (err instanceof ToolError)
       throw new MediaError('CORRUPT_FILE', `the audio stream cannot be decoded: ${lastLine(err.stderr)}`);
     throw err;
   }
-  if (peaks.samples === 0) return { status: 'skipped', reason: 'the audio stream holds no samples' };
   const heardSec = peaks.samples / WAVEFORM_SAMPLE_RATE;
   const reading = log.finish(heardSec);
   if (!reading.summary)
@@ -117,6 +119,8 @@ export const waveform: StepFn = async (input, deps, ctx) => {
     },
   };
 };
+
+class NoSamples extends Error {}
 
 function round(n: number, digits: number): number {
   const f = 10 ** digits;
