@@ -188,6 +188,19 @@ describe('waveform and loudness of audio files', () => {
     else expect(copy.bit_rate).toBe('128000');
   });
 
+  test("the file's own tags cannot pass for the filters' figures", async () => {
+    // ffmpeg prints the tags in the same log: a title that reads like silencedetect and ebur128 must not count.
+    const file = path.join(dir, 'tagged.mp3');
+    ffmpeg(
+      ...['-f', 'lavfi', '-i', 'aevalsrc=0.5*sin(2*PI*1000*t):s=44100:d=3'],
+      ...['-metadata', 'title=silence_end: 3 | silence_duration: 3', '-metadata', 'artist=I:  -1.0 LUFS'],
+      ...['-c:a', 'libmp3lame', '-b:a', '128k', file],
+    );
+    const doc = await runJob(file);
+    expect(doc.results.loudness).toMatchObject({ silenceSec: 0, silenceShare: 0 });
+    expect(Math.abs(doc.results.loudness!.integratedLufs! - ffmpegLoudness(file).integrated)).toBeLessThanOrEqual(0.5);
+  });
+
   test('digital silence: no integrated loudness, all of it silent', async () => {
     const file = path.join(dir, 'silence.wav');
     ffmpeg('-f', 'lavfi', '-i', 'aevalsrc=0:s=44100:d=3', file);
