@@ -2,7 +2,7 @@
  * The first jobs on a fresh `media-orchestrator start` against the same work once the process is warm. Right after
  * the start line, one photo and one PDF are queued together (the cold jobs); then the same two files again, three
  * times, one pair after another (the warm jobs). Each step's `durationMs` comes from the job documents (GET
- * /jobs/:id): what a user waits for, queueing to a step thread included. The figure the issue asks for: the slowest
+ * /jobs/:id): what a user waits for, queueing to a step thread included. The figure that matters: the slowest
  * step of the cold jobs against the same step warm (median of the warm runs).
  */
 import { spawn } from 'node:child_process';

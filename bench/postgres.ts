@@ -1,5 +1,5 @@
 /**
- * The PostgreSQL backend and scaling out (issue 9), each figure beside a baseline measured in the same run:
+ * The PostgreSQL backend and scaling out, each figure beside a baseline measured in the same run:
  * - the no-op service and the phone photos on SQLite (baseline) and on PostgreSQL;
  * - checkpoint bytes left per finished job in PostgreSQL (after compaction);
  * - the phone photos with one worker process (baseline) and with two, and the no-op batch with one orchestrator

@@ -20,6 +20,7 @@ import { benchMemory } from './memory.js';
 import { benchSoak } from './soak.js';
 import { benchCli } from './cli.js';
 import { benchCold } from './cold.js';
+import { benchHeic } from './heic.js';
 import { benchBackends, benchScaling } from './postgres.js';
 import { benchSearch } from './search.js';
 import { benchApi, benchNoop, benchPhotos } from './service.js';
@@ -31,7 +32,7 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '2' },
     only: {
       type: 'string',
-      default: 'cli,cold,inline,vision,service,photos,api,memory,postgres,scaling,search,waveform',
+      default: 'cli,cold,inline,vision,heic,service,photos,api,memory,postgres,scaling,search,waveform',
     },
     'memory-jobs': { type: 'string', default: '1000' },
     'memory-window': { type: 'string', default: '120' },
@@ -99,6 +100,10 @@ async function main(): Promise<void> {
       const v = await benchVision();
       row('model load', `${v.loadMs.toFixed(0)} ms`);
       row(`detection, mean over ${v.images} corpus photos at 1024 px`, `${v.msPerImage.toFixed(0)} ms per image`);
+    }
+    if (ONLY.has('heic')) {
+      console.log('\n## HEIC photos: libheif in WebAssembly, one decode at a time');
+      await benchHeic(work, CORPUS, row);
     }
     if (ONLY.has('service')) {
       console.log(`\n## Service with no-op steps: ${JOBS} jobs`);

@@ -1,5 +1,5 @@
 /**
- * Service benchmarks (issue 3), each against a baseline measured in the same run:
+ * Service benchmarks, each against a baseline measured in the same run:
  * - jobs/s through the queued service with no-op steps, against a plain BullMQ chain of as many no-op tasks;
  * - per-step dispatch latency (enqueue to result, the step itself doing nothing), p50 and p99;
  * - 40 phone-sized photos (4000x3000 JPEG) through the full service against a plain script doing the same image work

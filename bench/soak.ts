@@ -68,6 +68,14 @@ export async function benchSoak(
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   let db: Database.Database | null = null;
+  // Ctrl-C stops the measuring, not the bench: what has ended so far is reported, and the service is stopped and its
+  // keys dropped as after a whole run (a signal to the bench alone would leave its `start` child running).
+  let interrupted = false;
+  const interrupt = (): void => {
+    interrupted = true;
+  };
+  process.once('SIGINT', interrupt);
+  process.once('SIGTERM', interrupt);
   try {
     await waitForLine(child, 'media-orchestrator started', 120_000);
     // Read and dropped from now on: a pipe nobody reads would stop the process at its next log line.
@@ -91,7 +99,7 @@ export async function benchSoak(
     let done = 0;
     // No progress for ten minutes: something is stuck; what is left is reported, not waited for.
     let lastProgress = Date.now();
-    while (done < jobs && Date.now() - lastProgress < 600_000) {
+    while (done < jobs && !interrupted && Date.now() - lastProgress < 600_000) {
       await new Promise((r) => setTimeout(r, 5000));
       const rss = procStatus(child.pid!).rssMb;
       peak = Math.max(peak, rss);
@@ -124,8 +132,9 @@ export async function benchSoak(
         wrong.push(`${path.relative(corpus, r.file)}: ${outcomeOf(doc)}`);
     }
 
+    if (interrupted) row('interrupted', `after ${done} of ${jobs} jobs had ended: the rest count as unfinished`);
     row(`${jobs} mixed corpus jobs, one \`start\` (SQLite), all queued at once`, `${seconds.toFixed(0)} s`);
-    row('throughput', `${(jobs / seconds).toFixed(2)} jobs/s`);
+    row('throughput', `${(done / seconds).toFixed(2)} jobs/s`);
     row('lost (no document) / left unfinished', `${lost} / ${unfinished}`);
     row('ended otherwise than the manifest says / INTERNAL', `${wrong.length} / ${internal}`);
     if (wrong.length) row('first of those', [...new Set(wrong)].slice(0, 5).join('; '));
@@ -135,6 +144,8 @@ export async function benchSoak(
     row('RSS peak', `${peak.toFixed(0)} MB`);
     row('ratio end / start', (end / start).toFixed(2));
   } finally {
+    process.off('SIGINT', interrupt);
+    process.off('SIGTERM', interrupt);
     db?.close();
     await stop(child);
     await dropPrefix(prefix);

@@ -72,27 +72,40 @@ const DEFAULT_CONCURRENCY: Record<QueueName, number> = {
   ai: CORES,
 };
 
-/** `name=n,name=n` pairs with names from `names` and positive whole numbers. */
-const namedCounts = <N extends string>(variable: string, form: string, names: readonly N[]) =>
+/**
+ * `name=value,name=value` pairs with names from `names` and values `value` accepts (null: not one); `form` describes
+ * them for the message. Absent: undefined.
+ */
+const namedPairs = <N extends string, V>(
+  variable: string,
+  form: string,
+  names: readonly N[],
+  value: (raw: string) => V | null,
+) =>
   z
     .string()
     .optional()
     .transform((raw, ctx) => {
-      const out: Partial<Record<N, number>> = {};
+      if (raw === undefined) return undefined;
+      const out: Partial<Record<N, V>> = {};
       for (const pair of list(raw)) {
-        const [name, value] = pair.split('=').map((s) => s.trim());
-        const n = Number(value);
-        if (!name || !(names as readonly string[]).includes(name) || !Number.isInteger(n) || n < 1) {
-          ctx.addIssue({
-            code: 'custom',
-            message: `${variable} takes ${form} pairs for ${names.join(', ')}; "${pair}" is not one`,
-          });
+        const [name, rawValue] = pair.split('=').map((s) => s.trim());
+        const parsed = rawValue === undefined ? null : value(rawValue);
+        if (!name || !(names as readonly string[]).includes(name) || parsed === null) {
+          ctx.addIssue({ code: 'custom', message: `${variable} takes ${form}; "${pair}" is not one` });
           return z.NEVER;
         }
-        out[name as N] = n;
+        out[name as N] = parsed;
       }
       return out;
     });
+
+/** `name=n,name=n` pairs with names from `names` and positive whole numbers. */
+const namedCounts = <N extends string>(variable: string, form: string, names: readonly N[]) =>
+  namedPairs(variable, `${form} pairs for ${names.join(', ')}`, names, (v) => {
+    const n = Number(v);
+    return Number.isInteger(n) && n >= 1 ? n : null;
+  }).transform((out) => out ?? {});
 
 const EnvSchema = z.object({
   DATA_DIR: z.string().optional().default('./data'),
@@ -250,28 +263,12 @@ const EnvSchema = z.object({
   VISION_MODEL: z.string().optional().default('gpt-4o-mini'),
   CHAT_MODEL: z.string().optional().default('gpt-4o-mini'),
   TRANSCRIBE_MODEL: z.string().optional().default('whisper-1'),
-  AI_PROVIDERS: z
-    .string()
-    .optional()
-    .transform((raw, ctx) => {
-      const out: Partial<Record<AiCapability, AiProvider>> = {};
-      for (const pair of list(raw)) {
-        const [name, value] = pair.split('=').map((s) => s.trim());
-        if (
-          !name ||
-          !(AI_CAPABILITIES as readonly string[]).includes(name) ||
-          !(AI_PROVIDER_NAMES as readonly string[]).includes(value ?? '')
-        ) {
-          ctx.addIssue({
-            code: 'custom',
-            message: `AI_PROVIDERS takes capability=provider pairs (${AI_CAPABILITIES.join(', ')} = ${AI_PROVIDER_NAMES.join(' or ')}); "${pair}" is not one`,
-          });
-          return z.NEVER;
-        }
-        out[name as AiCapability] = value as AiProvider;
-      }
-      return raw === undefined ? undefined : out;
-    }),
+  AI_PROVIDERS: namedPairs(
+    'AI_PROVIDERS',
+    `capability=provider pairs (${AI_CAPABILITIES.join(', ')} = ${AI_PROVIDER_NAMES.join(' or ')})`,
+    AI_CAPABILITIES,
+    (v) => ((AI_PROVIDER_NAMES as readonly string[]).includes(v) ? (v as AiProvider) : null),
+  ),
   AI_TIMEOUT_MS: positiveInt('AI_TIMEOUT_MS', 120_000),
   AI_MAX_CONCURRENCY: positiveInt('AI_MAX_CONCURRENCY', 4),
   AI_CONTEXT_CHARS: positiveInt('AI_CONTEXT_CHARS', 24_000).refine(

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, onTestFinished, test } from 'vitest';
 import { freePort } from '../src/lib/net.js';
 import { createProducer } from '../src/queue/producer.js';
 import { TERMINAL_STATUSES, type JobDocument } from '../src/lib/types.js';
@@ -48,14 +48,21 @@ async function finished(id: string, timeoutMs = 60_000): Promise<JobDocument> {
   }
 }
 
-/** GET with the path sent exactly as written (fetch would normalise `..`). */
-function rawGet(pathname: string): Promise<{ status: number; body: string }> {
+/**
+ * GET with the path sent exactly as written (fetch would normalise `..`), from `localAddress` (any 127.x.y.z is this
+ * machine: a client address of its own, with its own rate limits).
+ */
+function rawGet(
+  pathname: string,
+  localAddress = '127.0.0.1',
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
   return new Promise((resolve, reject) => {
     const u = new URL(base);
-    const req = http.request({ host: u.hostname, port: u.port, path: pathname, method: 'GET' }, (res) => {
+    const options = { host: u.hostname, port: u.port, path: pathname, method: 'GET', localAddress };
+    const req = http.request(options, (res) => {
       let body = '';
       res.on('data', (d: Buffer) => (body += d.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
     });
     req.on('error', reject);
     req.end();
@@ -92,23 +99,36 @@ afterAll(async () => {
 });
 
 describe('jobs', () => {
+  // Made once and only read by the tests: a photo uploaded (its answer kept) and a PDF named by path, both finished.
+  let uploaded: { status: number; location: string | null; doc: JobDocument };
   let imageJob: JobDocument;
+  let pdfJob: JobDocument;
 
-  test('POST /jobs (multipart) answers 202 with the job document and its Location', async () => {
+  beforeAll(async () => {
     const res = await upload(path.join(CORPUS, 'image/portrait-exif-orientation-6.jpg'), {
       userId: 'u-api',
       priority: '3',
     });
-    expect(res.status).toBe(202);
-    const doc = JobDocumentSchema.parse(await res.json());
-    expect(res.headers.get('location')).toBe(`/jobs/${doc.id}`);
+    uploaded = { status: res.status, location: res.headers.get('location'), doc: (await res.json()) as JobDocument };
+    const pdf = await fetch(`${base}/jobs`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ file: { path: path.join(CORPUS, 'pdf/three-pages.pdf') } }),
+    });
+    const pdfId = ((await pdf.json()) as JobDocument).id;
+    [imageJob, pdfJob] = await Promise.all([finished(uploaded.doc.id), finished(pdfId)]);
+  }, 120_000);
+
+  test('POST /jobs (multipart) answers 202 with the job document and its Location', () => {
+    expect(uploaded.status).toBe(202);
+    const doc = JobDocumentSchema.parse(uploaded.doc);
+    expect(uploaded.location).toBe(`/jobs/${doc.id}`);
     expect(doc).toMatchObject({
       status: 'queued',
       user: { id: 'u-api' },
       priority: 3,
       file: { name: 'portrait-exif-orientation-6.jpg' },
     });
-    imageJob = await finished(doc.id);
     expect(JobDocumentSchema.parse(imageJob).status).toBe('completed');
   });
 
@@ -221,7 +241,8 @@ describe('jobs', () => {
     const byUser = JobList.parse(await (await fetch(`${base}/jobs?user=u-api`)).json());
     expect(byUser.jobs.map((j) => j.id)).toEqual([imageJob.id]);
     const pdfs = JobList.parse(await (await fetch(`${base}/jobs?fileType=pdf&status=completed`)).json());
-    expect(pdfs.jobs.length).toBeGreaterThan(0);
+    expect(pdfs.jobs.map((j) => j.id)).toContain(pdfJob.id);
+    expect(pdfs.jobs.map((j) => j.id)).not.toContain(imageJob.id);
     expect(pdfs.jobs.every((j) => j.fileType === 'pdf')).toBe(true);
     const seen: string[] = [];
     let cursor: string | null = null;
@@ -233,6 +254,7 @@ describe('jobs', () => {
       cursor = page.nextCursor;
     } while (cursor);
     const all = JobList.parse(await (await fetch(`${base}/jobs?limit=200`)).json()).jobs.map((j) => j.id);
+    expect(all).toEqual(expect.arrayContaining([imageJob.id, pdfJob.id]));
     expect(seen).toEqual(all);
     expect((await fetch(`${base}/jobs?limit=0`)).status).toBe(400);
     expect((await fetch(`${base}/jobs?status=bogus`)).status).toBe(400);
@@ -273,16 +295,31 @@ describe('jobs', () => {
   }, 240_000);
 
   test('searches are rate limited per client; listing is not, and an empty q is the plain list', async () => {
-    let refused = 0;
-    for (let i = 0; i < 31 && refused === 0; i++) {
-      const res = await fetch(`${base}/jobs?q=anything${i}`);
-      if (res.status === 429) refused = i + 1;
-      else expect(res.status).toBe(200);
+    // A client address no other test uses, so its allowance (SEARCH_RATE_LIMIT=30 a minute) is whole.
+    const client = '127.0.0.42';
+    const answers = [];
+    for (let i = 0; i < 32; i++) answers.push(await rawGet(`/jobs?q=anything${i}`, client));
+    // Exactly 30 answered, counting down; then refused, saying so and when to come back.
+    expect(answers.map((a) => a.status)).toEqual([...Array<number>(30).fill(200), 429, 429]);
+    expect(answers.slice(0, 30).map((a) => Number(a.headers['x-ratelimit-remaining']))).toEqual(
+      Array.from({ length: 30 }, (_, i) => 29 - i),
+    );
+    for (const refused of answers.slice(30)) {
+      expect(ErrorBody.parse(JSON.parse(refused.body)).error).toMatchObject({
+        code: 'RATE_LIMITED',
+        message: 'too many searches; try again later',
+      });
+      expect(refused.headers).toMatchObject({ 'x-ratelimit-limit': '30', 'x-ratelimit-remaining': '0' });
+      expect(Number(refused.headers['retry-after'])).toBeGreaterThan(0);
+      expect(Number(refused.headers['retry-after'])).toBeLessThanOrEqual(60);
     }
-    expect(refused).toBeGreaterThan(0);
-    const listed = await fetch(`${base}/jobs?q=%20&limit=5`);
-    expect(listed.status).toBe(200);
-    expect(JobList.parse(await listed.json()).matches).toBeUndefined();
+    // Per client: another address still searches; and for this one, listing is not counted.
+    expect((await rawGet('/jobs?q=anything', '127.0.0.43')).status).toBe(200);
+    for (const listing of ['/jobs?limit=5', '/jobs?q=%20&limit=5']) {
+      const listed = await rawGet(listing, client);
+      expect(listed.status, listing).toBe(200);
+      expect(JobList.parse(JSON.parse(listed.body)).matches, listing).toBeUndefined();
+    }
   });
 
   test('a JOB_CREATED message with a profile and instructions runs as they say; an unknown key fails its job', async () => {
@@ -321,7 +358,9 @@ describe('jobs', () => {
     expect(Buffer.from(await res.arrayBuffer()).length).toBe(thumb.bytes);
 
     // A link planted in the job's folder must not be followed out of it.
-    fs.symlinkSync('/etc/passwd', path.join(dataDir, 'artifacts', imageJob.id, 'link.txt'));
+    const link = path.join(dataDir, 'artifacts', imageJob.id, 'link.txt');
+    fs.symlinkSync('/etc/passwd', link);
+    onTestFinished(() => fs.rmSync(link, { force: true }));
     for (const p of [
       `/jobs/${imageJob.id}/artifacts/..%2F..%2Forchestrator.db`,
       `/jobs/${imageJob.id}/artifacts/%2e%2e%2f%2e%2e%2forchestrator.db`,
@@ -424,12 +463,16 @@ describe('jobs', () => {
   });
 
   test('DELETE removes the job, its checkpoints, upload and artifacts', async () => {
-    const res = await fetch(`${base}/jobs/${imageJob.id}`, { method: 'DELETE', headers: auth });
+    const created = JobDocumentSchema.parse(await (await upload(path.join(CORPUS, 'image/320x240.jpg'))).json());
+    const { id } = await finished(created.id);
+    for (const dir of ['artifacts', 'uploads']) expect(fs.existsSync(path.join(dataDir, dir, id)), dir).toBe(true);
+    const res = await fetch(`${base}/jobs/${id}`, { method: 'DELETE', headers: auth });
     expect(res.status).toBe(204);
-    expect((await fetch(`${base}/jobs/${imageJob.id}`)).status).toBe(404);
-    expect(fs.existsSync(path.join(dataDir, 'artifacts', imageJob.id))).toBe(false);
-    expect(fs.existsSync(path.join(dataDir, 'uploads', imageJob.id))).toBe(false);
-    expect((await fetch(`${base}/jobs/${imageJob.id}`, { method: 'DELETE', headers: auth })).status).toBe(404);
+    expect((await fetch(`${base}/jobs/${id}`)).status).toBe(404);
+    expect(await storedJob(state, id)).toBeNull();
+    expect(fs.existsSync(path.join(dataDir, 'artifacts', id))).toBe(false);
+    expect(fs.existsSync(path.join(dataDir, 'uploads', id))).toBe(false);
+    expect((await fetch(`${base}/jobs/${id}`, { method: 'DELETE', headers: auth })).status).toBe(404);
   });
 });
 

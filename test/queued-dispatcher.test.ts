@@ -35,6 +35,23 @@ const input = (jobId: string): StepInput => ({
   results: {},
 });
 
+/** What the worker answers for task `jobId`: its id in the file's name and the run id, so no two are alike. */
+const ownResult = (jobId: string, n: number, attempts = 1): TaskResult => ({
+  outcome: {
+    status: 'succeeded',
+    fileType: 'image',
+    fileInfo: {
+      name: `${jobId}.jpg`,
+      size: n,
+      mime: 'image/jpeg',
+      ext: 'jpg',
+      sha256: n.toString(16).padStart(64, '0'),
+    },
+  },
+  attempts,
+  runId: 1000 + n,
+});
+
 beforeAll(async () => {
   const config = loadConfig({ QUEUE_PREFIX: prefix, RETRY_BACKOFF_MS: '10' });
   dispatcher = new QueuedDispatcher(config, TEST_REDIS_URL, createLogger('silent'), 3_600_000);
@@ -43,8 +60,14 @@ beforeAll(async () => {
     'light',
     (job) => {
       executions.set(job.id!, (executions.get(job.id!) ?? 0) + 1);
-      if (job.data.input.jobId.startsWith('bad'))
-        return Promise.reject(new UnrecoverableError('UNSUPPORTED_TYPE: not a media file'));
+      const { jobId } = job.data.input;
+      if (jobId.startsWith('bad')) return Promise.reject(new UnrecoverableError('UNSUPPORTED_TYPE: not a media file'));
+      // A result of its own per task (the `many-` ones), finishing out of the order they came in.
+      const many = /^many-(\d+)$/.exec(jobId);
+      if (many) {
+        const n = Number(many[1]);
+        return new Promise((resolve) => setTimeout(() => resolve(ownResult(jobId, n, job.attemptsMade + 1)), n % 7));
+      }
       const outcome: StepOutcome = { status: 'succeeded', fileType: 'image' };
       return Promise.resolve({ outcome, attempts: job.attemptsMade + 1, runId: 7 });
     },
@@ -85,7 +108,7 @@ describe('settling from events', () => {
   test('many steps in flight at once each get their own result', async () => {
     const ids = Array.from({ length: 40 }, (_, i) => `many-${i}`);
     const results = await Promise.all(ids.map((id) => dispatcher.run('extractMetadata', input(id), {})));
-    expect(results.every((r) => r.outcome.status === 'succeeded')).toBe(true);
+    expect(results).toEqual(ids.map((id, n) => ownResult(id, n)));
   }, 20_000);
 });
 

@@ -111,9 +111,13 @@ test('a job that asked for review waits through a SIGKILL; approved, it finishes
   // The whole service killed and started again: the job still waits, and nothing runs for it.
   service.kill('SIGKILL');
   await service.exited;
-  service = await new ServiceProcess([], env()).ready();
-  await new Promise((r) => setTimeout(r, 3000));
-  expect(await statusOf(id)).toBe('awaiting_review');
+  // While it is down, a job whose message was lost: only the sweep moves it on, so once it has finished the restarted
+  // service has swept its store (and could have moved the waiting job on too).
+  const stranded = 'stranded-beside-review';
+  await (await state.store()).createOrGet({ jobId: stranded, file: { path: path.join(CORPUS, 'image/320x240.jpg') } });
+  service = await new ServiceProcess([], { ...env(), SWEEP_INTERVAL_MS: '1000' }).ready();
+  await until(stranded, 'completed');
+  expect(await storedJob(state, id)).toEqual(waiting);
   expect(await stepRuns(state, id)).toHaveLength(runsBefore.length);
 
   const approved = await decide(id, { decision: 'approve', note: 'looks fine' });

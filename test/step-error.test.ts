@@ -76,3 +76,24 @@ test('a full disk is RESOURCE_LIMIT and worth another attempt, whether a file wr
   // A bug is neither.
   expect(isTransient(new TypeError('x is undefined'))).toBe(false);
 });
+
+test('a process the system refuses to start (spawn ENOMEM or EAGAIN) is RESOURCE_LIMIT and worth another attempt', () => {
+  // The shape of the error child_process.spawn emits when fork fails (an overloaded machine cannot be made on demand).
+  const refused = (code: string) =>
+    Object.assign(new Error(`spawn /usr/bin/ffmpeg ${code}`), {
+      errno: code === 'ENOMEM' ? -12 : -11,
+      code,
+      syscall: 'spawn /usr/bin/ffmpeg',
+      path: '/usr/bin/ffmpeg',
+    });
+  for (const code of ['ENOMEM', 'EAGAIN']) {
+    expect(stepErrorOf(refused(code))).toMatchObject({ code: 'RESOURCE_LIMIT', retryable: true });
+    expect(stepErrorOf(refused(code)).message).toMatch(/could not start a process/);
+  }
+  // The same codes from something else are not a refused process.
+  const read = Object.assign(new Error('EAGAIN: resource temporarily unavailable, read'), {
+    code: 'EAGAIN',
+    syscall: 'read',
+  });
+  expect(stepErrorOf(read)).toMatchObject({ code: 'INTERNAL' });
+});

@@ -87,8 +87,18 @@ test('idle threads retire after their idle time, down to the ones the pool keeps
     expect(pool.idleThreads).toBe(1);
     // The kept thread still works, and is kept.
     expect((await run('idle-3')).outcome.status).toBe('succeeded');
-    await new Promise((r) => setTimeout(r, 3000));
+    // A clock of the pool's own kind: a thread of another pool with the same idle time, idle since after the kept one,
+    // has retired; so the kept thread's idle time has passed too, and it was kept.
+    const clock = new StepPool(1, config, createLogger('warn', 'test'), { idleMs: 1500, keep: 0 });
+    try {
+      const ran = await clock.run('validate', input('idle-clock', image), { attempt: 1, timeoutMs: 60_000 });
+      expect(ran.outcome.status).toBe('succeeded');
+      await expect.poll(() => clock.liveThreads, { timeout: 30_000, interval: 200 }).toBe(0);
+    } finally {
+      await clock.destroy();
+    }
     expect(pool.liveThreads).toBe(1);
+    expect(pool.idleThreads).toBe(1);
   } finally {
     await pool.destroy();
   }

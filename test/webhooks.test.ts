@@ -4,7 +4,7 @@
  */
 import http from 'node:http';
 import path from 'node:path';
-import { afterAll, beforeAll, expect, test } from 'vitest';
+import { afterAll, beforeAll, expect, onTestFinished, test } from 'vitest';
 import { freePort } from '../src/lib/net.js';
 import type { JobDocument } from '../src/lib/types.js';
 import { createProducer } from '../src/queue/producer.js';
@@ -28,25 +28,38 @@ const prefix = uniquePrefix('webhooks');
 let state: TestState;
 let dataDir: string;
 let service: ServiceProcess;
-let receiver: http.Server;
-let receiverUrl: string;
-const received: { path: string; headers: http.IncomingHttpHeaders; body: string }[] = [];
-let flakyCalls = 0;
 
-beforeAll(async () => {
-  receiver = http.createServer((req, res) => {
+/** A call a receiver got. */
+interface Received {
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+/**
+ * A receiver of the calling test's own on loopback, closed when the test ends: `answer` replies to its `n`-th call
+ * (or never). Returns its URL and the calls it got.
+ */
+async function receiver(
+  answer: (n: number, res: http.ServerResponse) => void,
+): Promise<{ url: string; received: Received[] }> {
+  const received: Received[] = [];
+  const server = http.createServer((req, res) => {
     let body = '';
     req.on('data', (d: Buffer) => (body += d.toString()));
     req.on('end', () => {
-      received.push({ path: req.url ?? '', headers: req.headers, body });
-      if (req.url === '/ok') res.writeHead(204).end();
-      else if (req.url === '/flaky') res.writeHead(++flakyCalls <= 2 ? 500 : 200).end('ok');
-      // '/hang': never answers.
+      received.push({ headers: req.headers, body });
+      answer(received.length, res);
     });
   });
-  const port = await freePort();
-  await new Promise<void>((r) => receiver.listen(port, '127.0.0.1', r));
-  receiverUrl = `http://127.0.0.1:${port}`;
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  onTestFinished(async () => {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  });
+  return { url: `http://127.0.0.1:${(server.address() as { port: number }).port}/hook`, received };
+}
+
+beforeAll(async () => {
   state = await TestState.create('webhooks');
   dataDir = state.dataDir;
   service = await new ServiceProcess([], {
@@ -69,8 +82,6 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await service?.stop();
-  receiver.closeAllConnections();
-  await new Promise((r) => receiver.close(r));
   await dropPrefix(TEST_REDIS_URL, prefix);
   await state?.drop();
 });
@@ -88,10 +99,12 @@ const delivery = (jobId: string, status: string) =>
   });
 
 test('the final document is POSTed, signed', { timeout: 300_000 }, async () => {
-  await submit('hook-ok', `${receiverUrl}/ok`);
+  const { url, received } = await receiver((_, res) => res.writeHead(204).end());
+  await submit('hook-ok', url);
   const doc = await delivery('hook-ok', 'delivered');
   expect(doc.webhook).toMatchObject({ attempts: 1, lastStatusCode: 204, lastError: null });
-  const call = received.find((r) => r.path === '/ok')!;
+  expect(received).toHaveLength(1);
+  const call = received[0]!;
   const sent = JSON.parse(call.body) as JobDocument;
   expect(sent).toMatchObject({ id: 'hook-ok', status: 'completed', fileType: 'image' });
   const timestamp = Number(call.headers['x-media-orchestrator-timestamp']);
@@ -103,16 +116,20 @@ test('the final document is POSTed, signed', { timeout: 300_000 }, async () => {
 });
 
 test('a receiver answering 500 is retried with backoff until it accepts', { timeout: 300_000 }, async () => {
-  await submit('hook-flaky', `${receiverUrl}/flaky`);
+  const { url, received } = await receiver((n, res) => res.writeHead(n <= 2 ? 500 : 200).end('ok'));
+  await submit('hook-flaky', url);
   const doc = await delivery('hook-flaky', 'delivered');
   expect(doc.webhook).toMatchObject({ attempts: 3, lastStatusCode: 200 });
-  expect(received.filter((r) => r.path === '/flaky')).toHaveLength(3);
+  expect(received).toHaveLength(3);
 });
 
 test('a receiver that hangs is timed out, retried, and the delivery ends failed', { timeout: 300_000 }, async () => {
-  await submit('hook-hang', `${receiverUrl}/hang`);
+  const { url, received } = await receiver(() => undefined);
+  await submit('hook-hang', url);
   const doc = await delivery('hook-hang', 'failed');
   expect(doc.webhook).toMatchObject({ attempts: 3, lastStatusCode: null });
   expect(doc.webhook?.lastError).toMatch(/no answer within 500 ms/);
   expect(doc.status).toBe('completed');
+  // Each attempt reached it.
+  expect(received).toHaveLength(3);
 });

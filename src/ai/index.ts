@@ -8,7 +8,6 @@ import os from 'node:os';
 import type { Config } from '../config.js';
 import type { Logger } from '../lib/log.js';
 import type { ToolPaths } from '../lib/tools.js';
-import type { createOpenAiModels } from './openai.js';
 import { createExtractiveText } from './extractive.js';
 import { findPocketsphinx } from './pocketsphinx.js';
 import type {
@@ -23,14 +22,20 @@ import type {
 
 export * from './types.js';
 
-type OpenAiModels = ReturnType<typeof createOpenAiModels>;
+/**
+ * `load` called on first use only, its promise shared by every caller after: how a heavy module (LangChain, the
+ * detector, the recognizer) is imported and set up once, when a step first needs it.
+ */
+function once<T>(load: () => Promise<T>): () => Promise<T> {
+  let loaded: Promise<T> | null = null;
+  return () => (loaded ??= load());
+}
 
 export function createAiModels(config: Config, tools: ToolPaths, log: Logger): AiModels {
   const ai = config.ai;
   const unavailable: AiModels['unavailable'] = {};
-  let openai: Promise<OpenAiModels> | null = null;
-  const remote = (): Promise<OpenAiModels> =>
-    (openai ??= import('./openai.js').then((m) =>
+  const remote = once(() =>
+    import('./openai.js').then((m) =>
       m.createOpenAiModels({
         apiKey: ai.openai.apiKey,
         baseURL: ai.openai.baseURL,
@@ -44,7 +49,8 @@ export function createAiModels(config: Config, tools: ToolPaths, log: Logger): A
         ffmpeg: tools.ffmpeg,
         log: log.child({ provider: 'openai' }),
       }),
-    ));
+    ),
+  );
 
   let vision: VisionModel | null = null;
   if (ai.providers.vision === 'openai') {
@@ -54,11 +60,11 @@ export function createAiModels(config: Config, tools: ToolPaths, log: Logger): A
       analyze: async (input, opts): Promise<VisionResult> => (await remote()).vision.analyze(input, opts),
     };
   } else if (ai.providers.vision === 'local') {
-    let local: Promise<VisionModel> | null = null;
-    const load = (): Promise<VisionModel> =>
-      (local ??= import('./human-vision.js').then((m) =>
+    const load = once(() =>
+      import('./human-vision.js').then((m) =>
         m.createHumanVision({ minScore: ai.visionMinScore, log: log.child({ provider: 'human' }) }),
-      ));
+      ),
+    );
     vision = {
       provider: 'human',
       model: 'centernet-coco+blazeface+facemesh',
@@ -77,9 +83,8 @@ export function createAiModels(config: Config, tools: ToolPaths, log: Logger): A
   } else if (ai.providers.speech === 'local') {
     const binary = findPocketsphinx(ai.searchPath, ai.pocketsphinxPath);
     if (binary) {
-      let local: Promise<SpeechModel> | null = null;
-      const load = (): Promise<SpeechModel> =>
-        (local ??= import('./pocketsphinx.js').then((m) =>
+      const load = once(() =>
+        import('./pocketsphinx.js').then((m) =>
           m.createPocketsphinxSpeech({
             binary,
             ffmpeg: tools.ffmpeg,
@@ -87,7 +92,8 @@ export function createAiModels(config: Config, tools: ToolPaths, log: Logger): A
             concurrency: Math.min(2, os.availableParallelism()),
             log: log.child({ provider: 'pocketsphinx' }),
           }),
-        ));
+        ),
+      );
       speech = {
         provider: 'pocketsphinx',
         model: 'cmusphinx-en-us-ptm-5.2',

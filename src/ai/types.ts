@@ -5,16 +5,12 @@
  * result names the provider and model that produced it.
  */
 
-/** Tokens and time spent by the calls behind one result. Offline models report calls and time, zero tokens. */
-export interface AiUsage {
-  inputTokens: number;
-  outputTokens: number;
-  totalTokens: number;
-  /** Model requests made (a long transcript summarized map-reduce makes several). */
-  calls: number;
-  /** Wall time spent waiting for the model, summed over calls. */
-  latencyMs: number;
-}
+import type { AiCapability } from '../config.js';
+import type { Usage } from '../lib/types.js';
+
+/** Tokens and time spent by the calls behind one result: the job document's `usage`. */
+export type AiUsage = Usage;
+export type { AiCapability };
 
 export interface AiResultBase {
   /** `openai` (any OpenAI-compatible server), `human` (the offline detector), `pocketsphinx`, `local-extractive`… */
@@ -128,8 +124,6 @@ export interface TextModel {
 
 // ---- the seam ----------------------------------------------------------------------------------------------------
 
-export type AiCapability = 'vision' | 'speech' | 'text';
-
 export interface AiModels {
   /** Null where nothing can do the work honestly; `unavailable` then says why and how to enable it. */
   vision: VisionModel | null;
@@ -140,14 +134,4 @@ export interface AiModels {
 
 export function emptyUsage(): AiUsage {
   return { inputTokens: 0, outputTokens: 0, totalTokens: 0, calls: 0, latencyMs: 0 };
-}
-
-export function addUsage(a: AiUsage, b: AiUsage): AiUsage {
-  return {
-    inputTokens: a.inputTokens + b.inputTokens,
-    outputTokens: a.outputTokens + b.outputTokens,
-    totalTokens: a.totalTokens + b.totalTokens,
-    calls: a.calls + b.calls,
-    latencyMs: a.latencyMs + b.latencyMs,
-  };
 }

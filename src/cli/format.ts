@@ -1,6 +1,12 @@
 /** The job document for a person at a terminal. */
 import { safeText } from '../lib/text.js';
-import type { JobDocument, StepRecord, StepStatus } from '../lib/types.js';
+import {
+  UNSUCCESSFUL_STATUSES,
+  type JobDocument,
+  type ReviewDecision,
+  type StepRecord,
+  type StepStatus,
+} from '../lib/types.js';
 
 const MARK: Record<StepRecord['status'], string> = {
   succeeded: '✔',
@@ -17,6 +23,8 @@ export function formatJob(doc: JobDocument): string {
     : '';
   lines.push(`${doc.file.name}: ${doc.status}${doc.fileType ? ` (${doc.fileType})` : ''}${took}  [job ${doc.id}]`);
   if (doc.error) lines.push(`  error ${doc.error.code} at ${doc.error.step ?? '-'}: ${doc.error.message}`);
+  if (doc.review) lines.push(...reviewLines(doc));
+  for (const w of doc.warnings ?? []) lines.push(`  warning ${w.code}: ${oneLine(w.message, 200)}`);
   for (const [name, step] of Object.entries(doc.steps)) {
     const detail =
       step.status === 'failed'
@@ -55,6 +63,29 @@ export function formatJob(doc: JobDocument): string {
   return `${lines.join('\n')}\n`;
 }
 
+function reviewLines(doc: JobDocument): string[] {
+  const r = doc.review!;
+  if (!r.decision)
+    return [
+      `  review      awaiting: ${oneLine(r.reason, 200)}`,
+      `              decide with: media-orchestrator review ${doc.id} approve|reject [--note TEXT]`,
+    ];
+  const note = r.note ? `: ${oneLine(r.note, 200)}` : '';
+  return [
+    `  review      ${r.decision === 'approve' ? 'approved' : 'rejected'}${note}  (asked: ${oneLine(r.reason, 100)})`,
+  ];
+}
+
+/**
+ * `submit --wait`'s exit code for the documents it waited for: 2 if one did not succeed, else 3 if one stopped for a
+ * person's review (it has not finished), else 0.
+ */
+export function waitExitCode(docs: JobDocument[]): number {
+  if (docs.some((d) => UNSUCCESSFUL_STATUSES.includes(d.status))) return 2;
+  if (docs.some((d) => d.status === 'awaiting_review')) return 3;
+  return 0;
+}
+
 function by(r: { provider: string; model?: string }): string {
   return r.model ? `${r.provider} ${r.model}` : r.provider;
 }
@@ -82,4 +113,9 @@ export function progressLine(name: string, steps: Partial<Record<string, StepSta
 export function fit(line: string, width: number): string {
   const chars = [...line];
   return chars.length <= width ? line : `${chars.slice(0, Math.max(0, width - 1)).join('')}…`;
+}
+
+/** What `review` prints once a decision is stored (through the API or not). */
+export function reviewedLine(id: string, decision: ReviewDecision): string {
+  return `job ${id}: ${decision.decision === 'approve' ? 'approved, finishing' : 'rejected'}`;
 }

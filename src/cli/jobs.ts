@@ -6,8 +6,9 @@
 import type { Queue } from 'bullmq';
 import type { Config } from '../config.js';
 import { newJobDocument } from '../lib/job-document.js';
-import type { JobDocument, JobInput } from '../lib/types.js';
+import type { JobDocument, JobInput, ReviewDecision } from '../lib/types.js';
 import type { CancelResult } from '../queue/cancel.js';
+import { reviewedLine } from './format.js';
 import { JOBS_QUEUE } from '../queue/names.js';
 import { openJobStore, storeExists, type JobStore } from '../store/index.js';
 
@@ -68,14 +69,15 @@ export async function cancelJob(config: Config, redisUrl: string, id: string): P
 }
 
 /**
- * `retry` and `delete` on this terminal's own store and Redis: the same JobService the API's routes call. Resolves
- * to the line to print and whether it was done (a refusal, such as a job that is still running, is not).
+ * `retry`, `delete` and `review` on this terminal's own store and Redis: the same JobService the API's routes call.
+ * Resolves to the line to print and whether it was done (a refusal, such as a job that is still running, is not).
  */
 export async function jobCommand(
   config: Config,
   redisUrl: string,
-  command: 'retry' | 'delete',
+  command: 'retry' | 'delete' | 'review',
   id: string,
+  decision?: ReviewDecision,
 ): Promise<{ ok: boolean; message: string }> {
   const [{ JobService, JobServiceError }, { createProducer }, { createRedis }, { openStores }, { ArtifactStore }] =
     await Promise.all([
@@ -101,6 +103,11 @@ export async function jobCommand(
     if (command === 'retry') {
       await jobs.retry(id);
       return { ok: true, message: `job ${id}: retrying its failed steps` };
+    }
+    if (command === 'review') {
+      if (!decision) throw new Error('review needs a decision');
+      await jobs.review(id, decision);
+      return { ok: true, message: reviewedLine(id, decision) };
     }
     await jobs.delete(id);
     return { ok: true, message: `job ${id}: deleted` };

@@ -1,11 +1,12 @@
 /**
  * bin/media-orchestrator: the command line. Results go to stdout, logs to stderr.
- * Exit codes: 0 done, 2 a job failed, 1 the command itself failed.
+ * Exit codes: 0 done, 2 a job failed, 1 the command itself failed, 3 `submit --wait`: a job waits for a review.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import type { QueueName } from '../config.js';
-import { UNSUCCESSFUL_STATUSES, type JobDocument } from '../lib/types.js';
+import { UNSUCCESSFUL_STATUSES, type JobDocument, type ReviewDecision } from '../lib/types.js';
 import type { Role } from '../service.js';
 import type { Remote } from './remote.js';
 
@@ -19,9 +20,10 @@ Commands:
                  task queues. Stops gracefully on SIGTERM/SIGINT.
   submit <file…> [--wait] [--json] [--user ID] [--priority N] [--job-id ID] [--url URL]
          [--profile NAME] [--instructions JSON]
-                 Publish JOB_CREATED for each file. --wait shows progress and waits for the results;
-                 --json prints one job document per line, in the order of the files. --profile and
-                 --instructions choose per-job settings (see README, per-job instructions).
+                 Publish JOB_CREATED for each file. --wait shows progress and waits for the results
+                 (or for a job to stop for a review: exit 3); --json prints one job document per line,
+                 in the order of the files. --profile and --instructions choose per-job settings (see
+                 README, per-job instructions).
   status <id> [--json] [--url URL]
                  Print a job's document.
   cancel <id> [--url URL]
@@ -30,8 +32,11 @@ Commands:
                  Re-run a finished job's failed steps (refused for a failure that cannot change).
   delete <id> [--url URL]
                  Delete a finished job: its document, checkpoints, upload and artifacts.
+  review <id> approve|reject [--note TEXT] [--url URL]
+                 Decide the review of a job awaiting_review: approve finishes it, reject ends it
+                 'rejected'. The note (at most 2000 characters) is kept in the job's review.
 
-  submit, status, cancel, retry and delete talk to the service's HTTP API when --url or MEDIA_ORCHESTRATOR_URL names it
+  submit, status, cancel, retry, delete and review talk to the service's HTTP API when --url or MEDIA_ORCHESTRATOR_URL names it
   (API_TOKEN is sent as the bearer token; submit uploads the files), or when a service answers on
   127.0.0.1:PORT and none of REDIS_URL, QUEUE_PREFIX, DATA_DIR, DATABASE_URL is set here. Otherwise they
   use Redis and the job store directly. MEDIA_ORCHESTRATOR_URL=none turns the HTTP lookup off.
@@ -45,7 +50,8 @@ Commands:
                  for receivers that verify signatures.
   help           Show this help.
 
-Exit codes: 0 done, 2 a job failed, 1 the command itself failed.
+Exit codes: 0 done, 2 a job failed (failed, cancelled or rejected), 1 the command itself failed,
+3 submit --wait: a job stopped to wait for a person's review (decide it with 'review').
 Configuration comes from environment variables; see README.md.`;
 
 export async function main(argv: string[]): Promise<number> {
@@ -64,6 +70,8 @@ export async function main(argv: string[]): Promise<number> {
     case 'retry':
     case 'delete':
       return jobCommandOf(command, rest);
+    case 'review':
+      return reviewCommand(rest);
     case 'graph': {
       const { toMermaid } = await import('../graph/mermaid.js');
       process.stdout.write(`${await toMermaid()}\n`);
@@ -195,6 +203,12 @@ async function submitCommand(args: string[]): Promise<number> {
     process.stderr.write('submit takes one or more files\n');
     return 1;
   }
+  // Before anything is sent: a typo in a path is one line, not a stack trace, and no job of the batch is queued.
+  const missing = positionals.filter((f) => !fs.statSync(f, { throwIfNoEntry: false })?.isFile());
+  if (missing.length > 0) {
+    process.stderr.write(`${missing.map((f) => `no such file: ${f}`).join('\n')}\n`);
+    return 1;
+  }
   const priority = values.priority === undefined ? undefined : Number(values.priority);
   if (priority !== undefined && (!Number.isInteger(priority) || priority < 0)) {
     process.stderr.write('--priority must be a whole number (1 is the highest, 0 or absent: no priority)\n');
@@ -312,6 +326,42 @@ async function jobCommandOf(command: 'retry' | 'delete', args: string[]): Promis
   (result.ok ? process.stdout : process.stderr).write(`${result.message}\n`);
   return result.ok ? 0 : 1;
 }
+
+/** `review <id> approve|reject [--note TEXT]`: as `POST /jobs/:id/review`, through the API or the job service. */
+async function reviewCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { note: { type: 'string' }, url: { type: 'string' } },
+  });
+  const [id, decision] = positionals;
+  if (!id || (decision !== 'approve' && decision !== 'reject') || positionals.length > 2) {
+    process.stderr.write('review takes a job id and approve or reject: review <id> approve|reject [--note TEXT]\n');
+    return 1;
+  }
+  if (values.note !== undefined && values.note.length > MAX_REVIEW_NOTE) {
+    process.stderr.write(`--note is at most ${MAX_REVIEW_NOTE} characters\n`);
+    return 1;
+  }
+  const asked: ReviewDecision = { decision, ...(values.note !== undefined && { note: values.note }) };
+  const api = await remoteFor(values.url);
+  let result: { ok: boolean; message: string };
+  if (api) result = await api.review(id, asked);
+  else {
+    const [{ loadConfig }, { findRedis }, { jobCommand }] = await Promise.all([
+      import('../config.js'),
+      import('../queue/redis-server.js'),
+      import('./jobs.js'),
+    ]);
+    const config = loadConfig();
+    result = await jobCommand(config, await findRedis(config), 'review', id, asked);
+  }
+  (result.ok ? process.stdout : process.stderr).write(`${result.message}\n`);
+  return result.ok ? 0 : 1;
+}
+
+/** The longest review note the service keeps (as the API's schema). */
+const MAX_REVIEW_NOTE = 2000;
 
 /**
  * The service's HTTP API when the command should use it (see remote.ts), else null. Reads only the environment: the

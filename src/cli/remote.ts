@@ -9,8 +9,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { RemoteSettings } from '../config.js';
 import type { Instructions } from '../lib/instructions.js';
-import { TERMINAL_STATUSES, UNSUCCESSFUL_STATUSES, type JobDocument, type StepStatus } from '../lib/types.js';
-import { fit, formatJob, progressLine } from './format.js';
+import { TERMINAL_STATUSES, type JobDocument, type ReviewDecision, type StepStatus } from '../lib/types.js';
+import { fit, formatJob, progressLine, reviewedLine, waitExitCode } from './format.js';
 
 /**
  * With nothing on the port the probe is refused at once; this only bounds a listener that is slow to answer. A busy
@@ -36,6 +36,8 @@ export interface Remote {
   /** POST /jobs/:id/retry, DELETE /jobs/:id: what the service answered, as a line for the terminal. */
   retry(id: string): Promise<{ ok: boolean; message: string }>;
   remove(id: string): Promise<{ ok: boolean; message: string }>;
+  /** POST /jobs/:id/review. */
+  review(id: string, decision: ReviewDecision): Promise<{ ok: boolean; message: string }>;
   upload(
     file: string,
     fields: { user?: string; priority?: number; instructions?: Instructions; profile?: string },
@@ -123,6 +125,16 @@ function remote(base: string, token: string | undefined): Remote {
       if (res.status === 404 || res.status === 409) return { ok: false, message: (await failure(res)).message };
       throw await failure(res);
     },
+    async review(id, decision) {
+      const res = await request(`/jobs/${encodeURIComponent(id)}/review`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(decision),
+      });
+      if (res.ok) return { ok: true, message: reviewedLine(id, decision) };
+      if (res.status === 404 || res.status === 409) return { ok: false, message: (await failure(res)).message };
+      throw await failure(res);
+    },
     async upload(file, fields) {
       const form = new FormData();
       if (fields.user) form.append('userId', fields.user);
@@ -150,16 +162,17 @@ export async function submitRemote(
     profile?: string;
   },
 ): Promise<number> {
-  for (const file of opts.files)
-    if (!fs.statSync(file, { throwIfNoEntry: false })?.isFile()) throw new Error(`no such file: ${file}`);
   const queued: JobDocument[] = [];
   for (const file of opts.files) queued.push(await api.upload(path.resolve(file), opts));
   const docs = opts.wait ? await follow(api, queued, opts.json) : queued;
   for (const doc of docs) process.stdout.write(opts.json ? `${JSON.stringify(doc)}\n` : formatJob(doc));
-  return opts.wait && docs.some((d) => UNSUCCESSFUL_STATUSES.includes(d.status)) ? 2 : 0;
+  return opts.wait ? waitExitCode(docs) : 0;
 }
 
-/** Polls each job until it ends, with a live line per job on a terminal (as `submit --wait` draws them). */
+/**
+ * Polls each job until it ends or stops for a review (which may take days: the wait is over, exit 3), with a live
+ * line per job on a terminal (as `submit --wait` draws them).
+ */
 async function follow(api: Remote, jobs: JobDocument[], json: boolean): Promise<JobDocument[]> {
   const live = process.stderr.isTTY && !json && jobs.length < (process.stderr.rows ?? 24);
   const current = [...jobs];
@@ -174,17 +187,17 @@ async function follow(api: Remote, jobs: JobDocument[], json: boolean): Promise<
         string,
         StepStatus
       >;
-      const line = TERMINAL_STATUSES.includes(doc.status)
+      const line = settled(doc)
         ? `${doc.file.name}: ${doc.status}${doc.error ? ` (${doc.error.code})` : ''}`
         : (progressLine(doc.file.name, steps) ?? `${doc.file.name}: ${doc.status}`);
       process.stderr.write(`\x1b[2K${fit(line, width - 1)}\n`);
     }
   };
   draw();
-  while (current.some((d) => !TERMINAL_STATUSES.includes(d.status))) {
+  while (current.some((d) => !settled(d))) {
     await new Promise((r) => setTimeout(r, POLL_MS));
     for (const [i, doc] of current.entries()) {
-      if (TERMINAL_STATUSES.includes(doc.status)) continue;
+      if (settled(doc)) continue;
       const now = await api.getJob(doc.id);
       if (!now) throw new RemoteError(`job ${doc.id} is gone from ${api.base} (deleted while waiting?)`);
       current[i] = now;
@@ -192,4 +205,9 @@ async function follow(api: Remote, jobs: JobDocument[], json: boolean): Promise<
     draw();
   }
   return current;
+}
+
+/** Nothing more will happen to the job without a person: it has ended, or it waits for a review. */
+function settled(doc: JobDocument): boolean {
+  return TERMINAL_STATUSES.includes(doc.status) || doc.status === 'awaiting_review';
 }

@@ -14,14 +14,14 @@ import type { Instructions } from '../lib/instructions.js';
 import { insideRoots } from '../queue/job-service.js';
 import { JobIdConflict, sourceConflict } from '../graph/runner.js';
 import { newJobDocument } from '../lib/job-document.js';
-import { UNSUCCESSFUL_STATUSES, type JobDocument, type JobInput } from '../lib/types.js';
+import type { JobDocument, JobInput } from '../lib/types.js';
 import { bullConnection } from '../queue/connection.js';
 import { parseJobCreated } from '../queue/messages.js';
 import { JOBS_QUEUE } from '../queue/names.js';
 import type { JobProgress } from '../queue/orchestrator.js';
 import { createProducer } from '../queue/producer.js';
 import { decodeFailure } from '../queue/queued-dispatcher.js';
-import { fit, formatJob, progressLine } from './format.js';
+import { fit, formatJob, progressLine, waitExitCode } from './format.js';
 
 export interface SubmitOptions {
   files: string[];
@@ -50,7 +50,6 @@ export async function submit(config: Config, redisUrl: string, opts: SubmitOptio
     }
     for (const [i, file] of opts.files.entries()) {
       const abs = path.resolve(file);
-      if (!fs.statSync(abs, { throwIfNoEntry: false })?.isFile()) throw new Error(`no such file: ${file}`);
       const jobId = opts.jobId && i === 0 ? opts.jobId : ulid();
       const input: JobInput = {
         jobId,
@@ -81,7 +80,7 @@ export async function submit(config: Config, redisUrl: string, opts: SubmitOptio
     }
     const docs = await waitForAll(inputs, events, producer.queue, opts.json);
     for (const doc of docs) print(doc, opts.json);
-    return docs.some((d) => UNSUCCESSFUL_STATUSES.includes(d.status)) ? 2 : 0;
+    return waitExitCode(docs);
   } finally {
     await events?.close();
     await producer.close();

@@ -35,11 +35,6 @@ export class MediaError extends Error {
   }
 }
 
-/** What the failure `err` carries about the file, if anything. */
-export function learntOf(err: unknown): Learnt | undefined {
-  return err instanceof MediaError ? err.learnt : undefined;
-}
-
 export function isMediaError(err: unknown): err is MediaError {
   return err instanceof MediaError;
 }
@@ -84,6 +79,16 @@ export function fromStepError(e: StepError): MediaError {
   });
 }
 
+/**
+ * The system refused to start a child process for want of memory or of process slots (`spawn ENOMEM`, `spawn
+ * EAGAIN`): the machine is overloaded for the moment, not the file bad nor the code wrong.
+ */
+function isSpawnRefused(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  const { code, syscall } = err as NodeJS.ErrnoException;
+  return (code === 'ENOMEM' || code === 'EAGAIN') && typeof syscall === 'string' && syscall.startsWith('spawn');
+}
+
 /** Any thrown value as a code and a message that never includes a stack. */
 export function describeError(err: unknown): { code: ErrorCode; message: string } {
   if (isMediaError(err)) return { code: err.code, message: err.message };
@@ -91,5 +96,11 @@ export function describeError(err: unknown): { code: ErrorCode; message: string 
   const message = err instanceof Error ? err.message : String(err);
   // Not a bug, and not the file's fault: another attempt, later, may find room.
   if (isDiskFull(err)) return { code: 'RESOURCE_LIMIT', message: `the disk is full: ${message}` };
+  if (isSpawnRefused(err)) {
+    return {
+      code: 'RESOURCE_LIMIT',
+      message: `the machine could not start a process (memory or process limit): ${message}`,
+    };
+  }
   return { code: 'INTERNAL', message: message || 'unexpected error' };
 }

@@ -58,8 +58,6 @@ export function classify(ft: { ext: string; mime: string } | undefined): Detecte
   return kind ? { ext: ft.ext, mime: ft.mime, kind } : null;
 }
 
-export const ACCEPTED_FORMATS = Object.keys(KIND_BY_EXT);
-
 /** EBML's magic number, which Matroska and WebM files start with. */
 const EBML = Buffer.from([0x1a, 0x45, 0xdf, 0xa3]);
 const DOC_TYPES = [

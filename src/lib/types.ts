@@ -205,12 +205,14 @@ export interface Metadata {
   };
 }
 
-/** Tokens, model requests and time behind one AI result (the same shape as src/ai's AiUsage). */
+/** Tokens, model requests and time behind one AI result. Offline models report calls and time, zero tokens. */
 export interface Usage {
   inputTokens: number;
   outputTokens: number;
   totalTokens: number;
+  /** Model requests made (a long transcript summarized map-reduce makes several). */
   calls: number;
+  /** Wall time spent waiting for the model, summed over calls. */
   latencyMs: number;
 }
 
@@ -313,9 +315,6 @@ export interface Summary {
   chunks?: number;
   usage?: Usage;
 }
-
-/** What the graph runs: the producer's input, and for a retry the state the service kept for it. */
-export type GraphInput = JobInput & { retry?: RetryOptions };
 
 /** What a job that completed should tell: its file is damaged but usable (see warningsOf). */
 export const WARNING_CODES = ['TRUNCATED'] as const;

@@ -8,12 +8,13 @@ import sharp, { type Channels } from 'sharp';
 import { imageError, openImage } from '../lib/image.js';
 import type { Analysis } from '../lib/types.js';
 import { recordAiUse, type StepFn } from './deps.js';
+import { pictureOf } from './generate-thumbnails.js';
 
 /** Longer side of the picture a model sees: enough for captions and OCR, small enough to send. */
 const MODEL_SIZE = 1024;
 
 export const analyzeImage: StepFn = async (input, deps, ctx) => {
-  const file = input.file.path;
+  const file = await pictureOf(input, deps);
   let picture: Buffer;
   let size: { width: number; height: number };
   let small: { data: Buffer; info: { width: number; height: number; channels: Channels } };

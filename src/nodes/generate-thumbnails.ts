@@ -1,10 +1,20 @@
 /** generateThumbnails: the configured widths (EXIF-oriented, never enlarged, first frame) plus a ThumbHash placeholder. */
 import { MediaError } from '../lib/errors.js';
+import { pictureSource } from '../lib/heif.js';
 import { renderThumbnails } from '../lib/image.js';
 import { thumbnailWidthsProblem } from '../lib/instructions.js';
 import type { Deps, StepFn, StepInput } from './deps.js';
 
-export const generateThumbnails: StepFn = async (input, deps) => thumbnailsFrom(input.file.path, input, deps);
+export const generateThumbnails: StepFn = async (input, deps) =>
+  thumbnailsFrom(await pictureOf(input, deps), input, deps);
+
+/** The file, or the decoded copy of a HEIF photo that validate made (lib/heif.ts). */
+export function pictureOf(input: StepInput, deps: Deps): Promise<string | Buffer> {
+  return pictureSource(input.file.path, input.fileInfo?.ext, (name) => deps.artifacts.localPath(input.jobId, name), {
+    maxPixels: deps.config.maxImagePixels,
+    memoryMb: deps.config.stepMemoryMb,
+  });
+}
 
 /**
  * Shared by posterFrame and renderPreview, which feed a decoded frame or page into the same code. The job's

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { fileTypeFromFile } from 'file-type';
 import { MediaError } from '../lib/errors.js';
 import { readHead, sha256File } from '../lib/files.js';
+import { checkHeifLimits, decodeHeif, encodeDecoded, isHeifExt, readHeifHeader } from '../lib/heif.js';
 import { imageError, openImage } from '../lib/image.js';
 import {
   byElementaryStream,
@@ -107,7 +108,8 @@ async function checkDecodable(
   const ext = detected.ext;
   switch (detected.kind) {
     case 'image':
-      await checkImage(file, deps.config.maxImagePixels);
+      if (!(isHeifExt(ext) && (await decodeHevcHeif(file, input.jobId, deps))))
+        await checkImage(file, deps.config.maxImagePixels);
       return { kind: 'image', ext };
     case 'pdf':
       await withPdf(file, async (pdf) => {
@@ -123,6 +125,22 @@ async function checkDecodable(
     case 'audio':
       return checkAudioVideo(file, detected.ext, deps, ctx);
   }
+}
+
+/**
+ * A HEIF photo compressed with HEVC, which libvips cannot decode: its size checked from the header, then decoded
+ * once (libheif in WebAssembly) into the copy every later image step reads (lib/heif.ts). False when the HEIF file
+ * holds another compression (AV1), which libvips decodes as usual.
+ */
+async function decodeHevcHeif(file: string, jobId: string, deps: Deps): Promise<boolean> {
+  const header = await readHeifHeader(file);
+  if (header.compression !== 'hevc') return false;
+  const { size } = await fs.stat(file);
+  checkHeifLimits(header, size, { maxPixels: deps.config.maxImagePixels, memoryMb: deps.config.stepMemoryMb });
+  const decoded = await decodeHeif(file, header);
+  const copy = await encodeDecoded(decoded, header.hasAlpha);
+  await deps.artifacts.write(jobId, copy.name, copy.data);
+  return true;
 }
 
 async function checkImage(file: string, maxPixels: number): Promise<void> {
@@ -146,7 +164,7 @@ async function checkImage(file: string, maxPixels: number): Promise<void> {
       // Bounded, as for video (its first frame): a JPEG whose data ends with its end-of-image marker is not
       // truncated; its first rows are decoded for real. Damage further inside is found by the thumbnails' decode,
       // which fails the job CORRUPT_FILE too. The full check below was a second decode of every photo (up to 60 ms
-      // of a 12-megapixel one; docs/benchmarks.md, issue 10).
+      // of a 12-megapixel one; docs/benchmarks.md, orchestration overhead).
       await openImage(file, maxPixels)
         .extract({ left: 0, top: 0, width: meta.width, height: Math.min(meta.height, 64) })
         .raw()

@@ -46,8 +46,6 @@ export const JobCreatedSchema = z.strictObject({
   profile: Profile.optional(),
 });
 
-export type JobCreated = z.infer<typeof JobCreatedSchema>;
-
 /** Limits of a JOB_CREATED message, checked before the schema (which would recurse into any depth). */
 export const MESSAGE_LIMITS = { bytes: 64 * 1024, depth: 16 } as const;
 

@@ -92,6 +92,8 @@ export async function startOrchestrator(parts: OrchestratorParts, redisUrl: stri
   const redis: Redis = createRedis(redisUrl, 'worker');
   redis.on('error', (err) => log.warn({ err }, 'orchestrator redis error'));
   const active = new Map<string, Active>();
+  /** The run of each job this process is handling, from its intake to its end. */
+  const runs = new Map<string, Promise<JobDocument>>();
   const allowedRoots = [...config.inputRoots, config.uploadsDir];
 
   const stopListening = parts.onStep((jobId, step, record) => {
@@ -139,11 +141,19 @@ export async function startOrchestrator(parts: OrchestratorParts, redisUrl: stri
       throw new UnrecoverableError(encodeFailure({ code: 'INVALID_INPUT', message: parsed.message }));
     }
     const input = parsed.input;
-    try {
-      return await runJob(job, input, token);
-    } catch (err) {
+    // The same message under another BullMQ id (BullMQ drops only a repeated id) while this process runs the job:
+    // one run per thread, so it waits for that run to settle and is then handled as any repeat would be.
+    for (let other = runs.get(input.jobId); other; other = runs.get(input.jobId)) await other.catch(() => undefined);
+    if (draining && token) return backToQueue(job, token);
+    const run = runJob(job, input, token).catch((err: unknown) => {
       if (err instanceof DelayedError || err instanceof UnrecoverableError) throw err;
       return stopped(job, input, err, token);
+    });
+    runs.set(input.jobId, run);
+    try {
+      return await run;
+    } finally {
+      if (runs.get(input.jobId) === run) runs.delete(input.jobId);
     }
   };
 
