@@ -24,12 +24,16 @@ import { benchHeic } from './heic.js';
 import { benchBackends, benchScaling } from './postgres.js';
 import { benchSearch } from './search.js';
 import { benchApi, benchNoop, benchPhotos } from './service.js';
+import { benchWaveform } from './waveform.js';
 
 const { values } = parseArgs({
   options: {
     jobs: { type: 'string', default: '200' },
     concurrency: { type: 'string', default: '2' },
-    only: { type: 'string', default: 'cli,cold,inline,vision,heic,service,photos,api,memory,postgres,scaling,search' },
+    only: {
+      type: 'string',
+      default: 'cli,cold,inline,vision,heic,service,photos,api,memory,postgres,scaling,search,waveform',
+    },
     'memory-jobs': { type: 'string', default: '1000' },
     'memory-window': { type: 'string', default: '120' },
     // Corpus folders to draw the jobs from (image, video, audio, pdf): which kind of work holds the memory.
@@ -125,6 +129,10 @@ async function main(): Promise<void> {
       console.log('\n## Search under load: broad prefixes over long transcripts, beside the API');
       const clients = values['search-clients'].split(',').map(Number);
       await benchSearch(work, Number(values['search-jobs']), clients, row);
+    }
+    if (ONLY.has('waveform')) {
+      console.log('\n## Waveform and loudness: five minutes of stereo MP3');
+      await benchWaveform(work, Number(values.runs), row);
     }
     if (ONLY.has('memory')) {
       console.log('\n## Memory of one `start` process (RSS, step threads included)');

@@ -66,9 +66,9 @@ describe('graph policy', () => {
     const s = scripted('video');
     const state = await s.run();
     expect(s.calls.slice(0, 2)).toEqual(['validate', 'extractMetadata']);
-    // The two branch heads start together (in either order); the chain follows.
-    expect(s.calls.slice(2, 4).sort()).toEqual(['extractAudio', 'posterFrame']);
-    expect(s.calls.slice(4)).toEqual(['transcribe', 'summarize']);
+    // The branch heads start together (in either order); the chain follows.
+    expect(s.calls.slice(2, 5).sort()).toEqual(['extractAudio', 'posterFrame', 'waveform']);
+    expect(s.calls.slice(5)).toEqual(['transcribe', 'summarize']);
     expect(s.finished).toHaveLength(1);
     expect(state.status).toBe('completed');
   });

@@ -218,6 +218,7 @@ export function buildGraph(deps: GraphDeps) {
     .addNode('renderPreview', node('renderPreview'))
     .addNode('extractText', node('extractText'))
     .addNode('summarize', node('summarize'))
+    .addNode('waveform', node('waveform'))
     .addNode(
       'finalize',
       async (state: JobState): Promise<JobUpdate> => {
@@ -255,12 +256,14 @@ export function buildGraph(deps: GraphDeps) {
       'transcribe',
       'renderPreview',
       'extractText',
+      'waveform',
       'finalize',
     ])
     .addEdge('generateThumbnails', 'finalize')
     .addEdge('analyzeImage', 'finalize')
     .addEdge('posterFrame', 'finalize')
     .addEdge('renderPreview', 'finalize')
+    .addEdge('waveform', 'finalize')
     .addConditionalEdges('extractAudio', next('extractAudio'), ['transcribe', 'finalize'])
     .addConditionalEdges('transcribe', next('transcribe'), ['summarize', 'finalize'])
     .addConditionalEdges('extractText', next('extractText'), ['summarize', 'finalize'])

@@ -31,6 +31,7 @@ export const STEP_POLICY: Record<StepName, StepPolicy> = {
   transcribe: { queue: 'ai', required: false, timeoutMs: 1_800_000, attempts: 3, retryTimeout: true },
   extractText: { queue: 'document', required: true, timeoutMs: 300_000, attempts: 3, retryTimeout: false },
   summarize: { queue: 'ai', required: false, timeoutMs: 600_000, attempts: 3, retryTimeout: true },
+  waveform: { queue: 'video', required: false, timeoutMs: 3_600_000, attempts: 3, retryTimeout: false },
 };
 
 /** The policy's time limit, or the STEP_TIMEOUTS override. */

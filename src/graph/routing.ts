@@ -10,8 +10,8 @@ export type Route = StepName | 'finalize';
 /** The steps each kind of file starts in parallel after extractMetadata. */
 export const BRANCHES: Record<FileType, StepName[]> = {
   image: ['generateThumbnails', 'analyzeImage'],
-  video: ['posterFrame', 'extractAudio'],
-  audio: ['transcribe'],
+  video: ['posterFrame', 'extractAudio', 'waveform'],
+  audio: ['transcribe', 'waveform'],
   pdf: ['renderPreview', 'extractText'],
 };
 

@@ -18,6 +18,7 @@ export const SKIPPABLE_STEPS = [
   'extractAudio',
   'transcribe',
   'summarize',
+  'waveform',
 ] as const;
 
 export const PROFILE_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;

@@ -43,6 +43,10 @@ export interface RunOptions {
   timeoutMs: number;
   signal?: AbortSignal;
   maxStdoutBytes?: number;
+  /** Streams stdout here instead of collecting it (no output ceiling then: the caller keeps what it needs). */
+  onStdout?: (chunk: Buffer) => void;
+  /** Every piece of stderr, as it comes (the error message still uses the tail). */
+  onStderr?: (text: string) => void;
 }
 
 /** Runs a command to completion; resolves with stdout, rejects with ToolError (exit != 0), TIMEOUT or CANCELLED. */
@@ -70,11 +74,16 @@ export function runTool(bin: string, args: string[], opts: RunOptions): Promise<
     opts.signal?.addEventListener('abort', onAbort, { once: true });
 
     child.stdout.on('data', (chunk: Buffer) => {
+      if (opts.onStdout) {
+        opts.onStdout(chunk);
+        return;
+      }
       outBytes += chunk.length;
       if (outBytes > maxStdout) stop(new ToolError(`${toolName(bin)} produced more than ${maxStdout} bytes`, null, ''));
       else out.push(chunk);
     });
     child.stderr.on('data', (chunk: Buffer) => {
+      opts.onStderr?.(chunk.toString('utf8'));
       // Keep the tail only: the last lines say what went wrong.
       err = (err + chunk.toString('utf8')).slice(-8192);
     });

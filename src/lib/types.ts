@@ -18,6 +18,7 @@ export const STEP_NAMES = [
   'renderPreview',
   'extractText',
   'summarize',
+  'waveform',
 ] as const;
 export type StepName = (typeof STEP_NAMES)[number];
 
@@ -260,6 +261,35 @@ export interface Results {
     ocr?: TextOcr;
   };
   summary?: Summary;
+  /** Audio files and videos with sound: the waveform (audiowaveform JSON at `url`, a PNG at `pngUrl`). */
+  waveform?: Waveform;
+  loudness?: Loudness;
+}
+
+/** `waveform.json` in the BBC audiowaveform format (version 2, 8 bits, min/max pairs), with its header's figures. */
+export interface Waveform extends ArtifactRef {
+  pngUrl: string;
+  channels: number;
+  sampleRate: number;
+  samplesPerPixel: number;
+  /** Min/max pairs per channel. */
+  length: number;
+  /** The sound that was decoded, in seconds. */
+  durationSec: number;
+}
+
+/** EBU R128 figures of the first audio stream (ffmpeg's ebur128), and how much of it is silence. */
+export interface Loudness {
+  /** Integrated loudness, LUFS; null when nothing rises above the absolute gate (-70 LUFS): digital silence. */
+  integratedLufs: number | null;
+  /** Loudness range, LU. */
+  loudnessRangeLu: number | null;
+  /** True peak (4x oversampled), dBTP; null for digital silence. */
+  truePeakDbtp: number | null;
+  /** Share of the duration (0 to 1) in silences as `silence` defines them. */
+  silenceShare: number;
+  silenceSec: number;
+  silence: { method: 'silencedetect'; thresholdDb: number; minDurationSec: number };
 }
 
 /** The pages of a document read by OCR. */

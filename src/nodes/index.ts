@@ -16,6 +16,7 @@ import { renderPreview } from './render-preview.js';
 import { summarize } from './summarize.js';
 import { transcribe } from './transcribe.js';
 import { validate } from './validate.js';
+import { waveform } from './waveform.js';
 
 export type { Deps, StepInput, StepOutcome, StepFn, JobSink, FinishedJob, StepContext, AiUse } from './deps.js';
 export { createDeps } from './deps.js';
@@ -32,6 +33,7 @@ export const STEPS: Record<StepName, StepFn> = {
   renderPreview,
   extractText,
   summarize,
+  waveform,
 };
 
 /**

@@ -24,6 +24,31 @@ const StepRecord = z.object({
   error: z.object({ code: z.string(), message: z.string(), step: z.string().nullable() }).optional(),
 });
 
+const WaveformResult = z
+  .object({
+    name: z.string(),
+    url: z.string(),
+    bytes: z.number().int(),
+    pngUrl: z.string(),
+    channels: z.number().int(),
+    sampleRate: z.number().int(),
+    samplesPerPixel: z.number().int(),
+    length: z.number().int(),
+    durationSec: z.number(),
+  })
+  .describe('waveform.json (BBC audiowaveform format, version 2, 8 bits; peaks.js reads it) and a PNG of it');
+
+const LoudnessResult = z
+  .object({
+    integratedLufs: z.number().nullable().describe('EBU R128 integrated loudness; null for digital silence'),
+    loudnessRangeLu: z.number().nullable(),
+    truePeakDbtp: z.number().nullable(),
+    silenceShare: z.number().min(0).max(1),
+    silenceSec: z.number(),
+    silence: z.object({ method: z.literal('silencedetect'), thresholdDb: z.number(), minDurationSec: z.number() }),
+  })
+  .describe("ffmpeg's ebur128 (true peak) and silencedetect over the first audio stream");
+
 export const JobDocumentSchema = z
   .object({
     id: z.string(),
@@ -50,6 +75,8 @@ export const JobDocumentSchema = z
       transcript: z.any().optional(),
       text: z.any().optional(),
       summary: z.any().optional(),
+      waveform: WaveformResult.optional(),
+      loudness: LoudnessResult.optional(),
     }),
     instructions: InstructionsSchema.optional().describe('What the producer asked for this job'),
     profile: z.string().optional().describe('The preset (PROFILES_FILE) the job asked for'),

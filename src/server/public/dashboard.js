@@ -73,7 +73,7 @@ async function loadList(mine) {
     row.dataset.id = job.id;
     row.addEventListener('click', () => (location.hash = `#/jobs/${job.id}`));
     const thumb = cell(row, '', 'thumb');
-    const smallest = (job.results.thumbnails || [])[0];
+    const smallest = (job.results.thumbnails || [])[0] || listWaveform(job);
     if (smallest) {
       const img = document.createElement('img');
       img.src = smallest.url;
@@ -305,6 +305,107 @@ function renderSteps(job) {
   }
 }
 
+/** An audio job's picture in the list: its waveform PNG (a video's poster frame comes first). */
+function listWaveform(job) {
+  const w = job.results.waveform;
+  return w && typeof w.pngUrl === 'string' && w.pngUrl.startsWith('/jobs/') ? { url: w.pngUrl } : null;
+}
+
+/** waveform.json by URL: fetched once, not on every re-render of the job page. */
+const waveforms = new Map();
+function waveformData(url) {
+  if (!waveforms.has(url)) {
+    const loading = fetch(url, { headers: authHeaders() }).then((res) => {
+      if (!res.ok) throw new Error(`waveform: ${res.status}`);
+      return res.json();
+    });
+    loading.catch(() => waveforms.delete(url));
+    waveforms.set(url, loading);
+  }
+  return waveforms.get(url);
+}
+
+/**
+ * The waveform under the job's player (audio.mp3: an audio file's copy, a video's sound), drawn from waveform.json
+ * (audiowaveform min/max pairs): the part played so far darker; a click seeks the player there.
+ */
+async function renderWaveform(job) {
+  const box = $('#waveform');
+  const w = job.results.waveform;
+  const player = $('#media audio, #media video');
+  if (!w || typeof w.url !== 'string' || !w.url.startsWith('/jobs/') || !player) {
+    box.replaceChildren();
+    box.hidden = true;
+    return;
+  }
+  const data = await waveformData(w.url);
+  let canvas = box.querySelector('canvas');
+  if (!canvas) {
+    canvas = document.createElement('canvas');
+    canvas.setAttribute('aria-label', 'waveform: click to seek');
+    canvas.height = 72;
+    box.replaceChildren(canvas);
+  }
+  box.hidden = false;
+  const seconds = () => (Number.isFinite(player.duration) && player.duration > 0 ? player.duration : w.durationSec);
+  const draw = () => {
+    const width = Math.max(100, Math.round(box.clientWidth || 480));
+    if (canvas.width !== width) canvas.width = width;
+    drawWaveform(canvas, data, seconds() > 0 ? player.currentTime / seconds() : 0);
+  };
+  canvas.onclick = (e) => {
+    const rect = canvas.getBoundingClientRect();
+    const at = Math.min(1, Math.max(0, (e.clientX - rect.left) / rect.width));
+    player.currentTime = at * seconds();
+    draw();
+  };
+  player.ontimeupdate = draw;
+  player.onseeked = draw;
+  player.onloadedmetadata = draw;
+  draw();
+}
+
+/** One column per canvas pixel: the lowest minimum and highest maximum of the pairs it covers. */
+function drawWaveform(canvas, data, played) {
+  const ctx = canvas.getContext('2d');
+  const { width, height } = canvas;
+  ctx.clearRect(0, 0, width, height);
+  const pairs = data.length;
+  const step = 2 * data.channels;
+  const mid = height / 2;
+  for (let x = 0; x < width && pairs > 0; x++) {
+    const from = Math.floor((x * pairs) / width);
+    const to = Math.max(from + 1, Math.floor(((x + 1) * pairs) / width));
+    let lo = 127;
+    let hi = -128;
+    for (let p = from; p < to && p < pairs; p++) {
+      lo = Math.min(lo, data.data[p * step]);
+      hi = Math.max(hi, data.data[p * step + 1]);
+    }
+    const top = mid - (hi / 128) * mid;
+    const bottom = mid - (lo / 128) * mid;
+    ctx.fillStyle = x / width < played ? '#1d3f7a' : '#7fa3dc';
+    ctx.fillRect(x, top, 1, Math.max(1, bottom - top));
+  }
+}
+
+/** The EBU R128 figures of the sound, and how much of it is silence. */
+function renderLoudness(job) {
+  const out = $('#loudness');
+  const l = job.results.loudness;
+  out.replaceChildren();
+  if (!l) return;
+  const figure = (v, unit) => (typeof v === 'number' ? `${v.toFixed(1)} ${unit}` : '–');
+  out.appendChild(
+    el(
+      'p',
+      `Loudness ${figure(l.integratedLufs, 'LUFS')} · range ${figure(l.loudnessRangeLu, 'LU')} · ` +
+        `true peak ${figure(l.truePeakDbtp, 'dBTP')} · silence ${Math.round(l.silenceShare * 100)} %`,
+      'facts',
+    ),
+  );
+}
+
 /** One picture (the largest thumbnail: the photo, a video's poster frame, a PDF's first page) and the audio. */
 function renderMedia(job) {
   const thumbs = $('#thumbnails');
@@ -517,6 +618,8 @@ function renderJob(job) {
   renderReview(job);
   renderSteps(job);
   renderMedia(job);
+  renderWaveform(job).catch(console.error);
+  renderLoudness(job);
   renderAnalysis(job);
   renderTexts(job);
   renderTranscript(job).catch(console.error);
