@@ -218,6 +218,8 @@ export function buildGraph(deps: GraphDeps) {
     .addNode('renderPreview', node('renderPreview'))
     .addNode('extractText', node('extractText'))
     .addNode('summarize', node('summarize'))
+    .addNode('transcodeVideo', node('transcodeVideo'))
+    .addNode('storyboard', node('storyboard'))
     .addNode(
       'finalize',
       async (state: JobState): Promise<JobUpdate> => {
@@ -255,12 +257,16 @@ export function buildGraph(deps: GraphDeps) {
       'transcribe',
       'renderPreview',
       'extractText',
+      'transcodeVideo',
+      'storyboard',
       'finalize',
     ])
     .addEdge('generateThumbnails', 'finalize')
     .addEdge('analyzeImage', 'finalize')
     .addEdge('posterFrame', 'finalize')
     .addEdge('renderPreview', 'finalize')
+    .addEdge('transcodeVideo', 'finalize')
+    .addEdge('storyboard', 'finalize')
     .addConditionalEdges('extractAudio', next('extractAudio'), ['transcribe', 'finalize'])
     .addConditionalEdges('transcribe', next('transcribe'), ['summarize', 'finalize'])
     .addConditionalEdges('extractText', next('extractText'), ['summarize', 'finalize'])

@@ -10,7 +10,7 @@ export type Route = StepName | 'finalize';
 /** The steps each kind of file starts in parallel after extractMetadata. */
 export const BRANCHES: Record<FileType, StepName[]> = {
   image: ['generateThumbnails', 'analyzeImage'],
-  video: ['posterFrame', 'extractAudio'],
+  video: ['posterFrame', 'extractAudio', 'transcodeVideo', 'storyboard'],
   audio: ['transcribe'],
   pdf: ['renderPreview', 'extractText'],
 };

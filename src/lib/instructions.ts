@@ -17,6 +17,8 @@ export const SKIPPABLE_STEPS = [
   'extractAudio',
   'transcribe',
   'summarize',
+  'transcodeVideo',
+  'storyboard',
 ] as const;
 
 export const PROFILE_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
@@ -74,6 +76,17 @@ export const InstructionsSchema = z.strictObject({
     .strictObject({
       when: z.enum(['always', 'flagged', 'never']).optional(),
       labels: z.array(z.string().min(1).max(64)).max(50).optional(),
+    })
+    .optional(),
+  /**
+   * The web rendition of a video: `transcode` overrides VIDEO_TRANSCODE, `maxHeight` VIDEO_MAX_HEIGHT (the shorter
+   * side's ceiling, never enlarged), `hls` adds an HLS playlist of fMP4 segments.
+   */
+  video: z
+    .strictObject({
+      transcode: z.enum(['required', 'always', 'never']).optional(),
+      maxHeight: z.number().int().min(144).max(2160).optional(),
+      hls: z.boolean().optional(),
     })
     .optional(),
   summary: z
@@ -140,6 +153,7 @@ export function effectiveInstructions(
     ...((base.thumbnails || mine.thumbnails) && { thumbnails: { ...base.thumbnails, ...mine.thumbnails } }),
     ...((base.summary || mine.summary) && { summary: { ...base.summary, ...mine.summary } }),
     ...((base.review || mine.review) && { review: { ...base.review, ...mine.review } }),
+    ...((base.video || mine.video) && { video: { ...base.video, ...mine.video } }),
   };
   return Object.keys(merged).length > 0 ? merged : null;
 }

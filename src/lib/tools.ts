@@ -43,6 +43,8 @@ export interface RunOptions {
   timeoutMs: number;
   signal?: AbortSignal;
   maxStdoutBytes?: number;
+  /** Receives stdout as it comes (ffmpeg's `-progress pipe:1`) instead of keeping it: the result is then empty. */
+  onStdout?: (chunk: Buffer) => void;
 }
 
 /** Runs a command to completion; resolves with stdout, rejects with ToolError (exit != 0), TIMEOUT or CANCELLED. */
@@ -70,6 +72,10 @@ export function runTool(bin: string, args: string[], opts: RunOptions): Promise<
     opts.signal?.addEventListener('abort', onAbort, { once: true });
 
     child.stdout.on('data', (chunk: Buffer) => {
+      if (opts.onStdout) {
+        opts.onStdout(chunk);
+        return;
+      }
       outBytes += chunk.length;
       if (outBytes > maxStdout) stop(new ToolError(`${toolName(bin)} produced more than ${maxStdout} bytes`, null, ''));
       else out.push(chunk);

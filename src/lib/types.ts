@@ -18,6 +18,8 @@ export const STEP_NAMES = [
   'renderPreview',
   'extractText',
   'summarize',
+  'transcodeVideo',
+  'storyboard',
 ] as const;
 export type StepName = (typeof STEP_NAMES)[number];
 
@@ -130,6 +132,8 @@ export interface StepRecord {
   durationMs?: number;
   reason?: string;
   error?: JobError;
+  /** While a long step runs (transcodeVideo): how far it is, 0-100, as the step itself measures it. */
+  progress?: number;
 }
 
 export type StepRecords = Partial<Record<StepName, StepRecord>>;
@@ -162,6 +166,8 @@ export interface StreamInfo {
   channels?: number;
   durationSec?: number | null;
   attachedPicture?: boolean;
+  /** Video: ffprobe's pixel format (`yuv420p`); whether a browser can decode it depends on it. */
+  pixelFormat?: string;
 }
 
 export interface Metadata {
@@ -245,6 +251,39 @@ export interface Results {
   /** `truncated`: the document held more than MAX_TEXT_CHARS; the text stops in page `pagesRead`. */
   text?: { pages: number; chars: number; excerpt: string; url: string; truncated?: boolean; pagesRead?: number };
   summary?: Summary;
+  /** The web rendition of a video (transcodeVideo): H.264/AAC MP4 with its index first. */
+  video?: Rendition;
+  /** Scrub previews of a video: a sprite of frames and the WebVTT that maps times to its tiles. */
+  storyboard?: Storyboard;
+}
+
+export interface Rendition extends ArtifactRef {
+  format: 'mp4';
+  /** `transcode`: encoded again; `remux`: the streams copied as they were, the metadata (GPS…) left behind. */
+  mode: 'transcode' | 'remux';
+  videoCodec: string;
+  audioCodec: string | null;
+  width: number;
+  height: number;
+  fps: number | null;
+  durationSec: number | null;
+  /** The x264 preset and CRF of a transcode. */
+  preset?: string;
+  crf?: number;
+  /** An HLS playlist (fMP4 segments) of the same rendition, when the job asked for one. */
+  hls?: { url: string; segments: number };
+}
+
+export interface Storyboard {
+  /** storyboard.vtt: one cue per tile, `storyboard.jpg#xywh=x,y,w,h`. */
+  url: string;
+  spriteUrl: string;
+  tiles: number;
+  columns: number;
+  rows: number;
+  tileWidth: number;
+  tileHeight: number;
+  intervalSec: number;
 }
 
 export interface Transcript {
