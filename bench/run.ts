@@ -23,12 +23,16 @@ import { benchCold } from './cold.js';
 import { benchBackends, benchScaling } from './postgres.js';
 import { benchSearch } from './search.js';
 import { benchApi, benchNoop, benchPhotos } from './service.js';
+import { benchTranscode } from './transcode.js';
 
 const { values } = parseArgs({
   options: {
     jobs: { type: 'string', default: '200' },
     concurrency: { type: 'string', default: '2' },
-    only: { type: 'string', default: 'cli,cold,inline,vision,service,photos,api,memory,postgres,scaling,search' },
+    only: {
+      type: 'string',
+      default: 'cli,cold,inline,vision,service,photos,api,memory,postgres,scaling,search,transcode',
+    },
     'memory-jobs': { type: 'string', default: '1000' },
     'memory-window': { type: 'string', default: '120' },
     // Corpus folders to draw the jobs from (image, video, audio, pdf): which kind of work holds the memory.
@@ -120,6 +124,10 @@ async function main(): Promise<void> {
       console.log('\n## Search under load: broad prefixes over long transcripts, beside the API');
       const clients = values['search-clients'].split(',').map(Number);
       await benchSearch(work, Number(values['search-jobs']), clients, row);
+    }
+    if (ONLY.has('transcode')) {
+      console.log('\n## Web rendition of a 30 s 1080p clip (transcodeVideo, default preset and CRF)');
+      await benchTranscode(work, row);
     }
     if (ONLY.has('memory')) {
       console.log('\n## Memory of one `start` process (RSS, step threads included)');

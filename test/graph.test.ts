@@ -62,13 +62,13 @@ function scripted(fileType: FileType, script: Script = {}) {
 }
 
 describe('graph policy', () => {
-  test('video: poster frame in parallel with the audio chain, finalize once after both', async () => {
+  test('video: poster frame, rendition and storyboard in parallel with the audio chain, finalize once after all', async () => {
     const s = scripted('video');
     const state = await s.run();
     expect(s.calls.slice(0, 2)).toEqual(['validate', 'extractMetadata']);
-    // The two branch heads start together (in either order); the chain follows.
-    expect(s.calls.slice(2, 4).sort()).toEqual(['extractAudio', 'posterFrame']);
-    expect(s.calls.slice(4)).toEqual(['transcribe', 'summarize']);
+    // The branch heads start together (in any order); the chain follows.
+    expect(s.calls.slice(2, 6).sort()).toEqual(['extractAudio', 'posterFrame', 'storyboard', 'transcodeVideo']);
+    expect(s.calls.slice(6)).toEqual(['transcribe', 'summarize']);
     expect(s.finished).toHaveLength(1);
     expect(state.status).toBe('completed');
   });
