@@ -82,11 +82,11 @@ beforeAll(async () => {
     ...['-f', 'lavfi', '-i', 'sine=frequency=440:sample_rate=44100:duration=4'],
     ...['-c:v', 'mpeg4', '-q:v', '5', '-c:a', 'libmp3lame', '-b:a', '96k', f('camera.avi')],
   ]);
-  // 1280x960 MJPEG, stored a quarter turn from upright (a display matrix, as phones write it; set on a copy, where
+  // 1024x768 MJPEG, stored a quarter turn from upright (a display matrix, as phones write it; set on a copy, where
   // ffmpeg writes it): the rendition is 720x960 after turning and scaling.
   const flat = path.join(dir, 'flat.mov');
   ff([
-    ...['-f', 'lavfi', '-i', 'testsrc=size=1280x960:rate=30:duration=4'],
+    ...['-f', 'lavfi', '-i', 'testsrc=size=1024x768:rate=30:duration=4'],
     ...['-f', 'lavfi', '-i', 'sine=frequency=330:sample_rate=48000:duration=4'],
     ...['-c:v', 'mjpeg', '-q:v', '8', '-pix_fmt', 'yuvj422p', '-c:a', 'pcm_s16le', flat],
   ]);
@@ -216,11 +216,31 @@ describe('renditions', () => {
 
   test('the job can ask for a rendition anyway, or for none', async () => {
     const [always, never] = await Promise.all([
-      submit(sources['ready.mp4']!, { video: { transcode: 'always', maxHeight: 144 } }),
+      submit(sources['ready.mp4']!, { video: { transcode: 'always', maxHeight: 144, hls: true } }),
       submit(sources['camera.avi']!, { video: { transcode: 'never' } }),
     ]);
     const [a, n] = [await finished(always), await finished(never)];
     expect(a.results.video).toMatchObject({ mode: 'transcode', width: 192, height: 144 });
+    // The HLS playlist it asked for: fMP4 segments, a VOD playlist, each served with its type, playable as a whole.
+    const hls = a.results.video!.hls!;
+    expect(hls.url).toBe(`/jobs/${always}/artifacts/hls.m3u8`);
+    expect(hls.segments).toBeGreaterThan(0);
+    const playlist = await fetch(`${base}${hls.url}`);
+    expect(playlist.headers.get('content-type')).toBe('application/vnd.apple.mpegurl');
+    const text = await playlist.text();
+    expect(text).toMatch(/#EXT-X-PLAYLIST-TYPE:VOD/);
+    expect(text).toMatch(/#EXT-X-MAP:URI="hls-init\.mp4"/);
+    expect(text).toMatch(/#EXT-X-ENDLIST/);
+    const segments = text.split('\n').filter((l) => /^hls-\d+\.m4s$/.test(l));
+    expect(segments).toHaveLength(hls.segments);
+    for (const [name, type] of [...segments.map((n) => [n, 'video/iso.segment']), ['hls-init.mp4', 'video/mp4']]) {
+      const res = await fetch(`${base}/jobs/${always}/artifacts/${name}`);
+      expect([name, res.status, res.headers.get('content-type')]).toEqual([name, 200, type]);
+    }
+    const played = JSON.parse(
+      execFileSync(ffprobe, ['-v', 'error', '-print_format', 'json', '-show_format', `${base}${hls.url}`]).toString(),
+    ) as Probed;
+    expect(Math.abs(Number(played.format.duration) - 4) / 4).toBeLessThan(0.01);
     expect(n.steps.transcodeVideo).toMatchObject({
       status: 'skipped',
       reason: "no rendition: the job's instructions say never",
@@ -334,7 +354,14 @@ describe('a transcode that does not finish', () => {
       const own = await TestState.create('playback-kill');
       try {
         const jobId = 'killed-transcode';
-        const env = { ...userEnv(), ...own.env, LOG_LEVEL: 'warn', DISABLED_STEPS: 'storyboard,posterFrame' };
+        // The fastest preset: the resumed run transcodes the whole minute again.
+        const env = {
+          ...userEnv(),
+          ...own.env,
+          LOG_LEVEL: 'warn',
+          DISABLED_STEPS: 'storyboard,posterFrame',
+          VIDEO_PRESET: 'ultrafast',
+        };
         // Its own process group, so that the kill reaches ffmpeg too, as when the machine goes down.
         const child = spawn(BIN, ['process', '--job-id', jobId, sources['long.mkv']!], {
           env,

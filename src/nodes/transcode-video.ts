@@ -8,6 +8,9 @@
  * ffmpeg writes through the artifact store: the file appears when ffmpeg has finished and the step succeeded; a
  * failed, stopped or killed run leaves nothing visible, and the next run starts from the beginning.
  */
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import type { VideoTranscodePolicy } from '../config.js';
 import { MediaError } from '../lib/errors.js';
 import { mediaInput } from '../lib/media-types.js';
@@ -21,6 +24,9 @@ export const RENDITION_ARTIFACT = 'video.mp4';
 /** Frame rates above this are halved (or thinned) to it: browsers and phones play 30 fps everywhere. */
 export const MAX_FPS = 30;
 const AUDIO_BITRATE = '128k';
+export const HLS_PLAYLIST = 'hls.m3u8';
+/** Seconds per HLS segment (cut at keyframes, so a segment may run longer). */
+const HLS_SEGMENT_SEC = 6;
 /** Containers a browser's `<video>` plays H.264/AAC from (the ISO family, by the type validate found). */
 const WEB_CONTAINERS = ['mp4', 'm4v'];
 /** Format tags that place or identify the recording: a source carrying one is not served as it is. */
@@ -152,6 +158,7 @@ export const transcodeVideo: StepFn = async (input, deps, ctx) => {
   args.push(...['-max_muxing_queue_size', '4096', '-movflags', '+faststart', '-f', 'mp4']);
   let ref;
   let made: ProbeResult | undefined;
+  let hlsDir: string | undefined;
   try {
     ref = await deps.artifacts.produce(input.jobId, RENDITION_ARTIFACT, async (out) => {
       ctx.progress?.(0);
@@ -162,13 +169,17 @@ export const transcodeVideo: StepFn = async (input, deps, ctx) => {
         onStdout: progressReader(durationSec, (f) => ctx.progress?.(f)),
       });
       made = await probeMedia(deps.tools.ffprobe, out, { timeoutMs: 60_000, signal: ctx.signal, ext: 'mp4' });
+      if (input.instructions?.video?.hls) hlsDir = await packageHls(out, deps, ctx);
     });
   } catch (err) {
+    if (hlsDir) await fs.rm(hlsDir, { recursive: true, force: true });
     if (err instanceof ToolError)
       throw new MediaError('CORRUPT_FILE', `the video cannot be transcoded: ${lastLine(err.stderr) || err.message}`);
     throw err;
   }
-  return { status: 'succeeded', results: { video: rendition(ref, made!, mode, settings) } };
+  const result = rendition(ref, made!, mode, settings);
+  if (hlsDir) result.hls = await storeHls(hlsDir, input.jobId, deps);
+  return { status: 'succeeded', results: { video: result } };
 };
 
 function rendition(
@@ -201,4 +212,40 @@ async function formatTags(input: StepInput, deps: Deps, ctx: StepContext): Promi
     ext: input.fileInfo?.ext,
   });
   return probe.tags;
+}
+
+/**
+ * The rendition cut into an HLS VOD playlist of fMP4 segments (`hls.m3u8`, `hls-init.mp4`, `hls-0.m4s`…), streams
+ * copied, in a folder of its own outside the job's: the caller stores the files as artifacts and deletes the folder.
+ */
+async function packageHls(rendition: string, deps: Deps, ctx: StepContext): Promise<string> {
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'mo-hls-'));
+  try {
+    await runTool(
+      deps.tools.ffmpeg,
+      [
+        ...['-v', 'error', '-nostdin', '-y', '-protocol_whitelist', 'file', '-i', rendition, '-map', '0', '-c', 'copy'],
+        ...['-f', 'hls', '-hls_time', String(HLS_SEGMENT_SEC), '-hls_playlist_type', 'vod'],
+        ...['-hls_segment_type', 'fmp4', '-hls_fmp4_init_filename', 'hls-init.mp4'],
+        ...['-hls_segment_filename', path.join(dir, 'hls-%d.m4s'), path.join(dir, HLS_PLAYLIST)],
+      ],
+      { timeoutMs: 24 * 3_600_000, signal: ctx.signal },
+    );
+    return dir;
+  } catch (err) {
+    await fs.rm(dir, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/** The HLS files as the job's artifacts, the playlist last (it names the others); the folder is deleted. */
+async function storeHls(dir: string, jobId: string, deps: Deps): Promise<{ url: string; segments: number }> {
+  try {
+    const names = (await fs.readdir(dir)).filter((n) => /^hls-(init\.mp4|\d+\.m4s)$/.test(n));
+    for (const name of names) await deps.artifacts.write(jobId, name, await fs.readFile(path.join(dir, name)));
+    const playlist = await deps.artifacts.write(jobId, HLS_PLAYLIST, await fs.readFile(path.join(dir, HLS_PLAYLIST)));
+    return { url: playlist.url, segments: names.filter((n) => n.endsWith('.m4s')).length };
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
 }
