@@ -24,6 +24,7 @@ import { benchHeic } from './heic.js';
 import { benchBackends, benchScaling } from './postgres.js';
 import { benchSearch } from './search.js';
 import { benchApi, benchNoop, benchPhotos } from './service.js';
+import { benchTranscode } from './transcode.js';
 import { benchWaveform } from './waveform.js';
 
 const { values } = parseArgs({
@@ -32,7 +33,7 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '2' },
     only: {
       type: 'string',
-      default: 'cli,cold,inline,vision,heic,service,photos,api,memory,postgres,scaling,search,waveform',
+      default: 'cli,cold,inline,vision,heic,service,photos,api,memory,postgres,scaling,search,waveform,transcode',
     },
     'memory-jobs': { type: 'string', default: '1000' },
     'memory-window': { type: 'string', default: '120' },
@@ -133,6 +134,10 @@ async function main(): Promise<void> {
     if (ONLY.has('waveform')) {
       console.log('\n## Waveform and loudness: five minutes of stereo MP3');
       await benchWaveform(work, Number(values.runs), row);
+    }
+    if (ONLY.has('transcode')) {
+      console.log('\n## Web rendition of a 30 s 1080p clip (transcodeVideo, default preset and CRF)');
+      await benchTranscode(work, row);
     }
     if (ONLY.has('memory')) {
       console.log('\n## Memory of one `start` process (RSS, step threads included)');

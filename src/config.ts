@@ -56,6 +56,26 @@ export type AiCapability = (typeof AI_CAPABILITIES)[number];
 export const AI_PROVIDER_NAMES = ['openai', 'local', 'off'] as const;
 export type AiProvider = (typeof AI_PROVIDER_NAMES)[number];
 
+/**
+ * When transcodeVideo makes a web rendition: `required` when the source is not already H.264/AAC MP4 with its index
+ * first within VIDEO_MAX_HEIGHT (Immich's policy of the same name); `always`; `never`.
+ */
+export const VIDEO_TRANSCODE_POLICIES = ['required', 'always', 'never'] as const;
+export type VideoTranscodePolicy = (typeof VIDEO_TRANSCODE_POLICIES)[number];
+export const X264_PRESETS = [
+  'ultrafast',
+  'superfast',
+  'veryfast',
+  'faster',
+  'fast',
+  'medium',
+  'slow',
+  'slower',
+  'veryslow',
+] as const;
+/** Chosen by measurement: see docs/benchmarks.md, "Video renditions". */
+export const DEFAULT_X264_PRESET = 'veryfast';
+
 export const QUEUE_NAMES = ['light', 'image', 'video', 'document', 'ai'] as const;
 export type QueueName = (typeof QUEUE_NAMES)[number];
 /**
@@ -267,6 +287,21 @@ const EnvSchema = z.object({
       return codes;
     }),
   MAX_OCR_PAGES: positiveInt('MAX_OCR_PAGES', 100),
+  VIDEO_TRANSCODE: z
+    .enum(VIDEO_TRANSCODE_POLICIES, {
+      message: `VIDEO_TRANSCODE must be one of ${VIDEO_TRANSCODE_POLICIES.join(', ')}`,
+    })
+    .optional()
+    .default('required'),
+  VIDEO_MAX_HEIGHT: positiveInt('VIDEO_MAX_HEIGHT', 720).refine(
+    (n) => n >= 144 && n <= 4320,
+    'VIDEO_MAX_HEIGHT must be from 144 to 4320',
+  ),
+  VIDEO_CRF: positiveInt('VIDEO_CRF', 23).refine((n) => n <= 51, 'VIDEO_CRF must be from 1 to 51'),
+  VIDEO_PRESET: z
+    .enum(X264_PRESETS, { message: `VIDEO_PRESET must be one of ${X264_PRESETS.join(', ')}` })
+    .optional()
+    .default(DEFAULT_X264_PRESET),
   FFMPEG_PATH: z.string().optional(),
   FFPROBE_PATH: z.string().optional(),
   OPENAI_API_KEY: z.string().optional(),
@@ -330,6 +365,8 @@ export interface Config {
   disabledSteps: StepName[];
   ffmpegPath: string | undefined;
   ffprobePath: string | undefined;
+  /** transcodeVideo's web rendition: the policy, the shorter side's ceiling, x264's quality and preset. */
+  video: { transcode: VideoTranscodePolicy; maxHeight: number; crf: number; preset: (typeof X264_PRESETS)[number] };
   logLevel: string;
   port: number;
   host: string;
@@ -538,6 +575,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     disabledSteps: e.DISABLED_STEPS,
     ffmpegPath: e.FFMPEG_PATH,
     ffprobePath: e.FFPROBE_PATH,
+    video: { transcode: e.VIDEO_TRANSCODE, maxHeight: e.VIDEO_MAX_HEIGHT, crf: e.VIDEO_CRF, preset: e.VIDEO_PRESET },
     logLevel: e.LOG_LEVEL,
     port: e.PORT,
     host: e.HOST,

@@ -135,12 +135,13 @@ test(
     await page.goto(base);
     await dropFiles(page, ['video/silent.mp4', 'image/320x240.jpg', 'bad/truncated.jpg']);
     const row = (name: string) => page.locator('tr.job', { hasText: name }).first();
-    // A video with no audio: validate, metadata and the poster frame ran; extracting audio, transcribing,
-    // summarizing and the waveform do not apply. That is all the work there was, not three steps of seven.
+    // A video with no audio: validate, metadata, the poster frame, the web rendition (its index is at the end) and
+    // the storyboard ran; extracting audio, transcribing, summarizing and the waveform do not apply. That is all the
+    // work there was, not five steps of nine.
     await row('silent.mp4').locator('.status.completed').waitFor({ timeout: 90_000 });
     await expect
       .poll(() => row('silent.mp4').locator('td.steps').textContent(), { timeout: 5_000 })
-      .toBe('3/3 · 4 skipped');
+      .toBe('5/5 · 4 skipped');
     await expect.poll(() => row('silent.mp4').locator('td.took').textContent()).toMatch(/^\d+\.\d s$/);
     // The photo's row shows its smallest thumbnail, loaded from the job's artifacts.
     await row('320x240.jpg').locator('.status.completed').waitFor({ timeout: 90_000 });

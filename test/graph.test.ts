@@ -62,13 +62,19 @@ function scripted(fileType: FileType, script: Script = {}) {
 }
 
 describe('graph policy', () => {
-  test('video: poster frame in parallel with the audio chain, finalize once after both', async () => {
+  test('video: poster frame, rendition and storyboard in parallel with the audio chain, finalize once after all', async () => {
     const s = scripted('video');
     const state = await s.run();
     expect(s.calls.slice(0, 2)).toEqual(['validate', 'extractMetadata']);
-    // The branch heads start together (in either order); the chain follows.
-    expect(s.calls.slice(2, 5).sort()).toEqual(['extractAudio', 'posterFrame', 'waveform']);
-    expect(s.calls.slice(5)).toEqual(['transcribe', 'summarize']);
+    // The branch heads start together (in any order); the chain follows.
+    expect(s.calls.slice(2, 7).sort()).toEqual([
+      'extractAudio',
+      'posterFrame',
+      'storyboard',
+      'transcodeVideo',
+      'waveform',
+    ]);
+    expect(s.calls.slice(7)).toEqual(['transcribe', 'summarize']);
     expect(s.finished).toHaveLength(1);
     expect(state.status).toBe('completed');
   });

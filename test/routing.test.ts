@@ -13,7 +13,7 @@ describe('routing', () => {
   test('by type: each kind fans out to its branch', () => {
     const route = (fileType: 'image' | 'video' | 'audio' | 'pdf') => routeByType({ error: null, fileType, steps: {} });
     expect(route('image')).toEqual(['generateThumbnails', 'analyzeImage']);
-    expect(route('video')).toEqual(['posterFrame', 'extractAudio', 'waveform']);
+    expect(route('video')).toEqual(['posterFrame', 'extractAudio', 'waveform', 'transcodeVideo', 'storyboard']);
     expect(route('audio')).toEqual(['transcribe', 'waveform']);
     expect(route('pdf')).toEqual(['renderPreview', 'extractText']);
   });

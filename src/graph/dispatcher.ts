@@ -55,7 +55,7 @@ export function inlineDispatcher(getDeps: () => Deps | Promise<Deps>, execute: E
       const policy = STEP_POLICY[step];
       for (let attempt = 1; ; attempt++) {
         try {
-          const timeoutMs = stepTimeout(step, deps.config.stepTimeouts);
+          const timeoutMs = stepTimeout(step, deps.config.stepTimeouts, input.results.metadata?.durationSec);
           const { outcome, runId } = await execute(step, input, deps, {
             attempt,
             timeoutMs,

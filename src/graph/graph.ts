@@ -219,6 +219,8 @@ export function buildGraph(deps: GraphDeps) {
     .addNode('extractText', node('extractText'))
     .addNode('summarize', node('summarize'))
     .addNode('waveform', node('waveform'))
+    .addNode('transcodeVideo', node('transcodeVideo'))
+    .addNode('storyboard', node('storyboard'))
     .addNode(
       'finalize',
       async (state: JobState): Promise<JobUpdate> => {
@@ -257,6 +259,8 @@ export function buildGraph(deps: GraphDeps) {
       'renderPreview',
       'extractText',
       'waveform',
+      'transcodeVideo',
+      'storyboard',
       'finalize',
     ])
     .addEdge('generateThumbnails', 'finalize')
@@ -264,6 +268,8 @@ export function buildGraph(deps: GraphDeps) {
     .addEdge('posterFrame', 'finalize')
     .addEdge('renderPreview', 'finalize')
     .addEdge('waveform', 'finalize')
+    .addEdge('transcodeVideo', 'finalize')
+    .addEdge('storyboard', 'finalize')
     .addConditionalEdges('extractAudio', next('extractAudio'), ['transcribe', 'finalize'])
     .addConditionalEdges('transcribe', next('transcribe'), ['summarize', 'finalize'])
     .addConditionalEdges('extractText', next('extractText'), ['summarize', 'finalize'])

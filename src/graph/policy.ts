@@ -18,6 +18,11 @@ export interface StepPolicy {
    * bomb would hold a worker for every attempt); a model behind HTTP may answer faster the next time.
    */
   retryTimeout: boolean;
+  /**
+   * Added to `timeoutMs` for every second of the media's duration, for steps whose work grows with it (a transcode
+   * of two hours takes far longer than one of a minute).
+   */
+  perMediaSecondMs?: number;
 }
 
 export const STEP_POLICY: Record<StepName, StepPolicy> = {
@@ -32,11 +37,43 @@ export const STEP_POLICY: Record<StepName, StepPolicy> = {
   extractText: { queue: 'document', required: true, timeoutMs: 300_000, attempts: 3, retryTimeout: false },
   summarize: { queue: 'ai', required: false, timeoutMs: 600_000, attempts: 3, retryTimeout: true },
   waveform: { queue: 'video', required: false, timeoutMs: 3_600_000, attempts: 3, retryTimeout: false },
+  // 1080p to 720p at the default preset runs at about PERF real time on two loaded cores: four seconds a second of
+  // video leaves room for a slower machine and for sources that decode slowly (docs/benchmarks.md).
+  transcodeVideo: {
+    queue: 'video',
+    required: false,
+    timeoutMs: 300_000,
+    attempts: 3,
+    retryTimeout: false,
+    perMediaSecondMs: 4000,
+  },
+  storyboard: {
+    queue: 'video',
+    required: false,
+    timeoutMs: 180_000,
+    attempts: 3,
+    retryTimeout: false,
+    perMediaSecondMs: 500,
+  },
 };
 
-/** The policy's time limit, or the STEP_TIMEOUTS override. */
-export function stepTimeout(step: StepName, overrides: Partial<Record<StepName, number>> = {}): number {
-  return overrides[step] ?? STEP_POLICY[step].timeoutMs;
+/** The longest a duration-grown limit may be: a damaged header can claim a duration of months. */
+const MAX_GROWN_TIMEOUT_MS = 24 * 3_600_000;
+
+/**
+ * The STEP_TIMEOUTS override, or the policy's time limit, grown by the media's duration (`durationSec`, from
+ * extractMetadata) for the steps whose work grows with it.
+ */
+export function stepTimeout(
+  step: StepName,
+  overrides: Partial<Record<StepName, number>> = {},
+  durationSec?: number | null,
+): number {
+  const override = overrides[step];
+  if (override !== undefined) return override;
+  const { timeoutMs, perMediaSecondMs } = STEP_POLICY[step];
+  if (!perMediaSecondMs || !durationSec || !Number.isFinite(durationSec) || durationSec <= 0) return timeoutMs;
+  return Math.min(MAX_GROWN_TIMEOUT_MS, Math.round(timeoutMs + durationSec * perMediaSecondMs));
 }
 
 /** Delay before retry `attempt + 1`: exponential from one second. */

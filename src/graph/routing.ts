@@ -10,7 +10,7 @@ export type Route = StepName | 'finalize';
 /** The steps each kind of file starts in parallel after extractMetadata. */
 export const BRANCHES: Record<FileType, StepName[]> = {
   image: ['generateThumbnails', 'analyzeImage'],
-  video: ['posterFrame', 'extractAudio', 'waveform'],
+  video: ['posterFrame', 'extractAudio', 'waveform', 'transcodeVideo', 'storyboard'],
   audio: ['transcribe', 'waveform'],
   pdf: ['renderPreview', 'extractText'],
 };

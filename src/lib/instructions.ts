@@ -19,6 +19,8 @@ export const SKIPPABLE_STEPS = [
   'transcribe',
   'summarize',
   'waveform',
+  'transcodeVideo',
+  'storyboard',
 ] as const;
 
 export const PROFILE_NAME = /^[a-z0-9][a-z0-9_-]{0,63}$/;
@@ -97,6 +99,17 @@ export const InstructionsSchema = z.strictObject({
       }),
     ])
     .optional(),
+  /**
+   * The web rendition of a video: `transcode` overrides VIDEO_TRANSCODE, `maxHeight` VIDEO_MAX_HEIGHT (the shorter
+   * side's ceiling, never enlarged), `hls` adds an HLS playlist of fMP4 segments.
+   */
+  video: z
+    .strictObject({
+      transcode: z.enum(['required', 'always', 'never']).optional(),
+      maxHeight: z.number().int().min(144).max(2160).optional(),
+      hls: z.boolean().optional(),
+    })
+    .optional(),
   summary: z
     .strictObject({
       length: z.enum(['short', 'medium', 'long']).optional(),
@@ -161,6 +174,7 @@ export function effectiveInstructions(
     ...((base.thumbnails || mine.thumbnails) && { thumbnails: { ...base.thumbnails, ...mine.thumbnails } }),
     ...((base.summary || mine.summary) && { summary: { ...base.summary, ...mine.summary } }),
     ...((base.review || mine.review) && { review: { ...base.review, ...mine.review } }),
+    ...((base.video || mine.video) && { video: { ...base.video, ...mine.video } }),
   };
   return Object.keys(merged).length > 0 ? merged : null;
 }

@@ -20,6 +20,7 @@ interface RawStream {
   height?: number;
   avg_frame_rate?: string;
   r_frame_rate?: string;
+  pix_fmt?: string;
   sample_rate?: string;
   channels?: number;
   duration?: string;
@@ -94,6 +95,7 @@ export async function probeMedia(
         num(tags.rotate ?? undefined) ?? s.side_data_list?.find((d) => d.rotation !== undefined)?.rotation;
       if (rotation) info.rotation = rotation;
       info.attachedPicture = s.disposition?.attached_pic === 1;
+      if (s.pix_fmt) info.pixelFormat = s.pix_fmt;
     }
     if (type === 'audio') {
       info.sampleRate = num(s.sample_rate) ?? 0;

@@ -19,6 +19,8 @@ export const STEP_NAMES = [
   'extractText',
   'summarize',
   'waveform',
+  'transcodeVideo',
+  'storyboard',
 ] as const;
 export type StepName = (typeof STEP_NAMES)[number];
 
@@ -131,6 +133,8 @@ export interface StepRecord {
   durationMs?: number;
   reason?: string;
   error?: JobError;
+  /** While a long step runs (transcodeVideo): how far it is, 0-100, as the step itself measures it. */
+  progress?: number;
 }
 
 export type StepRecords = Partial<Record<StepName, StepRecord>>;
@@ -163,6 +167,8 @@ export interface StreamInfo {
   channels?: number;
   durationSec?: number | null;
   attachedPicture?: boolean;
+  /** Video: ffprobe's pixel format (`yuv420p`); whether a browser can decode it depends on it. */
+  pixelFormat?: string;
 }
 
 export interface Metadata {
@@ -264,6 +270,10 @@ export interface Results {
   /** Audio files and videos with sound: the waveform (audiowaveform JSON at `url`, a PNG at `pngUrl`). */
   waveform?: Waveform;
   loudness?: Loudness;
+  /** The web rendition of a video (transcodeVideo): H.264/AAC MP4 with its index first. */
+  video?: Rendition;
+  /** Scrub previews of a video: a sprite of frames and the WebVTT that maps times to its tiles. */
+  storyboard?: Storyboard;
 }
 
 /** `waveform.json` in the BBC audiowaveform format (version 2, 8 bits, min/max pairs), with its header's figures. */
@@ -305,6 +315,35 @@ export interface TextOcr {
   notReadReason?: string;
   /** Pages an earlier, stopped attempt had read and saved (not read again). */
   resumedPages?: number;
+}
+
+export interface Rendition extends ArtifactRef {
+  format: 'mp4';
+  /** `transcode`: encoded again; `remux`: the streams copied as they were, the metadata (GPS…) left behind. */
+  mode: 'transcode' | 'remux';
+  videoCodec: string;
+  audioCodec: string | null;
+  width: number;
+  height: number;
+  fps: number | null;
+  durationSec: number | null;
+  /** The x264 preset and CRF of a transcode. */
+  preset?: string;
+  crf?: number;
+  /** An HLS playlist (fMP4 segments) of the same rendition, when the job asked for one. */
+  hls?: { url: string; segments: number };
+}
+
+export interface Storyboard {
+  /** storyboard.vtt: one cue per tile, `storyboard.jpg#xywh=x,y,w,h`. */
+  url: string;
+  spriteUrl: string;
+  tiles: number;
+  columns: number;
+  rows: number;
+  tileWidth: number;
+  tileHeight: number;
+  intervalSec: number;
 }
 
 export interface Transcript {

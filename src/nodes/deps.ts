@@ -40,6 +40,8 @@ export interface JobSink {
   /** One row per execution of a step function: how the tests (and operators) see that nothing ran twice. */
   stepStarted(jobId: string, step: StepName, attempt: number): Promise<number>;
   stepEnded(runId: number, status: StepStatus, errorCode?: string): Promise<void>;
+  /** How far a running step is (0-100), for SSE and the dashboard; ignored once the step has settled. */
+  stepProgress?(jobId: string, step: StepName, percent: number): Promise<void>;
   /** What one model call cost: read by /metrics (tokens by provider and model, request time). */
   aiUsed(use: AiUse): Promise<void>;
 }
@@ -87,6 +89,11 @@ export interface StepContext {
   log: Logger;
   /** When the step's time limit runs out (ms since the epoch): long work that saves its progress stops before it. */
   deadline?: number;
+  /**
+   * Reports how far the step is, as a fraction from 0 to 1; cheap to call often (what reaches the job document is
+   * thinned to whole percents, at most about once a second). Optional: callers outside executeStep may leave it out.
+   */
+  progress?: (fraction: number) => void;
 }
 
 export type StepOutcome =

@@ -13,7 +13,9 @@ import { extractText } from './extract-text.js';
 import { generateThumbnails } from './generate-thumbnails.js';
 import { posterFrame } from './poster-frame.js';
 import { renderPreview } from './render-preview.js';
+import { storyboard } from './storyboard.js';
 import { summarize } from './summarize.js';
+import { transcodeVideo } from './transcode-video.js';
 import { transcribe } from './transcribe.js';
 import { validate } from './validate.js';
 import { waveform } from './waveform.js';
@@ -34,6 +36,8 @@ export const STEPS: Record<StepName, StepFn> = {
   extractText,
   summarize,
   waveform,
+  transcodeVideo,
+  storyboard,
 };
 
 /**
@@ -119,12 +123,19 @@ export async function executeStep(
   const log = deps.log.child({ jobId: input.jobId, step, attempt: opts.attempt });
   // The step's artifacts appear when it succeeds; a failed or stopped step leaves none (lib/artifacts.ts).
   const artifacts = deps.artifacts.stage(input.jobId);
+  const progress = progressReporter(input.jobId, step, deps, log);
   try {
     const outcome = await Promise.race([
       STEPS[step](
         input,
         { ...deps, artifacts },
-        { signal: controller.signal, attempt: opts.attempt, log, deadline: Date.now() + opts.timeoutMs },
+        {
+          signal: controller.signal,
+          attempt: opts.attempt,
+          log,
+          deadline: Date.now() + opts.timeoutMs,
+          progress: progress.report,
+        },
       ),
       stopped,
     ]);
@@ -138,7 +149,45 @@ export async function executeStep(
     await deps.jobs.stepEnded(runId, 'failed', err instanceof MediaError ? err.code : 'INTERNAL');
     throw err;
   } finally {
+    progress.stop();
     clearTimeout(timer);
     opts.signal?.removeEventListener('abort', onParentAbort);
   }
+}
+
+/** How often at most a step's progress is written to its job document. */
+const PROGRESS_INTERVAL_MS = 1000;
+
+/**
+ * A step's progress reports, thinned for the job store: whole percents (0-99: 100 is the step's success), at most one
+ * write a second and one at a time; none after the step has ended. A write that fails is only logged.
+ */
+function progressReporter(
+  jobId: string,
+  step: StepName,
+  deps: Deps,
+  log: Deps['log'],
+): { report: (fraction: number) => void; stop: () => void } {
+  let sent = -1;
+  let sentAt = 0;
+  let writing = false;
+  let stopped = false;
+  return {
+    report(fraction) {
+      if (stopped || writing || !deps.jobs.stepProgress || !Number.isFinite(fraction)) return;
+      const percent = Math.max(0, Math.min(99, Math.floor(fraction * 100)));
+      const now = Date.now();
+      if (percent === sent || now - sentAt < PROGRESS_INTERVAL_MS) return;
+      sent = percent;
+      sentAt = now;
+      writing = true;
+      deps.jobs
+        .stepProgress(jobId, step, percent)
+        .catch((err: unknown) => log.debug({ err: describeError(err).message }, 'progress not recorded'))
+        .finally(() => (writing = false));
+    },
+    stop() {
+      stopped = true;
+    },
+  };
 }

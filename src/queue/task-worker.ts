@@ -102,7 +102,7 @@ export async function startTaskWorkers(
         const mine = running.get(input.jobId) ?? new Set<string>();
         running.set(input.jobId, mine.add(job.id!));
         try {
-          const timeoutMs = stepTimeout(step, config.stepTimeouts);
+          const timeoutMs = stepTimeout(step, config.stepTimeouts, input.results.metadata?.durationSec);
           const timeoutRetryable = STEP_POLICY[step].retryTimeout;
           const { outcome, runId } = await pool(poolFor(config, name, step)).run(step, input, {
             attempt,

@@ -22,6 +22,7 @@ const StepRecord = z.object({
   durationMs: z.number().optional(),
   reason: z.string().optional(),
   error: z.object({ code: z.string(), message: z.string(), step: z.string().nullable() }).optional(),
+  progress: z.number().optional().describe('While the step runs (transcodeVideo): how far it is, 0-100'),
 });
 
 const WaveformResult = z
@@ -77,6 +78,8 @@ export const JobDocumentSchema = z
       summary: z.any().optional(),
       waveform: WaveformResult.optional(),
       loudness: LoudnessResult.optional(),
+      video: z.any().optional().describe('The web rendition (transcodeVideo): H.264/AAC MP4 with faststart'),
+      storyboard: z.any().optional().describe('Scrub previews: a sprite and its WebVTT #xywh cues'),
     }),
     instructions: InstructionsSchema.optional().describe('What the producer asked for this job'),
     profile: z.string().optional().describe('The preset (PROFILES_FILE) the job asked for'),

@@ -41,6 +41,8 @@ export interface JobStore extends JobSink {
   decideReview(id: string, decision: ReviewDecision): Promise<boolean>;
   /** A step's record changed; a late `running` never moves a settled step backwards. */
   stepChanged(jobId: string, step: StepName, record: StepRecord): Promise<void>;
+  /** A running step's progress (0-100) in its record; nothing when the step is not running. */
+  stepProgress(jobId: string, step: StepName, percent: number): Promise<void>;
   /** Ends a job that never reached its graph (rejected at intake, cancelled while queued) with `error`. */
   endBeforeStart(input: JobInput, status: 'failed' | 'cancelled', error: JobError): Promise<JobDocument>;
   /**
@@ -298,6 +300,14 @@ export function stepChange(step: StepName, record: StepRecord): (doc: JobDocumen
     const current = doc.steps[step];
     if (record.status === 'running' && current && current.status !== 'running' && current.status !== 'pending') return;
     doc.steps[step] = record;
+  };
+}
+
+export function progressChange(step: StepName, percent: number): (doc: JobDocument) => void {
+  return (doc) => {
+    const current = doc.steps[step];
+    if (current?.status !== 'running' || current.progress === percent) return;
+    doc.steps[step] = { ...current, progress: percent };
   };
 }
 

@@ -300,7 +300,8 @@ function renderSteps(job) {
       bar.title = `${name}: +${start - t0} ms, ${end - start} ms`;
       lane.appendChild(bar);
     }
-    cell(row, step.error ? `${step.error.code}: ${step.error.message}` : step.reason || '');
+    const progress = step.status === 'running' && step.progress != null ? `${step.progress} %` : '';
+    cell(row, step.error ? `${step.error.code}: ${step.error.message}` : step.reason || progress);
     body.appendChild(row);
   }
 }
@@ -438,6 +439,134 @@ function renderMedia(job) {
   if (meta.format || meta.container) facts.push(meta.format || meta.container);
   if (meta.size) facts.push(bytes(meta.size));
   if (facts.length) media.appendChild(el('p', facts.join(' · '), 'facts'));
+}
+
+/** transcodeVideo's reason when the original plays in browsers as it is (served at /jobs/:id/original). */
+const ORIGINAL_PLAYS = 'no rendition required';
+
+/**
+ * The video player: the web rendition (or the original, when it plays as it is), the transcript as its captions, and
+ * a seek bar that shows the storyboard's frame under the pointer. Built once per source, so that the document's
+ * reloads (every step event) do not restart it; the captions and storyboard join it when they are ready.
+ */
+function renderPlayer(job) {
+  const box = $('#player');
+  const step = job.steps.transcodeVideo;
+  let src = null;
+  if (job.results.video && String(job.results.video.url).startsWith('/jobs/')) src = job.results.video.url;
+  else if (step && step.status === 'skipped' && String(step.reason).startsWith(ORIGINAL_PLAYS))
+    src = `/jobs/${encodeURIComponent(job.id)}/original`;
+  if (!src) {
+    box.hidden = true;
+    box.replaceChildren();
+    delete box.dataset.src;
+    return;
+  }
+  box.hidden = false;
+  let video = box.querySelector('video');
+  if (box.dataset.src !== src || !video) {
+    box.dataset.src = src;
+    delete box.dataset.captions;
+    delete box.dataset.storyboard;
+    video = document.createElement('video');
+    video.controls = true;
+    video.preload = 'metadata';
+    video.playsInline = true;
+    const thumbs = job.results.thumbnails || [];
+    if (thumbs.length) video.poster = thumbs[thumbs.length - 1].url;
+    video.src = src;
+    const r = job.results.video;
+    const facts = r
+      ? `${r.mode === 'remux' ? 'rendition (copied streams)' : 'rendition'}: ${r.width}×${r.height} ${r.videoCodec}/${r.audioCodec || 'no sound'}, ${bytes(r.bytes)}`
+      : 'the original (it plays as it is)';
+    box.replaceChildren(video, el('div', '', 'scrub'), el('p', facts, 'muted'));
+  }
+  const t = job.results.transcript;
+  if (t && t.vttUrl && box.dataset.captions !== t.vttUrl) {
+    box.dataset.captions = t.vttUrl;
+    const track = document.createElement('track');
+    track.kind = 'captions';
+    track.label = 'Transcript';
+    track.srclang = (t.language || 'en').slice(0, 8);
+    track.src = t.vttUrl;
+    track.default = true;
+    video.appendChild(track);
+  }
+  const sb = job.results.storyboard;
+  if (sb && box.dataset.storyboard !== sb.url) {
+    box.dataset.storyboard = sb.url;
+    attachStoryboard(box, video, sb).catch(console.error);
+  }
+}
+
+/** The storyboard's cues: start, end and the tile (image URL and its rectangle in the sprite). */
+async function storyboardCues(sb) {
+  const res = await fetch(sb.url);
+  if (!res.ok) return [];
+  const lines = (await res.text()).split('\n');
+  const seconds = (t) => t.split(':').reduce((acc, part) => acc * 60 + Number(part), 0);
+  const cues = [];
+  for (let i = 0; i < lines.length - 1 && cues.length < 1000; i++) {
+    const time = /^([\d:.]+) --> ([\d:.]+)/.exec(lines[i]);
+    const tile = /^(.+)#xywh=(\d+),(\d+),(\d+),(\d+)$/.exec(lines[i + 1] || '');
+    if (!time || !tile) continue;
+    const [, image, x, y, w, h] = tile;
+    cues.push({
+      start: seconds(time[1]),
+      end: seconds(time[2]),
+      image: sb.url.replace(/[^/]*$/, '') + encodeURIComponent(image),
+      x: +x,
+      y: +y,
+      w: +w,
+      h: +h,
+    });
+  }
+  return cues;
+}
+
+/** A seek bar under the video: the frame at the pointer above it, a click seeks there. */
+async function attachStoryboard(box, video, sb) {
+  const cues = await storyboardCues(sb);
+  const bar = box.querySelector('.scrub');
+  if (!bar) return;
+  const fill = el('span', '', 'scrub-fill');
+  const preview = el('span', '', 'scrub-preview');
+  const label = el('span', '', 'scrub-time');
+  preview.appendChild(label);
+  preview.hidden = true;
+  bar.replaceChildren(fill, preview);
+  const duration = () =>
+    Number.isFinite(video.duration) && video.duration > 0
+      ? video.duration
+      : cues.length
+        ? cues[cues.length - 1].end
+        : 0;
+  const at = (event) => {
+    const rect = bar.getBoundingClientRect();
+    return Math.min(1, Math.max(0, (event.clientX - rect.left) / rect.width)) * duration();
+  };
+  bar.addEventListener('mousemove', (event) => {
+    const t = at(event);
+    const cue = cues.find((c) => t >= c.start && t < c.end) || cues[cues.length - 1];
+    if (!cue) return;
+    preview.hidden = false;
+    preview.style.width = `${cue.w}px`;
+    preview.style.height = `${cue.h}px`;
+    preview.style.backgroundImage = `url("${cue.image}")`;
+    preview.style.backgroundPosition = `-${cue.x}px -${cue.y}px`;
+    const rect = bar.getBoundingClientRect();
+    const left = Math.min(rect.width - cue.w, Math.max(0, event.clientX - rect.left - cue.w / 2));
+    preview.style.left = `${left}px`;
+    preview.dataset.tile = `${cue.x},${cue.y}`;
+    text(label, clock(t));
+  });
+  bar.addEventListener('mouseleave', () => (preview.hidden = true));
+  bar.addEventListener('click', (event) => {
+    video.currentTime = at(event);
+  });
+  video.addEventListener('timeupdate', () => {
+    fill.style.width = `${duration() ? (video.currentTime / duration()) * 100 : 0}%`;
+  });
 }
 
 /** An image's analysis: labels, caption, the palette as swatches, sharpness and the perceptual hash. */
@@ -617,6 +746,7 @@ function renderJob(job) {
   warnings.replaceChildren(...said.map((w) => text(document.createElement('li'), `${w.code}: ${w.message}`)));
   renderReview(job);
   renderSteps(job);
+  renderPlayer(job);
   renderMedia(job);
   renderWaveform(job).catch(console.error);
   renderLoudness(job);

@@ -1,6 +1,6 @@
 /** /jobs: create (upload or path), read, list, cancel, delete, artifacts and the live event stream. */
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { Transform } from 'node:stream';
@@ -20,6 +20,7 @@ import { MAX_PRIORITY, NotifyUrl, Profile } from '../../queue/messages.js';
 import { InvalidCursor } from '../../store/index.js';
 import { JobEventWaiters, type Armed } from '../event-waiters.js';
 import { type ApiParts, hasToken, HttpError, requireToken } from '../http.js';
+import { sendFileRange } from '../ranges.js';
 import {
   ArtifactParams,
   CreateJobJson,
@@ -41,7 +42,13 @@ const CONTENT_TYPES: Record<string, string> = {
   '.srt': 'application/x-subrip; charset=utf-8',
   '.vtt': 'text/vtt; charset=utf-8',
   '.json': 'application/json; charset=utf-8',
+  '.mp4': 'video/mp4',
+  '.m4s': 'video/iso.segment',
+  '.m3u8': 'application/vnd.apple.mpegurl',
 };
+
+/** transcodeVideo's reason when the original plays in browsers as it is (see GET /jobs/:id/original). */
+const ORIGINAL_PLAYS = 'no rendition required';
 
 /** Why a write fails when the disk (or the process's share of it) is full. */
 const NO_ROOM = ['ENOSPC', 'EDQUOT', 'EFBIG'];
@@ -449,7 +456,8 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
         schema: {
           summary: 'A file the job produced (thumbnail, text, audio, transcript .txt/.srt/.vtt/.json)',
           params: ArtifactParams,
-          response: { 200: z.any(), 204: z.null(), 503: ErrorBody, ...errors },
+          description: 'Answers range requests (206) so that players can seek.',
+          response: { 200: z.any(), 204: z.null(), 206: z.any(), 416: z.any(), 503: ErrorBody, ...errors },
         },
       },
       async (req, reply) => {
@@ -466,12 +474,41 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
           throw new HttpError(404, 'NOT_FOUND', 'no such artifact');
         const stat = await fs.stat(real);
         if (!stat.isFile()) throw new HttpError(404, 'NOT_FOUND', 'no such artifact');
-        return reply
-          .header('content-type', CONTENT_TYPES[path.extname(real)] ?? 'application/octet-stream')
-          .header('content-length', stat.size)
-          .header('cache-control', 'private, max-age=3600')
-          .header('x-content-type-options', 'nosniff')
-          .send(createReadStream(real));
+        return sendFileRange(
+          req,
+          reply,
+          real,
+          stat.size,
+          CONTENT_TYPES[path.extname(real)] ?? 'application/octet-stream',
+        );
+      },
+    );
+
+    app.get(
+      '/jobs/:id/original',
+      {
+        schema: {
+          summary: 'The uploaded video itself, when transcodeVideo found that it plays in browsers as it is',
+          description:
+            'Only for a video whose rendition was not required (H.264/AAC MP4 with faststart, no location ' +
+            'tags); answers range requests (206).',
+          params: JobIdParams,
+          response: { 200: z.any(), 206: z.any(), 416: z.any(), ...errors },
+        },
+      },
+      async (req, reply) => {
+        const doc = await found(req.params.id);
+        const step = doc.steps.transcodeVideo;
+        if (step?.status !== 'skipped' || !step.reason?.startsWith(ORIGINAL_PLAYS))
+          throw new HttpError(404, 'NOT_FOUND', 'this job has no original to play: see its rendition');
+        // The upload, or the producer's file as the service pinned it: the one file in the job's upload folder.
+        const dir = path.join(config.uploadsDir, doc.id);
+        const names = await fs.readdir(dir, { withFileTypes: true }).catch(() => []);
+        const files = names.filter((e) => e.isFile() && !e.name.startsWith('.'));
+        if (files.length !== 1) throw new HttpError(404, 'NOT_FOUND', 'the original is not kept by this service');
+        const file = path.join(dir, files[0]!.name);
+        const stat = await fs.stat(file);
+        return sendFileRange(req, reply, file, stat.size, 'video/mp4');
       },
     );
 

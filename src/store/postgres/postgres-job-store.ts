@@ -37,6 +37,7 @@ import type {
 import {
   InvalidCursor,
   changeEvents,
+  progressChange,
   count,
   decodeCursor,
   decodeSearchCursor,
@@ -194,6 +195,10 @@ export class PostgresJobStore implements JobStore {
 
   stepChanged(jobId: string, step: StepName, record: StepRecord): Promise<void> {
     return this.update(jobId, stepChange(step, record));
+  }
+
+  stepProgress(jobId: string, step: StepName, percent: number): Promise<void> {
+    return this.update(jobId, progressChange(step, percent));
   }
 
   saveFinished(job: FinishedJob): Promise<void> {

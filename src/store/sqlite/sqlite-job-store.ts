@@ -37,6 +37,7 @@ import {
   notStarted,
   reopenChange,
   stepChange,
+  progressChange,
   webhookChange,
   type AiUsageTotal,
   type JobEvent,
@@ -115,6 +116,11 @@ export class SqliteJobStore implements JobStore {
 
   stepChanged(jobId: string, step: StepName, record: StepRecord): Promise<void> {
     this.update(jobId, stepChange(step, record));
+    return Promise.resolve();
+  }
+
+  stepProgress(jobId: string, step: StepName, percent: number): Promise<void> {
+    this.update(jobId, progressChange(step, percent));
     return Promise.resolve();
   }
 
