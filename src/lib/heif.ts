@@ -388,7 +388,9 @@ let libheif: Libheif | null = null;
 function loadLibheif(): Libheif {
   // heic-decode's own entry point (`libheif-js/wasm-bundle`) builds its module when it loads; the factory is the same
   // build, loaded on demand.
-  libheif ??= (require('libheif-js/libheif-wasm/libheif-bundle.js') as () => Libheif)();
+  // Emscripten prints to stdout and stderr by default; stdout carries the CLI's results, and errors come back here.
+  const factory = require('libheif-js/libheif-wasm/libheif-bundle.js') as (opts: object) => Libheif;
+  libheif ??= factory({ print: () => undefined, printErr: () => undefined });
   return libheif;
 }
 
