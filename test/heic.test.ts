@@ -178,6 +178,18 @@ describe('damaged and unusual HEIF files', () => {
     expect(doc.error?.message).toMatch(/cut short: the image data runs to byte \d+, the file ends at byte \d+/);
   });
 
+  test("a HEIC whose image data is damaged inside is CORRUPT_FILE, with libheif's reason", async () => {
+    // small.heif: ftyp, meta (to byte 463), then the HEVC data; zeros over most of that data.
+    const file = edited('zeros.heic', corpus('small.heif'), (b) => b.fill(0, 2000, 20_000));
+    const doc = await run('zeros', file);
+    expect(doc.status).toBe('failed');
+    expect(doc.error).toMatchObject({ code: 'CORRUPT_FILE', step: 'validate' });
+    expect(doc.error?.message).toMatch(/HEIF file is damaged: .*(decoder|end of file)/i);
+    // The thread's libheif module decodes the next photo as before.
+    const after = await run('after-zeros', corpus('small.heif'));
+    expect(after.status, JSON.stringify(after.error)).toBe('completed');
+  });
+
   test('a HEIC whose meta box is cut is CORRUPT_FILE too', async () => {
     const file = edited('no-meta.heic', corpus('small.heif'), (b) => b.subarray(0, 300));
     const doc = await run('no-meta', file);

@@ -388,7 +388,9 @@ let libheif: Libheif | null = null;
 function loadLibheif(): Libheif {
   // heic-decode's own entry point (`libheif-js/wasm-bundle`) builds its module when it loads; the factory is the same
   // build, loaded on demand.
-  libheif ??= (require('libheif-js/libheif-wasm/libheif-bundle.js') as () => Libheif)();
+  // Emscripten prints to stdout and stderr by default; stdout carries the CLI's results, and errors come back here.
+  const factory = require('libheif-js/libheif-wasm/libheif-bundle.js') as (opts: object) => Libheif;
+  libheif ??= factory({ print: () => undefined, printErr: () => undefined });
   return libheif;
 }
 
@@ -405,7 +407,22 @@ export interface DecodedPicture {
  */
 export async function decodeHeif(file: string, header: HeifHeader): Promise<DecodedPicture> {
   const bytes = await fs.readFile(file);
-  const lib = loadLibheif();
+  try {
+    return await decodeWith(loadLibheif(), bytes, header);
+  } catch (err) {
+    if (err instanceof MediaError) throw err;
+    // A trap or an abort inside the module (out of memory, a decoder bug on crafted data) leaves it unusable: the
+    // next decode builds a new one.
+    libheif = null;
+    const message = err instanceof Error ? err.message : String(err);
+    if (/out of memory|enlarge memory|grow/i.test(message)) {
+      throw new MediaError('RESOURCE_LIMIT', `libheif ran out of memory decoding this HEIF picture: ${message}`);
+    }
+    throw corrupt(`libheif failed on its data: ${message.slice(0, 200)}`);
+  }
+}
+
+async function decodeWith(lib: Libheif, bytes: Buffer, header: HeifHeader): Promise<DecodedPicture> {
   const ctx = lib.heif_context_alloc();
   if (!ctx) throw new Error('libheif could not allocate a context');
   let handle: HeifHandle | null = null;
