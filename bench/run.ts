@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --jobs N]: inline throughput and checkpoint database growth.
+ * npm run bench [-- --jobs N]: inline throughput and checkpoint database growth, and the sections of --only.
  *
  * The machine is shared and noisy, so absolute numbers mean little: every figure is printed next to a baseline
  * measured in the same run. Baseline: a plain script doing the same image work with the same libraries (file-type,
@@ -21,6 +21,7 @@ import { benchSoak } from './soak.js';
 import { benchCli } from './cli.js';
 import { benchCold } from './cold.js';
 import { benchBackends, benchScaling } from './postgres.js';
+import { benchOcr } from './ocr.js';
 import { benchSearch } from './search.js';
 import { benchApi, benchNoop, benchPhotos } from './service.js';
 
@@ -28,7 +29,9 @@ const { values } = parseArgs({
   options: {
     jobs: { type: 'string', default: '200' },
     concurrency: { type: 'string', default: '2' },
-    only: { type: 'string', default: 'cli,cold,inline,vision,service,photos,api,memory,postgres,scaling,search' },
+    only: { type: 'string', default: 'cli,cold,inline,vision,ocr,service,photos,api,memory,postgres,scaling,search' },
+    // Scanned pages of the OCR figures.
+    'ocr-pages': { type: 'string', default: '5' },
     'memory-jobs': { type: 'string', default: '1000' },
     'memory-window': { type: 'string', default: '120' },
     // Corpus folders to draw the jobs from (image, video, audio, pdf): which kind of work holds the memory.
@@ -95,6 +98,10 @@ async function main(): Promise<void> {
       const v = await benchVision();
       row('model load', `${v.loadMs.toFixed(0)} ms`);
       row(`detection, mean over ${v.images} corpus photos at 1024 px`, `${v.msPerImage.toFixed(0)} ms per image`);
+    }
+    if (ONLY.has('ocr')) {
+      console.log('\n## OCR (tesseract.js, offline): scanned PDF pages and photos without text');
+      await benchOcr(work, CORPUS, Number(values['ocr-pages']), row);
     }
     if (ONLY.has('service')) {
       console.log(`\n## Service with no-op steps: ${JOBS} jobs`);
