@@ -1,5 +1,5 @@
 /**
- * npm run bench [-- --jobs N]: inline throughput and checkpoint database growth.
+ * npm run bench [-- --jobs N]: inline throughput and checkpoint database growth, and the sections of --only.
  *
  * The machine is shared and noisy, so absolute numbers mean little: every figure is printed next to a baseline
  * measured in the same run. Baseline: a plain script doing the same image work with the same libraries (file-type,
@@ -22,6 +22,7 @@ import { benchCli } from './cli.js';
 import { benchCold } from './cold.js';
 import { benchHeic } from './heic.js';
 import { benchBackends, benchScaling } from './postgres.js';
+import { benchOcr } from './ocr.js';
 import { benchSearch } from './search.js';
 import { benchApi, benchNoop, benchPhotos } from './service.js';
 import { benchTranscode } from './transcode.js';
@@ -33,8 +34,10 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '2' },
     only: {
       type: 'string',
-      default: 'cli,cold,inline,vision,heic,service,photos,api,memory,postgres,scaling,search,waveform,transcode',
+      default: 'cli,cold,inline,vision,heic,ocr,service,photos,api,memory,postgres,scaling,search,waveform,transcode',
     },
+    // Scanned pages of the OCR figures.
+    'ocr-pages': { type: 'string', default: '5' },
     'memory-jobs': { type: 'string', default: '1000' },
     'memory-window': { type: 'string', default: '120' },
     // Corpus folders to draw the jobs from (image, video, audio, pdf): which kind of work holds the memory.
@@ -105,6 +108,10 @@ async function main(): Promise<void> {
     if (ONLY.has('heic')) {
       console.log('\n## HEIC photos: libheif in WebAssembly, one decode at a time');
       await benchHeic(work, CORPUS, row);
+    }
+    if (ONLY.has('ocr')) {
+      console.log('\n## OCR (tesseract.js, offline): scanned PDF pages and photos without text');
+      await benchOcr(work, CORPUS, Number(values['ocr-pages']), row);
     }
     if (ONLY.has('service')) {
       console.log(`\n## Service with no-op steps: ${JOBS} jobs`);

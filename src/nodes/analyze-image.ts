@@ -30,7 +30,7 @@ export const analyzeImage: StepFn = async (input, deps, ctx) => {
   let picture: Buffer;
   let size: { width: number; height: number };
   let small: { data: Buffer; info: { width: number; height: number; channels: Channels } };
-  let forOcr: { check: Buffer; full: Buffer } | null = null;
+  let forOcr: { check: Buffer; full: () => Promise<Buffer> } | null = null;
   let stats;
   try {
     const upright = await openImage(file, deps.config.maxImagePixels)
@@ -49,9 +49,17 @@ export const analyzeImage: StepFn = async (input, deps, ctx) => {
     size = { width: shown.info.width, height: shown.info.height };
     picture = await model.clone().jpeg({ quality: 85 }).toBuffer();
     if (readText) {
+      const full = sharp(upright.data, raw).greyscale().png({ compressionLevel: 1 });
+      // The full-size copy is encoded only for a picture the layout check finds text in.
       forOcr = {
         check: await model.clone().greyscale().png({ compressionLevel: 1 }).toBuffer(),
-        full: await sharp(upright.data, raw).greyscale().png({ compressionLevel: 1 }).toBuffer(),
+        full: async () => {
+          try {
+            return await full.toBuffer();
+          } catch (err) {
+            throw imageError(err);
+          }
+        },
       };
     }
     const reduced = sharp(upright.data, raw).resize(256, 256, { fit: 'inside', withoutEnlargement: true });
@@ -108,7 +116,7 @@ function ocrWanted(input: StepInput, deps: Deps): boolean {
 
 /** The confident words of a picture, or null when it has none (or no lines of text at all). */
 async function readPicture(
-  png: { check: Buffer; full: Buffer },
+  png: { check: Buffer; full: () => Promise<Buffer> },
   input: StepInput,
   deps: Deps,
   ctx: StepContext,
@@ -116,7 +124,7 @@ async function readPicture(
   const wish = input.instructions?.ocr;
   const reader = deps.ocr.get(typeof wish === 'object' ? wish.languages : deps.config.ocr.languages);
   if (!(await reader.hasText(png.check, { signal: ctx.signal }))) return null;
-  const read = await reader.recognize(png.full, { minConfidence: PICTURE_MIN_CONFIDENCE, signal: ctx.signal });
+  const read = await reader.recognize(await png.full(), { minConfidence: PICTURE_MIN_CONFIDENCE, signal: ctx.signal });
   return read.words > 0 ? { text: read.text, confidence: read.confidence } : null;
 }
 
