@@ -36,8 +36,8 @@ export const STEP_POLICY: Record<StepName, StepPolicy> = {
   transcribe: { queue: 'ai', required: false, timeoutMs: 1_800_000, attempts: 3, retryTimeout: true },
   extractText: { queue: 'document', required: true, timeoutMs: 300_000, attempts: 3, retryTimeout: false },
   summarize: { queue: 'ai', required: false, timeoutMs: 600_000, attempts: 3, retryTimeout: true },
-  // 1080p to 720p at the default preset runs at about PERF real time on two loaded cores: four seconds a second of
-  // video leaves room for a slower machine and for sources that decode slowly (docs/benchmarks.md).
+  // 1080p to 720p at the default preset ran at 0.65-1.07x real time on two heavily loaded cores: four seconds a
+  // second of video leaves room for a slower machine and for sources that decode slowly (docs/benchmarks.md).
   transcodeVideo: {
     queue: 'video',
     required: false,
