@@ -37,8 +37,8 @@ export const STEP_POLICY: Record<StepName, StepPolicy> = {
   extractText: { queue: 'document', required: true, timeoutMs: 300_000, attempts: 3, retryTimeout: false },
   summarize: { queue: 'ai', required: false, timeoutMs: 600_000, attempts: 3, retryTimeout: true },
   waveform: { queue: 'video', required: false, timeoutMs: 3_600_000, attempts: 3, retryTimeout: false },
-  // 1080p to 720p at the default preset runs at about PERF real time on two loaded cores: four seconds a second of
-  // video leaves room for a slower machine and for sources that decode slowly (docs/benchmarks.md).
+  // 1080p to 720p at the default preset ran at 0.65-1.07x real time on two heavily loaded cores: four seconds a
+  // second of video leaves room for a slower machine and for sources that decode slowly (docs/benchmarks.md).
   transcodeVideo: {
     queue: 'video',
     required: false,
