@@ -244,8 +244,19 @@ export interface Results {
   analysis?: Analysis;
   audio?: ArtifactRef & { format: string; durationSec: number | null };
   transcript?: Transcript;
-  /** `truncated`: the document held more than MAX_TEXT_CHARS; the text stops in page `pagesRead`. */
-  text?: { pages: number; chars: number; excerpt: string; url: string; truncated?: boolean; pagesRead?: number };
+  /**
+   * `truncated`: the document held more than MAX_TEXT_CHARS; the text stops in page `pagesRead`. `title`: the PDF's
+   * Title, else its XMP dc:title, else its first page's largest line.
+   */
+  text?: {
+    pages: number;
+    chars: number;
+    excerpt: string;
+    url: string;
+    title?: string;
+    truncated?: boolean;
+    pagesRead?: number;
+  };
   summary?: Summary;
 }
 

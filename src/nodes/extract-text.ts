@@ -8,7 +8,7 @@
  */
 import { MediaError } from '../lib/errors.js';
 import { excerpt } from '../lib/files.js';
-import { pageCount, pageText, withPdf } from '../lib/pdf.js';
+import { documentTitle, pageCount, pageText, withPdf } from '../lib/pdf.js';
 import type { StepFn } from './deps.js';
 
 export const TEXT_ARTIFACT = 'text.txt';
@@ -16,7 +16,7 @@ export const TEXT_ARTIFACT = 'text.txt';
 export const extractText: StepFn = async (input, deps, ctx) => {
   const limit = deps.config.maxTextChars;
   const maxPages = deps.config.maxPdfPages;
-  const { pages, total, cut } = await withPdf(input.file.path, async (pdf) => {
+  const { pages, total, cut, title } = await withPdf(input.file.path, async (pdf) => {
     const count = await pageCount(pdf);
     if (count > maxPages) {
       throw new MediaError('TOO_LARGE', `the PDF has ${count} pages; the limit (MAX_PDF_PAGES) is ${maxPages}`);
@@ -38,12 +38,12 @@ export const extractText: StepFn = async (input, deps, ctx) => {
       const text = page.text.trim();
       if (chars + text.length > limit) {
         out.push(text.slice(0, limit - chars));
-        return { pages: out, total: count, cut: true };
+        return { pages: out, total: count, cut: true, title: await documentTitle(pdf) };
       }
       out.push(text);
       chars += text.length;
     }
-    return { pages: out, total: count, cut: false };
+    return { pages: out, total: count, cut: false, title: await documentTitle(pdf) };
   });
   const text = pages.join('\n\f\n');
   const chars = pages.reduce((n, p) => n + p.length, 0);
@@ -56,6 +56,7 @@ export const extractText: StepFn = async (input, deps, ctx) => {
         chars,
         excerpt: excerpt(text, 500),
         url: ref.url,
+        ...(title && { title }),
         ...(cut && { truncated: true, pagesRead: pages.length }),
       },
     },

@@ -32,6 +32,7 @@ export const summarize: StepFn = async (input, deps, ctx) => {
     {
       text,
       source,
+      ...(source === 'text' && input.results.text?.title && { title: input.results.text.title }),
       ...(segments.length > 0 && { segments }),
       ...(wish?.length && { length: wish.length }),
       ...(wish?.language && { language: wish.language }),
