@@ -197,12 +197,15 @@ function standsAlone(s: string): number {
 /** Very short sentences say little on their own; very long ones crowd a summary. */
 const lengthFactor = (n: number): number => (n < 10 ? 0.7 + n * 0.03 : n > 40 ? 0.85 : 1);
 
-/** Words the summary may hold: about a twentieth of the text, 50 to 220 (short: 60, long: twice as many). */
+/**
+ * Words the summary may hold: about a twentieth of the text, 90 to 180 (long: a tenth, 150 to 450; short: 60), and
+ * never more than two fifths of it.
+ */
 function wordBudget(totalWords: number, length: TextInput['length']): number {
   if (length === 'short') return 60;
   const share = length === 'long' ? 0.1 : 0.05;
-  const [min, max] = length === 'long' ? [100, 450] : [50, 220];
-  return Math.min(max, Math.max(min, Math.round(totalWords * share)));
+  const [min, max] = length === 'long' ? [150, 450] : [90, 180];
+  return Math.min(max, Math.max(min, Math.round(totalWords * share)), Math.round(totalWords * 0.4));
 }
 
 /** The best sentences within the budget, none repeating one already taken. */
