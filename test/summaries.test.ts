@@ -13,7 +13,8 @@ import { detectLanguage, stopWords } from '../src/ai/language.js';
 import { cleanDocument, splitSentences } from '../src/ai/text-clean.js';
 import type { TranscriptSegment } from '../src/ai/types.js';
 import { documentTitle, withPdf } from '../src/lib/pdf.js';
-import { CORPUS, tempDir } from './helpers.js';
+import { CORPUS, runCli, tempDir } from './helpers.js';
+import type { JobDocument } from '../src/lib/types.js';
 
 const dir = tempDir('summaries');
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -216,6 +217,17 @@ describe('a book with front matter, contents, running headers and references', (
 });
 
 describe('real papers through pdf.js', () => {
+  test('a job: the PDF step passes the title on, the summary step uses it', { timeout: 300_000 }, async () => {
+    const file = path.join(CORPUS, 'pdf', 'tam-review.pdf');
+    const res = await runCli(['process', '--json', file], { DATA_DIR: path.join(dir, 'data') }, 280_000);
+    expect(res.code, res.stderr).toBe(0);
+    const doc = JSON.parse(res.stdout) as JobDocument;
+    const title = 'Overview of the Technology Acceptance Model: Origins, Developments and Future Directions';
+    expect(doc.results.text?.title).toBe(title);
+    expect(doc.results.summary).toMatchObject({ provider: 'local-extractive', title, language: 'en' });
+    expect(doc.results.summary?.text).toMatch(/^User acceptance of technology/);
+  });
+
   test('TraceMonkey: the title from the first page, a summary that covers the abstract, no notice', async () => {
     const { text, title } = await pdfText(path.join(CORPUS, 'pdf', 'tracemonkey-paper.pdf'));
     // Its info dictionary has no Title: the largest line of page 1 is the title.
