@@ -4,7 +4,8 @@
  */
 import path from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { createExtractiveText, withoutBoilerplateLines } from '../src/ai/extractive.js';
+import { createExtractiveText } from '../src/ai/extractive.js';
+import { cleanDocument, endsLikeSentence, splitSentences } from '../src/ai/text-clean.js';
 import { withPdf } from '../src/lib/pdf.js';
 import { parseSrt, toSrt, toVtt } from '../src/lib/subtitles.js';
 import { CORPUS } from './helpers.js';
@@ -55,7 +56,10 @@ describe('offline summaries', () => {
       page(2),
       page(3),
     ].join('\n');
-    const kept = withoutBoilerplateLines(text);
+    const kept = cleanDocument(text)
+      .blocks.flatMap((b) => splitSentences(b.text))
+      .filter(endsLikeSentence)
+      .join(' ');
     expect(kept).toContain('We study things in depth');
     expect(kept).toContain('The body of page 2');
     expect(kept).not.toMatch(/A Study of Things|Jane Doe|Abstract|Reference|Journal of Things/);

@@ -96,6 +96,8 @@ export interface SpeechModel {
 export interface TextInput {
   text: string;
   source: 'transcript' | 'text';
+  /** The document's own title where it states one (a PDF's Title, XMP dc:title, its first page's largest line). */
+  title?: string;
   /** Timed transcript segments, for chapters. */
   segments?: TranscriptSegment[];
   /** What the job asked for (its instructions): how long, and in which language (a BCP 47 tag). */

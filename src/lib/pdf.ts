@@ -180,6 +180,7 @@ interface PdfPage {
   ref: { num: number; gen: number } | null;
   getViewport(params: { scale: number }): { width: number; height: number };
   cleanup(): void;
+  getTextContent(): Promise<{ items: ({ str: string; transform: number[]; hasEOL?: boolean } | object)[] }>;
 }
 
 /** What PDFParse keeps private: its pdf.js document (load() returns it, and reuses it) and its text of one page. */
@@ -250,4 +251,59 @@ export async function renderPage(pdf: PDFParse, page: number, width: number): Pr
       throw renderError(err, page);
     });
   return shot.pages[0]?.data;
+}
+
+/** A title that names the document, not the file or the tool it was made with. */
+function usableTitle(value: unknown): string | null {
+  if (typeof value !== 'string') return null;
+  const title = value.replace(/\s+/g, ' ').trim();
+  if ((title.match(/\p{L}/gu) ?? []).length < 3 || title.length > 300) return null;
+  if (/^(untitled|document\d*|title|no title|microsoft word\b.*)$/i.test(title)) return null;
+  if (/\.(docx?|pdf|tex|dvi|indd|qxd|odt|rtf|pptx?|xlsx?)$/i.test(title)) return null;
+  return title;
+}
+
+/**
+ * The document's title: its info dictionary's Title, else its XMP dc:title, else the line set in the largest type on
+ * its first page (a run of at least two words or eight letters; a drop capital or a page number is passed over).
+ */
+export async function documentTitle(pdf: PDFParse): Promise<string | null> {
+  const info = await pdf.getInfo({ partial: [1] });
+  const stated =
+    usableTitle((info.info as Record<string, unknown> | undefined)?.Title) ??
+    usableTitle(info.metadata?.get('dc:title'));
+  if (stated) return stated;
+  const doc = await internals(pdf).load();
+  if (doc.numPages < 1) return null;
+  const page = await doc.getPage(1);
+  try {
+    const items = (await page.getTextContent()).items.filter(
+      (i): i is { str: string; transform: number[]; hasEOL?: boolean } => 'str' in i && 'transform' in i,
+    );
+    const size = (i: { transform: number[] }): number =>
+      Math.round(Math.hypot(i.transform[2] ?? 0, i.transform[3] ?? 0) * 10) / 10;
+    const sizes = [...new Set(items.filter((i) => i.str.trim()).map(size))].sort((a, b) => b - a);
+    for (const top of sizes.slice(0, 4)) {
+      // The first run of text in that size, across the lines it wraps over.
+      let line = '';
+      let started = false;
+      for (const item of items) {
+        if (!item.str.trim()) {
+          if (started) line += ' ';
+          continue;
+        }
+        if (Math.abs(size(item) - top) > top * 0.05) {
+          if (started) break;
+          continue;
+        }
+        started = true;
+        line += item.str + (item.hasEOL ? ' ' : '');
+      }
+      const title = usableTitle(line.slice(0, 400));
+      if (title && (title.includes(' ') || title.length >= 8)) return title;
+    }
+    return null;
+  } finally {
+    page.cleanup();
+  }
 }

@@ -255,12 +255,16 @@ export interface Results {
   analysis?: Analysis;
   audio?: ArtifactRef & { format: string; durationSec: number | null };
   transcript?: Transcript;
-  /** `truncated`: the document held more than MAX_TEXT_CHARS; the text stops in page `pagesRead`. */
+  /**
+   * `truncated`: the document held more than MAX_TEXT_CHARS; the text stops in page `pagesRead`. `title`: the PDF's
+   * Title, else its XMP dc:title, else its first page's largest line.
+   */
   text?: {
     pages: number;
     chars: number;
     excerpt: string;
     url: string;
+    title?: string;
     truncated?: boolean;
     pagesRead?: number;
     /** Present when some pages had no text layer (scans). */

@@ -12,7 +12,7 @@
 import { MediaError } from '../lib/errors.js';
 import { excerpt } from '../lib/files.js';
 import { nearlyEmpty, ocrPages, type OcrPage } from '../lib/pdf-ocr.js';
-import { pageCount, pageText, withPdf } from '../lib/pdf.js';
+import { documentTitle, pageCount, pageText, withPdf } from '../lib/pdf.js';
 import type { TextOcr } from '../lib/types.js';
 import type { StepFn } from './deps.js';
 
@@ -23,7 +23,7 @@ export const extractText: StepFn = async (input, deps, ctx) => {
   const maxPages = deps.config.maxPdfPages;
   const wish = input.instructions?.ocr;
   const languages = typeof wish === 'object' ? wish.languages : deps.config.ocr.languages;
-  const { layer, total, ocr } = await withPdf(input.file.path, async (pdf) => {
+  const { layer, total, ocr, title } = await withPdf(input.file.path, async (pdf) => {
     const count = await pageCount(pdf);
     if (count > maxPages) {
       throw new MediaError('TOO_LARGE', `the PDF has ${count} pages; the limit (MAX_PDF_PAGES) is ${maxPages}`);
@@ -50,11 +50,12 @@ export const extractText: StepFn = async (input, deps, ctx) => {
       out.push(text);
       chars += text.length;
     }
+    const title = await documentTitle(pdf);
     // Pages without a text layer, among those read (a document cut at MAX_TEXT_CHARS has no room for more).
     const scanned = out.flatMap((t, i) => (nearlyEmpty(t) ? [i + 1] : []));
-    if (scanned.length === 0 || chars >= limit) return { layer: out, total: count, ocr: null };
+    if (scanned.length === 0 || chars >= limit) return { layer: out, total: count, ocr: null, title };
     if (wish === false) {
-      return { layer: out, total: count, ocr: { read: [], notRead: scanned, skipped: 'ocr: false' } };
+      return { layer: out, total: count, ocr: { read: [], notRead: scanned, skipped: 'ocr: false' }, title };
     }
     const toRead = scanned.slice(0, deps.config.ocr.maxPages);
     const { read, resumed } = await ocrPages(pdf, toRead, {
@@ -66,7 +67,7 @@ export const extractText: StepFn = async (input, deps, ctx) => {
       deadline: ctx.deadline,
       log: ctx.log,
     });
-    return { layer: out, total: count, ocr: { read, notRead: scanned.slice(toRead.length), resumed } };
+    return { layer: out, total: count, ocr: { read, notRead: scanned.slice(toRead.length), resumed }, title };
   });
   // The text layer, with each page read by OCR in its place; then MAX_TEXT_CHARS over the whole.
   const byPage = new Map<number, OcrPage>((ocr?.read ?? []).map((p) => [p.page, p]));
@@ -95,6 +96,7 @@ export const extractText: StepFn = async (input, deps, ctx) => {
         chars,
         excerpt: excerpt(text, 500),
         url: ref.url,
+        ...(title && { title }),
         ...(cut && { truncated: true, pagesRead: pages.length }),
         ...(ocr && { ocr: ocrSummary(ocr, languages) }),
       },

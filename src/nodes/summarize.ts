@@ -32,6 +32,7 @@ export const summarize: StepFn = async (input, deps, ctx) => {
     {
       text,
       source,
+      ...(source === 'text' && input.results.text?.title && { title: input.results.text.title }),
       ...(segments.length > 0 && { segments }),
       ...(wish?.length && { length: wish.length }),
       ...(wish?.language && { language: wish.language }),
@@ -39,7 +40,11 @@ export const summarize: StepFn = async (input, deps, ctx) => {
     { signal: ctx.signal },
   );
   await recordAiUse(deps, input, 'summarize', 'text', result);
-  if (!result.summary.trim()) return { status: 'skipped', reason: 'no sentences found to summarize' };
+  if (!result.summary.trim())
+    return {
+      status: 'skipped',
+      reason: 'no sentences to summarize: the text is a single sentence, or none of it reads as prose',
+    };
   return {
     status: 'succeeded',
     results: {
