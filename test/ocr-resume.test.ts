@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import type { JobDocument } from '../src/lib/types.js';
-import { BIN, runCli, stepRuns, TestState, userEnv } from './helpers.js';
+import { BIN, runCli, stepRuns, storedJob, TestState, userEnv } from './helpers.js';
 import { makePdf, scanPage } from './scan-fixtures.js';
 
 /** A 4 x 1 inch label per page: quick to render and read, so a hundred of them fit a test. */
@@ -73,6 +73,11 @@ test('a 100-page scan killed mid-OCR resumes at the next batch, not at page 1', 
   const saved = pagesIn(savedBatches(jobId));
   expect(saved).toBeGreaterThanOrEqual(20);
   expect(saved).toBeLessThan(PAGES);
+  // The job showed how far the reading was, page by page (a percent of the pages to read, thinned to one write a
+  // second): at least the first saved batch's worth, never all of it.
+  const progress = (await storedJob(state, jobId))?.steps.extractText?.progress;
+  expect(progress).toBeGreaterThanOrEqual(10);
+  expect(progress).toBeLessThan(100);
 
   const res = await runCli(['process', '--json', '--job-id', jobId, scan], state.env, 240_000);
   expect(res.code, res.stderr).toBe(0);

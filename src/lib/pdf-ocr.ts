@@ -47,6 +47,8 @@ export interface OcrPagesOptions {
   signal: AbortSignal;
   deadline?: number;
   log: Logger;
+  /** How far the reading is, as a fraction of `pages` (saved batches count as read). */
+  progress?: (fraction: number) => void;
 }
 
 /**
@@ -80,6 +82,7 @@ export async function ocrPages(
       read.push(...saved);
       resumed += saved.length;
       done += saved.length;
+      opts.progress?.(done / pages.length);
       continue;
     }
     // Stop before a batch that would not finish in time, keeping what is saved: the next attempt goes on from here.
@@ -99,6 +102,7 @@ export async function ocrPages(
       times.push(performance.now() - started);
       done += 1;
       opts.log.info({ page, done, of: pages.length }, 'page read by OCR');
+      opts.progress?.(done / pages.length);
     }
     await opts.save(name, JSON.stringify({ pages: out }));
     read.push(...out);

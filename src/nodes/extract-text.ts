@@ -66,6 +66,7 @@ export const extractText: StepFn = async (input, deps, ctx) => {
       signal: ctx.signal,
       deadline: ctx.deadline,
       log: ctx.log,
+      ...(ctx.progress && { progress: ctx.progress }),
     });
     return { layer: out, total: count, ocr: { read, notRead: scanned.slice(toRead.length), resumed }, title };
   });
