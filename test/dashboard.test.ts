@@ -302,6 +302,14 @@ test('a job waiting for review shows why, and the Reject button ends it rejected
   // What there is to decide on: the picture, and the steps that did not apply greyed out.
   await page.locator('#thumbnails img').waitFor({ timeout: 10_000 });
   expect(await page.getAttribute('#graph [id*="flowchart-posterFrame-"]', 'data-step-status')).toBe('unused');
+  // The review sits beside the picture it is about (to its right, side by side), and both above the workflow graph.
+  const picture = (await page.locator('#thumbnails img').boundingBox())!;
+  const panel = (await page.locator('#review').boundingBox())!;
+  const graph = (await page.locator('#graph').boundingBox())!;
+  expect(panel.x).toBeGreaterThanOrEqual(picture.x + picture.width);
+  expect(panel.y).toBeLessThan(picture.y + picture.height);
+  expect(picture.y).toBeLessThan(panel.y + panel.height);
+  expect(graph.y).toBeGreaterThan(Math.max(picture.y + picture.height, panel.y + panel.height));
   fs.mkdirSync(path.join(ROOT, 'test-artifacts'), { recursive: true });
   await page.screenshot({ path: path.join(ROOT, 'test-artifacts', 'dashboard-review.png'), fullPage: true });
 
