@@ -422,13 +422,18 @@ function renderMedia(job) {
     thumbs.appendChild(el('p', `${largest.width}×${largest.height} ${largest.format}, ${all.length} sizes`, 'muted'));
   }
   const media = $('#media');
+  // The page is drawn again on every event of the job: a player already there keeps playing where it is.
+  const kept = media.querySelector('audio');
   media.replaceChildren();
   const audio = job.results.audio;
   if (audio && typeof audio.url === 'string' && audio.url.startsWith('/jobs/')) {
-    const player = document.createElement('audio');
-    player.controls = true;
-    player.preload = 'none';
-    player.src = audio.url;
+    let player = kept;
+    if (!player || player.getAttribute('src') !== audio.url) {
+      player = document.createElement('audio');
+      player.controls = true;
+      player.preload = 'none';
+      player.src = audio.url;
+    }
     media.appendChild(player);
   }
   const meta = job.results.metadata || {};
