@@ -56,7 +56,13 @@ describe('analyzeImage', () => {
     expect(analysis.textSource).toBe('ocr');
     expect(analysis.textConfidence).toBeGreaterThanOrEqual(70);
     expect(wordRecall(NOTICE.join(' '), analysis.text!)).toBeGreaterThanOrEqual(0.8);
-    const found = await runtime.store.search('maintenance', {}, 10);
+    // Search finds the picture by a word OCR read (the noise is random: which of the notice's words survive varies
+    // from run to run; the recall above bounds how many may not).
+    const word = ['maintenance', 'swimming', 'lessons', 'friday', 'monday'].find((w) =>
+      analysis.text!.toLowerCase().includes(w),
+    );
+    expect(word).toBeDefined();
+    const found = await runtime.store.search(word!, {}, 10);
     expect(found.jobs.map((j) => j.id)).toEqual(['notice']);
 
     for (const [i, photo] of PHOTOS.entries()) {

@@ -23,7 +23,7 @@ export const extractText: StepFn = async (input, deps, ctx) => {
   const maxPages = deps.config.maxPdfPages;
   const wish = input.instructions?.ocr;
   const languages = typeof wish === 'object' ? wish.languages : deps.config.ocr.languages;
-  const { layer, total, ocr, title } = await withPdf(input.file.path, async (pdf) => {
+  const { layer, layerCut, total, ocr, title } = await withPdf(input.file.path, async (pdf) => {
     const count = await pageCount(pdf);
     if (count > maxPages) {
       throw new MediaError('TOO_LARGE', `the PDF has ${count} pages; the limit (MAX_PDF_PAGES) is ${maxPages}`);
@@ -31,6 +31,7 @@ export const extractText: StepFn = async (input, deps, ctx) => {
     const out: string[] = [];
     const seen = new Map<number, number>();
     let chars = 0;
+    let layerCut = false;
     for (let n = 1; n <= count; n++) {
       ctx.signal.throwIfAborted();
       const page = await pageText(pdf, n);
@@ -45,6 +46,7 @@ export const extractText: StepFn = async (input, deps, ctx) => {
       const text = page.text.trim();
       if (chars + text.length > limit) {
         out.push(text.slice(0, limit - chars));
+        layerCut = true;
         break;
       }
       out.push(text);
@@ -53,9 +55,9 @@ export const extractText: StepFn = async (input, deps, ctx) => {
     const title = await documentTitle(pdf);
     // Pages without a text layer, among those read (a document cut at MAX_TEXT_CHARS has no room for more).
     const scanned = out.flatMap((t, i) => (nearlyEmpty(t) ? [i + 1] : []));
-    if (scanned.length === 0 || chars >= limit) return { layer: out, total: count, ocr: null, title };
+    if (scanned.length === 0 || chars >= limit) return { layer: out, layerCut, total: count, ocr: null, title };
     if (wish === false) {
-      return { layer: out, total: count, ocr: { read: [], notRead: scanned, skipped: 'ocr: false' }, title };
+      return { layer: out, layerCut, total: count, ocr: { read: [], notRead: scanned, skipped: 'ocr: false' }, title };
     }
     const toRead = scanned.slice(0, deps.config.ocr.maxPages);
     const { read, resumed } = await ocrPages(pdf, toRead, {
@@ -68,13 +70,14 @@ export const extractText: StepFn = async (input, deps, ctx) => {
       log: ctx.log,
       ...(ctx.progress && { progress: ctx.progress }),
     });
-    return { layer: out, total: count, ocr: { read, notRead: scanned.slice(toRead.length), resumed }, title };
+    return { layer: out, layerCut, total: count, ocr: { read, notRead: scanned.slice(toRead.length), resumed }, title };
   });
   // The text layer, with each page read by OCR in its place; then MAX_TEXT_CHARS over the whole.
   const byPage = new Map<number, OcrPage>((ocr?.read ?? []).map((p) => [p.page, p]));
   const pages: string[] = [];
   let chars = 0;
-  let cut = layer.length < total;
+  // Cut when the text layer was (a page cut short, or pages left unread), or when the pages read by OCR overflow.
+  let cut = layerCut || layer.length < total;
   for (const [i, layerText] of layer.entries()) {
     const text = byPage.get(i + 1)?.text || layerText;
     if (chars + text.length > limit) {
