@@ -20,6 +20,7 @@ import {
   TEST_REDIS_URL,
   TestState,
   uniquePrefix,
+  waitFor,
   type CliResult,
 } from './helpers.js';
 
@@ -93,7 +94,7 @@ test('submit --wait, status and cancel through --url work from a terminal with a
   expect(refused.stderr).toMatch(/answered 401/);
 });
 
-test('submit --wait through --url ends with a job a reviewer rejected, and says it did not succeed', async () => {
+test('through --url, a job rejected by its review timeout is a job that did not succeed', async () => {
   const photo = path.join(CORPUS, 'image/320x240.jpg');
   const instructions = JSON.stringify({ review: { when: 'always' } });
   const submitted = await runCli(
@@ -101,9 +102,18 @@ test('submit --wait through --url ends with a job a reviewer rejected, and says 
     elsewhere,
     120_000,
   );
-  expect(submitted.code, submitted.stderr).toBe(2);
+  // The wait ends where a person must act (exit 3), or, if REVIEW_TIMEOUT (1 s here) decided first, at the rejection.
   const doc = JSON.parse(submitted.stdout) as JobDocument;
-  expect(doc).toMatchObject({ status: 'rejected', review: { decision: 'reject' } });
+  if (doc.status === 'awaiting_review') expect(submitted.code, submitted.stderr).toBe(3);
+  else expect(submitted.code, submitted.stderr).toBe(2);
+  const rejected = await waitFor(`job ${doc.id} rejected by REVIEW_TIMEOUT`, async () => {
+    const now = await (await state.store()).get(doc.id);
+    return now?.status === 'rejected' ? now : null;
+  });
+  expect(rejected.review).toMatchObject({ decision: 'reject' });
+  const status = await runCli(['status', '--json', '--url', base, doc.id], elsewhere);
+  expect(status.code, status.stderr).toBe(2);
+  expect(JSON.parse(status.stdout)).toMatchObject({ status: 'rejected' });
 });
 
 /** The CLI with exactly `env` (and PATH): what a fresh terminal has. */
