@@ -9,8 +9,10 @@
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { gunzipSync } from 'node:zlib';
 import type * as Tesseract from 'tesseract.js';
+import { threadExecArgv } from './thread-flags.js';
 
 export const DEFAULT_OCR_LANGUAGES = ['eng'];
 /** A tesseract language code (`eng`, `chi_sim`, `deu_latf`). */
@@ -82,8 +84,26 @@ export const PICTURE_DPI = 300;
 type TesseractModule = Pick<typeof Tesseract, 'createWorker' | 'OEM' | 'PSM'>;
 let loading: Promise<TesseractModule> | null = null;
 function loadTesseract(): Promise<TesseractModule> {
-  loading ??= import('tesseract.js').then((m) => m.default);
+  loading ??= Promise.resolve()
+    .then(spawnWithOurFlags)
+    .then(() => import('tesseract.js'))
+    .then((m) => m.default);
   return loading;
+}
+
+/**
+ * tesseract.js starts its worker thread with `new Worker(path)`, which inherits this thread's Node flags, including a
+ * preload that cannot run in a thread (LangGraph Studio's server starts with one); the thread then dies before it
+ * answers and the recognition waits for ever. Its spawner is replaced, before tesseract.js loads it, by one that
+ * gives the thread the flags our own threads get.
+ */
+function spawnWithOurFlags(): void {
+  const spawner = path.join(path.dirname(require.resolve('tesseract.js')), 'worker', 'node', 'spawnWorker.js');
+  require(spawner);
+  const cached = require.cache[spawner];
+  if (!cached) throw new Error(`tesseract.js's worker spawner is not where it was (${spawner})`);
+  cached.exports = ({ workerPath }: { workerPath: string }): Worker =>
+    new Worker(workerPath, { execArgv: threadExecArgv() });
 }
 
 /**

@@ -14,6 +14,7 @@ import { Worker } from 'node:worker_threads';
 import type { Config } from '../config.js';
 import { fromStepError, MediaError, type StepError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
+import { threadExecArgv } from '../lib/thread-flags.js';
 import type { StepName } from '../lib/types.js';
 import type { Execute } from '../graph/dispatcher.js';
 import type { StepInput, StepOutcome } from '../nodes/index.js';
@@ -84,14 +85,6 @@ function limitHeapGrowth(): void {
   heapGrowthSet = true;
   // Process-wide: V8 reads it at every collection, in the main thread too.
   v8.setFlagsFromString('--heap-growing-percent=20');
-}
-
-/**
- * The main thread's Node flags without `--enable-source-maps` (step threads report errors by code and message) and
- * without V8 heap sizes (a Worker refuses them: its limits are its resourceLimits).
- */
-function threadExecArgv(): string[] {
-  return process.execArgv.filter((arg) => arg !== '--enable-source-maps' && !/^--max-(semi|old)-space-size/.test(arg));
 }
 
 export class StepPool {
