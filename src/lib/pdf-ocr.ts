@@ -98,7 +98,17 @@ export async function ocrPages(
     for (const page of batch) {
       opts.signal.throwIfAborted();
       const started = performance.now();
-      out.push(await ocrPage(pdf, page, opts));
+      // A page that cannot be drawn (a damaged picture in it) is left unread, not the whole document failed: its text
+      // layer, if any, stands.
+      out.push(
+        await ocrPage(pdf, page, opts).catch((err: unknown) => {
+          if (err instanceof MediaError && err.code === 'CORRUPT_FILE') {
+            opts.log.warn({ page, err: err.message }, 'page could not be drawn for OCR');
+            return { page, text: '', confidence: 0, words: 0 };
+          }
+          throw err;
+        }),
+      );
       times.push(performance.now() - started);
       done += 1;
       opts.log.info({ page, done, of: pages.length }, 'page read by OCR');
