@@ -134,8 +134,10 @@ const FOUND = [
   found(1, 334, 'pdf/image-only.pdf', '2cf11c1531a2d6be', 'completed'),
   // a canvas the render could not allocate could not be freed either: the step thread died, three times
   found(2026, 3058, 'pdf/image-only.pdf', '28e0176da144ec06', 'completed_with_errors', 'renderPreview:CORRUPT_FILE'),
-  // a damaged AVI header claims 99 days: ffmpeg's time limit overflowed setTimeout and fired after 1 ms (TIMEOUT)
-  found(2026, 301, 'video/clip.avi', 'a68c3fee9e3cff41', 'completed'),
+  // a damaged AVI header claims 99 days: ffmpeg's time limit overflowed setTimeout and fired after 1 ms (TIMEOUT).
+  // Its frame rate is 100/858993459 (a frame every 99 days): the web rendition's MP4 muxer refuses such frame
+  // durations, so transcodeVideo, an optional step, fails it; every other step works.
+  found(2026, 301, 'video/clip.avi', 'a68c3fee9e3cff41', 'completed_with_errors', 'transcodeVideo:CORRUPT_FILE'),
 ];
 
 /** Runs pinned cases, each from its own file, and checks each ends as recorded. */
