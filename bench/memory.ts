@@ -77,6 +77,33 @@ export async function stop(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
+/**
+ * A `media-orchestrator start` process on its own DATA_DIR and QUEUE_PREFIX, reading the corpus, with only PATH and
+ * HOME from this environment (and `env`); its log on stderr, for waitForLine.
+ */
+export function startProcess(
+  dataDir: string,
+  prefix: string,
+  corpus: string,
+  env: Record<string, string> = {},
+): ChildProcess {
+  return spawn(BIN, ['start'], {
+    cwd: ROOT,
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      DATA_DIR: dataDir,
+      REDIS_URL,
+      QUEUE_PREFIX: prefix,
+      INPUT_ROOTS: corpus,
+      PORT: '0',
+      LOG_LEVEL: 'info',
+      ...env,
+    },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+}
+
 /** A plain BullMQ worker with sharp loaded, idle. */
 async function plainWorkerRss(prefix: string): Promise<number> {
   const script = `
@@ -123,21 +150,7 @@ export async function benchMemory(
   const plainMb = await plainWorkerRss(`${prefix}-plain`);
 
   const dataDir = path.join(work, 'memory');
-  const child = spawn(BIN, ['start'], {
-    cwd: ROOT,
-    env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      DATA_DIR: dataDir,
-      REDIS_URL,
-      QUEUE_PREFIX: prefix,
-      INPUT_ROOTS: corpus,
-      PORT: '0',
-      LOG_LEVEL: 'info',
-      ...opts.env,
-    },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const child = startProcess(dataDir, prefix, corpus, opts.env);
   try {
     await waitForLine(child, 'media-orchestrator started', 120_000);
     const started = Date.now();

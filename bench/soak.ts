@@ -5,19 +5,16 @@
  * before the jobs), when half had ended, at the end, and its peak, with its throughput. Baseline, in the same run:
  * the RSS at the start, against which the middle and the end are ratios (a leak grows them with the jobs).
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import type { JobDocument } from '../src/lib/types.js';
+import { TERMINAL_STATUSES, type JobDocument } from '../src/lib/types.js';
 import { createProducer } from '../src/queue/producer.js';
-import { procStatus, stop, waitForLine } from './memory.js';
+import { procStatus, startProcess, stop, waitForLine } from './memory.js';
 import { dropPrefix } from './service.js';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-const ROOT = path.resolve(import.meta.dirname, '..');
-const BIN = path.join(ROOT, 'bin', 'media-orchestrator');
-const ENDED = new Set(['completed', 'completed_with_errors', 'failed', 'cancelled', 'rejected']);
+const ENDED = new Set<string>(TERMINAL_STATUSES);
 
 interface Row {
   file: string;
@@ -53,20 +50,7 @@ export async function benchSoak(
   const prefix = `mo-bench-soak-${process.pid}`;
   const rows = manifest(corpus);
   const dataDir = path.join(work, 'soak');
-  const child = spawn(BIN, ['start'], {
-    cwd: ROOT,
-    env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      DATA_DIR: dataDir,
-      REDIS_URL,
-      QUEUE_PREFIX: prefix,
-      INPUT_ROOTS: corpus,
-      PORT: '0',
-      LOG_LEVEL: 'info',
-    },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const child = startProcess(dataDir, prefix, corpus);
   let db: Database.Database | null = null;
   // Ctrl-C stops the measuring, not the bench: what has ended so far is reported, and the service is stopped and its
   // keys dropped as after a whole run (a signal to the bench alone would leave its `start` child running).

@@ -28,10 +28,8 @@ export const extractText: StepFn = async (input, deps, ctx) => {
     if (count > maxPages) {
       throw new MediaError('TOO_LARGE', `the PDF has ${count} pages; the limit (MAX_PDF_PAGES) is ${maxPages}`);
     }
-    const out: string[] = [];
+    const text = new TextBudget(limit);
     const seen = new Map<number, number>();
-    let chars = 0;
-    let layerCut = false;
     for (let n = 1; n <= count; n++) {
       ctx.signal.throwIfAborted();
       const page = await pageText(pdf, n);
@@ -43,19 +41,14 @@ export const extractText: StepFn = async (input, deps, ctx) => {
         );
       }
       if (page.object !== null) seen.set(page.object, n);
-      const text = page.text.trim();
-      if (chars + text.length > limit) {
-        out.push(text.slice(0, limit - chars));
-        layerCut = true;
-        break;
-      }
-      out.push(text);
-      chars += text.length;
+      if (!text.add(page.text.trim())) break;
     }
+    const out = text.pages;
+    const layerCut = text.cut;
     const title = await documentTitle(pdf);
     // Pages without a text layer, among those read (a document cut at MAX_TEXT_CHARS has no room for more).
     const scanned = out.flatMap((t, i) => (nearlyEmpty(t) ? [i + 1] : []));
-    if (scanned.length === 0 || chars >= limit) return { layer: out, layerCut, total: count, ocr: null, title };
+    if (scanned.length === 0 || text.full) return { layer: out, layerCut, total: count, ocr: null, title };
     if (wish === false) {
       return { layer: out, layerCut, total: count, ocr: { read: [], notRead: scanned, skipped: 'ocr: false' }, title };
     }
@@ -74,22 +67,14 @@ export const extractText: StepFn = async (input, deps, ctx) => {
   });
   // The text layer, with each page read by OCR in its place; then MAX_TEXT_CHARS over the whole.
   const byPage = new Map<number, OcrPage>((ocr?.read ?? []).map((p) => [p.page, p]));
-  const pages: string[] = [];
-  let chars = 0;
-  // Cut when the text layer was (a page cut short, or pages left unread), or when the pages read by OCR overflow.
-  let cut = layerCut || layer.length < total;
+  const merged = new TextBudget(limit);
   for (const [i, layerText] of layer.entries()) {
-    const text = byPage.get(i + 1)?.text || layerText;
-    if (chars + text.length > limit) {
-      pages.push(text.slice(0, limit - chars));
-      cut = true;
-      break;
-    }
-    pages.push(text);
-    chars += text.length;
+    if (!merged.add(byPage.get(i + 1)?.text || layerText)) break;
   }
+  const { pages, chars } = merged;
+  // Cut when the text layer was (a page cut short, or pages left unread), or when the pages read by OCR overflow.
+  const cut = layerCut || layer.length < total || merged.cut;
   const text = pages.join('\n\f\n');
-  chars = pages.reduce((n, p) => n + p.length, 0);
   const ref = await deps.artifacts.write(input.jobId, TEXT_ARTIFACT, text);
   await deps.artifacts.clearProgress(input.jobId);
   return {
@@ -107,6 +92,28 @@ export const extractText: StepFn = async (input, deps, ctx) => {
     },
   };
 };
+
+/** Pages of text kept while they fit in `limit` characters; the page that would overflow is cut to fit, and ends it. */
+class TextBudget {
+  readonly pages: string[] = [];
+  chars = 0;
+  cut = false;
+  constructor(private readonly limit: number) {}
+
+  /** False once the limit is reached: nothing more fits. */
+  add(text: string): boolean {
+    const room = this.limit - this.chars;
+    const kept = text.length > room ? text.slice(0, room) : text;
+    this.pages.push(kept);
+    this.chars += kept.length;
+    if (kept.length < text.length) this.cut = true;
+    return !this.cut;
+  }
+
+  get full(): boolean {
+    return this.chars >= this.limit;
+  }
+}
 
 /** What the result says of OCR: the pages read so, their mean confidence, and the pages left unread and why. */
 function ocrSummary(
