@@ -1,5 +1,5 @@
 /**
- * The OpenAI-compatible provider (src/ai/openai.ts) against a real HTTP server on loopback that answers from what
+ * The OpenAI-compatible provider (src/ai/openai/) against a real HTTP server on loopback that answers from what
  * it receives: the decoded image, the probed audio, the given text. Each test uses model names of its own, so the
  * server's request log and scripted failures of one test never touch another's.
  */
@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { createOpenAiModels, type OpenAiOptions } from '../src/ai/openai.js';
+import { createOpenAiModels, type OpenAiOptions } from '../src/ai/openai/index.js';
 import type { TranscriptSegment } from '../src/ai/types.js';
 import { MediaError } from '../src/lib/errors.js';
 import { withPdf } from '../src/lib/pdf.js';

@@ -35,7 +35,7 @@ export function createAiModels(config: Config, tools: ToolPaths, log: Logger): A
   const ai = config.ai;
   const unavailable: AiModels['unavailable'] = {};
   const remote = once(() =>
-    import('./openai.js').then((m) =>
+    import('./openai/index.js').then((m) =>
       m.createOpenAiModels({
         apiKey: ai.openai.apiKey,
         baseURL: ai.openai.baseURL,
