@@ -89,16 +89,8 @@ export const ERROR_CODES = [
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
 /** The JOB_CREATED message data and the graph's input. */
-export interface JobInput {
-  jobId: string;
-  file: { path: string; name?: string; sha256?: string };
-  user?: { id: string } | null;
-  priority?: number;
-  notifyUrl?: string;
-  /** What this job asks for (lib/instructions.ts), on top of `profile`'s preset when it names one. */
-  instructions?: Instructions;
-  profile?: string;
-}
+/** What a producer asks of a job: the one input schema's type (lib/job-input.ts). */
+export type { JobInput } from './job-input.js';
 
 /**
  * A re-run of a finished job (POST /jobs/:id/retry): the previous run's outcome. Steps that succeeded (or were

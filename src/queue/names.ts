@@ -4,12 +4,11 @@
  */
 import type { StepName } from '../lib/types.js';
 
+export { JOB_ID_PATTERN } from '../lib/job-input.js';
+
 /** The orchestrator's queue: one BullMQ job per media job, named JOB_CREATED, with the job id as BullMQ job id. */
 export const JOBS_QUEUE = 'jobs';
 export const JOB_CREATED = 'JOB_CREATED';
-
-/** Job ids travel in Redis keys and URLs: no `:` (BullMQ's separator), nothing that needs escaping. */
-export const JOB_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
 
 /** `<jobId>-<step>-<generation>`: the same step of the same job run (generation) is always the same task. */
 export function taskId(jobId: string, step: StepName, generation = 0): string {

@@ -16,12 +16,15 @@ import {
   validatorCompiler,
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
-import { JobServiceError, type JobServiceErrorCode } from '../queue/job-service.js';
+import { JobService, JobServiceError, type JobServiceErrorCode } from '../queue/job-service.js';
 import { body, HttpError, type ApiParts } from './http.js';
 import { clientErrorHandler, requestGuards, wasCut } from './request-guards.js';
+import { artifactRoutes } from './routes/artifacts.js';
+import { eventRoutes } from './routes/events.js';
 import { jobRoutes } from './routes/jobs.js';
 import { systemRoutes } from './routes/system.js';
 import { uiRoutes } from './routes/ui.js';
+import { UploadStore } from './uploads.js';
 
 /** The HTTP status of each way a job operation can be refused. */
 const SERVICE_STATUS: Record<JobServiceErrorCode, number> = {
@@ -142,7 +145,19 @@ export async function buildApp(parts: ApiParts) {
   await app.register(fastifySwaggerUi, { routePrefix: '/docs' });
 
   const typed = app.withTypeProvider<ZodTypeProvider>();
-  await typed.register(jobRoutes(parts));
+  const jobs = new JobService({
+    config: parts.config,
+    store: parts.stores.store,
+    producer: parts.producer,
+    redis: parts.redis,
+    checkpointer: parts.stores.checkpointer,
+    artifacts: parts.artifacts,
+    log: parts.log,
+  });
+  const uploads = new UploadStore(parts.config.uploadsDir, parts.config.maxFileBytes);
+  await typed.register(jobRoutes(parts, jobs, uploads));
+  await typed.register(artifactRoutes(parts, jobs, uploads));
+  await typed.register(eventRoutes(parts, jobs));
   await typed.register(systemRoutes(parts));
   await app.register(uiRoutes(parts));
   return app;

@@ -2,8 +2,7 @@
 import { z } from 'zod';
 import { ERROR_CODES, FILE_TYPES, JOB_STATUSES, WARNING_CODES } from '../lib/types.js';
 import { InstructionsSchema } from '../lib/instructions.js';
-import { MAX_PRIORITY, NotifyUrl, Profile } from '../queue/messages.js';
-import { JOB_ID_PATTERN } from '../queue/names.js';
+import { JOB_ID_PATTERN, JobRequestSchema } from '../lib/job-input.js';
 
 export const ErrorBody = z
   .object({
@@ -164,21 +163,5 @@ export const ReviewBody = z.strictObject({
   note: z.string().max(2000).optional(),
 });
 
-export const CreateJobJson = z.strictObject({
-  file: z.strictObject({
-    path: z.string().min(1).max(4096),
-    name: z.string().min(1).max(255).optional(),
-    sha256: z
-      .string()
-      .regex(/^[0-9a-fA-F]{64}$/)
-      .optional(),
-  }),
-  user: z.strictObject({ id: z.string().min(1).max(200) }).optional(),
-  priority: z.number().int().min(0).max(MAX_PRIORITY).optional(),
-  notifyUrl: NotifyUrl.optional(),
-  instructions: InstructionsSchema.optional().describe(
-    'What this job asks for: skip (optional steps to leave out), thumbnails (widths, format, quality, fit), ' +
-      'transcribe (false: none), summary (length, language). Closed: an unknown key is refused with INVALID_INPUT.',
-  ),
-  profile: Profile.optional().describe('A preset from PROFILES_FILE; the instructions apply on top of it'),
-});
+/** The JSON body of POST /jobs: the one input schema of a request (lib/job-input.ts). */
+export const CreateJobJson = JobRequestSchema;
