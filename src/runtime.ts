@@ -64,7 +64,7 @@ export async function createRuntime(
     );
   };
   const graph = compileGraph(
-    { dispatcher, sink: store, disabledSteps: config.disabledSteps, events, finished, profiles: config.profiles },
+    { dispatcher, sink: store, disabledSteps: config.disabledSteps, events, finished },
     checkpointer,
   );
   return {
@@ -74,7 +74,7 @@ export async function createRuntime(
     checkpointer,
     deps,
     graph,
-    runner: new JobRunner(graph, checkpointer, store),
+    runner: new JobRunner(graph, checkpointer, store, config.profiles),
     onStep: (listener) => {
       listeners.add(listener);
       return () => listeners.delete(listener);

@@ -7,6 +7,7 @@ import { loadConfig, type Config } from './config.js';
 import { compileGraph } from './graph/graph.js';
 import { inlineDispatcher } from './graph/dispatcher.js';
 import { JobIdConflict, sourceConflict } from './graph/runner.js';
+import { effectiveInstructions } from './lib/instructions.js';
 import type { FinishedJob, JobSink } from './nodes/index.js';
 import { createRuntime, type Runtime } from './runtime.js';
 
@@ -35,10 +36,11 @@ export const graph = compileGraph({
   dispatcher: inlineDispatcher(async () => (await getRuntime()).deps),
   sink,
   // A thread's job id given again with another file would mix the two jobs' documents and artifacts.
-  claim: async ({ jobId, file }) => {
+  claim: async ({ jobId, file, instructions, profile }) => {
     const stored = await (await getRuntime()).store.getInput(jobId);
     const why = stored && sourceConflict(stored, { jobId, file });
     if (why) throw new JobIdConflict(jobId, why);
+    return { instructions: effectiveInstructions(instructions, profile, getConfig().profiles) ?? undefined };
   },
   events: {
     stepChanged: async (jobId, step, record) => {
@@ -50,8 +52,5 @@ export const graph = compileGraph({
   },
   get disabledSteps() {
     return getConfig().disabledSteps;
-  },
-  get profiles() {
-    return getConfig().profiles;
   },
 });

@@ -126,9 +126,12 @@ describe('a job run with instructions', () => {
       expect([square.width, square.height]).toEqual([96, 96]);
       expect(avatar.steps.analyzeImage?.status).toBe('skipped');
 
-      // A profile that is not defined fails the job as bad input, at validate.
+      // A profile that is not defined fails the job as bad input before any step runs.
       const unknown = await runtime.runner.run({ jobId: 'unknown', file: { path: photo }, profile: 'banner' });
-      expect(unknown.error).toMatchObject({ code: 'INVALID_INPUT', step: 'validate' });
+      expect(unknown.status).toBe('failed');
+      expect(unknown.error).toMatchObject({ code: 'INVALID_INPUT', step: null });
+      expect(unknown.error?.message).toMatch(/profile "banner" is not defined \(PROFILES_FILE has avatar\)/);
+      expect(await runtime.store.runs('unknown')).toEqual([]);
     } finally {
       await runtime.close();
     }

@@ -13,13 +13,7 @@ import {
 import { ulid } from 'ulid';
 import { describeError } from '../lib/errors.js';
 import { isTransient } from '../lib/transient.js';
-import {
-  effectiveInstructions,
-  skippedByInstructions,
-  UnknownProfile,
-  type Instructions,
-  type Profiles,
-} from '../lib/instructions.js';
+import { skippedByInstructions, type Instructions } from '../lib/instructions.js';
 import { parseDecision, reviewNeeded } from '../lib/review.js';
 import type { JobError, RetryOptions, StepName, StepRecord, StepRecords } from '../lib/types.js';
 import { finalize, type FinishedJob, type JobSink, type StepInput } from '../nodes/index.js';
@@ -39,12 +33,13 @@ export interface GraphDeps {
   disabledSteps?: readonly StepName[];
   events?: StepEvents;
   /**
-   * Called before validate, where no JobRunner claimed the job (LangGraph Studio runs the graph directly): throws
-   * when the job id already names a job for another file, so that nothing of that job is written over.
+   * Called before validate, where no JobRunner began the run (LangGraph Studio runs the graph directly): throws when
+   * the job id already names a job for another file, so that nothing of that job is written over, or when the job
+   * names a profile this service does not define; else gives the instructions the job runs with.
    */
-  claim?(input: Pick<JobState, 'jobId' | 'file'>): Promise<void>;
-  /** The presets a job's `profile` may name (PROFILES_FILE). */
-  profiles?: Profiles;
+  claim?(
+    input: Pick<JobState, 'jobId' | 'file' | 'instructions' | 'profile'>,
+  ): Promise<{ instructions: Instructions | undefined }>;
   /** Called with the finished job once it is stored (search indexing of its whole texts); a failure is only logged. */
   finished?(job: FinishedJob): Promise<void>;
 }
@@ -109,23 +104,25 @@ function stepNode(step: StepName, deps: GraphDeps) {
           }
         : { ...adopt, steps: { [step]: kept } };
     }
-    // Outside the step's own failure handling: a refused claim ends the run with nothing stored.
-    if (step === 'validate' && deps.claim && typeof state.file?.path === 'string')
-      await deps.claim({ jobId, file: state.file });
+    // The job's own choices, its profile applied when the run began (JobRunner). Where no runner began it (Studio),
+    // the claim decides them. Outside the step's own failure handling: a refused claim ends the run with nothing stored.
+    let instructions = state.instructions ?? null;
+    if (step === 'validate' && deps.claim && typeof state.file?.path === 'string') {
+      const claimed = await deps.claim({
+        jobId,
+        file: state.file,
+        instructions: state.instructions,
+        profile: state.profile,
+      });
+      instructions = claimed.instructions ?? null;
+      adopt.instructions = claimed.instructions;
+    }
     if (deps.disabledSteps?.includes(step)) {
       const record: StepRecord = { status: 'skipped', attempts: 0, reason: 'disabled by DISABLED_STEPS' };
       await emit(record);
       return { ...adopt, steps: { [step]: record } };
     }
-    // The job's own choices: a step it leaves out is skipped with the steps that would have worked on its result. A
-    // profile that is not defined (any more) fails the job at validate, as bad input.
-    const { instructions, unknownProfile } = instructionsOf(state, deps);
-    if (unknownProfile && step === 'validate') {
-      const error: JobError = { code: 'INVALID_INPUT', message: unknownProfile.message, step };
-      const record: StepRecord = { status: 'failed', attempts: 0, error };
-      await emit(record);
-      return { ...adopt, steps: { [step]: record }, error };
-    }
+    // A step the job leaves out is skipped with the steps that would have worked on its result.
     const leftOut = skippedByInstructions(step, instructions);
     if (leftOut) {
       const record: StepRecord = { status: 'skipped', attempts: 0, reason: leftOut };
@@ -184,19 +181,6 @@ function stepNode(step: StepName, deps: GraphDeps) {
   };
 }
 
-/** The job's instructions with its profile applied; a profile that is not defined leaves none, and says so. */
-function instructionsOf(
-  state: JobState,
-  deps: GraphDeps,
-): { instructions: Instructions | null; unknownProfile?: UnknownProfile } {
-  try {
-    return { instructions: effectiveInstructions(state.instructions, state.profile, deps.profiles ?? {}) };
-  } catch (err) {
-    if (!(err instanceof UnknownProfile)) throw err;
-    return { instructions: null, unknownProfile: err };
-  }
-}
-
 function skipped(steps: StepName[], reason: string): StepRecords {
   return Object.fromEntries(steps.map((s) => [s, { status: 'skipped', attempts: 0, reason } satisfies StepRecord]));
 }
@@ -228,7 +212,7 @@ export function buildGraph(deps: GraphDeps) {
         // resumed with the decision (JobRunner; Studio's resume). A failed job is not reviewed.
         let rejected = false;
         if (!state.error) {
-          const request = reviewNeeded(state.results, instructionsOf(state, deps).instructions);
+          const request = reviewNeeded(state.results, state.instructions ?? null);
           if (request) rejected = parseDecision(interrupt(request)).decision === 'reject';
         }
         const job = {

@@ -5,6 +5,7 @@
  */
 import { basename } from 'node:path';
 import { Command, INTERRUPT, isInterrupted, type BaseCheckpointSaver } from '@langchain/langgraph';
+import { effectiveInstructions, UnknownProfile, type Profiles } from '../lib/instructions.js';
 import { isTransient } from '../lib/transient.js';
 import type { FinishedJob } from '../nodes/index.js';
 import {
@@ -65,6 +66,8 @@ export class JobRunner {
     private readonly graph: JobGraph,
     private readonly checkpointer: BaseCheckpointSaver,
     private readonly store: RunnerStore,
+    /** The presets a job's `profile` may name (PROFILES_FILE), applied once, when its run begins. */
+    private readonly profiles: Profiles = {},
   ) {}
 
   /**
@@ -101,13 +104,25 @@ export class JobRunner {
       if (!review?.decision) return known;
       decision = new Command({ resume: { decision: review.decision, ...(review.note && { note: review.note }) } });
     }
+    const resume = decision !== null || (await this.hasCheckpoint(input.jobId));
+    // The instructions the job runs with, its profile's with its own on top, decided here once: the graph's state
+    // carries them, and a resumed run keeps those it began with. A profile this service does not define is bad input.
+    let instructions: JobInput['instructions'];
+    if (!resume) {
+      try {
+        instructions = effectiveInstructions(input.instructions, input.profile, this.profiles) ?? undefined;
+      } catch (err) {
+        if (!(err instanceof UnknownProfile)) throw err;
+        return this.fail(input, { code: 'INVALID_INPUT', message: err.message, step: null });
+      }
+    }
     await this.store.markRunning(input.jobId);
     const config = { configurable: { thread_id: input.jobId }, durability: 'sync' as const, signal: opts.signal };
-    const resume = await this.hasCheckpoint(input.jobId);
     try {
-      const graphInput = opts.readFrom
-        ? { ...input, file: { ...input.file, path: opts.readFrom, name: input.file.name ?? basename(input.file.path) } }
-        : input;
+      const file = opts.readFrom
+        ? { ...input.file, path: opts.readFrom, name: input.file.name ?? basename(input.file.path) }
+        : input.file;
+      const graphInput = { ...input, file, instructions };
       const out = decision
         ? // The Command's type knows nothing of this graph's node names; it carries only a resume value.
           await this.graph.invoke(decision as Parameters<JobGraph['invoke']>[0], config)

@@ -167,12 +167,6 @@ export async function startOrchestrator(parts: OrchestratorParts, redisUrl: stri
       log.warn({ jobId: input.jobId, bullJobId: job.id }, err.message);
       throw new UnrecoverableError(encodeFailure({ code: 'INVALID_INPUT', message: err.message }));
     }
-    // A preset this service does not define: the job fails as bad input (PROFILES_FILE differs between processes?).
-    const open = !TERMINAL_STATUSES.includes(claimed.status);
-    if (open && input.profile !== undefined && !Object.hasOwn(config.profiles, input.profile)) {
-      const why = `profile ${JSON.stringify(input.profile)} is not defined in this service's PROFILES_FILE`;
-      return notify(input, await reject(input, 'INVALID_INPUT', why));
-    }
     // Uploads are already in our folder; a producer's path is pinned: every step reads the inode checked here. The
     // job keeps the path the producer named (a repeated message is recognised by it); the steps read the pinned one.
     let readFrom: string | undefined;
