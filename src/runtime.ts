@@ -62,6 +62,13 @@ export async function createRuntime(
     await indexFullText(job, store, deps.artifacts).catch((err: unknown) =>
       log.warn({ jobId: job.jobId, err: describeError(err).message }, 'could not index the job for search'),
     );
+    // What executions killed during a step staged: no execution of the job is left to commit it.
+    await deps.artifacts
+      .removeStaging(job.jobId)
+      .then((n) => n > 0 && log.info({ jobId: job.jobId, folders: n }, "removed killed executions' staging folders"))
+      .catch((err: unknown) =>
+        log.warn({ jobId: job.jobId, err: describeError(err).message }, 'could not remove staging folders'),
+      );
   };
   const graph = compileGraph(
     { dispatcher, sink: store, disabledSteps: config.disabledSteps, events, finished },

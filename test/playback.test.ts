@@ -381,6 +381,9 @@ describe('a transcode that does not finish', () => {
         const artifacts = new ArtifactStore(path.join(own.dataDir, 'artifacts'));
         expect((await artifacts.list(jobId)).map((a) => a.name)).not.toContain('video.mp4');
         expect(fs.readdirSync(artifacts.dir(jobId)).filter((n) => n.startsWith('video'))).toEqual([]);
+        // The killed execution's staging folder, with its partial file in it, is still there…
+        const staged = fs.readdirSync(artifacts.dir(jobId)).filter((n) => n.startsWith('.run-'));
+        expect(staged.length).toBeGreaterThan(0);
 
         const res = await runCli(['process', '--json', '--job-id', jobId, sources['long.mkv']!], env, 300_000);
         expect(res.code, res.stderr).toBe(0);
@@ -391,6 +394,8 @@ describe('a transcode that does not finish', () => {
         const p = probe(path.join(own.dataDir, 'artifacts', jobId, 'video.mp4'));
         expect(Math.abs(Number(p.format.duration) - 60) / 60).toBeLessThan(0.01);
         expect(boxOrder(path.join(own.dataDir, 'artifacts', jobId, 'video.mp4'))).toEqual(['moov', 'mdat']);
+        // …and gone once the job has ended.
+        expect(fs.readdirSync(artifacts.dir(jobId)).filter((n) => n.startsWith('.run-'))).toEqual([]);
       } finally {
         await own.drop();
       }

@@ -8,6 +8,9 @@ import type { ArtifactRef } from './types.js';
 const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 /** The folder of saveProgress: a name no artifact can have, so never listed or served. */
 const PROGRESS = '.progress';
+/** One execution's staging folder (StagedArtifacts): hidden, never an artifact's name. */
+const STAGING_PREFIX = '.run-';
+const STAGING = /^\.run-[0-9a-f]{12}$/;
 
 /**
  * A job's files under `<artifactsDir>/<jobId>/`, addressed by a plain name that can never leave that folder. Steps
@@ -139,6 +142,21 @@ export class ArtifactStore {
     await fs.rm(path.join(this.dir(jobId), PROGRESS), { recursive: true, force: true });
   }
 
+  /**
+   * Deletes the staging folders (see StagedArtifacts) that executions of the job's steps left behind: a process
+   * killed during a step cannot discard its own. Only for a job that has ended, when no execution of it is left to
+   * write there; what a stopped execution still writes afterwards fails, as after `discard`.
+   */
+  async removeStaging(jobId: string): Promise<number> {
+    const entries = await fs.readdir(this.dir(jobId), { withFileTypes: true }).catch((err: unknown) => {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
+    });
+    const left = entries.filter((e) => e.isDirectory() && STAGING.test(e.name));
+    for (const e of left) await fs.rm(path.join(this.dir(jobId), e.name), { recursive: true, force: true });
+    return left.length;
+  }
+
   async remove(jobId: string): Promise<void> {
     await fs.rm(this.dir(jobId), { recursive: true, force: true });
   }
@@ -166,7 +184,7 @@ export class StagedArtifacts extends ArtifactStore {
     private readonly jobId: string,
   ) {
     super(root);
-    this.folder = path.join(this.dir(jobId), `.run-${randomBytes(6).toString('hex')}`);
+    this.folder = path.join(this.dir(jobId), `${STAGING_PREFIX}${randomBytes(6).toString('hex')}`);
   }
 
   protected override target(jobId: string, name: string): string {
