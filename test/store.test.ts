@@ -136,6 +136,18 @@ describe.each([sqlite, postgres])('job store contract: $name', (backend) => {
     expect(await store.get('nope')).toBeNull();
   });
 
+  test('a request fingerprint is stored with the job that creates it; a second create keeps the first', async () => {
+    const { store } = await fresh();
+    // Two servers creating one job under one Idempotency-Key at once, from different requests.
+    await Promise.all([store.createOrGet(input('idem', {}), 'h1'), store.createOrGet(input('idem', {}), 'h2')]);
+    const first = await store.getRequestHash('idem');
+    expect(['h1', 'h2']).toContain(first);
+    await store.createOrGet(input('idem', {}), 'h3');
+    expect(await store.getRequestHash('idem')).toBe(first);
+    await store.createOrGet(input('plain', {}));
+    expect(await store.getRequestHash('plain')).toBeNull();
+  });
+
   test('a watcher hears of the events another connection commits, by job, until it stops', async () => {
     const { store, another } = await fresh();
     const writer = await another();
@@ -207,8 +219,7 @@ describe.each([sqlite, postgres])('job store contract: $name', (backend) => {
     expect(doc).toMatchObject({ status: 'queued', error: null, finishedAt: null });
     expect(await store.getRetry('re')).toEqual(retry);
     expect(await store.getRetry('nope')).toBeNull();
-    await store.setRequestHash('re', 'h1');
-    expect(await store.getRequestHash('re')).toBe('h1');
+    expect(await store.getRequestHash('re')).toBeNull();
     await store.setWebhook('re', {
       url: 'https://example.com/hook',
       status: 'pending',

@@ -89,10 +89,10 @@ export class JobService {
    * The job's record and its JOB_CREATED message, both or neither: when the message cannot be written (Redis is
    * down), a record made for it and its upload go again, and UNAVAILABLE says to come back.
    */
-  async create(input: JobInput): Promise<JobDocument> {
+  async create(input: JobInput, requestHash?: string): Promise<JobDocument> {
     const { store, producer, config } = this.parts;
     const existed = (await store.get(input.jobId)) !== null;
-    const doc = await store.createOrGet(input);
+    const doc = await store.createOrGet(input, requestHash);
     try {
       await producer.enqueueJob(input);
     } catch (err) {

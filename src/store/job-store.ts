@@ -29,8 +29,12 @@ import {
 } from '../lib/types.js';
 
 export interface JobStore extends JobSink {
-  /** The job's document, creating it as `queued` the first time its id is seen (a repeated id is the same job). */
-  createOrGet(input: JobInput): Promise<JobDocument>;
+  /**
+   * The job's document, creating it as `queued` the first time its id is seen (a repeated id is the same job).
+   * `requestHash`: the fingerprint of the HTTP request that creates it under an Idempotency-Key, written with the new
+   * job in one statement (a job that exists keeps the one it was created with: see getRequestHash).
+   */
+  createOrGet(input: JobInput, requestHash?: string): Promise<JobDocument>;
   get(id: string): Promise<JobDocument | null>;
   /** The input the job was created with (what a resumed or retried run starts from). */
   getInput(id: string): Promise<JobInput | null>;
@@ -50,8 +54,7 @@ export interface JobStore extends JobSink {
    * state is kept beside the job and read by the orchestrator: it never travels in a producer's message.
    */
   reopen(jobId: string, retry: RetryOptions): Promise<JobDocument | null>;
-  /** The fingerprint of the HTTP request that created the job under an Idempotency-Key. */
-  setRequestHash(jobId: string, hash: string): Promise<void>;
+  /** The fingerprint of the HTTP request that created the job under an Idempotency-Key (see createOrGet). */
   getRequestHash(jobId: string): Promise<string | null>;
   /** The latest retry the service made of this job, if any. */
   getRetry(jobId: string): Promise<RetryOptions | null>;

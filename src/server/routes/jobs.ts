@@ -87,27 +87,33 @@ export function jobRoutes(parts: ApiParts, jobs: JobService, uploads: UploadStor
         // Requests with one key take turns (in this process): the second finds the job the first made, and one
         // upload is stored, not two writing over each other.
         const doc = await oneAtATime(jobId, async () => {
+          const reused = async (hash: string): Promise<void> => {
+            const first = await store.getRequestHash(jobId);
+            if (first && first !== hash) {
+              throw new HttpError(
+                422,
+                'IDEMPOTENCY_KEY_REUSED',
+                'this Idempotency-Key was used for a different request; use a new key for a new job',
+              );
+            }
+          };
           const known = await store.get(jobId);
           if (!known) {
             const { input, hash } = req.isMultipart()
               ? await fromUpload(req.parts(), jobId)
               : await fromJson(req.body, jobId);
-            const created = await jobs.create(input);
-            if (key) await store.setRequestHash(jobId, hash);
+            // The fingerprint is stored with the new job, in one statement: when another server made the job with
+            // this key first, from another request, the one it stored differs from this.
+            const created = await jobs.create(input, key ? hash : undefined);
+            if (key) await reused(hash);
             return created;
           }
           // The same key again: the same request is the same job; a different one is the client's mistake.
-          const hash = req.isMultipart()
-            ? (await uploads.receive(req.parts(), null)).hash
-            : (await fromJson(req.body, jobId)).hash;
-          const first = await store.getRequestHash(jobId);
-          if (first && first !== hash) {
-            throw new HttpError(
-              422,
-              'IDEMPOTENCY_KEY_REUSED',
-              'this Idempotency-Key was used for a different request; use a new key for a new job',
-            );
-          }
+          await reused(
+            req.isMultipart()
+              ? (await uploads.receive(req.parts(), null)).hash
+              : (await fromJson(req.body, jobId)).hash,
+          );
           return known;
         });
         return reply.status(202).header('location', `/jobs/${doc.id}`).send(doc);

@@ -166,8 +166,8 @@ export class PostgresJobStore implements JobStore {
     return new PostgresJobStore(pool, eventChannel(schema), schema, search);
   }
 
-  async createOrGet(input: JobInput): Promise<JobDocument> {
-    return this.transaction((c) => this.createOrGetIn(c, input));
+  async createOrGet(input: JobInput, requestHash?: string): Promise<JobDocument> {
+    return this.transaction((c) => this.createOrGetIn(c, input, requestHash));
   }
 
   async get(id: string): Promise<JobDocument | null> {
@@ -301,10 +301,6 @@ export class PostgresJobStore implements JobStore {
       await c.query('UPDATE jobs SET retry = $1 WHERE id = $2', [JSON.stringify(retry), jobId]);
       return this.getIn(c, jobId);
     });
-  }
-
-  async setRequestHash(jobId: string, hash: string): Promise<void> {
-    await this.query('UPDATE jobs SET request_hash = $1 WHERE id = $2', [hash, jobId]);
   }
 
   async getRequestHash(jobId: string): Promise<string | null> {
@@ -548,11 +544,11 @@ export class PostgresJobStore implements JobStore {
   }
 
   /** Inside a transaction: the job, created as `queued` (with its event) only if no one created it first. */
-  private async createOrGetIn(c: pg.PoolClient, input: JobInput): Promise<JobDocument> {
+  private async createOrGetIn(c: pg.PoolClient, input: JobInput, requestHash?: string): Promise<JobDocument> {
     const doc = newJobDocument(input);
     const inserted = await c.query(
-      `INSERT INTO jobs (id, status, user_id, priority, input, doc, created_at, updated_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (id) DO NOTHING`,
+      `INSERT INTO jobs (id, status, user_id, priority, input, doc, created_at, updated_at, request_hash)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8) ON CONFLICT (id) DO NOTHING`,
       [
         doc.id,
         doc.status,
@@ -561,6 +557,7 @@ export class PostgresJobStore implements JobStore {
         JSON.stringify(input),
         JSON.stringify(doc),
         doc.createdAt,
+        requestHash ?? null,
       ],
     );
     if ((inserted.rowCount ?? 0) > 0) {

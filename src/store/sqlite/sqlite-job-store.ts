@@ -85,8 +85,8 @@ export class SqliteJobStore implements JobStore {
     this.searches = new SearchThreads(db.name, searchLimits);
   }
 
-  createOrGet(input: JobInput): Promise<JobDocument> {
-    return Promise.resolve(this.createOrGetNow(input));
+  createOrGet(input: JobInput, requestHash?: string): Promise<JobDocument> {
+    return Promise.resolve(this.createOrGetNow(input, requestHash));
   }
 
   get(id: string): Promise<JobDocument | null> {
@@ -182,11 +182,6 @@ export class SqliteJobStore implements JobStore {
       })
       .immediate();
     return Promise.resolve(this.getNow(jobId));
-  }
-
-  setRequestHash(jobId: string, hash: string): Promise<void> {
-    this.sql('UPDATE jobs SET request_hash = ? WHERE id = ?').run(hash, jobId);
-    return Promise.resolve();
   }
 
   getRequestHash(jobId: string): Promise<string | null> {
@@ -390,7 +385,7 @@ export class SqliteJobStore implements JobStore {
     return row ? (JSON.parse(row.doc) as JobDocument) : null;
   }
 
-  private createOrGetNow(input: JobInput): JobDocument {
+  private createOrGetNow(input: JobInput, requestHash?: string): JobDocument {
     const existing = this.getNow(input.jobId);
     if (existing) return existing;
     const doc = newJobDocument(input);
@@ -399,8 +394,8 @@ export class SqliteJobStore implements JobStore {
       .transaction(() => {
         const created =
           this.sql(
-            `INSERT INTO jobs (id, status, user_id, priority, input, doc, created_at, updated_at)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
+            `INSERT INTO jobs (id, status, user_id, priority, input, doc, created_at, updated_at, request_hash)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`,
           ).run(
             doc.id,
             doc.status,
@@ -410,6 +405,7 @@ export class SqliteJobStore implements JobStore {
             JSON.stringify(doc),
             now,
             now,
+            requestHash ?? null,
           ).changes > 0;
         if (created) {
           this.appendEvent(doc.id, 'status', { status: doc.status });
