@@ -64,7 +64,8 @@ let detector: Promise<Detector> | undefined;
 let loaded: Detector | undefined;
 
 /**
- * Labels are COCO classes, one per class at its best score. `faces` counts faces FaceMesh confirmed: BlazeFace sees
+ * Labels are COCO classes, one per class at its best score, each kept only over its class's calibrated minimum
+ * (label-calibration.ts). `faces` counts faces FaceMesh confirmed: BlazeFace sees
  * faces turned towards the camera, so profiles and faces looking down are missed (fewer faces, not false ones).
  */
 export function createHumanVision(opts: HumanVisionOptions): HumanVision {
