@@ -4,9 +4,9 @@
  * a time: the detector serializes its calls, so concurrency within a thread would only queue.
  */
 import path from 'node:path';
-import sharp from 'sharp';
 import { createHumanVision } from '../src/ai/human-vision.js';
 import type { VisionInput } from '../src/ai/types.js';
+import { asModelInput } from '../test/support/label-set.js';
 
 const CORPUS = process.env.MEDIA_CORPUS ?? path.resolve(import.meta.dirname, '..', '..', 'shared', 'corpus');
 const PHOTOS = [
@@ -23,15 +23,8 @@ const PHOTOS = [
 ];
 const ROUNDS = 3;
 
-async function prepare(file: string): Promise<VisionInput> {
-  const { data, info } = await sharp(path.join(CORPUS, 'image', file))
-    .autoOrient()
-    .resize(1024, 1024, { fit: 'inside', withoutEnlargement: true })
-    .toColourspace('srgb')
-    .removeAlpha()
-    .jpeg({ quality: 85 })
-    .toBuffer({ resolveWithObject: true });
-  return { image: data, mime: 'image/jpeg', width: info.width, height: info.height };
+function prepare(file: string): Promise<VisionInput> {
+  return asModelInput(path.join(CORPUS, 'image', file));
 }
 
 export async function benchVision(): Promise<{ loadMs: number; msPerImage: number; images: number }> {

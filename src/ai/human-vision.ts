@@ -15,6 +15,7 @@ import type { Tensor, io } from '@tensorflow/tfjs-core';
 import type { Config, Human as HumanInstance } from '@vladmandic/human';
 import sharp from 'sharp';
 import type { Logger } from '../lib/log.js';
+import { keepLabel, LABEL_CALIBRATION, type LabelCalibration } from './label-calibration.js';
 import type { CallOptions, VisionInput, VisionModel, VisionResult } from './types.js';
 
 /** The model files (`<name>.json` + weights) in the package's `models/` folder. */
@@ -28,6 +29,8 @@ export interface HumanVisionOptions {
   /** Labels and faces scored below this (0..1) are left out. */
   minScore: number;
   maxLabels?: number;
+  /** Per-class minimum scores over minScore; null reports the detector's raw scores (for fitting the table). */
+  labelCalibration?: LabelCalibration | null;
   log?: Logger;
 }
 
@@ -61,11 +64,12 @@ let detector: Promise<Detector> | undefined;
 let loaded: Detector | undefined;
 
 /**
- * Labels are COCO classes, one per class at its best score. `faces` counts faces FaceMesh confirmed: BlazeFace sees
+ * Labels are COCO classes, one per class at its best score, each kept only over its class's calibrated minimum
+ * (label-calibration.ts). `faces` counts faces FaceMesh confirmed: BlazeFace sees
  * faces turned towards the camera, so profiles and faces looking down are missed (fewer faces, not false ones).
  */
 export function createHumanVision(opts: HumanVisionOptions): HumanVision {
-  const { minScore, maxLabels = 10, log } = opts;
+  const { minScore, maxLabels = 10, labelCalibration = LABEL_CALIBRATION, log } = opts;
   return {
     provider: PROVIDER,
     model: MODEL,
@@ -118,10 +122,11 @@ export function createHumanVision(opts: HumanVisionOptions): HumanVision {
       for (const o of result.object) best.set(o.label, Math.max(best.get(o.label) ?? 0, o.score));
       const faceScores = result.face.map((f) => f.score).filter((s) => s >= minScore);
       // A face FaceMesh confirmed is a person, even where CenterNet missed the body (close-ups, crowds).
-      if (faceScores.length > 0) best.set('person', Math.max(best.get('person') ?? 0, ...faceScores));
+      const personFaces = faceScores.filter((s) => s >= (labelCalibration?.faceAsPerson ?? 0));
+      if (personFaces.length > 0) best.set('person', Math.max(best.get('person') ?? 0, ...personFaces));
       const labels = [...best]
         .map(([name, score]) => ({ name, score: Math.round(Math.min(1, Math.max(0, score)) * 1000) / 1000 }))
-        .filter((l) => l.score >= minScore)
+        .filter((l) => keepLabel(l, minScore, labelCalibration))
         .sort((a, b) => b.score - a.score || a.name.localeCompare(b.name))
         .slice(0, maxLabels);
       log?.debug(
