@@ -24,3 +24,5 @@ export const sweepLockKey = (prefix: string): string => `${prefix}:media-orchest
 export const resumesKey = (prefix: string, jobId: string): string => `${prefix}:media-orchestrator:resumes:${jobId}`;
 /** Why a job's last run stopped without ending the job (an encoded failure), for the sweep that gives up on it. */
 export const stoppedKey = (prefix: string, jobId: string): string => `${prefix}:media-orchestrator:stopped:${jobId}`;
+/** Held by the orchestrator running a job (see run-lock.ts): one run of a job at a time, across processes. */
+export const runLockKey = (prefix: string, jobId: string): string => `${prefix}:media-orchestrator:run:${jobId}`;

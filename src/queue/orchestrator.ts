@@ -27,6 +27,7 @@ import { bullConnection, createRedis } from './connection.js';
 import { parseJobCreated } from './messages.js';
 import { JOB_ID_PATTERN, JOBS_QUEUE, resumesKey, stoppedKey } from './names.js';
 import { encodeFailure } from './queued-dispatcher.js';
+import { takeRunLock } from './run-lock.js';
 import { startSweeper } from './sweeper.js';
 import { startWebhooks } from './webhooks.js';
 
@@ -36,6 +37,8 @@ import { startWebhooks } from './webhooks.js';
  */
 const RUN_ATTEMPTS = 10;
 const MAX_RUN_DELAY_MS = 60_000;
+/** How long a message of a job that another orchestrator is running waits in the queue before it looks again. */
+const RUN_LOCK_RETRY_MS = 5_000;
 
 export interface OrchestratorParts {
   config: Config;
@@ -145,7 +148,15 @@ export async function startOrchestrator(parts: OrchestratorParts, redisUrl: stri
     // one run per thread, so it waits for that run to settle and is then handled as any repeat would be.
     for (let other = runs.get(input.jobId); other; other = runs.get(input.jobId)) await other.catch(() => undefined);
     if (draining && token) return backToQueue(job, token);
-    const run = runJob(job, input, token).catch((err: unknown) => {
+    // And one run at a time across processes: while another orchestrator runs the job, this message waits its turn.
+    const lock = await takeRunLock(redis, config.queuePrefix, input.jobId, config.lockDurationMs);
+    if (!lock) {
+      log.info({ jobId: input.jobId, bullJobId: job.id }, 'another run of this job is under way; this one waits');
+      if (!token) throw new Error(`another run of job ${input.jobId} is under way`);
+      await job.moveToDelayed(Date.now() + RUN_LOCK_RETRY_MS, token);
+      throw new DelayedError();
+    }
+    const run = runJob(job, input, token, lock.lost).catch((err: unknown) => {
       if (err instanceof DelayedError || err instanceof UnrecoverableError) throw err;
       return stopped(job, input, err, token);
     });
@@ -154,10 +165,16 @@ export async function startOrchestrator(parts: OrchestratorParts, redisUrl: stri
       return await run;
     } finally {
       if (runs.get(input.jobId) === run) runs.delete(input.jobId);
+      await lock.release();
     }
   };
 
-  const runJob = async (job: Job, input: JobInput, token: string | undefined): Promise<JobDocument> => {
+  const runJob = async (
+    job: Job,
+    input: JobInput,
+    token: string | undefined,
+    lockLost: AbortSignal,
+  ): Promise<JobDocument> => {
     // Before anything touches the job's folder: an id already used for another file is refused, and that job kept.
     let claimed: JobDocument;
     try {
@@ -180,6 +197,12 @@ export async function startOrchestrator(parts: OrchestratorParts, redisUrl: stri
     const controller = new AbortController();
     active.set(input.jobId, { controller, job, steps: {}, sending: false, stale: false });
     if (draining) controller.abort(DRAIN_REASON);
+    // Frozen past its run lock, which another run has taken since: this one stops and goes back to the queue.
+    const onLockLost = (): void => {
+      log.warn({ jobId: input.jobId }, 'the run lock was taken by another run; this run stops');
+      controller.abort(DRAIN_REASON);
+    };
+    lockLost.addEventListener('abort', onLockLost, { once: true });
     try {
       // A retry's state comes from the store, where only the retry route puts it.
       const retry = (await store.getRetry(input.jobId)) ?? undefined;
@@ -189,6 +212,7 @@ export async function startOrchestrator(parts: OrchestratorParts, redisUrl: stri
       if (controller.signal.reason === DRAIN_REASON && token) return backToQueue(job, token);
       throw err;
     } finally {
+      lockLost.removeEventListener('abort', onLockLost);
       active.delete(input.jobId);
     }
   };
