@@ -42,6 +42,21 @@ test('the layout check finds lines of text in the notice and none in photos', as
   for (const photo of PHOTOS) expect(await reader.hasText(await grey(path.join(CORPUS, photo))), photo).toBe(false);
 }, 60_000);
 
+test('a worker thread that dies mid-recognition fails it at once, retryable; the next one starts a new worker', async () => {
+  const reader = readers.get(['eng']);
+  const page = await grey(notice);
+  expect(await reader.hasText(page)).toBe(true);
+  const thread = (await reader.thread())!;
+  const reading = reader.recognize(page, { minConfidence: 70 });
+  // As a crash or the memory limit would stop it, not through the reader.
+  setTimeout(() => void thread.terminate(), 50);
+  // Without the thread's exit in view, tesseract.js would wait for its answer until the test's time limit.
+  await expect(reading).rejects.toMatchObject({ code: 'INTERNAL', retryable: true, message: /OCR worker stopped/ });
+  const again = await reader.recognize(page, { minConfidence: 70 });
+  expect(wordRecall(NOTICE.join(' '), again.text)).toBeGreaterThanOrEqual(0.8);
+  expect(await reader.thread()).not.toBe(thread);
+}, 60_000);
+
 describe('analyzeImage', () => {
   let runtime: Runtime;
   const run = (jobId: string, file: string, instructions?: Record<string, unknown>): Promise<JobDocument> =>

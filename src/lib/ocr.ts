@@ -12,6 +12,7 @@ import path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { gunzipSync } from 'node:zlib';
 import type * as Tesseract from 'tesseract.js';
+import { MediaError } from './errors.js';
 import { threadExecArgv } from './thread-flags.js';
 
 export const DEFAULT_OCR_LANGUAGES = ['eng'];
@@ -102,8 +103,22 @@ function spawnWithOurFlags(): void {
   require(spawner);
   const cached = require.cache[spawner];
   if (!cached) throw new Error(`tesseract.js's worker spawner is not where it was (${spawner})`);
-  cached.exports = ({ workerPath }: { workerPath: string }): Worker =>
-    new Worker(workerPath, { execArgv: threadExecArgv() });
+  cached.exports = ({ workerPath }: { workerPath: string }): Worker => {
+    const thread = new Worker(workerPath, { execArgv: threadExecArgv() });
+    spawned?.(thread);
+    return thread;
+  };
+}
+
+/** Told of the thread tesseract.js spawns, during the (synchronous) start of its createWorker: see createWorker. */
+let spawned: ((thread: Worker) => void) | null = null;
+
+/** A tesseract worker and the thread it runs in. */
+interface Started {
+  worker: Tesseract.Worker;
+  thread: Worker;
+  /** Rejects when the thread stops without being told to (a crash, memory): tesseract.js would wait for ever. */
+  died: Promise<never>;
 }
 
 /**
@@ -111,7 +126,7 @@ function spawnWithOurFlags(): void {
  * cancelled recognition terminates the worker, since tesseract cannot stop one half way.
  */
 export class OcrReader {
-  private worker: Promise<Tesseract.Worker> | null = null;
+  private worker: Promise<Started> | null = null;
   private queue: Promise<unknown> = Promise.resolve();
   private idleTimer: NodeJS.Timeout | null = null;
 
@@ -145,12 +160,17 @@ export class OcrReader {
     });
   }
 
+  /** The thread the current worker runs in, if one is started (tests stop it as a crash would). */
+  async thread(): Promise<Worker | null> {
+    return this.worker ? (await this.worker).thread : null;
+  }
+
   async close(): Promise<void> {
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.idleTimer = null;
     const worker = this.worker;
     this.worker = null;
-    if (worker) await worker.then((w) => w.terminate()).catch(() => undefined);
+    if (worker) await worker.then((w) => w.worker.terminate()).catch(() => undefined);
   }
 
   private exclusive<T>(
@@ -161,11 +181,11 @@ export class OcrReader {
     const run = this.queue.then(async () => {
       signal?.throwIfAborted();
       const T = await loadTesseract();
-      const worker = await this.start(T);
+      const started = await this.start(T);
       const onAbort = (): void => void this.close();
       signal?.addEventListener('abort', onAbort, { once: true });
       try {
-        return await fn(worker, T);
+        return await Promise.race([fn(started.worker, T), started.died]);
       } finally {
         signal?.removeEventListener('abort', onAbort);
         signal?.throwIfAborted();
@@ -180,34 +200,66 @@ export class OcrReader {
     return run;
   }
 
-  private start(T: TesseractModule): Promise<Tesseract.Worker> {
-    this.worker ??= createWorker(T, this.languages).catch((err: unknown) => {
-      this.worker = null;
-      throw err instanceof Error ? err : new Error(`tesseract did not start: ${String(err)}`);
-    });
-    return this.worker;
+  private start(T: TesseractModule): Promise<Started> {
+    if (this.worker) return this.worker;
+    const current: Promise<Started> = createWorker(T, this.languages).then(
+      (started) => {
+        // A thread that stops on its own is forgotten: the next recognition starts another.
+        void started.died.catch(() => {
+          if (this.worker === current) this.worker = null;
+        });
+        return started;
+      },
+      (err: unknown) => {
+        if (this.worker === current) this.worker = null;
+        throw err instanceof Error ? err : new Error(`tesseract did not start: ${String(err)}`);
+      },
+    );
+    this.worker = current;
+    return current;
   }
 }
 
-async function createWorker(T: TesseractModule, languages: readonly OcrLanguage[]): Promise<Tesseract.Worker> {
+async function createWorker(T: TesseractModule, languages: readonly OcrLanguage[]): Promise<Started> {
   const [first, ...rest] = languages;
   if (!first) throw new Error('no OCR language');
   // tesseract.js keeps this array as its list of loaded languages: the others are added below, from their own
   // packages (one langPath serves one folder).
   const loaded = [first.code];
-  const worker = await T.createWorker(loaded, T.OEM.LSTM_ONLY, {
-    langPath: first.dir,
-    cacheMethod: 'none',
-    gzip: true,
+  let thread: Worker | undefined;
+  spawned = (t) => (thread = t);
+  let creating: Promise<Tesseract.Worker>;
+  try {
+    creating = T.createWorker(loaded, T.OEM.LSTM_ONLY, { langPath: first.dir, cacheMethod: 'none', gzip: true });
+  } finally {
+    spawned = null;
+  }
+  if (!thread) throw new Error('tesseract.js started no worker thread');
+  const own = thread;
+  let stopping = false;
+  const died = new Promise<never>((_, reject) => {
+    own.once('exit', (code) => {
+      if (!stopping)
+        reject(new MediaError('INTERNAL', `the OCR worker stopped (exit code ${code})`, { retryable: true }));
+    });
   });
-  if (rest.length === 0) return worker;
+  died.catch(() => undefined);
+  const worker = await Promise.race([creating, died]);
+  // terminate() is ours: the thread's exit then is no failure.
+  const terminate = worker.terminate.bind(worker);
+  worker.terminate = () => {
+    stopping = true;
+    return terminate();
+  };
+  const started = { worker, thread: own, died };
+  if (rest.length === 0) return started;
   for (const lang of rest) {
     const data = gunzipSync(fs.readFileSync(path.join(lang.dir, `${lang.code}.traineddata.gz`)));
     await worker.FS('writeFile', [`${lang.code}.traineddata`, data]);
     loaded.push(lang.code);
   }
   await worker.reinitialize(languages.map((l) => l.code).join('+'), T.OEM.LSTM_ONLY);
-  return worker;
+  return started;
 }
 
 /** Word-like: at least two letters or digits, or one letter/digit standing alone (`a`, `I`, `5`). */
