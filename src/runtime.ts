@@ -74,7 +74,7 @@ export async function createRuntime(
     checkpointer,
     deps,
     graph,
-    runner: new JobRunner(graph, checkpointer, store),
+    runner: new JobRunner(graph, checkpointer, store, config.duplicates),
     onStep: (listener) => {
       listeners.add(listener);
       return () => listeners.delete(listener);

@@ -3,8 +3,9 @@
  * passing the input again would start over from START. After the job is finished and stored, its checkpoints are
  * deleted: the job store keeps the result, so the checkpoint database does not grow with every job.
  */
-import { basename } from 'node:path';
+import { basename, extname } from 'node:path';
 import { Command, INTERRUPT, isInterrupted, type BaseCheckpointSaver } from '@langchain/langgraph';
+import { sha256File } from '../lib/files.js';
 import { isTransient } from '../lib/transient.js';
 import type { FinishedJob } from '../nodes/index.js';
 import {
@@ -35,7 +36,12 @@ export interface RunnerStore {
     request: ReviewRequest,
     found: Pick<JobState, 'fileType' | 'fileInfo' | 'results'>,
   ): Promise<void>;
+  /** The first completed job of the same owner with these bytes (DUPLICATES=skip). */
+  exactDuplicateOf?(user: JobInput['user'], sha256: string, exceptId: string): Promise<JobDocument | null>;
 }
+
+/** DUPLICATES: `mark` lists a job's duplicates in its document; `skip` also ends a job whose bytes are known at once. */
+export type DuplicatesMode = 'mark' | 'skip';
 
 /** A job id already names a job for another file. The existing job is left as it is. */
 export class JobIdConflict extends Error {
@@ -65,6 +71,7 @@ export class JobRunner {
     private readonly graph: JobGraph,
     private readonly checkpointer: BaseCheckpointSaver,
     private readonly store: RunnerStore,
+    private readonly duplicates: DuplicatesMode = 'mark',
   ) {}
 
   /**
@@ -101,9 +108,13 @@ export class JobRunner {
       if (!review?.decision) return known;
       decision = new Command({ resume: { decision: review.decision, ...(review.note && { note: review.note }) } });
     }
+    const resume = await this.hasCheckpoint(input.jobId);
+    if (this.duplicates === 'skip' && !decision && !resume && !opts.retry) {
+      const shared = await this.shareDuplicate(input, opts.readFrom ?? input.file.path);
+      if (shared) return shared;
+    }
     await this.store.markRunning(input.jobId);
     const config = { configurable: { thread_id: input.jobId }, durability: 'sync' as const, signal: opts.signal };
-    const resume = await this.hasCheckpoint(input.jobId);
     try {
       const graphInput = opts.readFrom
         ? { ...input, file: { ...input.file, path: opts.readFrom, name: input.file.name ?? basename(input.file.path) } }
@@ -123,6 +134,35 @@ export class JobRunner {
       throw err;
     }
     await this.compact(input.jobId);
+    return this.document(input.jobId);
+  }
+
+  /**
+   * DUPLICATES=skip: when an earlier completed job of the same owner had the same bytes, this job ends `completed` at
+   * once with no step run: its results are that job's (their URLs point at its artifacts) and `duplicateOf` names it.
+   * Null when there is none, or the file cannot be read here (validate then reports why).
+   */
+  private async shareDuplicate(input: JobInput, file: string): Promise<JobDocument | null> {
+    if (!this.store.exactDuplicateOf) return null;
+    const sha256 = await sha256File(file).catch(() => null);
+    // A declared sha256 that differs is validate's CHECKSUM_MISMATCH to report.
+    if (!sha256 || (input.file.sha256 && input.file.sha256.toLowerCase() !== sha256)) return null;
+    const original = await this.store.exactDuplicateOf(input.user ?? null, sha256, input.jobId);
+    if (!original?.file.mime || original.file.size === undefined) return null;
+    const name = input.file.name ?? basename(input.file.path);
+    const { duplicates: _, ...results } = original.results;
+    await this.store.saveFinished({
+      jobId: input.jobId,
+      status: 'completed',
+      fileType: original.fileType,
+      file: input.file,
+      fileInfo: { name, size: original.file.size, mime: original.file.mime, ext: extname(name).slice(1), sha256 },
+      user: input.user ?? null,
+      steps: {},
+      results,
+      error: null,
+      duplicateOf: original.duplicateOf ?? original.id,
+    });
     return this.document(input.jobId);
   }
 

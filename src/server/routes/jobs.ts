@@ -24,6 +24,7 @@ import { sendFileRange } from '../ranges.js';
 import {
   ArtifactParams,
   CreateJobJson,
+  DuplicateList,
   ErrorBody,
   JobDocumentSchema,
   JobIdParams,
@@ -379,6 +380,20 @@ export function jobRoutes(parts: ApiParts): FastifyPluginAsyncZod {
         const doc = forReader(await found(req.params.id), req);
         return { ...doc, artifacts: await artifacts.list(doc.id) };
       },
+    );
+
+    app.get(
+      '/jobs/:id/duplicates',
+      {
+        schema: {
+          summary: "A job's duplicates among its owner's jobs, earlier and later",
+          description:
+            'Jobs of the same owner (user; jobs without one share a scope) with the same bytes (exact, distance 0) or, for images, a perceptual hash within the near threshold; exact first, then the nearest. Empty for a job that has not completed.',
+          params: JobIdParams,
+          response: { 200: DuplicateList, ...errors },
+        },
+      },
+      async (req) => ({ duplicates: await jobs.duplicates(req.params.id) }),
     );
 
     app.post(
