@@ -13,7 +13,8 @@ export function isPerceptualHash(value: unknown): value is PerceptualHash {
   return typeof value === 'string' && HASH.test(value);
 }
 
-function popcount16(n: number): number {
+/** The number of bits set in a 16-bit value. */
+export function popcount16(n: number): number {
   n -= (n >> 1) & 0x5555;
   n = (n & 0x3333) + ((n >> 2) & 0x3333);
   n = (n + (n >> 4)) & 0x0f0f;

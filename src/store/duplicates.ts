@@ -12,6 +12,7 @@ import {
   isPerceptualHash,
   partNeighbours,
   partRadius,
+  popcount16,
   type PerceptualHash,
 } from '../lib/hamming.js';
 import type { Duplicate, JobDocument } from '../lib/types.js';
@@ -67,6 +68,20 @@ export function fingerprintOf(job: FinishedJob): Fingerprint | null {
 export function partCandidates(hash: PerceptualHash): number[][] {
   const radius = partRadius(NEAR_DUPLICATE_DISTANCE);
   return hashParts(hash).map((part) => partNeighbours(part, radius));
+}
+
+/**
+ * The first pass of a near lookup: of the rows the part indexes found (`[seq, p0, p1, p2, p3]`, read from the
+ * indexes alone), the `seq` of those within NEAR_DUPLICATE_DISTANCE of `hash`. Only those rows are then read whole.
+ */
+export function nearSeqs(hash: PerceptualHash, rows: number[][]): number[] {
+  const [q0, q1, q2, q3] = hashParts(hash);
+  const near = new Set<number>();
+  for (const [seq, p0, p1, p2, p3] of rows) {
+    const d = popcount16(p0! ^ q0) + popcount16(p1! ^ q1) + popcount16(p2! ^ q2) + popcount16(p3! ^ q3);
+    if (d <= NEAR_DUPLICATE_DISTANCE) near.add(seq!);
+  }
+  return [...near];
 }
 
 /**

@@ -13,6 +13,7 @@ import {
   duplicatesFilter,
   fingerprintOf,
   listDuplicates,
+  nearSeqs,
   ownerOf,
   partCandidates,
   related,
@@ -254,14 +255,27 @@ export class PostgresJobStore implements JobStore {
     return rows[0]?.doc ?? null;
   }
 
-  /** See SqliteJobStore.candidatesNow: the same sha256, or a hash part close enough (one index scan per part). */
+  /** See SqliteJobStore.candidatesNow: the same sha256, then near ones in two passes (index-only, then whole rows). */
   private async candidatesIn(c: Queryable, fp: Pick<Fingerprint, 'owner' | 'sha256' | 'hash'>): Promise<HashRow[]> {
     const columns = 'job_id AS "jobId", sha256, hash, seq::float8 AS seq FROM job_hashes';
-    const exact = `SELECT ${columns} WHERE owner = $1 AND sha256 = $2`;
-    if (!fp.hash) return (await c.query<HashRow>(exact, [fp.owner, fp.sha256])).rows;
+    const exact = (await c.query<HashRow>(`SELECT ${columns} WHERE owner = $1 AND sha256 = $2`, [fp.owner, fp.sha256]))
+      .rows;
+    if (!fp.hash) return exact;
     const parts = partCandidates(fp.hash);
-    const byPart = parts.map((_, i) => `SELECT ${columns} WHERE owner = $1 AND p${i} = ANY($${i + 3}::int[])`);
-    return (await c.query<HashRow>([exact, ...byPart].join(' UNION '), [fp.owner, fp.sha256, ...parts])).rows;
+    const firstPass = await c.query<number[]>({
+      text: parts
+        .map(
+          (_, i) =>
+            `SELECT seq::float8, p0, p1, p2, p3 FROM job_hashes WHERE owner = $1 AND p${i} = ANY($${i + 2}::int[])`,
+        )
+        .join(' UNION ALL '),
+      values: [fp.owner, ...parts],
+      rowMode: 'array',
+    });
+    const seqs = nearSeqs(fp.hash, firstPass.rows);
+    if (seqs.length === 0) return exact;
+    const near = await c.query<HashRow>(`SELECT ${columns} WHERE seq = ANY($1::bigint[])`, [seqs]);
+    return [...exact, ...near.rows];
   }
 
   /** Registers a finished job for later lookups (or removes it: failed, cancelled), keeping its place in the order. */

@@ -90,7 +90,8 @@ const MIGRATIONS: ((db: Db) => void)[] = [
     }
   },
   // 3: duplicates (../duplicates.ts): one row per finished job with its owner, sha256 and perceptual hash, the hash's
-  // four 16-bit parts each indexed with the owner for multi-index lookup; `listed`: how many duplicates its document
+  // four 16-bit parts each indexed with the owner for multi-index lookup (each index holds the other parts too, so the
+  // first pass reads no table row); `listed`: how many duplicates its document
   // lists (the duplicates filter). Jobs finished before it are not registered.
   (db) => {
     db.exec(`
@@ -104,10 +105,10 @@ const MIGRATIONS: ((db: Db) => void)[] = [
         listed INTEGER NOT NULL DEFAULT 0
       );
       CREATE INDEX IF NOT EXISTS job_hashes_sha256 ON job_hashes (owner, sha256);
-      CREATE INDEX IF NOT EXISTS job_hashes_p0 ON job_hashes (owner, p0);
-      CREATE INDEX IF NOT EXISTS job_hashes_p1 ON job_hashes (owner, p1);
-      CREATE INDEX IF NOT EXISTS job_hashes_p2 ON job_hashes (owner, p2);
-      CREATE INDEX IF NOT EXISTS job_hashes_p3 ON job_hashes (owner, p3);
+      CREATE INDEX IF NOT EXISTS job_hashes_p0 ON job_hashes (owner, p0, p1, p2, p3);
+      CREATE INDEX IF NOT EXISTS job_hashes_p1 ON job_hashes (owner, p1, p0, p2, p3);
+      CREATE INDEX IF NOT EXISTS job_hashes_p2 ON job_hashes (owner, p2, p0, p1, p3);
+      CREATE INDEX IF NOT EXISTS job_hashes_p3 ON job_hashes (owner, p3, p0, p1, p2);
       CREATE INDEX IF NOT EXISTS job_hashes_listed ON job_hashes (job_id) WHERE listed > 0;
     `);
   },

@@ -56,6 +56,7 @@ import {
   duplicatesFilter,
   fingerprintOf,
   listDuplicates,
+  nearSeqs,
   ownerOf,
   partCandidates,
   related,
@@ -168,23 +169,31 @@ export class SqliteJobStore implements JobStore {
   }
 
   /**
-   * The registered jobs that may be duplicates of `fp`: the same sha256, or a hash part close enough (one indexed
-   * lookup per part); duplicatesAmong keeps those that are.
+   * The registered jobs that may be duplicates of `fp`: the same sha256, and those whose hash is near, found in two
+   * passes: the part indexes alone (the rows whose parts are close enough, their other parts read from the same
+   * index), then the rows within the distance read whole. duplicatesAmong sorts them.
    */
   private candidatesNow(fp: Pick<Fingerprint, 'owner' | 'sha256' | 'hash'>): HashRow[] {
     const columns = 'job_id AS jobId, sha256, hash, seq FROM job_hashes';
-    if (!fp.hash) {
-      return this.sql(`SELECT ${columns} WHERE owner = ? AND sha256 = ?`).all(fp.owner, fp.sha256) as HashRow[];
-    }
+    const exact = this.sql(`SELECT ${columns} WHERE owner = ? AND sha256 = ?`).all(fp.owner, fp.sha256) as HashRow[];
+    if (!fp.hash) return exact;
     const parts = partCandidates(fp.hash);
-    const byPart = parts.map(
-      (values, i) => `SELECT ${columns} WHERE owner = ? AND p${i} IN (${values.map(() => '?').join(',')})`,
-    );
-    return this.sql([`SELECT ${columns} WHERE owner = ? AND sha256 = ?`, ...byPart].join(' UNION ')).all(
-      fp.owner,
-      fp.sha256,
-      ...parts.flatMap((values) => [fp.owner, ...values]),
+    const firstPass = this.sql(
+      parts
+        .map(
+          (values, i) => `SELECT seq, p0, p1, p2, p3 FROM job_hashes INDEXED BY job_hashes_p${i}
+            WHERE owner = ? AND p${i} IN (${values.map(() => '?').join(',')})`,
+        )
+        .join(' UNION ALL '),
+    )
+      .raw(true)
+      .all(...parts.flatMap((values) => [fp.owner, ...values])) as number[][];
+    const seqs = nearSeqs(fp.hash, firstPass);
+    if (seqs.length === 0) return exact;
+    const near = this.sql(`SELECT ${columns} WHERE seq IN (SELECT value FROM json_each(?))`).all(
+      JSON.stringify(seqs),
     ) as HashRow[];
+    return [...exact, ...near];
   }
 
   /** Registers a finished job for later lookups (or removes it: failed, cancelled), keeping its place in the order. */
