@@ -13,7 +13,7 @@ import {
   duplicatesFilter,
   fingerprintOf,
   listDuplicates,
-  nearSeqs,
+  NEAR_DUPLICATE_DISTANCE,
   ownerOf,
   partCandidates,
   related,
@@ -243,7 +243,7 @@ export class PostgresJobStore implements JobStore {
     );
     const self = rows[0];
     if (!self) return [];
-    return related(self, self.owner, await retryOnConnectionLoss(() => this.candidatesIn(this.pool, self)));
+    return related(self, self.owner, await this.transaction((c) => this.candidatesIn(c, self)));
   }
 
   async exactDuplicateOf(user: JobInput['user'], sha256: string, exceptId: string): Promise<JobDocument | null> {
@@ -255,27 +255,30 @@ export class PostgresJobStore implements JobStore {
     return rows[0]?.doc ?? null;
   }
 
-  /** See SqliteJobStore.candidatesNow: the same sha256, then near ones in two passes (index-only, then whole rows). */
-  private async candidatesIn(c: Queryable, fp: Pick<Fingerprint, 'owner' | 'sha256' | 'hash'>): Promise<HashRow[]> {
+  /**
+   * See SqliteJobStore.candidatesNow: the same sha256, and the near ones in two passes (the part indexes alone, then
+   * the rows within the distance), here in one statement: a round trip to the server costs more than the lookup.
+   * Runs in the caller's transaction (SET LOCAL).
+   * Bits are counted as the 1s of the part's bit string (bit_count needs PostgreSQL 14).
+   */
+  private async candidatesIn(c: pg.PoolClient, fp: Pick<Fingerprint, 'owner' | 'sha256' | 'hash'>): Promise<HashRow[]> {
     const columns = 'job_id AS "jobId", sha256, hash, seq::float8 AS seq FROM job_hashes';
-    const exact = (await c.query<HashRow>(`SELECT ${columns} WHERE owner = $1 AND sha256 = $2`, [fp.owner, fp.sha256]))
-      .rows;
-    if (!fp.hash) return exact;
+    const exact = `SELECT ${columns} WHERE owner = $1 AND sha256 = $2`;
+    if (!fp.hash) return (await c.query<HashRow>(exact, [fp.owner, fp.sha256])).rows;
     const parts = partCandidates(fp.hash);
-    const firstPass = await c.query<number[]>({
-      text: parts
-        .map(
-          (_, i) =>
-            `SELECT seq::float8, p0, p1, p2, p3 FROM job_hashes WHERE owner = $1 AND p${i} = ANY($${i + 2}::int[])`,
-        )
-        .join(' UNION ALL '),
-      values: [fp.owner, ...parts],
-      rowMode: 'array',
-    });
-    const seqs = nearSeqs(fp.hash, firstPass.rows);
-    if (seqs.length === 0) return exact;
-    const near = await c.query<HashRow>(`SELECT ${columns} WHERE seq = ANY($1::bigint[])`, [seqs]);
-    return [...exact, ...near.rows];
+    // Parallel workers would cost far more to start (100 ms on a busy machine) than the lookup takes (1-2 ms).
+    await c.query('SET LOCAL max_parallel_workers_per_gather = 0');
+    const firstPass = parts
+      .map((_, i) => `SELECT seq, p0, p1, p2, p3 FROM job_hashes WHERE owner = $1 AND p${i} = ANY($${i + 3}::int[])`)
+      .join(' UNION ALL ');
+    const distance = [0, 1, 2, 3]
+      .map((i) => `length(replace((c.p${i} # $${i + 7})::bit(16)::text, '0', ''))`)
+      .join(' + ');
+    const { rows } = await c.query<HashRow>(
+      `${exact} UNION SELECT ${columns} WHERE seq IN (SELECT seq FROM (${firstPass}) c WHERE ${distance} <= $11)`,
+      [fp.owner, fp.sha256, ...parts, ...hashParts(fp.hash), NEAR_DUPLICATE_DISTANCE],
+    );
+    return rows;
   }
 
   /** Registers a finished job for later lookups (or removes it: failed, cancelled), keeping its place in the order. */
