@@ -65,7 +65,17 @@ async function measure(store: JobStore, count: number, label: string, row: Row):
   );
 }
 
-export async function benchDuplicates(work: string, count: number, row: Row): Promise<void> {
+export async function benchDuplicates(
+  work: string,
+  count: number,
+  row: Row,
+  backends = ['sqlite', 'postgres'],
+): Promise<void> {
+  if (backends.includes('sqlite')) await benchSqlite(work, count, row);
+  if (backends.includes('postgres')) await benchPostgres(work, count, row);
+}
+
+async function benchSqlite(work: string, count: number, row: Row): Promise<void> {
   const dir = path.join(work, 'duplicates-sqlite');
   fs.mkdirSync(dir, { recursive: true });
   const config = loadConfig({ DATA_DIR: dir });
@@ -86,7 +96,9 @@ export async function benchDuplicates(work: string, count: number, row: Row): Pr
     await store.close();
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
 
+async function benchPostgres(work: string, count: number, row: Row): Promise<void> {
   const database = await freshDatabase('duplicates');
   const pgStore = await openJobStore(
     loadConfig({ DATA_DIR: path.join(work, 'duplicates-pg'), DATABASE_URL: database.url }),

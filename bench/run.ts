@@ -55,6 +55,7 @@ const { values } = parseArgs({
     'search-clients': { type: 'string', default: '8' },
     // Perceptual hashes registered for the duplicate lookup figures (not in the default set: a million take minutes).
     'duplicate-hashes': { type: 'string', default: '1000000' },
+    'duplicate-backends': { type: 'string', default: 'sqlite,postgres' },
   },
 });
 const ONLY = new Set(values.only.split(','));
@@ -143,7 +144,7 @@ async function main(): Promise<void> {
     }
     if (ONLY.has('duplicates')) {
       console.log('\n## Near-duplicate lookup: multi-index hashing over four 16-bit parts');
-      await benchDuplicates(work, Number(values['duplicate-hashes']), row);
+      await benchDuplicates(work, Number(values['duplicate-hashes']), row, values['duplicate-backends'].split(','));
     }
     if (ONLY.has('waveform')) {
       console.log('\n## Waveform and loudness: five minutes of stereo MP3');

@@ -110,7 +110,7 @@ export class JobRunner {
     }
     const resume = await this.hasCheckpoint(input.jobId);
     if (this.duplicates === 'skip' && !decision && !resume && !opts.retry) {
-      const shared = await this.shareDuplicate(input, opts.readFrom ?? input.file.path);
+      const shared = await this.shareDuplicate(input, opts.readFrom ?? input.file.path, opts.signal);
       if (shared) return shared;
     }
     await this.store.markRunning(input.jobId);
@@ -140,11 +140,11 @@ export class JobRunner {
   /**
    * DUPLICATES=skip: when an earlier completed job of the same owner had the same bytes, this job ends `completed` at
    * once with no step run: its results are that job's (their URLs point at its artifacts) and `duplicateOf` names it.
-   * Null when there is none, or the file cannot be read here (validate then reports why).
+   * Null when there is none, or the file cannot be read here (validate then reports why), or the run was stopped.
    */
-  private async shareDuplicate(input: JobInput, file: string): Promise<JobDocument | null> {
+  private async shareDuplicate(input: JobInput, file: string, signal?: AbortSignal): Promise<JobDocument | null> {
     if (!this.store.exactDuplicateOf) return null;
-    const sha256 = await sha256File(file).catch(() => null);
+    const sha256 = await sha256File(file, signal).catch(() => null);
     // A declared sha256 that differs is validate's CHECKSUM_MISMATCH to report.
     if (!sha256 || (input.file.sha256 && input.file.sha256.toLowerCase() !== sha256)) return null;
     const original = await this.store.exactDuplicateOf(input.user ?? null, sha256, input.jobId);

@@ -259,7 +259,6 @@ export class PostgresJobStore implements JobStore {
    * See SqliteJobStore.candidatesNow: the same sha256, and the near ones in two passes (the part indexes alone, then
    * the rows within the distance), here in one statement: a round trip to the server costs more than the lookup.
    * Runs in the caller's transaction (SET LOCAL).
-   * Bits are counted as the 1s of the part's bit string (bit_count needs PostgreSQL 14).
    */
   private async candidatesIn(c: pg.PoolClient, fp: Pick<Fingerprint, 'owner' | 'sha256' | 'hash'>): Promise<HashRow[]> {
     const columns = 'job_id AS "jobId", sha256, hash, seq::float8 AS seq FROM job_hashes';
@@ -271,11 +270,17 @@ export class PostgresJobStore implements JobStore {
     const firstPass = parts
       .map((_, i) => `SELECT seq, p0, p1, p2, p3 FROM job_hashes WHERE owner = $1 AND p${i} = ANY($${i + 3}::int[])`)
       .join(' UNION ALL ');
-    const distance = [0, 1, 2, 3]
-      .map((i) => `length(replace((c.p${i} # $${i + 7})::bit(16)::text, '0', ''))`)
-      .join(' + ');
+    // Each part's bits counted with integer arithmetic (SWAR), one step a lateral subquery: no text, no PG 14.
+    const step = (expr: (i: number) => string, to: string): string =>
+      `CROSS JOIN LATERAL (SELECT ${[0, 1, 2, 3].map((i) => `${expr(i)} AS ${to}${i}`).join(', ')}) ${to}`;
     const { rows } = await c.query<HashRow>(
-      `${exact} UNION SELECT ${columns} WHERE seq IN (SELECT seq FROM (${firstPass}) c WHERE ${distance} <= $11)`,
+      `${exact} UNION SELECT ${columns} WHERE seq IN (
+         SELECT c.seq FROM (${firstPass}) c
+           ${step((i) => `c.p${i} # $${i + 7}::int`, 'x')}
+           ${step((i) => `x.x${i} - ((x.x${i} >> 1) & 21845)`, 'y')}
+           ${step((i) => `(y.y${i} & 13107) + ((y.y${i} >> 2) & 13107)`, 'z')}
+           ${step((i) => `(z.z${i} + (z.z${i} >> 4)) & 3855`, 'w')}
+          WHERE ${[0, 1, 2, 3].map((i) => `((w.w${i} + (w.w${i} >> 8)) & 31)`).join(' + ')} <= $11)`,
       [fp.owner, fp.sha256, ...parts, ...hashParts(fp.hash), NEAR_DUPLICATE_DISTANCE],
     );
     return rows;
