@@ -10,6 +10,7 @@ const ON_BOTH = [
   'test/resume.test.ts',
   'test/review.test.ts',
   'test/run-faults.test.ts',
+  'test/duplicates-api.test.ts',
 ];
 const POSTGRES_ONLY = ['test/scale-out.test.ts', 'test/database-outage.test.ts'];
 

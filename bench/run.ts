@@ -20,6 +20,7 @@ import { benchMemory } from './memory.js';
 import { benchSoak } from './soak.js';
 import { benchCli } from './cli.js';
 import { benchCold } from './cold.js';
+import { benchDuplicates } from './duplicates.js';
 import { benchHeic } from './heic.js';
 import { benchBackends, benchScaling } from './postgres.js';
 import { benchOcr } from './ocr.js';
@@ -52,6 +53,9 @@ const { values } = parseArgs({
     // Jobs indexed for the search figures, and how many searches are sent at once (a comma list: one figure each).
     'search-jobs': { type: 'string', default: '300' },
     'search-clients': { type: 'string', default: '8' },
+    // Perceptual hashes registered for the duplicate lookup figures (not in the default set: a million take minutes).
+    'duplicate-hashes': { type: 'string', default: '1000000' },
+    'duplicate-backends': { type: 'string', default: 'sqlite,postgres' },
   },
 });
 const ONLY = new Set(values.only.split(','));
@@ -137,6 +141,10 @@ async function main(): Promise<void> {
       console.log('\n## Search under load: broad prefixes over long transcripts, beside the API');
       const clients = values['search-clients'].split(',').map(Number);
       await benchSearch(work, Number(values['search-jobs']), clients, row);
+    }
+    if (ONLY.has('duplicates')) {
+      console.log('\n## Near-duplicate lookup: multi-index hashing over four 16-bit parts');
+      await benchDuplicates(work, Number(values['duplicate-hashes']), row, values['duplicate-backends'].split(','));
     }
     if (ONLY.has('waveform')) {
       console.log('\n## Waveform and loudness: five minutes of stereo MP3');

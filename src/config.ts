@@ -287,6 +287,7 @@ const EnvSchema = z.object({
       return codes;
     }),
   MAX_OCR_PAGES: positiveInt('MAX_OCR_PAGES', 100),
+  DUPLICATES: z.enum(['mark', 'skip'], { message: 'DUPLICATES must be mark or skip' }).optional().default('mark'),
   VIDEO_TRANSCODE: z
     .enum(VIDEO_TRANSCODE_POLICIES, {
       message: `VIDEO_TRANSCODE must be one of ${VIDEO_TRANSCODE_POLICIES.join(', ')}`,
@@ -363,6 +364,8 @@ export interface Config {
   maxImagePixels: number;
   thumbnails: { widths: number[]; format: 'webp' | 'jpeg' | 'avif'; quality: number };
   disabledSteps: StepName[];
+  /** DUPLICATES: `skip` ends a job whose bytes an earlier completed job of its owner had, sharing its results. */
+  duplicates: 'mark' | 'skip';
   ffmpegPath: string | undefined;
   ffprobePath: string | undefined;
   /** transcodeVideo's web rendition: the policy, the shorter side's ceiling, x264's quality and preset. */
@@ -573,6 +576,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     maxImagePixels: e.MAX_IMAGE_PIXELS,
     thumbnails: { widths: e.THUMBNAIL_WIDTHS, format: e.THUMBNAIL_FORMAT, quality: e.THUMBNAIL_QUALITY },
     disabledSteps: e.DISABLED_STEPS,
+    duplicates: e.DUPLICATES,
     ffmpegPath: e.FFMPEG_PATH,
     ffprobePath: e.FFPROBE_PATH,
     video: { transcode: e.VIDEO_TRANSCODE, maxHeight: e.VIDEO_MAX_HEIGHT, crf: e.VIDEO_CRF, preset: e.VIDEO_PRESET },

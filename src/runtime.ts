@@ -81,7 +81,7 @@ export async function createRuntime(
     checkpointer,
     deps,
     graph,
-    runner: new JobRunner(graph, checkpointer, store, config.profiles),
+    runner: new JobRunner(graph, checkpointer, store, { profiles: config.profiles, duplicates: config.duplicates }),
     onStep: (listener) => {
       listeners.add(listener);
       return () => listeners.delete(listener);

@@ -103,6 +103,36 @@ async function oldPhoto(store: JobStore, results: Parameters<JobStore['saveFinis
   });
 }
 
+const sha = (c: string): string => c.repeat(64);
+
+/** `hash` with the bits at `positions` (0: the most significant) flipped. */
+function flip(hash: string, positions: number[]): string {
+  let n = BigInt(`0x${hash}`);
+  for (const p of positions) n ^= 1n << BigInt(63 - p);
+  return n.toString(16).padStart(16, '0');
+}
+
+/** A photo job finished with these bytes (`sha`, repeated to 64 digits) and perceptual hash. */
+async function finishedImage(
+  store: JobStore,
+  jobId: string,
+  o: { sha: string; hash: string; user?: string; status?: 'completed' | 'failed' },
+): Promise<void> {
+  const job = input(jobId, { file: { path: `/media/photo-${jobId}.jpg` }, ...(o.user && { user: { id: o.user } }) });
+  await store.createOrGet(job);
+  await store.saveFinished({
+    jobId,
+    status: o.status ?? 'completed',
+    fileType: 'image',
+    file: job.file,
+    fileInfo: { name: `photo-${jobId}.jpg`, size: 10, mime: 'image/jpeg', ext: 'jpg', sha256: sha(o.sha) },
+    user: job.user ?? null,
+    steps: {},
+    results: { perceptualHash: { kind: 'dhash', value: o.hash } },
+    error: o.status === 'failed' ? { code: 'CORRUPT_FILE', message: 'x', step: 'generateThumbnails' } : null,
+  });
+}
+
 describe.each([sqlite, postgres])('job store contract: $name', (backend) => {
   const opened: { stores: JobStore[]; cleanup: () => Promise<void> }[] = [];
   const fresh = async (): Promise<{ store: JobStore; another: () => Promise<JobStore> }> => {
@@ -478,6 +508,78 @@ describe.each([sqlite, postgres])('job store contract: $name', (backend) => {
     expect(Object.keys(doc.steps).sort()).toEqual([...steps].sort());
     expect((await store.events('c')).filter((e) => e.type === 'step')).toHaveLength(steps.length);
     await expect(store.ping()).resolves.toBeUndefined();
+  });
+
+  test('duplicates: exact by sha256 and near by dHash within an owner, listed by the later job, asked both ways', async () => {
+    const { store } = await fresh();
+    const base = '0f0f0f0f0f0f0f0f';
+    await finishedImage(store, 'first', { sha: 'a', hash: base });
+    await finishedImage(store, 'copy', { sha: 'a', hash: base });
+    // Ten bits away, spread 3+3+2+2 over the four parts: found through a part two bits away.
+    await finishedImage(store, 'near', { sha: 'b', hash: flip(base, [0, 1, 2, 16, 17, 18, 32, 33, 48, 49]) });
+    // Ten bits away, all in one part: found through the three parts that agree.
+    await finishedImage(store, 'near2', { sha: 'c', hash: flip(base, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]) });
+    // Eleven bits away (and further from the others): not a duplicate.
+    await finishedImage(store, 'far', { sha: 'd', hash: flip(base, [20, 21, 22, 23, 36, 37, 38, 39, 52, 53, 54]) });
+    // The same bytes for another owner, and a failed job with them: neither is.
+    await finishedImage(store, 'theirs', { sha: 'a', hash: base, user: 'u-2' });
+    await finishedImage(store, 'broken', { sha: 'a', hash: base, status: 'failed' });
+
+    expect((await store.get('first'))!.results.duplicates).toBeUndefined();
+    expect((await store.get('copy'))!.results.duplicates).toEqual([{ jobId: 'first', kind: 'exact', distance: 0 }]);
+    expect((await store.get('near'))!.results.duplicates).toEqual([
+      { jobId: 'first', kind: 'near', distance: 10 },
+      { jobId: 'copy', kind: 'near', distance: 10 },
+    ]);
+    expect((await store.get('near2'))!.results.duplicates?.map((d) => d.jobId)).toEqual(['first', 'copy']);
+    expect((await store.get('far'))!.results.duplicates).toBeUndefined();
+    expect((await store.get('theirs'))!.results.duplicates).toBeUndefined();
+    expect((await store.get('broken'))!.results.duplicates).toBeUndefined();
+
+    expect(await store.duplicates('first')).toEqual([
+      { jobId: 'copy', kind: 'exact', distance: 0, relation: 'later' },
+      { jobId: 'near', kind: 'near', distance: 10, relation: 'later' },
+      { jobId: 'near2', kind: 'near', distance: 10, relation: 'later' },
+    ]);
+    expect((await store.duplicates('copy')).map((d) => [d.jobId, d.relation])).toEqual([
+      ['first', 'earlier'],
+      ['near', 'later'],
+      ['near2', 'later'],
+    ]);
+    expect(await store.duplicates('broken')).toEqual([]);
+    expect(await store.duplicates('nope')).toEqual([]);
+
+    // The filter: jobs whose documents list duplicates, in a listing and in a search.
+    expect((await store.list({ duplicates: true }, 10)).jobs.map((j) => j.id).sort()).toEqual([
+      'copy',
+      'near',
+      'near2',
+    ]);
+    expect((await store.list({ duplicates: false }, 10)).jobs.map((j) => j.id).sort()).toEqual([
+      'broken',
+      'far',
+      'first',
+      'theirs',
+    ]);
+    expect((await store.search('photo', { duplicates: true }, 10)).jobs.map((j) => j.id).sort()).toEqual([
+      'copy',
+      'near',
+      'near2',
+    ]);
+
+    expect((await store.exactDuplicateOf(null, sha('a'), 'other'))?.id).toBe('first');
+    expect((await store.exactDuplicateOf(null, sha('a'), 'first'))?.id).toBe('copy');
+    expect((await store.exactDuplicateOf({ id: 'u-2' }, sha('a'), 'x'))?.id).toBe('theirs');
+    expect(await store.exactDuplicateOf({ id: 'u-3' }, sha('a'), 'x')).toBeNull();
+
+    // Deleting a job deletes its registration: nothing finds it any more.
+    expect(await store.delete('first')).toBe(true);
+    expect((await store.duplicates('copy')).map((d) => d.jobId)).toEqual(['near', 'near2']);
+    expect((await store.exactDuplicateOf(null, sha('a'), 'other'))?.id).toBe('copy');
+    // A job finished again (a retry) is looked up again, and keeps its place.
+    await finishedImage(store, 'far', { sha: 'd', hash: base });
+    expect((await store.get('far'))!.results.duplicates?.map((d) => d.jobId)).toEqual(['copy', 'near', 'near2']);
+    expect((await store.duplicates('near2')).find((d) => d.jobId === 'far')?.relation).toBe('later');
   });
 });
 

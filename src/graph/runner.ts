@@ -3,9 +3,10 @@
  * passing the input again would start over from START. After the job is finished and stored, its checkpoints are
  * deleted: the job store keeps the result, so the checkpoint database does not grow with every job.
  */
-import { basename } from 'node:path';
+import { basename, extname } from 'node:path';
 import { Command, INTERRUPT, isInterrupted, type BaseCheckpointSaver } from '@langchain/langgraph';
 import { effectiveInstructions, UnknownProfile, type Profiles } from '../lib/instructions.js';
+import { sha256File } from '../lib/files.js';
 import { isTransient } from '../lib/transient.js';
 import type { FinishedJob } from '../nodes/index.js';
 import {
@@ -36,7 +37,12 @@ export interface RunnerStore {
     request: ReviewRequest,
     found: Pick<JobState, 'fileType' | 'fileInfo' | 'results'>,
   ): Promise<void>;
+  /** The first completed job of the same owner with these bytes (DUPLICATES=skip). */
+  exactDuplicateOf?(user: JobInput['user'], sha256: string, exceptId: string): Promise<JobDocument | null>;
 }
+
+/** DUPLICATES: `mark` lists a job's duplicates in its document; `skip` also ends a job whose bytes are known at once. */
+export type DuplicatesMode = 'mark' | 'skip';
 
 /** A job id already names a job for another file. The existing job is left as it is. */
 export class JobIdConflict extends Error {
@@ -66,8 +72,12 @@ export class JobRunner {
     private readonly graph: JobGraph,
     private readonly checkpointer: BaseCheckpointSaver,
     private readonly store: RunnerStore,
-    /** The presets a job's `profile` may name (PROFILES_FILE), applied once, when its run begins. */
-    private readonly profiles: Profiles = {},
+    private readonly opts: {
+      /** The presets a job's `profile` may name (PROFILES_FILE), applied once, when its run begins. */
+      profiles?: Profiles;
+      /** DUPLICATES: `skip` ends an exact duplicate at once with the earlier job's results. */
+      duplicates?: DuplicatesMode;
+    } = {},
   ) {}
 
   /**
@@ -110,11 +120,15 @@ export class JobRunner {
     let instructions: JobInput['instructions'];
     if (!resume) {
       try {
-        instructions = effectiveInstructions(input.instructions, input.profile, this.profiles) ?? undefined;
+        instructions = effectiveInstructions(input.instructions, input.profile, this.opts.profiles ?? {}) ?? undefined;
       } catch (err) {
         if (!(err instanceof UnknownProfile)) throw err;
         return this.fail(input, { code: 'INVALID_INPUT', message: err.message, step: null });
       }
+    }
+    if (this.opts.duplicates === 'skip' && !resume && !opts.retry) {
+      const shared = await this.shareDuplicate(input, opts.readFrom ?? input.file.path, opts.signal);
+      if (shared) return shared;
     }
     await this.store.markRunning(input.jobId);
     const config = { configurable: { thread_id: input.jobId }, durability: 'sync' as const, signal: opts.signal };
@@ -138,6 +152,35 @@ export class JobRunner {
       throw err;
     }
     await this.compact(input.jobId);
+    return this.document(input.jobId);
+  }
+
+  /**
+   * DUPLICATES=skip: when an earlier completed job of the same owner had the same bytes, this job ends `completed` at
+   * once with no step run: its results are that job's (their URLs point at its artifacts) and `duplicateOf` names it.
+   * Null when there is none, or the file cannot be read here (validate then reports why), or the run was stopped.
+   */
+  private async shareDuplicate(input: JobInput, file: string, signal?: AbortSignal): Promise<JobDocument | null> {
+    if (!this.store.exactDuplicateOf) return null;
+    const sha256 = await sha256File(file, signal).catch(() => null);
+    // A declared sha256 that differs is validate's CHECKSUM_MISMATCH to report.
+    if (!sha256 || (input.file.sha256 && input.file.sha256.toLowerCase() !== sha256)) return null;
+    const original = await this.store.exactDuplicateOf(input.user ?? null, sha256, input.jobId);
+    if (!original?.file.mime || original.file.size === undefined) return null;
+    const name = input.file.name ?? basename(input.file.path);
+    const { duplicates: _, ...results } = original.results;
+    await this.store.saveFinished({
+      jobId: input.jobId,
+      status: 'completed',
+      fileType: original.fileType,
+      file: input.file,
+      fileInfo: { name, size: original.file.size, mime: original.file.mime, ext: extname(name).slice(1), sha256 },
+      user: input.user ?? null,
+      steps: {},
+      results,
+      error: null,
+      duplicateOf: original.duplicateOf ?? original.id,
+    });
     return this.document(input.jobId);
   }
 

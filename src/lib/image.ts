@@ -7,6 +7,7 @@ import sharp, { type OutputInfo, type Sharp } from 'sharp';
 import { rgbaToThumbHash } from 'thumbhash';
 import { MediaError } from './errors.js';
 import { THUMBNAIL_MAX_ASPECT } from './instructions.js';
+import { perceptualHash } from './perceptual-hash.js';
 import type { ArtifactRef, Thumbnail } from './types.js';
 
 export interface ThumbnailOptions {
@@ -154,7 +155,7 @@ export async function renderThumbnails(
   input: string | Buffer,
   opts: ThumbnailOptions,
   write: (name: string, data: Buffer) => Promise<ArtifactRef>,
-): Promise<{ thumbnails: Thumbnail[]; placeholder: string }> {
+): Promise<{ thumbnails: Thumbnail[]; placeholder: string; perceptualHash: string | null }> {
   const fit = opts.fit ?? 'inside';
   const largest = Math.max(...opts.widths);
   const source = await readSource(input, opts.maxPixels);
@@ -211,7 +212,18 @@ export async function renderThumbnails(
     .raw()
     .toBuffer({ resolveWithObject: true });
   const hash = rgbaToThumbHash(tiny.info.width, tiny.info.height, tiny.data);
-  return { thumbnails, placeholder: Buffer.from(hash).toString('base64') };
+  // The perceptual hash describes the whole picture: a base cut from part of a long one (see decodeBase) has none.
+  return {
+    thumbnails,
+    placeholder: Buffer.from(hash).toString('base64'),
+    perceptualHash: wholePicture(source, fit) ? await perceptualHash(base.data, raw) : null,
+  };
+}
+
+/** Whether decodeBase decodes the whole picture (not the part of a long one that a square is cut from). */
+function wholePicture(source: Source, fit: 'inside' | 'cover'): boolean {
+  const { width, height } = source.oriented;
+  return fit === 'inside' || Math.max(width, height) <= Math.min(width, height) * MAX_ASPECT;
 }
 
 type Raw = { data: Buffer; info: OutputInfo };
@@ -224,8 +236,7 @@ async function decodeBase(
   fit: 'inside' | 'cover',
   maxPixels: number,
 ): Promise<Raw> {
-  const { width, height } = source.oriented;
-  if (fit === 'inside' || Math.max(width, height) <= Math.min(width, height) * MAX_ASPECT) {
+  if (wholePicture(source, fit)) {
     return openImage(input, maxPixels)
       .autoOrient()
       .resize(

@@ -270,6 +270,18 @@ export interface Results {
   video?: Rendition;
   /** Scrub previews of a video: a sprite of frames and the WebVTT that maps times to its tiles. */
   storyboard?: Storyboard;
+  /** An image's 64-bit dHash (lib/perceptual-hash.ts), for near duplicates. */
+  perceptualHash?: { kind: 'dhash'; value: string };
+  /** Earlier finished jobs of the same owner with the same bytes (exact) or a picture that close (near). */
+  duplicates?: Duplicate[];
+}
+
+/** Another job of the same owner: the same sha256 (`exact`, distance 0), or a dHash within the near threshold. */
+export interface Duplicate {
+  jobId: string;
+  kind: 'exact' | 'near';
+  /** Bits in which the perceptual hashes differ (0-64); 0 for an exact duplicate. */
+  distance: number;
 }
 
 /** `waveform.json` in the BBC audiowaveform format (version 2, 8 bits, min/max pairs), with its header's figures. */
@@ -414,6 +426,8 @@ export interface JobDocument {
   artifacts?: ArtifactRef[];
   /** In API answers only: whether POST /jobs/:id/retry would be accepted, and why not (see retryRefusal). */
   retry?: { allowed: boolean; reason: string | null };
+  /** DUPLICATES=skip: the earlier job with the same bytes whose results this one shares (no step ran). */
+  duplicateOf?: string;
 }
 
 export interface WebhookDelivery {

@@ -32,6 +32,8 @@ export interface FinishedJob {
   steps: StepRecords;
   results: Results;
   error: JobError | null;
+  /** DUPLICATES=skip: the earlier job with the same bytes whose results this one shares. */
+  duplicateOf?: string;
 }
 
 /** Where steps leave their trace; implemented by the job store. */

@@ -30,7 +30,7 @@ export async function thumbnailsFrom(source: string | Buffer, input: StepInput, 
   // whatever reaches the step.
   const problem = thumbnailWidthsProblem(widths);
   if (problem) throw new MediaError('INVALID_INPUT', `thumbnails.widths: ${problem}`);
-  const { thumbnails, placeholder } = await renderThumbnails(
+  const { thumbnails, placeholder, perceptualHash } = await renderThumbnails(
     source,
     {
       widths,
@@ -44,6 +44,12 @@ export async function thumbnailsFrom(source: string | Buffer, input: StepInput, 
   );
   return {
     status: 'succeeded' as const,
-    results: { thumbnails, placeholder: { kind: 'thumbhash' as const, value: placeholder } },
+    results: {
+      thumbnails,
+      placeholder: { kind: 'thumbhash' as const, value: placeholder },
+      // For near duplicates: photos only (a poster frame or a first page says too little of a whole file).
+      ...(perceptualHash &&
+        input.fileType === 'image' && { perceptualHash: { kind: 'dhash' as const, value: perceptualHash } }),
+    },
   };
 }

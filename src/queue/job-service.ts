@@ -20,7 +20,14 @@ import {
   type RetryOptions,
   type ReviewDecision,
 } from '../lib/types.js';
-import { SearchRefused, type JobFilter, type JobPage, type JobStore, type SearchPage } from '../store/index.js';
+import {
+  SearchRefused,
+  type JobFilter,
+  type JobPage,
+  type JobStore,
+  type RelatedDuplicate,
+  type SearchPage,
+} from '../store/index.js';
 import { clearCancel, requestCancel } from './cancel.js';
 import type { Producer } from './producer.js';
 
@@ -67,6 +74,12 @@ export class JobService {
     const doc = await this.parts.store.get(id);
     if (!doc) throw new JobServiceError('NOT_FOUND', `no job ${id}`);
     return doc;
+  }
+
+  /** The job's duplicates in its owner's scope, both ways (store/duplicates.ts); NOT_FOUND for no such job. */
+  async duplicates(id: string): Promise<RelatedDuplicate[]> {
+    await this.get(id);
+    return this.parts.store.duplicates(id);
   }
 
   /**

@@ -49,6 +49,20 @@ const LoudnessResult = z
   })
   .describe("ffmpeg's ebur128 (true peak) and silencedetect over the first audio stream");
 
+const Duplicate = z.object({
+  jobId: z.string(),
+  kind: z.enum(['exact', 'near']),
+  distance: z.number().int().describe('Bits in which the perceptual hashes differ (0-64); 0 when exact'),
+});
+
+export const DuplicateList = z.object({
+  duplicates: z.array(
+    Duplicate.extend({
+      relation: z.enum(['earlier', 'later']).describe('Whether the other job was registered before or after this one'),
+    }),
+  ),
+});
+
 export const JobDocumentSchema = z
   .object({
     id: z.string(),
@@ -79,7 +93,21 @@ export const JobDocumentSchema = z
       loudness: LoudnessResult.optional(),
       video: z.any().optional().describe('The web rendition (transcodeVideo): H.264/AAC MP4 with faststart'),
       storyboard: z.any().optional().describe('Scrub previews: a sprite and its WebVTT #xywh cues'),
+      perceptualHash: z
+        .object({ kind: z.literal('dhash'), value: z.string() })
+        .optional()
+        .describe("An image's 64-bit dHash (16 hex digits), for near duplicates"),
+      duplicates: z
+        .array(Duplicate)
+        .optional()
+        .describe(
+          'Jobs of the same owner finished before this one with the same bytes (exact) or a close picture (near)',
+        ),
     }),
+    duplicateOf: z
+      .string()
+      .optional()
+      .describe('DUPLICATES=skip: the earlier job with the same bytes whose results this one shares (no step ran)'),
     instructions: InstructionsSchema.optional().describe('What the producer asked for this job'),
     profile: z.string().optional().describe('The preset (PROFILES_FILE) the job asked for'),
     review: z
@@ -154,6 +182,11 @@ export const ListQuery = z.object({
   status: z.enum(JOB_STATUSES).optional(),
   fileType: z.enum(FILE_TYPES).optional(),
   user: z.string().max(200).optional(),
+  duplicates: z
+    .enum(['true', 'false'])
+    .transform((v) => v === 'true')
+    .optional()
+    .describe('true: only jobs whose documents list duplicates; false: only those that list none'),
   cursor: z.string().max(500).optional(),
   limit: z.coerce.number().int().min(1).max(200).default(50),
 });

@@ -14,6 +14,7 @@
 import { totalUsage, warningsOf } from '../lib/job-document.js';
 import { MAX_SEARCH_DEPTH, type SearchText, type SnippetPart } from '../lib/search.js';
 import type { FinishedJob, JobSink } from '../nodes/index.js';
+import type { RelatedDuplicate } from './duplicates.js';
 import {
   TERMINAL_STATUSES,
   type JobDocument,
@@ -82,7 +83,17 @@ export interface JobStore extends JobSink {
    */
   search(query: string, filter: JobFilter, limit: number, cursor?: string): Promise<SearchPage>;
   index(jobId: string, text: SearchText): Promise<void>;
-  /** Removes the job, its step runs and its events; false when there was no such job. (Checkpoints and files are the caller's.) */
+  /**
+   * The job's duplicates in its owner's scope, both ways (jobs registered before and after it), exact ones first then
+   * the nearest; [] for a job that is not registered (not finished, failed, or no such job). See ./duplicates.ts.
+   */
+  duplicates(jobId: string): Promise<RelatedDuplicate[]>;
+  /**
+   * The first `completed` job in `user`'s scope with these bytes, if any, other than `exceptId`: what a job with the
+   * same sha256 shares under DUPLICATES=skip.
+   */
+  exactDuplicateOf(user: JobInput['user'], sha256: string, exceptId: string): Promise<JobDocument | null>;
+  /** Removes the job, its step runs, its events and its duplicate registration; false when there was no such job. (Checkpoints and files are the caller's.) */
   delete(id: string): Promise<boolean>;
   countByStatus(): Promise<Record<string, number>>;
   countFailuresByCode(): Promise<Record<string, number>>;
@@ -133,6 +144,8 @@ export interface JobFilter {
   status?: string;
   fileType?: string;
   user?: string;
+  /** true: only jobs whose documents list duplicates (results.duplicates); false: only those that list none. */
+  duplicates?: boolean;
 }
 
 export interface JobPage {
@@ -329,6 +342,8 @@ export function finishedChange(job: FinishedJob): (doc: JobDocument) => void {
     if (usage) doc.usage = usage;
     else delete doc.usage;
     doc.error = job.error;
+    if (job.duplicateOf) doc.duplicateOf = job.duplicateOf;
+    else delete doc.duplicateOf;
     setWarnings(doc);
     doc.finishedAt = new Date().toISOString();
   };

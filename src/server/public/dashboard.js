@@ -706,6 +706,33 @@ function renderDetails(job) {
   }
 }
 
+/** The job's duplicates among its owner's jobs, earlier and later, each a link to its page. */
+async function renderDuplicates(job) {
+  const out = $('#duplicates');
+  const { duplicates } = TERMINAL.includes(job.status) ? await api(`/jobs/${job.id}/duplicates`) : { duplicates: [] };
+  // Another job's page may be showing by the time the answer comes.
+  if ($('#job-title').dataset.job !== job.id) return;
+  const items = duplicates.map((d) => {
+    const li = document.createElement('li');
+    const a = el('a', d.jobId);
+    a.href = `#/jobs/${encodeURIComponent(d.jobId)}`;
+    const what = d.kind === 'exact' ? 'the same file' : `a similar picture (${d.distance} bits apart)`;
+    li.append(a, ` ${what}, ${d.relation}`);
+    return li;
+  });
+  const list = el('ul', '', 'duplicates');
+  list.append(...items);
+  const head = [];
+  if (job.duplicateOf) {
+    const p = el('p', 'Not processed: the same file as job ');
+    const a = el('a', job.duplicateOf);
+    a.href = `#/jobs/${encodeURIComponent(job.duplicateOf)}`;
+    p.append(a, ', whose results it shares.');
+    head.push(p);
+  }
+  out.replaceChildren(...(items.length || head.length ? [el('h3', 'Duplicates'), ...head, list] : []));
+}
+
 /** Why the job waits (or waited) for a person, what they are shown, and the two buttons while it waits. */
 function renderReview(job) {
   const box = $('#review');
@@ -735,6 +762,7 @@ function renderReview(job) {
 
 function renderJob(job) {
   text($('#job-title'), job.file.name);
+  $('#job-title').dataset.job = job.id;
   const status = $('#job-status');
   status.replaceChildren();
   const s = document.createElement('span');
@@ -759,6 +787,7 @@ function renderJob(job) {
   renderTexts(job);
   renderTranscript(job).catch(console.error);
   renderDetails(job);
+  renderDuplicates(job).catch(console.error);
   const meta = job.results.metadata ? { ...job.results.metadata } : null;
   if (meta) delete meta.exif;
   text($('#metadata'), meta ? JSON.stringify(meta, null, 2) : '');

@@ -12,7 +12,15 @@ import type { JobDocument, JobInput } from '../../lib/types.js';
 import { insideRoots, type JobService } from '../../queue/job-service.js';
 import { InvalidCursor } from '../../store/index.js';
 import { type ApiParts, hasToken, HttpError, requireToken } from '../http.js';
-import { ErrorBody, JobDocumentSchema, JobIdParams, JobList, ListQuery, ReviewBody } from '../schemas.js';
+import {
+  DuplicateList,
+  ErrorBody,
+  JobDocumentSchema,
+  JobIdParams,
+  JobList,
+  ListQuery,
+  ReviewBody,
+} from '../schemas.js';
 import type { UploadStore } from '../uploads.js';
 
 export function jobRoutes(parts: ApiParts, jobs: JobService, uploads: UploadStore): FastifyPluginAsyncZod {
@@ -216,6 +224,20 @@ export function jobRoutes(parts: ApiParts, jobs: JobService, uploads: UploadStor
         const doc = forReader(await found(req.params.id), req);
         return { ...doc, artifacts: await artifacts.list(doc.id) };
       },
+    );
+
+    app.get(
+      '/jobs/:id/duplicates',
+      {
+        schema: {
+          summary: "A job's duplicates among its owner's jobs, earlier and later",
+          description:
+            'Jobs of the same owner (user; jobs without one share a scope) with the same bytes (exact, distance 0) or, for images, a perceptual hash within the near threshold; exact first, then the nearest. Empty for a job that has not completed.',
+          params: JobIdParams,
+          response: { 200: DuplicateList, ...errors },
+        },
+      },
+      async (req) => ({ duplicates: await jobs.duplicates(req.params.id) }),
     );
 
     app.post(

@@ -104,6 +104,25 @@ const MIGRATIONS: string[] = [
     FROM jobs
     ON CONFLICT (job_id) DO NOTHING;
   `,
+  // 3: duplicates (../duplicates.ts), as in SQLite: one row per finished job, the perceptual hash's four 16-bit parts
+  // each indexed with the owner, the other parts and seq included (the first pass of a lookup is index-only).
+  `
+  CREATE TABLE IF NOT EXISTS job_hashes (
+    seq BIGSERIAL PRIMARY KEY,
+    job_id TEXT NOT NULL UNIQUE,
+    owner TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    hash TEXT,
+    p0 INTEGER, p1 INTEGER, p2 INTEGER, p3 INTEGER,
+    listed INTEGER NOT NULL DEFAULT 0
+  );
+  CREATE INDEX IF NOT EXISTS job_hashes_sha256 ON job_hashes (owner, sha256);
+  CREATE INDEX IF NOT EXISTS job_hashes_p0 ON job_hashes (owner, p0) INCLUDE (p1, p2, p3, seq);
+  CREATE INDEX IF NOT EXISTS job_hashes_p1 ON job_hashes (owner, p1) INCLUDE (p0, p2, p3, seq);
+  CREATE INDEX IF NOT EXISTS job_hashes_p2 ON job_hashes (owner, p2) INCLUDE (p0, p1, p3, seq);
+  CREATE INDEX IF NOT EXISTS job_hashes_p3 ON job_hashes (owner, p3) INCLUDE (p0, p1, p2, seq);
+  CREATE INDEX IF NOT EXISTS job_hashes_listed ON job_hashes (job_id) WHERE listed > 0;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -6,6 +6,21 @@
  */
 import { createHash } from 'node:crypto';
 import pg from 'pg';
+import { hashParts } from '../../lib/hamming.js';
+import type { Duplicate } from '../../lib/types.js';
+import {
+  duplicatesAmong,
+  duplicatesFilter,
+  fingerprintOf,
+  listDuplicates,
+  NEAR_DUPLICATE_DISTANCE,
+  ownerOf,
+  partCandidates,
+  related,
+  type Fingerprint,
+  type HashRow,
+  type RelatedDuplicate,
+} from '../duplicates.js';
 import { postgresSchemaProblem } from '../../config.js';
 import { newJobDocument } from '../../lib/job-document.js';
 import {
@@ -121,6 +136,9 @@ function eventChannel(schema: string | undefined): string {
     .slice(0, 16)}`;
 }
 
+/** The first key of the advisory locks that serialise duplicate registration per owner (the second: the owner's). */
+const DUPLICATES_LOCK = 0x6d6f6475;
+
 export class PostgresJobStore implements JobStore {
   /** The stop functions of watchEvents still running: close() stops them. */
   private readonly watchers = new Set<() => Promise<void>>();
@@ -203,9 +221,85 @@ export class PostgresJobStore implements JobStore {
 
   saveFinished(job: FinishedJob): Promise<void> {
     return this.transaction(async (c) => {
-      await this.updateIn(c, job.jobId, finishedChange(job), inputOf(job));
+      const fp = fingerprintOf(job);
+      let listed: Duplicate[] = [];
+      if (fp) {
+        // One registration at a time per owner: two copies finishing at once on two machines would each miss the
+        // other under READ COMMITTED.
+        await c.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [DUPLICATES_LOCK, fp.owner]);
+        listed = duplicatesAmong(fp, job.jobId, await this.candidatesIn(c, fp));
+      }
+      const change = finishedChange(job);
+      await this.updateIn(c, job.jobId, (doc) => (change(doc), listDuplicates(listed)(doc)), inputOf(job));
+      await this.registerIn(c, job.jobId, fp, listed.length);
       await this.indexIn(c, job.jobId, searchTextOf(displayName(job.file, job.fileInfo), job.results));
     });
+  }
+
+  async duplicates(jobId: string): Promise<RelatedDuplicate[]> {
+    const { rows } = await this.query<HashRow & { owner: string }>(
+      `SELECT owner, job_id AS "jobId", sha256, hash, seq::float8 AS seq FROM job_hashes WHERE job_id = $1`,
+      [jobId],
+    );
+    const self = rows[0];
+    if (!self) return [];
+    return related(self, self.owner, await this.transaction((c) => this.candidatesIn(c, self)));
+  }
+
+  async exactDuplicateOf(user: JobInput['user'], sha256: string, exceptId: string): Promise<JobDocument | null> {
+    const { rows } = await this.query<{ doc: JobDocument }>(
+      `SELECT j.doc FROM job_hashes h JOIN jobs j ON j.id = h.job_id
+        WHERE h.owner = $1 AND h.sha256 = $2 AND h.job_id <> $3 AND j.status = 'completed' ORDER BY h.seq LIMIT 1`,
+      [ownerOf(user), sha256, exceptId],
+    );
+    return rows[0]?.doc ?? null;
+  }
+
+  /**
+   * See SqliteJobStore.candidatesNow: the same sha256, and the near ones in two passes (the part indexes alone, then
+   * the rows within the distance), here in one statement: a round trip to the server costs more than the lookup.
+   * Runs in the caller's transaction (SET LOCAL).
+   */
+  private async candidatesIn(c: pg.PoolClient, fp: Pick<Fingerprint, 'owner' | 'sha256' | 'hash'>): Promise<HashRow[]> {
+    const columns = 'job_id AS "jobId", sha256, hash, seq::float8 AS seq FROM job_hashes';
+    const exact = `SELECT ${columns} WHERE owner = $1 AND sha256 = $2`;
+    if (!fp.hash) return (await c.query<HashRow>(exact, [fp.owner, fp.sha256])).rows;
+    const parts = partCandidates(fp.hash);
+    // Parallel workers would cost far more to start (100 ms on a busy machine) than the lookup takes (1-2 ms).
+    await c.query('SET LOCAL max_parallel_workers_per_gather = 0');
+    const firstPass = parts
+      .map((_, i) => `SELECT seq, p0, p1, p2, p3 FROM job_hashes WHERE owner = $1 AND p${i} = ANY($${i + 3}::int[])`)
+      .join(' UNION ALL ');
+    // Each part's bits counted with integer arithmetic (SWAR), one step a lateral subquery: no text, no PG 14.
+    const step = (expr: (i: number) => string, to: string): string =>
+      `CROSS JOIN LATERAL (SELECT ${[0, 1, 2, 3].map((i) => `${expr(i)} AS ${to}${i}`).join(', ')}) ${to}`;
+    const { rows } = await c.query<HashRow>(
+      `${exact} UNION SELECT ${columns} WHERE seq IN (
+         SELECT c.seq FROM (${firstPass}) c
+           ${step((i) => `c.p${i} # $${i + 7}::int`, 'x')}
+           ${step((i) => `x.x${i} - ((x.x${i} >> 1) & 21845)`, 'y')}
+           ${step((i) => `(y.y${i} & 13107) + ((y.y${i} >> 2) & 13107)`, 'z')}
+           ${step((i) => `(z.z${i} + (z.z${i} >> 4)) & 3855`, 'w')}
+          WHERE ${[0, 1, 2, 3].map((i) => `((w.w${i} + (w.w${i} >> 8)) & 31)`).join(' + ')} <= $11)`,
+      [fp.owner, fp.sha256, ...parts, ...hashParts(fp.hash), NEAR_DUPLICATE_DISTANCE],
+    );
+    return rows;
+  }
+
+  /** Registers a finished job for later lookups (or removes it: failed, cancelled), keeping its place in the order. */
+  private async registerIn(c: Queryable, jobId: string, fp: Fingerprint | null, listed: number): Promise<void> {
+    if (!fp) {
+      await c.query('DELETE FROM job_hashes WHERE job_id = $1', [jobId]);
+      return;
+    }
+    const parts = fp.hash ? hashParts(fp.hash) : [null, null, null, null];
+    await c.query(
+      `INSERT INTO job_hashes (job_id, owner, sha256, hash, p0, p1, p2, p3, listed)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         ON CONFLICT (job_id) DO UPDATE SET owner = excluded.owner, sha256 = excluded.sha256, hash = excluded.hash,
+           p0 = excluded.p0, p1 = excluded.p1, p2 = excluded.p2, p3 = excluded.p3, listed = excluded.listed`,
+      [jobId, fp.owner, fp.sha256, fp.hash, ...parts, listed],
+    );
   }
 
   async index(jobId: string, text: SearchText): Promise<void> {
@@ -234,6 +328,7 @@ export class PostgresJobStore implements JobStore {
     if (filter.status) where.push(`j.status = ${param(filter.status)}`);
     if (filter.fileType) where.push(`j.file_type = ${param(filter.fileType)}`);
     if (filter.user) where.push(`j.user_id = ${param(filter.user)}`);
+    if (filter.duplicates !== undefined) where.push(duplicatesFilter('j.id', filter.duplicates));
     const options = param(`StartSel=${MATCH_START}, StopSel=${MATCH_END}, MaxWords=24, MinWords=10`);
     // The newest matching jobs (which ones match is all the index is asked), those alone ranked (a word in the name
     // weighs ten times one in the text), then a headline for the page's jobs only, from the start of their text:
@@ -401,6 +496,7 @@ export class PostgresJobStore implements JobStore {
     if (filter.status) where.push(`status = ${param(filter.status)}`);
     if (filter.fileType) where.push(`file_type = ${param(filter.fileType)}`);
     if (filter.user) where.push(`user_id = ${param(filter.user)}`);
+    if (filter.duplicates !== undefined) where.push(duplicatesFilter('id', filter.duplicates));
     const after = cursor === undefined ? null : decodeCursor(cursor);
     if (cursor !== undefined && !after) throw new InvalidCursor();
     if (after) where.push(`(created_at, id) < (${param(after.createdAt)}, ${param(after.id)})`);
@@ -422,6 +518,7 @@ export class PostgresJobStore implements JobStore {
       await c.query('DELETE FROM step_runs WHERE job_id = $1', [id]);
       await c.query('DELETE FROM job_events WHERE job_id = $1', [id]);
       await c.query('DELETE FROM job_search WHERE job_id = $1', [id]);
+      await c.query('DELETE FROM job_hashes WHERE job_id = $1', [id]);
       return ((await c.query('DELETE FROM jobs WHERE id = $1', [id])).rowCount ?? 0) > 0;
     });
   }

@@ -89,6 +89,29 @@ const MIGRATIONS: ((db: Db) => void)[] = [
       map.run(row.id, insert.run(name, body).lastInsertRowid);
     }
   },
+  // 3: duplicates (../duplicates.ts): one row per finished job with its owner, sha256 and perceptual hash, the hash's
+  // four 16-bit parts each indexed with the owner for multi-index lookup (each index holds the other parts too, so the
+  // first pass reads no table row); `listed`: how many duplicates its document
+  // lists (the duplicates filter). Jobs finished before it are not registered.
+  (db) => {
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS job_hashes (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        job_id TEXT NOT NULL UNIQUE,
+        owner TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        hash TEXT,
+        p0 INTEGER, p1 INTEGER, p2 INTEGER, p3 INTEGER,
+        listed INTEGER NOT NULL DEFAULT 0
+      );
+      CREATE INDEX IF NOT EXISTS job_hashes_sha256 ON job_hashes (owner, sha256);
+      CREATE INDEX IF NOT EXISTS job_hashes_p0 ON job_hashes (owner, p0, p1, p2, p3);
+      CREATE INDEX IF NOT EXISTS job_hashes_p1 ON job_hashes (owner, p1, p0, p2, p3);
+      CREATE INDEX IF NOT EXISTS job_hashes_p2 ON job_hashes (owner, p2, p0, p1, p3);
+      CREATE INDEX IF NOT EXISTS job_hashes_p3 ON job_hashes (owner, p3, p0, p1, p2);
+      CREATE INDEX IF NOT EXISTS job_hashes_listed ON job_hashes (job_id) WHERE listed > 0;
+    `);
+  },
 ];
 
 /** The schema version this code writes. */

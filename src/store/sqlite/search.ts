@@ -17,6 +17,7 @@ import {
 } from '../../lib/search.js';
 import type { JobDocument } from '../../lib/types.js';
 import { encodeSearchCursor, SearchRefused, type JobFilter, type SearchPage } from '../job-store.js';
+import { duplicatesFilter } from '../duplicates.js';
 import { SEARCH_TOKENIZER } from './migrations.js';
 
 /** One search, as the store sends it to a search thread (the cursor already read). */
@@ -77,6 +78,7 @@ export function searcher(db: Database.Database): (request: SearchRequest) => Sea
       where.push(`${column} = ?`);
       args.push(value);
     }
+    if (filter.duplicates !== undefined) where.push(duplicatesFilter('j.id', filter.duplicates));
     // The candidates: no word of any job is read here, only which jobs match.
     const candidates = sql(
       `SELECT job_search.rowid AS row, j.id FROM job_search

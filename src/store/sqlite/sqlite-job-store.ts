@@ -51,6 +51,20 @@ import {
   type UnsettledCursor,
   UNSETTLED_STATUSES,
 } from '../job-store.js';
+import {
+  duplicatesAmong,
+  duplicatesFilter,
+  fingerprintOf,
+  listDuplicates,
+  nearSeqs,
+  ownerOf,
+  partCandidates,
+  related,
+  type Fingerprint,
+  type HashRow,
+  type RelatedDuplicate,
+} from '../duplicates.js';
+import { hashParts } from '../../lib/hamming.js';
 import { DEFAULT_SEARCH_LIMITS, type SearchLimits } from '../search-gate.js';
 import { migrate } from './migrations.js';
 import { SearchThreads } from './search-threads.js';
@@ -127,11 +141,73 @@ export class SqliteJobStore implements JobStore {
   saveFinished(job: FinishedJob): Promise<void> {
     this.db
       .transaction(() => {
-        this.updateNow(job.jobId, finishedChange(job), inputOf(job));
+        const fp = fingerprintOf(job);
+        const listed = fp ? duplicatesAmong(fp, job.jobId, this.candidatesNow(fp)) : [];
+        const change = finishedChange(job);
+        this.updateNow(job.jobId, (doc) => (change(doc), listDuplicates(listed)(doc)), inputOf(job));
+        this.registerNow(job.jobId, fp, listed.length);
         this.indexNow(job.jobId, searchTextOf(displayName(job.file, job.fileInfo), job.results));
       })
       .immediate();
     return Promise.resolve();
+  }
+
+  duplicates(jobId: string): Promise<RelatedDuplicate[]> {
+    const self = this.sql('SELECT owner, job_id AS jobId, sha256, hash, seq FROM job_hashes WHERE job_id = ?').get(
+      jobId,
+    ) as (HashRow & { owner: string }) | undefined;
+    if (!self) return Promise.resolve([]);
+    return Promise.resolve(related(self, self.owner, this.candidatesNow(self)));
+  }
+
+  exactDuplicateOf(user: JobInput['user'], sha256: string, exceptId: string): Promise<JobDocument | null> {
+    const row = this.sql(
+      `SELECT j.doc FROM job_hashes h JOIN jobs j ON j.id = h.job_id
+        WHERE h.owner = ? AND h.sha256 = ? AND h.job_id <> ? AND j.status = 'completed' ORDER BY h.seq LIMIT 1`,
+    ).get(ownerOf(user), sha256, exceptId) as { doc: string } | undefined;
+    return Promise.resolve(row ? (JSON.parse(row.doc) as JobDocument) : null);
+  }
+
+  /**
+   * The registered jobs that may be duplicates of `fp`: the same sha256, and those whose hash is near, found in two
+   * passes: the part indexes alone (the rows whose parts are close enough, their other parts read from the same
+   * index), then the rows within the distance read whole. duplicatesAmong sorts them.
+   */
+  private candidatesNow(fp: Pick<Fingerprint, 'owner' | 'sha256' | 'hash'>): HashRow[] {
+    const columns = 'job_id AS jobId, sha256, hash, seq FROM job_hashes';
+    const exact = this.sql(`SELECT ${columns} WHERE owner = ? AND sha256 = ?`).all(fp.owner, fp.sha256) as HashRow[];
+    if (!fp.hash) return exact;
+    const parts = partCandidates(fp.hash);
+    const firstPass = this.sql(
+      parts
+        .map(
+          (values, i) => `SELECT seq, p0, p1, p2, p3 FROM job_hashes INDEXED BY job_hashes_p${i}
+            WHERE owner = ? AND p${i} IN (${values.map(() => '?').join(',')})`,
+        )
+        .join(' UNION ALL '),
+    )
+      .raw(true)
+      .all(...parts.flatMap((values) => [fp.owner, ...values])) as number[][];
+    const seqs = nearSeqs(fp.hash, firstPass);
+    if (seqs.length === 0) return exact;
+    const near = this.sql(`SELECT ${columns} WHERE seq IN (SELECT value FROM json_each(?))`).all(
+      JSON.stringify(seqs),
+    ) as HashRow[];
+    return [...exact, ...near];
+  }
+
+  /** Registers a finished job for later lookups (or removes it: failed, cancelled), keeping its place in the order. */
+  private registerNow(jobId: string, fp: Fingerprint | null, listed: number): void {
+    if (!fp) {
+      this.sql('DELETE FROM job_hashes WHERE job_id = ?').run(jobId);
+      return;
+    }
+    const parts = fp.hash ? hashParts(fp.hash) : [null, null, null, null];
+    this.sql(
+      `INSERT INTO job_hashes (job_id, owner, sha256, hash, p0, p1, p2, p3, listed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (job_id) DO UPDATE SET owner = excluded.owner, sha256 = excluded.sha256, hash = excluded.hash,
+           p0 = excluded.p0, p1 = excluded.p1, p2 = excluded.p2, p3 = excluded.p3, listed = excluded.listed`,
+    ).run(jobId, fp.owner, fp.sha256, fp.hash, ...parts, listed);
   }
 
   index(jobId: string, text: SearchText): Promise<void> {
@@ -286,6 +362,7 @@ export class SqliteJobStore implements JobStore {
     if (filter.status) add('status = ?', filter.status);
     if (filter.fileType) add('file_type = ?', filter.fileType);
     if (filter.user) add('user_id = ?', filter.user);
+    if (filter.duplicates !== undefined) add(duplicatesFilter('id', filter.duplicates));
     const after = cursor === undefined ? null : decodeCursor(cursor);
     if (cursor !== undefined && !after) return Promise.reject(new InvalidCursor());
     if (after) add('(created_at < ? OR (created_at = ? AND id < ?))', after.createdAt, after.createdAt, after.id);
@@ -308,6 +385,7 @@ export class SqliteJobStore implements JobStore {
           this.sql('DELETE FROM step_runs WHERE job_id = ?').run(id);
           this.sql('DELETE FROM job_events WHERE job_id = ?').run(id);
           this.unindexNow(id);
+          this.sql('DELETE FROM job_hashes WHERE job_id = ?').run(id);
           return this.sql('DELETE FROM jobs WHERE id = ?').run(id).changes > 0;
         })
         .immediate(),
