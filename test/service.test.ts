@@ -27,6 +27,7 @@ import {
   storedJob,
   tempDir,
   TEST_REDIS_URL,
+  TEST_STORE,
   TestState,
   uniquePrefix,
   waitFor,
@@ -73,7 +74,17 @@ afterAll(async () => {
 });
 
 describe('the corpus through the queue', () => {
-  const rows = manifest();
+  // Every file on SQLite; on PostgreSQL (the same media work, another store) one file of each expected outcome and
+  // the files checked by name below: what the backend is tested for does not depend on the file, and each whole
+  // corpus pass costs minutes of the suite.
+  const all = manifest();
+  const named = ['bad/password-protected.pdf', 'bad/text-named.png'];
+  const rows =
+    TEST_STORE === 'postgres'
+      ? all.filter(
+          (r, i) => named.includes(r.path) || all.findIndex((o) => o.expect.join('|') === r.expect.join('|')) === i,
+        )
+      : all;
   test('every file reaches its expected outcome (submit --wait --json)', { timeout: 300_000 }, async () => {
     const res = await runCli(
       ['submit', '--wait', '--json', ...rows.map((r) => path.join(CORPUS, r.path))],
