@@ -22,6 +22,7 @@ import {
   type RetryOptions,
   type ReviewDecision,
   type ReviewRequest,
+  type AnyStepName,
   type StepName,
   type StepRecord,
   type StepStatus,
@@ -40,9 +41,9 @@ export interface JobStore extends JobSink {
   /** A reviewer's decision on a job `awaiting_review`; false when it is not waiting or was decided already. */
   decideReview(id: string, decision: ReviewDecision): Promise<boolean>;
   /** A step's record changed; a late `running` never moves a settled step backwards. */
-  stepChanged(jobId: string, step: StepName, record: StepRecord): Promise<void>;
+  stepChanged(jobId: string, step: AnyStepName, record: StepRecord): Promise<void>;
   /** A running step's progress (0-100) in its record; nothing when the step is not running. */
-  stepProgress(jobId: string, step: StepName, percent: number): Promise<void>;
+  stepProgress(jobId: string, step: AnyStepName, percent: number): Promise<void>;
   /** Ends a job that never reached its graph (rejected at intake, cancelled while queued) with `error`. */
   endBeforeStart(input: JobInput, status: 'failed' | 'cancelled', error: JobError): Promise<JobDocument>;
   /**
@@ -230,7 +231,7 @@ export function changeEvents(
 ): { type: JobEvent['type']; data: Record<string, unknown> }[] {
   const out: { type: JobEvent['type']; data: Record<string, unknown> }[] = [];
   for (const [step, record] of Object.entries(after.steps)) {
-    if (JSON.stringify(before.steps[step as StepName]) !== JSON.stringify(record)) {
+    if (JSON.stringify(before.steps[step as AnyStepName]) !== JSON.stringify(record)) {
       out.push({ type: 'step', data: { step, ...record } });
     }
   }
@@ -294,7 +295,7 @@ export function markRunningChange(doc: JobDocument): void {
   if (!TERMINAL_STATUSES.includes(doc.status)) doc.status = 'running';
 }
 
-export function stepChange(step: StepName, record: StepRecord): (doc: JobDocument) => void {
+export function stepChange(step: AnyStepName, record: StepRecord): (doc: JobDocument) => void {
   return (doc) => {
     // A resumed or re-delivered step can report `running` late; never move a settled step backwards.
     const current = doc.steps[step];
@@ -303,7 +304,7 @@ export function stepChange(step: StepName, record: StepRecord): (doc: JobDocumen
   };
 }
 
-export function progressChange(step: StepName, percent: number): (doc: JobDocument) => void {
+export function progressChange(step: AnyStepName, percent: number): (doc: JobDocument) => void {
   return (doc) => {
     const current = doc.steps[step];
     if (current?.status !== 'running' || current.progress === percent) return;
