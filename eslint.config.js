@@ -17,6 +17,7 @@ export default tseslint.config(
             'src/queue/*.mjs',
             'src/store/sqlite/*.mjs',
             'test/fixtures/*.mjs',
+            'test/fixtures/plugins/*.mjs',
             'examples/*/*.mjs',
             'src/server/public/*.js',
           ],
@@ -52,6 +53,7 @@ export default tseslint.config(
       'eslint.config.js',
       'src/**/*.mjs',
       'test/fixtures/*.mjs',
+      'test/fixtures/plugins/*.mjs',
       'examples/*/*.mjs',
       'src/server/public/*.js',
     ],
@@ -59,8 +61,10 @@ export default tseslint.config(
   },
   {
     // Plugins as users write them: plain ES modules run by Node.
-    files: ['examples/*/*.mjs'],
-    languageOptions: { globals: { Buffer: 'readonly', setImmediate: 'readonly' } },
+    files: ['examples/*/*.mjs', 'test/fixtures/plugins/*.mjs'],
+    languageOptions: {
+      globals: { Buffer: 'readonly', setImmediate: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly' },
+    },
   },
   {
     // Runs in the browser as a classic script.

@@ -23,7 +23,6 @@ import {
   type ReviewDecision,
   type ReviewRequest,
   type AnyStepName,
-  type StepName,
   type StepRecord,
   type StepStatus,
   type WebhookDelivery,
@@ -102,7 +101,7 @@ export interface JobStore extends JobSink {
 export interface StepRun {
   id: number;
   jobId: string;
-  step: StepName;
+  step: AnyStepName;
   attempt: number;
   pid: number;
   status: StepStatus;
