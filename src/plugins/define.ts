@@ -66,7 +66,7 @@ export interface StepDefinition<Options = unknown> {
   name: string;
   /** The kinds of file it runs for; each must be one its anchor runs for. */
   fileTypes: readonly PluginFileType[];
-  /** The step whose result it needs (a built-in step or another plugin's): it runs after that one succeeds. */
+  /** The step whose result it needs (a built-in step or another plugin's): it runs after it, skipped if it fails. */
   after: string;
   /** The task queue it is dispatched to: a built-in one (`light`, `image`, …) or a new one (`scan`). */
   queue: string;
