@@ -17,6 +17,8 @@ export default tseslint.config(
             'src/queue/*.mjs',
             'src/store/sqlite/*.mjs',
             'test/fixtures/*.mjs',
+            'test/fixtures/plugins/*.mjs',
+            'examples/*/*.mjs',
             'src/server/public/*.js',
           ],
         },
@@ -45,8 +47,24 @@ export default tseslint.config(
     rules: { 'no-restricted-properties': 'off' },
   },
   {
-    files: ['bin/*', '*.cjs', 'eslint.config.js', 'src/**/*.mjs', 'test/fixtures/*.mjs', 'src/server/public/*.js'],
+    files: [
+      'bin/*',
+      '*.cjs',
+      'eslint.config.js',
+      'src/**/*.mjs',
+      'test/fixtures/*.mjs',
+      'test/fixtures/plugins/*.mjs',
+      'examples/*/*.mjs',
+      'src/server/public/*.js',
+    ],
     ...tseslint.configs.disableTypeChecked,
+  },
+  {
+    // Plugins as users write them: plain ES modules run by Node.
+    files: ['examples/*/*.mjs', 'test/fixtures/plugins/*.mjs'],
+    languageOptions: {
+      globals: { Buffer: 'readonly', setImmediate: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly' },
+    },
   },
   {
     // Runs in the browser as a classic script.

@@ -3,7 +3,7 @@
  * every error code, of the job and of each step, a known one other than INTERNAL, and no step left running. Bad
  * input is expected to fail; it must fail with a name.
  */
-import { ERROR_CODES, type ErrorCode, type JobDocument } from '../src/lib/types.js';
+import { ERROR_CODES, type JobDocument, type StepErrorCode } from '../src/lib/types.js';
 
 export type FindingKind = 'CRASH' | 'HANG' | 'INTERNAL' | 'BAD_DOCUMENT';
 
@@ -24,7 +24,7 @@ export function judge(doc: JobDocument): Judgement {
   const stepErrors: string[] = [];
   const stepMs: Record<string, number> = {};
   const problems: { kind: FindingKind; detail: string }[] = [];
-  const check = (where: string, code: ErrorCode | undefined, message: string | undefined): void => {
+  const check = (where: string, code: StepErrorCode | undefined, message: string | undefined): void => {
     if (code === 'INTERNAL') problems.push({ kind: 'INTERNAL', detail: `${where}: ${message ?? ''}` });
     else if (code === undefined || !(ERROR_CODES as readonly string[]).includes(code))
       problems.push({ kind: 'BAD_DOCUMENT', detail: `${where}: unknown error code ${String(code)}` });

@@ -121,6 +121,11 @@ const namedPairs = <N extends string, V>(
       return out;
     });
 
+/** How many tasks of `queue` a worker process runs at once: WORKER_CONCURRENCY's, or one per core for a plugin's. */
+export function queueConcurrency(config: Pick<Config, 'workerConcurrency'>, queue: string): number {
+  return config.workerConcurrency[queue as QueueName] ?? CORES;
+}
+
 /** `name=n,name=n` pairs with names from `names` and positive whole numbers. */
 const namedCounts = <N extends string>(variable: string, form: string, names: readonly N[]) =>
   namedPairs(variable, `${form} pairs for ${names.join(', ')}`, names, (v) => {
@@ -154,6 +159,18 @@ const EnvSchema = z.object({
     }),
   THUMBNAIL_FORMAT: z.enum(['webp', 'jpeg', 'avif']).optional().default('webp'),
   PROFILES_FILE: z.string().optional(),
+  PLUGINS: z
+    .string()
+    .optional()
+    .transform((raw, ctx) => {
+      const specs = list(raw);
+      if (specs.length > 32 || specs.some((s) => s.length > 1024)) {
+        ctx.addIssue({ code: 'custom', message: 'PLUGINS takes at most 32 module paths or package names' });
+        return z.NEVER;
+      }
+      // Paths are resolved here, once: step threads and every role load the same files whatever their directory.
+      return specs.map((s) => (s.startsWith('.') || path.isAbsolute(s) ? path.resolve(s) : s));
+    }),
   THUMBNAIL_QUALITY: positiveInt('THUMBNAIL_QUALITY', 80).refine((q) => q <= 100, 'THUMBNAIL_QUALITY must be 1-100'),
   DISABLED_STEPS: z
     .string()
@@ -426,6 +443,8 @@ export interface Config {
   stepMemoryMb: number;
   /** A step thread idle this long is let go (the light queue keeps one). */
   stepThreadIdleMs: number;
+  /** Modules of plugin steps (PLUGINS): absolute paths or package names, loaded at start-up (src/plugins). */
+  plugins: string[];
   /** Named instruction presets a job may ask for with `profile` (PROFILES_FILE); empty without one. */
   profiles: Profiles;
   /** Workers boot one thread per pool at start-up, with its steps' libraries and models loaded (see warmSteps). */
@@ -618,6 +637,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     stepMemoryMb: e.STEP_MEMORY_MB,
     stepThreadIdleMs: e.STEP_THREAD_IDLE_MS,
     profiles,
+    plugins: e.PLUGINS,
     warmStepThreads: e.WARM_STEP_THREADS === 'true',
     stepThreads: e.STEP_THREADS,
     visionThreads: e.VISION_THREADS,

@@ -7,9 +7,10 @@ import type { Config } from './config.js';
 import { compileGraph, type JobGraph, type StepEvents } from './graph/graph.js';
 import { inlineDispatcher, type Dispatcher } from './graph/dispatcher.js';
 import { JobRunner } from './graph/runner.js';
+import { loadWorkflow, type Workflow } from './graph/workflow.js';
 import { createLogger, type Logger } from './lib/log.js';
 import { describeError } from './lib/errors.js';
-import { createDeps, indexFullText, type Deps, type FinishedJob } from './nodes/index.js';
+import { createDeps, indexFullText, pluginStepFns, type Deps, type FinishedJob } from './nodes/index.js';
 import { StepPool, threadExecute } from './queue/step-pool.js';
 import { openStores, type JobStore } from './store/index.js';
 
@@ -19,6 +20,8 @@ export interface Runtime {
   store: JobStore;
   checkpointer: BaseCheckpointSaver;
   deps: Deps;
+  /** The built-in steps and the plugin steps (PLUGINS) this runtime runs. */
+  workflow: Workflow;
   graph: JobGraph;
   runner: JobRunner;
   /** Subscribes to every step transition of every job this runtime runs; returns an unsubscribe function. */
@@ -32,6 +35,8 @@ export interface RuntimeOptions {
    * limit that can stop it, so a file that exhausts a step fails the step, not the process.
    */
   dispatcher?: (deps: Deps) => Dispatcher;
+  /** The workflow, when the caller has loaded it already (the service shares one between its roles). */
+  workflow?: Workflow;
 }
 
 export async function createRuntime(
@@ -39,9 +44,11 @@ export async function createRuntime(
   log: Logger = createLogger(config.logLevel),
   opts: RuntimeOptions = {},
 ): Promise<Runtime> {
+  // Plugins first: a module that does not load stops start-up before any database is opened.
+  const workflow = opts.workflow ?? (await loadWorkflow(config));
   const stores = await openStores(config);
   const { store, checkpointer } = stores;
-  const deps = createDeps(config, store, log);
+  const deps = createDeps(config, store, log, pluginStepFns(workflow.plugins));
   const listeners = new Set<StepEvents['stepChanged']>();
   const events: StepEvents = {
     stepChanged: async (jobId, step, record) => {
@@ -56,7 +63,9 @@ export async function createRuntime(
     pool = new StepPool(2, config, log.child({ pool: 'inline' }));
     void pool.warm();
   }
-  const dispatcher = opts.dispatcher ? opts.dispatcher(deps) : inlineDispatcher(() => deps, threadExecute(pool!));
+  const dispatcher = opts.dispatcher
+    ? opts.dispatcher(deps)
+    : inlineDispatcher(() => deps, threadExecute(pool!), workflow);
   const finished = async (job: FinishedJob): Promise<void> => {
     // Search works from the document's excerpts without it: a job is never failed for its index.
     await indexFullText(job, store, deps.artifacts).catch((err: unknown) =>
@@ -71,7 +80,7 @@ export async function createRuntime(
       );
   };
   const graph = compileGraph(
-    { dispatcher, sink: store, disabledSteps: config.disabledSteps, events, finished },
+    { dispatcher, sink: store, disabledSteps: config.disabledSteps, events, finished, workflow },
     checkpointer,
   );
   return {
@@ -80,6 +89,7 @@ export async function createRuntime(
     store,
     checkpointer,
     deps,
+    workflow,
     graph,
     runner: new JobRunner(graph, checkpointer, store, { profiles: config.profiles, duplicates: config.duplicates }),
     onStep: (listener) => {

@@ -3,7 +3,8 @@
  * orchestrator and workers for every task queue; `api`, `orchestrator` and `worker` split them across processes and
  * machines that share Redis (and DATA_DIR).
  */
-import type { Config, QueueName } from './config.js';
+import type { Config } from './config.js';
+import { loadWorkflow, type Workflow } from './graph/workflow.js';
 import type { Logger } from './lib/log.js';
 import { startOrchestrator, type Orchestrator } from './queue/orchestrator.js';
 import { QueuedDispatcher } from './queue/queued-dispatcher.js';
@@ -27,8 +28,10 @@ export interface Service {
 export async function startService(
   config: Config,
   log: Logger,
-  opts: { role: Role; queues: readonly QueueName[] },
+  opts: { role: Role; queues: readonly string[]; workflow?: Workflow },
 ): Promise<Service> {
+  // Every role knows the plugin steps: workers run them, the orchestrator routes to them, the API draws them.
+  const workflow = opts.workflow ?? (await loadWorkflow(config));
   const redis = await ensureRedis(config, log);
   let runtime: Runtime | null = null;
   let dispatcher: QueuedDispatcher | null = null;
@@ -39,16 +42,16 @@ export async function startService(
     // Workers first: they warm their step threads before taking tasks, and the orchestrator then dispatches the
     // first job's steps to threads that are ready for them.
     if (opts.role === 'all' || opts.role === 'worker') {
-      workers = await startTaskWorkers(config, redis.url, opts.queues, log);
+      workers = await startTaskWorkers(config, redis.url, opts.queues, log, workflow);
     }
     if (opts.role === 'all' || opts.role === 'orchestrator') {
-      const queued = new QueuedDispatcher(config, redis.url, log);
+      const queued = new QueuedDispatcher(config, redis.url, log, undefined, workflow);
       dispatcher = queued;
       await queued.ready();
-      runtime = await createRuntime(config, log, { dispatcher: () => queued });
+      runtime = await createRuntime(config, log, { dispatcher: () => queued, workflow });
       orchestrator = await startOrchestrator(runtime, redis.url);
     }
-    if (opts.role === 'all' || opts.role === 'api') api = await startApi(config, log, redis.url);
+    if (opts.role === 'all' || opts.role === 'api') api = await startApi(config, log, redis.url, workflow);
   } catch (err) {
     await orchestrator?.close(0).catch(() => undefined);
     await workers?.close(0).catch(() => undefined);

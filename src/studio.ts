@@ -1,22 +1,24 @@
 /**
  * The graph for LangGraph Studio (`npm run studio`, named in langgraph.json). Compiled without a checkpointer (the
- * LangGraph API server brings its own) and with no side effects at import: configuration is read and the database
- * opened on the first step that runs. Steps run inline and finished jobs land in DATA_DIR's job store as usual.
+ * LangGraph API server brings its own). At import, only the configuration is read and PLUGINS loaded (the graph's
+ * shape depends on them); the database is opened on the first step that runs. Steps run inline and finished jobs land in DATA_DIR's job store as usual.
  */
 import { loadConfig, type Config } from './config.js';
 import { compileGraph } from './graph/graph.js';
 import { inlineDispatcher } from './graph/dispatcher.js';
 import { JobIdConflict, sourceConflict } from './graph/runner.js';
+import { loadWorkflow } from './graph/workflow.js';
 import { effectiveInstructions } from './lib/instructions.js';
 import type { FinishedJob, JobSink } from './nodes/index.js';
 import { createRuntime, type Runtime } from './runtime.js';
 
 let config: Config | null = null;
 const getConfig = (): Config => (config ??= loadConfig());
+const workflow = await loadWorkflow(getConfig());
 let runtime: Promise<Runtime> | null = null;
 /** Opened on first use; a failed opening (the database was down) is tried again by the next step, not kept. */
 const getRuntime = (): Promise<Runtime> =>
-  (runtime ??= createRuntime(getConfig()).catch((err: unknown) => {
+  (runtime ??= createRuntime(getConfig(), undefined, { workflow }).catch((err: unknown) => {
     runtime = null;
     throw err;
   }));
@@ -33,8 +35,9 @@ const sink: JobSink = {
 };
 
 export const graph = compileGraph({
-  dispatcher: inlineDispatcher(async () => (await getRuntime()).deps),
+  dispatcher: inlineDispatcher(async () => (await getRuntime()).deps, undefined, workflow),
   sink,
+  workflow,
   // A thread's job id given again with another file would mix the two jobs' documents and artifacts.
   claim: async ({ jobId, file, instructions, profile }) => {
     const stored = await (await getRuntime()).store.getInput(jobId);

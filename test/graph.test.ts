@@ -12,15 +12,15 @@ import { loadConfig } from '../src/config.js';
 import { StepFailure, type Dispatcher } from '../src/graph/dispatcher.js';
 import { compileGraph } from '../src/graph/graph.js';
 import { createLogger } from '../src/lib/log.js';
-import type { FileType, StepName } from '../src/lib/types.js';
+import type { AnyStepName, FileType } from '../src/lib/types.js';
 import type { FinishedJob, JobSink, StepOutcome } from '../src/nodes/index.js';
 import { createRuntime } from '../src/runtime.js';
 import { CORPUS, tempDir } from './helpers.js';
 
-type Script = Partial<Record<StepName, StepOutcome | StepFailure>>;
+type Script = Partial<Record<AnyStepName, StepOutcome | StepFailure>>;
 
 function scripted(fileType: FileType, script: Script = {}) {
-  const calls: StepName[] = [];
+  const calls: AnyStepName[] = [];
   const finished: FinishedJob[] = [];
   const dispatcher: Dispatcher = {
     async run(step) {

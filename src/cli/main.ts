@@ -5,7 +5,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import type { QueueName } from '../config.js';
+import type { Config } from '../config.js';
+import type { Workflow } from '../graph/workflow.js';
 import { UNSUCCESSFUL_STATUSES, type JobDocument, type ReviewDecision } from '../lib/types.js';
 import type { Role } from '../service.js';
 import type { Remote } from './remote.js';
@@ -15,9 +16,9 @@ import type { Remote } from './remote.js';
 const USAGE = `Usage: media-orchestrator <command> [options]
 
 Commands:
-  start [--role all|api|orchestrator|worker] [--queues light,image,video,document,ai]
+  start [--role all|api|orchestrator|worker] [--queues light,image,video,document,ai,…]
                  Run the service: the orchestrator (consumes JOB_CREATED) and/or workers for the given
-                 task queues. Stops gracefully on SIGTERM/SIGINT.
+                 task queues (plugin steps' queues included). Stops gracefully on SIGTERM/SIGINT.
   submit <file…> [--wait] [--json] [--user ID] [--priority N] [--job-id ID] [--url URL]
          [--profile NAME] [--instructions JSON]
                  Publish JOB_CREATED for each file. --wait shows progress and waits for the results
@@ -45,7 +46,8 @@ Commands:
                  A --job-id that was interrupted resumes from its last checkpoint; one that finished
                  prints its stored document. --sha256 fails the job with CHECKSUM_MISMATCH if the
                  file's hash differs.
-  graph          Print the workflow graph as Mermaid.
+  graph          Print the workflow graph as Mermaid (plugin steps included).
+  steps [--json] List every step (built-in and PLUGINS): its queue, file types and the step it follows.
   webhook-secret Print the key that signs webhooks (WEBHOOK_SECRET, or the one generated into DATA_DIR),
                  for receivers that verify signatures.
   help           Show this help.
@@ -73,10 +75,12 @@ export async function main(argv: string[]): Promise<number> {
     case 'review':
       return reviewCommand(rest);
     case 'graph': {
-      const { toMermaid } = await import('../graph/mermaid.js');
-      process.stdout.write(`${await toMermaid()}\n`);
+      const [{ toMermaid }, load] = await Promise.all([import('../graph/mermaid.js'), workflowOf()]);
+      process.stdout.write(`${await toMermaid(await load())}\n`);
       return 0;
     }
+    case 'steps':
+      return stepsCommand(rest);
     case 'webhook-secret': {
       const [{ loadConfig }, { webhookSecret }] = await Promise.all([
         import('../config.js'),
@@ -150,15 +154,18 @@ async function startCommand(args: string[]): Promise<number> {
     process.stderr.write(`--role must be one of ${ROLES.join(', ')}\n`);
     return 1;
   }
-  const queues = values.queues ? values.queues.split(',').map((q) => q.trim()) : [...QUEUE_NAMES];
-  const unknown = queues.filter((q) => !(QUEUE_NAMES as readonly string[]).includes(q));
-  if (unknown.length > 0) {
-    process.stderr.write(`unknown queues: ${unknown.join(', ')} (known: ${QUEUE_NAMES.join(', ')})\n`);
+  const config = loadConfig();
+  // The plugins' queues are queues like the built-in ones: a worker may take only those (`--queues scan`).
+  const workflow = await (await workflowOf())(config);
+  const known = workflow.queues(QUEUE_NAMES);
+  const queues = values.queues ? values.queues.split(',').map((q) => q.trim()) : known;
+  const unknown = queues.filter((q) => !known.includes(q));
+  if (unknown.length > 0 || queues.length === 0) {
+    process.stderr.write(`unknown queues: ${unknown.join(', ') || '(none given)'} (known: ${known.join(', ')})\n`);
     return 1;
   }
-  const config = loadConfig();
   const log = createLogger(config.logLevel);
-  const service = await startService(config, log, { role: values.role as Role, queues: queues as QueueName[] });
+  const service = await startService(config, log, { role: values.role as Role, queues, workflow });
   await new Promise<void>((resolve) => {
     let stopping = false;
     const stop = (signal: string): void => {
@@ -181,6 +188,45 @@ async function startCommand(args: string[]): Promise<number> {
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
+  return 0;
+}
+
+/** The workflow of this configuration (PLUGINS loaded): `loadWorkflow`, imported when a command needs it. */
+async function workflowOf(): Promise<(config?: Config) => Promise<Workflow>> {
+  const [{ loadConfig }, { loadWorkflow }] = await Promise.all([
+    import('../config.js'),
+    import('../graph/workflow.js'),
+  ]);
+  return (config) => loadWorkflow(config ?? loadConfig());
+}
+
+/** `steps [--json]`: every step, its queue, the file types it runs for and the step it follows. */
+async function stepsCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: { json: { type: 'boolean', default: false } } });
+  const steps = (await (await workflowOf())()).describe();
+  if (values.json) {
+    process.stdout.write(`${JSON.stringify(steps, null, 2)}\n`);
+    return 0;
+  }
+  const rows = [
+    ['STEP', 'QUEUE', 'FILE TYPES', 'AFTER', 'ON FAILURE', 'FROM'],
+    ...steps.map((s) => [
+      s.name,
+      s.queue,
+      s.fileTypes.join(','),
+      s.after.join(',') || '-',
+      s.optional ? 'recorded' : 'job fails',
+      s.module ?? 'built-in',
+    ]),
+  ];
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  for (const row of rows)
+    process.stdout.write(
+      `${row
+        .map((c, i) => c.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd()}\n`,
+    );
   return 0;
 }
 
@@ -386,7 +432,9 @@ main(process.argv.slice(2)).then(
     }
     if (
       err instanceof Error &&
-      ['ConfigError', 'RedisUnavailableError', 'RemoteError', 'NoOrchestratorError'].includes(err.name)
+      ['ConfigError', 'PluginLoadError', 'RedisUnavailableError', 'RemoteError', 'NoOrchestratorError'].includes(
+        err.name,
+      )
     )
       process.stderr.write(`${err.message}\n`);
     else if (err instanceof TypeError && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS')) {

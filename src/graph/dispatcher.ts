@@ -3,9 +3,10 @@
  * work happens: inline (this process) or queued (a BullMQ worker, possibly on another machine).
  */
 import { stepErrorOf, type Learnt } from '../lib/errors.js';
-import type { ErrorCode, StepName } from '../lib/types.js';
+import type { AnyStepName, StepErrorCode } from '../lib/types.js';
 import { executeStep, type Deps, type ExecuteOptions, type StepInput, type StepOutcome } from '../nodes/index.js';
-import { backoffMs, STEP_POLICY, stepTimeout } from './policy.js';
+import { backoffMs, stepTimeout } from './policy.js';
+import { BUILT_IN_WORKFLOW, type Workflow } from './workflow.js';
 
 /**
  * A step's result, the same from its execution to the graph: a step thread's reply, a task's BullMQ return value and
@@ -21,7 +22,7 @@ export interface StepResult {
 /** A step's final failure, after every attempt the policy allows. */
 export class StepFailure extends Error {
   constructor(
-    readonly code: ErrorCode,
+    readonly code: StepErrorCode,
     message: string,
     readonly attempts: number,
     /** What the step learnt about the file before it failed (validate: its type and identity). */
@@ -33,29 +34,33 @@ export class StepFailure extends Error {
 }
 
 export interface Dispatcher {
-  run(step: StepName, input: StepInput, opts: { signal?: AbortSignal }): Promise<StepResult>;
+  run(step: AnyStepName, input: StepInput, opts: { signal?: AbortSignal }): Promise<StepResult>;
 }
 
 /** One execution of a step: in this thread by default, or in a step thread (src/queue/step-pool.ts). */
 export type Execute = (
-  step: StepName,
+  step: AnyStepName,
   input: StepInput,
   deps: Deps,
   opts: ExecuteOptions,
 ) => Promise<{ outcome: StepOutcome; runId: number }>;
 
 /**
- * Runs steps in this process, one execution at a time through `execute`. Retries transient errors per STEP_POLICY;
+ * Runs steps in this process, one execution at a time through `execute`. Retries transient errors per the step's policy;
  * bad input fails at once.
  */
-export function inlineDispatcher(getDeps: () => Deps | Promise<Deps>, execute: Execute = executeStep): Dispatcher {
+export function inlineDispatcher(
+  getDeps: () => Deps | Promise<Deps>,
+  execute: Execute = executeStep,
+  workflow: Workflow = BUILT_IN_WORKFLOW,
+): Dispatcher {
   return {
     async run(step, input, { signal }) {
       const deps = await getDeps();
-      const policy = STEP_POLICY[step];
+      const policy = workflow.policy(step);
       for (let attempt = 1; ; attempt++) {
         try {
-          const timeoutMs = stepTimeout(step, deps.config.stepTimeouts, input.results.metadata?.durationSec);
+          const timeoutMs = stepTimeout(step, deps.config.stepTimeouts, input.results.metadata?.durationSec, policy);
           const { outcome, runId } = await execute(step, input, deps, {
             attempt,
             timeoutMs,

@@ -15,22 +15,24 @@ import { describeError } from '../lib/errors.js';
 import { isTransient } from '../lib/transient.js';
 import { skippedByInstructions, type Instructions } from '../lib/instructions.js';
 import { parseDecision, reviewNeeded } from '../lib/review.js';
-import type { JobError, RetryOptions, StepName, StepRecord, StepRecords } from '../lib/types.js';
+import type { AnyStepName, JobError, RetryOptions, StepRecord, StepRecords } from '../lib/types.js';
 import { finalize, type FinishedJob, type JobSink, type StepInput } from '../nodes/index.js';
 import { StepFailure, type Dispatcher } from './dispatcher.js';
-import { STEP_POLICY } from './policy.js';
-import { downstreamOf, routeAfterValidate, routeByType, routeNext, type Route } from './routing.js';
+import { BRANCHES, routeAfterValidate, routeByType, routeNext, type Route } from './routing.js';
 import { JobInputAnnotation, JobStateAnnotation, type JobState, type JobUpdate } from './state.js';
+import { BUILT_IN_WORKFLOW, type Workflow } from './workflow.js';
 
 /** Notified of every step transition (running, then its end), for live status. */
 export interface StepEvents {
-  stepChanged(jobId: string, step: StepName, record: StepRecord): void | Promise<void>;
+  stepChanged(jobId: string, step: AnyStepName, record: StepRecord): void | Promise<void>;
 }
 
 export interface GraphDeps {
   dispatcher: Dispatcher;
   sink: JobSink;
-  disabledSteps?: readonly StepName[];
+  disabledSteps?: readonly string[];
+  /** The built-in steps and the plugin steps (PLUGINS); the built-in ones alone when absent. */
+  workflow?: Workflow;
   events?: StepEvents;
   /**
    * Called before validate, where no JobRunner began the run (LangGraph Studio runs the graph directly): throws when
@@ -64,7 +66,7 @@ function retryOf(state: JobState): RetryOptions | null {
 }
 
 /** In a retry, the previous record of a step that needs no second run: succeeded, or skipped for its own reason. */
-function settledBefore(state: JobState, step: StepName): StepRecord | null {
+function settledBefore(state: JobState, step: AnyStepName): StepRecord | null {
   const previous = retryOf(state)?.previous;
   const record = previous?.steps[step];
   if (!record) return null;
@@ -81,7 +83,9 @@ function settledBefore(state: JobState, step: StepName): StepRecord | null {
   return null;
 }
 
-function stepNode(step: StepName, deps: GraphDeps) {
+function stepNode(step: AnyStepName, deps: GraphDeps) {
+  const workflow = deps.workflow ?? BUILT_IN_WORKFLOW;
+  const downstreamOf = (s: AnyStepName, state: JobState): AnyStepName[] => workflow.downstreamOf(s, state.fileType);
   return async (state: JobState, config: LangGraphRunnableConfig): Promise<JobUpdate> => {
     // Studio and SDK callers may leave jobId out: the thread is the job.
     const jobId = state.jobId || String(config.configurable?.thread_id ?? ulid());
@@ -122,12 +126,19 @@ function stepNode(step: StepName, deps: GraphDeps) {
       await emit(record);
       return { ...adopt, steps: { [step]: record } };
     }
-    // A step the job leaves out is skipped with the steps that would have worked on its result.
+    // Plugin step names and options in the job's instructions are checked against the plugins this service runs.
+    const refused = step === 'validate' ? workflow.instructionsProblem(instructions) : null;
+    if (refused) {
+      const error: JobError = { code: 'INVALID_INPUT', message: refused, step };
+      const record: StepRecord = { status: 'failed', attempts: 0, error };
+      await emit(record);
+      return { ...adopt, steps: { [step]: record }, error };
+    }
     const leftOut = skippedByInstructions(step, instructions);
     if (leftOut) {
       const record: StepRecord = { status: 'skipped', attempts: 0, reason: leftOut };
       await emit(record);
-      return { ...adopt, steps: { [step]: record, ...skipped(downstreamOf(step), `${step} was left out`) } };
+      return { ...adopt, steps: { [step]: record, ...skipped(downstreamOf(step, state), `${step} was left out`) } };
     }
     const started = new Date();
     await emit({ status: 'running', attempts: 0, startedAt: started.toISOString() });
@@ -147,7 +158,7 @@ function stepNode(step: StepName, deps: GraphDeps) {
         const record: StepRecord = { status: 'skipped', attempts, reason: outcome.reason, ...timing() };
         await emit(record);
         const steps: StepRecords = { [step]: record };
-        if (outcome.endsChain) Object.assign(steps, skipped(downstreamOf(step), outcome.reason));
+        if (outcome.endsChain) Object.assign(steps, skipped(downstreamOf(step, state), outcome.reason));
         return { ...adopt, steps };
       }
       const record: StepRecord = { status: 'succeeded', attempts, ...timing() };
@@ -168,9 +179,9 @@ function stepNode(step: StepName, deps: GraphDeps) {
       await emit(record);
       const update: JobUpdate = {
         ...adopt,
-        steps: { [step]: record, ...skipped(downstreamOf(step), `${step} failed`) },
+        steps: { [step]: record, ...skipped(downstreamOf(step, state), `${step} failed`) },
       };
-      if (STEP_POLICY[step].required || failure.code === 'CANCELLED') update.error = error;
+      if (workflow.policy(step).required || failure.code === 'CANCELLED') update.error = error;
       // Refused but identified (an encrypted PDF): the failed job still says what the file is.
       if (step === 'validate' && failure.learnt) {
         update.fileType = failure.learnt.fileType;
@@ -181,84 +192,77 @@ function stepNode(step: StepName, deps: GraphDeps) {
   };
 }
 
-function skipped(steps: StepName[], reason: string): StepRecords {
+function skipped(steps: AnyStepName[], reason: string): StepRecords {
   return Object.fromEntries(steps.map((s) => [s, { status: 'skipped', attempts: 0, reason } satisfies StepRecord]));
 }
 
+/**
+ * The graph, built from the workflow's table: a node per step; validate, then extractMetadata, then each file type's
+ * branch; every step routes on to the steps after it (its chain, the plugins anchored on it) or to finalize.
+ */
 export function buildGraph(deps: GraphDeps) {
-  const node = (step: StepName) => stepNode(step, deps);
-  const next =
-    (step: StepName) =>
-    (state: JobState): Route =>
-      routeNext(step, state);
-  return new StateGraph({ stateSchema: JobStateAnnotation, input: JobInputAnnotation })
-    .addNode('validate', node('validate'))
-    .addNode('extractMetadata', node('extractMetadata'))
-    .addNode('generateThumbnails', node('generateThumbnails'))
-    .addNode('analyzeImage', node('analyzeImage'))
-    .addNode('posterFrame', node('posterFrame'))
-    .addNode('extractAudio', node('extractAudio'))
-    .addNode('transcribe', node('transcribe'))
-    .addNode('renderPreview', node('renderPreview'))
-    .addNode('extractText', node('extractText'))
-    .addNode('summarize', node('summarize'))
-    .addNode('waveform', node('waveform'))
-    .addNode('transcodeVideo', node('transcodeVideo'))
-    .addNode('storyboard', node('storyboard'))
-    .addNode(
-      'finalize',
-      async (state: JobState): Promise<JobUpdate> => {
-        // A person decides first when the job needs it: the run stops here (a checkpoint, no worker held) and is
-        // resumed with the decision (JobRunner; Studio's resume). A failed job is not reviewed.
-        let rejected = false;
-        if (!state.error) {
-          const request = reviewNeeded(state.results, state.instructions ?? null);
-          if (request) rejected = parseDecision(interrupt(request)).decision === 'reject';
-        }
-        const job = {
-          jobId: state.jobId,
-          file: state.file,
-          user: state.user ?? null,
-          fileInfo: state.fileInfo,
-          fileType: state.fileType,
-          steps: state.steps,
-          results: state.results,
-          error: state.error,
-        };
-        const update = await finalize(job, deps.sink, rejected);
-        await deps.finished?.({ ...job, ...update });
-        return update;
-      },
-      // Fan-in: runs once, after every branch (of whatever length) has finished.
-      { defer: true },
-    )
-    .addEdge(START, 'validate')
-    .addConditionalEdges('validate', routeAfterValidate, ['extractMetadata', 'finalize'])
-    .addConditionalEdges('extractMetadata', routeByType, [
-      'generateThumbnails',
-      'analyzeImage',
-      'posterFrame',
-      'extractAudio',
-      'transcribe',
-      'renderPreview',
-      'extractText',
-      'waveform',
-      'transcodeVideo',
-      'storyboard',
-      'finalize',
-    ])
-    .addEdge('generateThumbnails', 'finalize')
-    .addEdge('analyzeImage', 'finalize')
-    .addEdge('posterFrame', 'finalize')
-    .addEdge('renderPreview', 'finalize')
-    .addEdge('waveform', 'finalize')
-    .addEdge('transcodeVideo', 'finalize')
-    .addEdge('storyboard', 'finalize')
-    .addConditionalEdges('extractAudio', next('extractAudio'), ['transcribe', 'finalize'])
-    .addConditionalEdges('transcribe', next('transcribe'), ['summarize', 'finalize'])
-    .addConditionalEdges('extractText', next('extractText'), ['summarize', 'finalize'])
-    .addEdge('summarize', 'finalize')
-    .addEdge('finalize', END);
+  const workflow = deps.workflow ?? BUILT_IN_WORKFLOW;
+  // LangGraph types node names from the builder chain; here they come from the table, checked when it compiles.
+  const graph = new StateGraph({ stateSchema: JobStateAnnotation, input: JobInputAnnotation }) as unknown as StateGraph<
+    typeof JobStateAnnotation.spec,
+    JobState,
+    JobUpdate,
+    string
+  >;
+  for (const step of workflow.steps) graph.addNode(step, stepNode(step, deps));
+  graph.addNode(
+    'finalize',
+    async (state: JobState): Promise<JobUpdate> => {
+      // A person decides first when the job needs it: the run stops here (a checkpoint, no worker held) and is
+      // resumed with the decision (JobRunner; Studio's resume). A failed job is not reviewed.
+      let rejected = false;
+      if (!state.error) {
+        const request = reviewNeeded(state.results, state.instructions ?? null);
+        if (request) rejected = parseDecision(interrupt(request)).decision === 'reject';
+      }
+      const job = {
+        jobId: state.jobId,
+        file: state.file,
+        user: state.user ?? null,
+        fileInfo: state.fileInfo,
+        fileType: state.fileType,
+        steps: state.steps,
+        results: state.results,
+        error: state.error,
+      };
+      const update = await finalize(job, deps.sink, rejected);
+      await deps.finished?.({ ...job, ...update });
+      return update;
+    },
+    // Fan-in: runs once, after every branch (of whatever length) has finished.
+    { defer: true },
+  );
+  graph.addEdge(START, 'validate');
+  const withFinalize = (routes: AnyStepName[]): string[] => [...new Set<string>([...routes, 'finalize'])];
+  graph.addConditionalEdges(
+    'validate',
+    (state: JobState): Route[] => routeAfterValidate(state, workflow),
+    withFinalize(['extractMetadata', ...workflow.next('validate', null)]),
+  );
+  const branches = Object.values(BRANCHES).flat();
+  graph.addConditionalEdges(
+    'extractMetadata',
+    (state: JobState): Route[] => routeByType(state, workflow),
+    withFinalize([...branches, ...workflow.next('extractMetadata', null)]),
+  );
+  for (const step of workflow.steps) {
+    if (step === 'validate' || step === 'extractMetadata') continue;
+    const after = workflow.next(step, null);
+    if (after.length === 0) graph.addEdge(step, 'finalize');
+    else
+      graph.addConditionalEdges(
+        step,
+        (state: JobState): Route[] => routeNext(step, state, workflow),
+        withFinalize(after),
+      );
+  }
+  graph.addEdge('finalize', END);
+  return graph;
 }
 
 export function compileGraph(deps: GraphDeps, checkpointer?: BaseCheckpointSaver) {

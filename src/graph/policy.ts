@@ -3,12 +3,13 @@
  * how many attempts it gets. The one place these numbers live.
  */
 import type { QueueName } from '../config.js';
-import type { StepName } from '../lib/types.js';
+import type { AnyStepName, StepName } from '../lib/types.js';
 
 export type { QueueName };
 
 export interface StepPolicy {
-  queue: QueueName;
+  /** A built-in queue (QueueName), or one a plugin step names. */
+  queue: string;
   /** A required step's final failure fails the job; an optional one is recorded and the job goes on. */
   required: boolean;
   timeoutMs: number;
@@ -25,7 +26,7 @@ export interface StepPolicy {
   perMediaSecondMs?: number;
 }
 
-export const STEP_POLICY: Record<StepName, StepPolicy> = {
+export const STEP_POLICY: Record<StepName, StepPolicy & { queue: QueueName }> = {
   validate: { queue: 'light', required: true, timeoutMs: 120_000, attempts: 3, retryTimeout: false },
   extractMetadata: { queue: 'light', required: true, timeoutMs: 120_000, attempts: 3, retryTimeout: false },
   generateThumbnails: { queue: 'image', required: true, timeoutMs: 180_000, attempts: 3, retryTimeout: false },
@@ -65,13 +66,14 @@ const MAX_GROWN_TIMEOUT_MS = 24 * 3_600_000;
  * extractMetadata) for the steps whose work grows with it.
  */
 export function stepTimeout(
-  step: StepName,
+  step: AnyStepName,
   overrides: Partial<Record<StepName, number>> = {},
   durationSec?: number | null,
+  policy: StepPolicy = STEP_POLICY[step as StepName],
 ): number {
-  const override = overrides[step];
+  const override = overrides[step as StepName];
   if (override !== undefined) return override;
-  const { timeoutMs, perMediaSecondMs } = STEP_POLICY[step];
+  const { timeoutMs, perMediaSecondMs } = policy;
   if (!perMediaSecondMs || !durationSec || !Number.isFinite(durationSec) || durationSec <= 0) return timeoutMs;
   return Math.min(MAX_GROWN_TIMEOUT_MS, Math.round(timeoutMs + durationSec * perMediaSecondMs));
 }

@@ -138,8 +138,7 @@ export class JobRunner {
         : input.file;
       const graphInput = { ...input, file, instructions };
       const out = decision
-        ? // The Command's type knows nothing of this graph's node names; it carries only a resume value.
-          await this.graph.invoke(decision as Parameters<JobGraph['invoke']>[0], config)
+        ? await this.graph.invoke(decision, config)
         : await this.graph.invoke(resume ? null : { ...graphInput, ...(opts.retry && { retry: opts.retry }) }, config);
       if (isInterrupted<ReviewRequest>(out)) {
         // The checkpoint keeps the run where it stopped; the job waits without holding anything.

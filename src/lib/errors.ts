@@ -1,5 +1,5 @@
 import { isDiskFull } from './transient.js';
-import type { ErrorCode, FileInfo, FileType } from './types.js';
+import type { FileInfo, FileType, StepErrorCode } from './types.js';
 
 /**
  * What a step learnt about the file before it failed: validate knows a password-protected PDF is a PDF, its size and
@@ -15,14 +15,14 @@ export interface Learnt {
  * so the queue layer turns it into BullMQ's UnrecoverableError. Transient trouble throws plain errors instead.
  */
 export class MediaError extends Error {
-  readonly code: ErrorCode;
+  readonly code: StepErrorCode;
   readonly retryable: boolean;
   /** Stopped by a signal from outside (a shutdown signalling the whole process group), not by the input. */
   readonly interrupted: boolean;
   readonly learnt?: Learnt;
 
   constructor(
-    code: ErrorCode,
+    code: StepErrorCode,
     message: string,
     options: { cause?: unknown; retryable?: boolean; interrupted?: boolean; learnt?: Learnt } = {},
   ) {
@@ -44,7 +44,7 @@ export function isMediaError(err: unknown): err is MediaError {
  * layer that catches a step's error turns it into this with `stepErrorOf`, and throws it again with `fromStepError`.
  */
 export interface StepError {
-  code: ErrorCode;
+  code: StepErrorCode;
   message: string;
   /** Another attempt can help (transient trouble); false for bad input and cancellation. */
   retryable: boolean;
@@ -90,7 +90,7 @@ function isSpawnRefused(err: unknown): boolean {
 }
 
 /** Any thrown value as a code and a message that never includes a stack. */
-export function describeError(err: unknown): { code: ErrorCode; message: string } {
+export function describeError(err: unknown): { code: StepErrorCode; message: string } {
   if (isMediaError(err)) return { code: err.code, message: err.message };
   if (err instanceof Error && err.name === 'AbortError') return { code: 'CANCELLED', message: 'the job was cancelled' };
   const message = err instanceof Error ? err.message : String(err);

@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { missingLanguagesProblem, OCR_LANGUAGE } from './ocr.js';
+import { PLUGIN_STEP_NAME, STEP_NAMES } from './step-names.js';
 
 /** Steps a job may leave out: those whose failure does not fail the job (see the step policy). */
 export const SKIPPABLE_STEPS = [
@@ -46,10 +47,37 @@ export function thumbnailWidthsProblem(widths: readonly number[]): string | null
   return null;
 }
 
+/**
+ * A step `skip` may name: a built-in one that may be left out, or a plugin step's name (whether the service has that
+ * plugin is checked when the job runs: src/graph/workflow.ts).
+ */
+const SkippableStep = z
+  .string()
+  .max(48)
+  .refine(
+    (s) =>
+      (SKIPPABLE_STEPS as readonly string[]).includes(s) ||
+      (PLUGIN_STEP_NAME.test(s) && !(STEP_NAMES as readonly string[]).includes(s)),
+    { message: `skip: steps that may be left out are ${SKIPPABLE_STEPS.join(', ')} and plugin steps` },
+  );
+
+/** The bounds of `steps` (plugin options): how many plugins, and the size of each one's options as JSON. */
+export const PLUGIN_OPTIONS_LIMITS = { steps: 32, bytes: 4096 } as const;
+
+const PluginOptions = z.unknown().superRefine((value, ctx) => {
+  const json = JSON.stringify(value);
+  if (json === undefined || json.length > PLUGIN_OPTIONS_LIMITS.bytes)
+    ctx.addIssue({ code: 'custom', message: `options are JSON of at most ${PLUGIN_OPTIONS_LIMITS.bytes} characters` });
+});
+
 export const InstructionsSchema = z.strictObject({
-  skip: z
-    .array(z.enum(SKIPPABLE_STEPS, { message: `skip: steps that may be left out are ${SKIPPABLE_STEPS.join(', ')}` }))
-    .max(SKIPPABLE_STEPS.length)
+  skip: z.array(SkippableStep).max(64).optional(),
+  /** Options of plugin steps, by step name; each plugin's own schema checks its entry when the job runs. */
+  steps: z
+    .record(z.string().regex(PLUGIN_STEP_NAME, 'steps: plugin step names'), PluginOptions)
+    .refine((s) => Object.keys(s).length <= PLUGIN_OPTIONS_LIMITS.steps, {
+      message: `steps: at most ${PLUGIN_OPTIONS_LIMITS.steps} plugin steps`,
+    })
     .optional(),
   thumbnails: z
     .strictObject({
@@ -175,6 +203,7 @@ export function effectiveInstructions(
     ...((base.summary || mine.summary) && { summary: { ...base.summary, ...mine.summary } }),
     ...((base.review || mine.review) && { review: { ...base.review, ...mine.review } }),
     ...((base.video || mine.video) && { video: { ...base.video, ...mine.video } }),
+    ...((base.steps || mine.steps) && { steps: { ...base.steps, ...mine.steps } }),
   };
   return Object.keys(merged).length > 0 ? merged : null;
 }

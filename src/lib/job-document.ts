@@ -51,7 +51,8 @@ export function retryRefusal(doc: JobDocument): string | null {
   if (doc.status === 'cancelled') return null;
   const failures = Object.values(doc.steps).flatMap((s) => (s?.status === 'failed' && s.error ? [s.error] : []));
   if (failures.length === 0 && doc.error) failures.push(doc.error);
-  if (failures.length === 0 || failures.some((e) => !FILE_DECIDED_CODES.includes(e.code))) return null;
+  if (failures.length === 0 || failures.some((e) => !(FILE_DECIDED_CODES as readonly string[]).includes(e.code)))
+    return null;
   const codes = [...new Set(failures.map((e) => e.code))].join(', ');
   return `job ${doc.id} failed with ${codes}: the same file would fail the same way, so there is nothing to retry`;
 }

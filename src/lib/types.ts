@@ -7,22 +7,16 @@ import type { Instructions } from './instructions.js';
 export const FILE_TYPES = ['image', 'video', 'audio', 'pdf'] as const;
 export type FileType = (typeof FILE_TYPES)[number];
 
-export const STEP_NAMES = [
-  'validate',
-  'extractMetadata',
-  'generateThumbnails',
-  'analyzeImage',
-  'posterFrame',
-  'extractAudio',
-  'transcribe',
-  'renderPreview',
-  'extractText',
-  'summarize',
-  'waveform',
-  'transcodeVideo',
-  'storyboard',
-] as const;
+export { PLUGIN_STEP_NAME, STEP_NAMES } from './step-names.js';
+import { type STEP_NAMES } from './step-names.js';
 export type StepName = (typeof STEP_NAMES)[number];
+
+/**
+ * A plugin step's name (PLUGINS, src/plugins): a string checked against the steps loaded at start-up, never a
+ * producer's word. Built-in steps keep their closed union; the code that serves every step takes either.
+ */
+export type PluginStepName = string & { readonly __pluginStep: true };
+export type AnyStepName = StepName | PluginStepName;
 
 export const JOB_STATUSES = [
   'queued',
@@ -87,6 +81,10 @@ export const ERROR_CODES = [
   'INTERNAL',
 ] as const;
 export type ErrorCode = (typeof ERROR_CODES)[number];
+/** A code a plugin step fails with (`VIRUS_FOUND`): upper-case words, checked where the plugin's error is caught. */
+export type PluginErrorCode = string & { readonly __pluginCode: true };
+export type StepErrorCode = ErrorCode | PluginErrorCode;
+export const PLUGIN_ERROR_CODE = /^[A-Z][A-Z0-9_]{1,47}$/;
 
 /** The JOB_CREATED message data and the graph's input. */
 /** What a producer asks of a job: the one input schema's type (lib/job-input.ts). */
@@ -112,9 +110,9 @@ export interface FileInfo {
 }
 
 export interface JobError {
-  code: ErrorCode;
+  code: StepErrorCode;
   message: string;
-  step: StepName | null;
+  step: AnyStepName | null;
 }
 
 export interface StepRecord {
@@ -129,7 +127,7 @@ export interface StepRecord {
   progress?: number;
 }
 
-export type StepRecords = Partial<Record<StepName, StepRecord>>;
+export type StepRecords = Partial<Record<StepName, StepRecord>> & { [plugin: PluginStepName]: StepRecord };
 
 export interface Thumbnail {
   width: number;
@@ -241,6 +239,8 @@ export interface Analysis {
 }
 
 export interface Results {
+  /** A plugin step's result, under its name: the JSON value its `run` returned. */
+  [plugin: string]: unknown;
   metadata?: Metadata;
   thumbnails?: Thumbnail[];
   placeholder?: { kind: 'thumbhash'; value: string };

@@ -16,6 +16,7 @@ import type {
   JobInput,
   JobStatus,
   Results,
+  AnyStepName,
   StepName,
   StepRecords,
   StepStatus,
@@ -40,10 +41,10 @@ export interface FinishedJob {
 export interface JobSink {
   saveFinished(job: FinishedJob): Promise<void>;
   /** One row per execution of a step function: how the tests (and operators) see that nothing ran twice. */
-  stepStarted(jobId: string, step: StepName, attempt: number): Promise<number>;
+  stepStarted(jobId: string, step: AnyStepName, attempt: number): Promise<number>;
   stepEnded(runId: number, status: StepStatus, errorCode?: string): Promise<void>;
   /** How far a running step is (0-100), for SSE and the dashboard; ignored once the step has settled. */
-  stepProgress?(jobId: string, step: StepName, percent: number): Promise<void>;
+  stepProgress?(jobId: string, step: AnyStepName, percent: number): Promise<void>;
   /** What one model call cost: read by /metrics (tokens by provider and model, request time). */
   aiUsed(use: AiUse): Promise<void>;
 }
@@ -67,6 +68,8 @@ export interface Deps {
   /** OCR readers (tesseract.js on local language data), started on first use and kept while used. */
   ocr: OcrReaders;
   log: Logger;
+  /** The plugin steps (PLUGINS) by name; executeStep runs them as it runs the built-in ones. */
+  pluginSteps?: ReadonlyMap<string, StepFn>;
 }
 
 /** The slice of the job state a step reads. Small JSON, so it can cross a queue. */
@@ -109,9 +112,15 @@ export type StepOutcome =
 
 export type StepFn = (input: StepInput, deps: Deps, ctx: StepContext) => Promise<StepOutcome>;
 
-export function createDeps(config: Config, jobs: JobSink, log: Logger): Deps {
+export function createDeps(
+  config: Config,
+  jobs: JobSink,
+  log: Logger,
+  pluginSteps: ReadonlyMap<string, StepFn> = new Map(),
+): Deps {
   const tools = resolveToolPaths({ ffmpegPath: config.ffmpegPath, ffprobePath: config.ffprobePath });
   return {
+    pluginSteps,
     config,
     tools,
     artifacts: new ArtifactStore(config.artifactsDir),

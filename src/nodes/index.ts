@@ -4,7 +4,7 @@
  */
 import { describeError, MediaError } from '../lib/errors.js';
 import { warmPdf } from '../lib/pdf.js';
-import type { StepName } from '../lib/types.js';
+import type { AnyStepName, StepName } from '../lib/types.js';
 import { analyzeImage } from './analyze-image.js';
 import type { Deps, StepFn, StepInput, StepOutcome } from './deps.js';
 import { extractAudio } from './extract-audio.js';
@@ -22,6 +22,7 @@ import { waveform } from './waveform.js';
 
 export type { Deps, StepInput, StepOutcome, StepFn, JobSink, FinishedJob, StepContext, AiUse } from './deps.js';
 export { createDeps } from './deps.js';
+export { pluginStepFn, pluginStepFns } from './plugin-step.js';
 export { finalize, indexFullText } from './finalize.js';
 
 export const STEPS: Record<StepName, StepFn> = {
@@ -56,12 +57,12 @@ const WARM: Partial<Record<StepName, (deps: Deps) => Promise<unknown> | undefine
  * them; returns the steps that had something to load and loaded it. A failure is only logged: the step itself
  * reports it, with its code, when it runs.
  */
-export async function warmSteps(steps: readonly StepName[], deps: Deps): Promise<StepName[]> {
+export async function warmSteps(steps: readonly AnyStepName[], deps: Deps): Promise<AnyStepName[]> {
   const warmed = await Promise.all(
-    steps.map(async (step): Promise<StepName | null> => {
+    steps.map(async (step): Promise<AnyStepName | null> => {
       const started = performance.now();
       try {
-        const loading = WARM[step]?.(deps);
+        const loading = WARM[step as StepName]?.(deps);
         if (!loading) return null;
         await loading;
       } catch (err) {
@@ -72,7 +73,7 @@ export async function warmSteps(steps: readonly StepName[], deps: Deps): Promise
       return step;
     }),
   );
-  return warmed.filter((s): s is StepName => s !== null);
+  return warmed.filter((s): s is AnyStepName => s !== null);
 }
 
 export interface ExecuteOptions {
@@ -97,7 +98,7 @@ export interface ExecuteOptions {
  * writes is discarded.
  */
 export async function executeStep(
-  step: StepName,
+  step: AnyStepName,
   input: StepInput,
   deps: Deps,
   opts: ExecuteOptions,
@@ -125,8 +126,10 @@ export async function executeStep(
   const artifacts = deps.artifacts.stage(input.jobId);
   const progress = progressReporter(input.jobId, step, deps, log);
   try {
+    const run = STEPS[step as StepName] ?? deps.pluginSteps?.get(step);
+    if (!run) throw new MediaError('INTERNAL', `no step ${step} in this process (is PLUGINS the same everywhere?)`);
     const outcome = await Promise.race([
-      STEPS[step](
+      run(
         input,
         { ...deps, artifacts },
         {
@@ -164,7 +167,7 @@ const PROGRESS_INTERVAL_MS = 1000;
  */
 function progressReporter(
   jobId: string,
-  step: StepName,
+  step: AnyStepName,
   deps: Deps,
   log: Deps['log'],
 ): { report: (fraction: number) => void; stop: () => void } {

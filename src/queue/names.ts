@@ -2,7 +2,7 @@
  * The message contract on Redis (documented in docs/messages.md): queue names, the JOB_CREATED job name and the
  * deterministic task ids that make a re-run step find the task it already enqueued.
  */
-import type { StepName } from '../lib/types.js';
+import type { AnyStepName } from '../lib/types.js';
 
 export { JOB_ID_PATTERN } from '../lib/job-input.js';
 
@@ -11,7 +11,7 @@ export const JOBS_QUEUE = 'jobs';
 export const JOB_CREATED = 'JOB_CREATED';
 
 /** `<jobId>-<step>-<generation>`: the same step of the same job run (generation) is always the same task. */
-export function taskId(jobId: string, step: StepName, generation = 0): string {
+export function taskId(jobId: string, step: AnyStepName, generation = 0): string {
   return `${jobId}-${step}-${generation}`;
 }
 

@@ -18,7 +18,7 @@ import {
   type ErrorCode,
   type JobDocument,
   type JobInput,
-  type StepName,
+  type AnyStepName,
   type StepStatus,
 } from '../lib/types.js';
 import type { JobStore } from '../store/index.js';
@@ -56,7 +56,7 @@ interface Active {
   controller: AbortController;
   job: Job;
   /** Every step's latest status, published as the job's progress (see publishProgress). */
-  steps: Partial<Record<StepName, StepStatus>>;
+  steps: Partial<Record<AnyStepName, StepStatus>>;
   /** A progress update is on its way to Redis; `stale` says the steps changed since it was sent. */
   sending: boolean;
   stale: boolean;
@@ -64,7 +64,7 @@ interface Active {
 
 /** A job's progress as the CLI's `submit --wait` reads it: each step's latest status. */
 export interface JobProgress {
-  steps: Partial<Record<StepName, StepStatus>>;
+  steps: Partial<Record<AnyStepName, StepStatus>>;
 }
 
 /**

@@ -8,20 +8,27 @@
  * re-reading the tasks of waiters older than 15 s.
  */
 import { Job, Queue, QueueEvents } from 'bullmq';
-import type { Config, QueueName } from '../config.js';
+import type { Config } from '../config.js';
 import { QUEUE_NAMES } from '../config.js';
 import { StepFailure, type Dispatcher, type StepResult } from '../graph/dispatcher.js';
-import { STEP_POLICY } from '../graph/policy.js';
+import { BUILT_IN_WORKFLOW, type Workflow } from '../graph/workflow.js';
 import { CANCEL_REASON } from '../graph/runner.js';
 import type { Logger } from '../lib/log.js';
 import type { Learnt, StepError } from '../lib/errors.js';
-import { ERROR_CODES, FILE_TYPES, type ErrorCode, type FileInfo, type StepName } from '../lib/types.js';
+import {
+  ERROR_CODES,
+  FILE_TYPES,
+  PLUGIN_ERROR_CODE,
+  type AnyStepName,
+  type FileInfo,
+  type StepErrorCode,
+} from '../lib/types.js';
 import type { StepInput } from '../nodes/index.js';
 import { bullConnection } from './connection.js';
 import { taskId } from './names.js';
 
 export interface TaskData {
-  step: StepName;
+  step: AnyStepName;
   input: StepInput;
 }
 
@@ -32,7 +39,7 @@ export type TaskResult = StepResult;
 export const TASK_RETENTION = { age: 24 * 3600, count: 50_000 };
 
 interface Waiter {
-  queue: QueueName;
+  queue: string;
   since: number;
   resolve: (r: StepResult) => void;
   reject: (e: Error) => void;
@@ -46,7 +53,11 @@ export function encodeFailure({ code, message, learnt }: Pick<StepError, 'code' 
   return `${code}: ${message}${learnt ? `${LEARNT_LINE}${JSON.stringify(learnt)}` : ''}`;
 }
 
-export function decodeFailure(reason: string | undefined): { code: ErrorCode; message: string; learnt?: Learnt } {
+export function decodeFailure(reason: string | undefined): {
+  code: StepErrorCode;
+  message: string;
+  learnt?: Learnt;
+} {
   let text = reason ?? '';
   let learnt: Learnt | undefined;
   const at = text.lastIndexOf(LEARNT_LINE);
@@ -55,8 +66,9 @@ export function decodeFailure(reason: string | undefined): { code: ErrorCode; me
     if (learnt) text = text.slice(0, at);
   }
   const m = /^([A-Z_]+): ([\s\S]*)$/.exec(text);
-  if (m && (ERROR_CODES as readonly string[]).includes(m[1]!))
-    return { code: m[1] as ErrorCode, message: m[2]!, ...(learnt && { learnt }) };
+  // A plugin step's own codes (VIRUS_FOUND) have the same form as the built-in ones.
+  if (m && ((ERROR_CODES as readonly string[]).includes(m[1]!) || PLUGIN_ERROR_CODE.test(m[1]!)))
+    return { code: m[1] as StepErrorCode, message: m[2]!, ...(learnt && { learnt }) };
   return { code: 'INTERNAL', message: reason || 'the task failed' };
 }
 
@@ -86,8 +98,8 @@ function parseLearnt(json: string): Learnt | undefined {
 }
 
 export class QueuedDispatcher implements Dispatcher {
-  private readonly queues = new Map<QueueName, Queue>();
-  private readonly events = new Map<QueueName, QueueEvents>();
+  private readonly queues = new Map<string, Queue>();
+  private readonly events = new Map<string, QueueEvents>();
   private readonly waiters = new Map<string, Waiter>();
   private sweep: NodeJS.Timeout | undefined;
 
@@ -97,8 +109,10 @@ export class QueuedDispatcher implements Dispatcher {
     private readonly log: Logger,
     /** How old a waiter must be before its task is re-read in case an event was missed; tests raise it. */
     private readonly recheckMs = 15_000,
+    /** The steps and their queues, plugin steps included. */
+    private readonly workflow: Workflow = BUILT_IN_WORKFLOW,
   ) {
-    for (const name of QUEUE_NAMES) {
+    for (const name of workflow.queues(QUEUE_NAMES)) {
       const queue = new Queue(name, { connection: bullConnection(redisUrl, 'worker'), prefix: config.queuePrefix });
       queue.on('error', (err) => log.warn({ err, queue: name }, 'task queue error'));
       this.queues.set(name, queue);
@@ -122,8 +136,8 @@ export class QueuedDispatcher implements Dispatcher {
     this.sweep.unref();
   }
 
-  async run(step: StepName, input: StepInput, { signal }: { signal?: AbortSignal }): Promise<StepResult> {
-    const policy = STEP_POLICY[step];
+  async run(step: AnyStepName, input: StepInput, { signal }: { signal?: AbortSignal }): Promise<StepResult> {
+    const policy = this.workflow.policy(step);
     const id = taskId(input.jobId, step, input.generation ?? 0);
     const queue = this.queues.get(policy.queue)!;
     const result = new Promise<StepResult>((resolve, reject) => {

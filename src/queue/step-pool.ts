@@ -15,7 +15,7 @@ import type { Config } from '../config.js';
 import { fromStepError, MediaError, type StepError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { threadExecArgv } from '../lib/thread-flags.js';
-import type { StepName } from '../lib/types.js';
+import type { AnyStepName } from '../lib/types.js';
 import type { Execute } from '../graph/dispatcher.js';
 import type { StepInput, StepOutcome } from '../nodes/index.js';
 
@@ -24,7 +24,7 @@ export type ThreadMessage = ThreadRequest | { type: 'cancel'; id: number };
 export interface ThreadRequest {
   type: 'run';
   id: number;
-  step: StepName;
+  step: AnyStepName;
   input: StepInput;
   attempt: number;
   timeoutMs: number;
@@ -32,7 +32,7 @@ export interface ThreadRequest {
 }
 
 export type ThreadReply =
-  | { type: 'ready'; warmed?: StepName[] }
+  | { type: 'ready'; warmed?: AnyStepName[] }
   | { type: 'started'; id: number }
   | { type: 'done'; id: number; ok: true; outcome: StepOutcome; runId: number }
   | { type: 'done'; id: number; ok: false; error: StepError };
@@ -114,7 +114,7 @@ export class StepPool {
   }
 
   async run(
-    step: StepName,
+    step: AnyStepName,
     input: StepInput,
     opts: { attempt: number; timeoutMs: number; timeoutRetryable?: boolean; signal?: AbortSignal },
   ): Promise<{ outcome: StepOutcome; runId: number }> {
@@ -191,13 +191,13 @@ export class StepPool {
    * thread also loads what `steps` load on their first call (pdf.js, the detector's model). Resolves when that thread
    * is ready, or has failed to boot (the next request boots another and reports the failure).
    */
-  warm(steps: readonly StepName[] = []): Promise<void> {
+  warm(steps: readonly AnyStepName[] = []): Promise<void> {
     if (this.live > 0 || this.closed) return Promise.resolve();
     return new Promise((resolve) => this.spawn(steps, resolve));
   }
 
   /** Steps whose libraries and models a thread of this pool loaded ahead of them (see warm). */
-  readonly warmedSteps = new Set<StepName>();
+  readonly warmedSteps = new Set<AnyStepName>();
 
   /** Threads that have booted and wait for work (for tests and metrics). */
   get idleThreads(): number {
@@ -296,7 +296,7 @@ export class StepPool {
     if (!this.closed) this.spawn();
   }
 
-  private spawn(warm: readonly StepName[] = [], booted?: () => void): void {
+  private spawn(warm: readonly AnyStepName[] = [], booted?: () => void): void {
     limitHeapGrowth();
     this.live += 1;
     const worker = new Worker(this.entry, {

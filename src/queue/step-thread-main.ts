@@ -4,17 +4,19 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Config } from '../config.js';
-import type { StepName } from '../lib/types.js';
+import type { AnyStepName } from '../lib/types.js';
 import { stepErrorOf } from '../lib/errors.js';
 import { createLogger } from '../lib/log.js';
-import { createDeps, executeStep, warmSteps } from '../nodes/index.js';
+import { createDeps, executeStep, pluginStepFns, warmSteps } from '../nodes/index.js';
+import { loadPlugins } from '../plugins/load.js';
 import { openJobStore } from '../store/index.js';
 import type { ThreadMessage, ThreadReply, ThreadRequest } from './step-pool.js';
 
-const { config, warm = [] } = workerData as { config: Config; warm?: StepName[] };
+const { config, warm = [] } = workerData as { config: Config; warm?: AnyStepName[] };
 const log = createLogger(config.logLevel, 'step-thread');
 const store = await openJobStore(config);
-const deps = createDeps(config, store, log);
+// The plugin steps too: the process that started this thread has loaded and checked the same modules.
+const deps = createDeps(config, store, log, pluginStepFns(await loadPlugins(config.plugins)));
 if (!parentPort) throw new Error('step-thread must run as a worker thread');
 const port = parentPort;
 

@@ -3,11 +3,12 @@
  * cancellation) become UnrecoverableError so BullMQ does not retry them; anything else is retried with backoff.
  */
 import { UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
-import type { Config, QueueName } from '../config.js';
+import { queueConcurrency, type Config } from '../config.js';
 import { STEP_POLICY, stepTimeout } from '../graph/policy.js';
+import { BUILT_IN_WORKFLOW, type Workflow } from '../graph/workflow.js';
 import { MediaError, stepErrorOf } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
-import type { StepName } from '../lib/types.js';
+import type { AnyStepName, StepName } from '../lib/types.js';
 import { subscribeCancels } from './cancel.js';
 import { bullConnection } from './connection.js';
 import { encodeFailure, type TaskData, type TaskResult } from './queued-dispatcher.js';
@@ -37,7 +38,7 @@ export type PoolName = 'light' | 'shared' | 'ai' | 'vision';
  *   (half the cores) run it (PocketSphinx runs as a process and the extractive summarizer is small: they stay on
  *   shared).
  */
-export function poolFor(config: Config, queue: QueueName, step: StepName): PoolName {
+export function poolFor(config: Config, queue: string, step: AnyStepName): PoolName {
   if (queue === 'light') return 'light';
   if (queue !== 'ai') return 'shared';
   if (step === 'analyzeImage' && config.ai.providers.vision === 'local') return 'vision';
@@ -47,8 +48,10 @@ export function poolFor(config: Config, queue: QueueName, step: StepName): PoolN
 export async function startTaskWorkers(
   config: Config,
   redisUrl: string,
-  queues: readonly QueueName[],
+  queues: readonly string[],
   log: Logger,
+  /** The steps these queues carry, plugin steps included. */
+  workflow: Workflow = BUILT_IN_WORKFLOW,
 ): Promise<TaskWorkers> {
   const store = await openJobStore(config);
   const workers: Worker[] = [];
@@ -91,7 +94,7 @@ export async function startTaskWorkers(
   await Promise.all([...warm].map(([name, steps]) => pool(name).warm(steps)));
   log.info({ pools: [...warm.keys()], ms: Math.round(performance.now() - warmStarted) }, 'step threads warmed');
   for (const name of queues) {
-    const concurrency = config.workerConcurrency[name];
+    const concurrency = queueConcurrency(config, name);
     const worker = new Worker<TaskData, TaskResult>(
       name,
       async (job, token, signal) => {
@@ -102,8 +105,10 @@ export async function startTaskWorkers(
         const mine = running.get(input.jobId) ?? new Set<string>();
         running.set(input.jobId, mine.add(job.id!));
         try {
-          const timeoutMs = stepTimeout(step, config.stepTimeouts, input.results.metadata?.durationSec);
-          const timeoutRetryable = STEP_POLICY[step].retryTimeout;
+          // A step this process does not know (PLUGINS differs between machines) fails like a bug: it is one.
+          const policy = workflow.policy(step);
+          const timeoutMs = stepTimeout(step, config.stepTimeouts, input.results.metadata?.durationSec, policy);
+          const timeoutRetryable = policy.retryTimeout;
           const { outcome, runId } = await pool(poolFor(config, name, step)).run(step, input, {
             attempt,
             timeoutMs,
@@ -152,7 +157,7 @@ export async function startTaskWorkers(
   });
   await Promise.all(workers.map((w) => w.waitUntilReady()));
   log.info(
-    { queues, concurrency: queues.map((q) => `${q}=${config.workerConcurrency[q]}`).join(',') },
+    { queues, concurrency: queues.map((q) => `${q}=${queueConcurrency(config, q)}`).join(',') },
     'task workers ready',
   );
 

@@ -1,6 +1,7 @@
 /** The `api` role: opens what the routes need, listens on HOST:PORT, closes everything on stop. */
 import { Queue } from 'bullmq';
 import { QUEUE_NAMES, type Config } from '../config.js';
+import { loadWorkflow, type Workflow } from '../graph/workflow.js';
 import { ArtifactStore } from '../lib/artifacts.js';
 import type { Logger } from '../lib/log.js';
 import { bullConnection, createRedis } from '../queue/connection.js';
@@ -15,7 +16,13 @@ export interface Api {
   close(): Promise<void>;
 }
 
-export async function openApiParts(config: Config, log: Logger, redisUrl: string): Promise<ApiParts> {
+export async function openApiParts(
+  config: Config,
+  log: Logger,
+  redisUrl: string,
+  workflow?: Workflow,
+): Promise<ApiParts> {
+  const steps = workflow ?? (await loadWorkflow(config));
   const stores = await openStores(config);
   const redis = createRedis(redisUrl, 'worker');
   redis.on('error', (err) => log.warn({ err }, 'api redis error'));
@@ -26,9 +33,10 @@ export async function openApiParts(config: Config, log: Logger, redisUrl: string
     artifacts: new ArtifactStore(config.artifactsDir),
     producer: createProducer({ redisUrl, prefix: config.queuePrefix }),
     redis,
-    taskQueues: QUEUE_NAMES.map(
-      (name) => new Queue(name, { connection: bullConnection(redisUrl, 'producer'), prefix: config.queuePrefix }),
-    ),
+    taskQueues: steps
+      .queues(QUEUE_NAMES)
+      .map((name) => new Queue(name, { connection: bullConnection(redisUrl, 'producer'), prefix: config.queuePrefix })),
+    workflow: steps,
   };
 }
 
@@ -39,8 +47,8 @@ export async function closeApiParts(parts: ApiParts): Promise<void> {
   await parts.stores.close();
 }
 
-export async function startApi(config: Config, log: Logger, redisUrl: string): Promise<Api> {
-  const parts = await openApiParts(config, log, redisUrl);
+export async function startApi(config: Config, log: Logger, redisUrl: string, workflow?: Workflow): Promise<Api> {
+  const parts = await openApiParts(config, log, redisUrl, workflow);
   let app: Awaited<ReturnType<typeof buildApp>> | null = null;
   let address: string;
   try {

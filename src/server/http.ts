@@ -4,6 +4,7 @@ import type { Queue } from 'bullmq';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config.js';
+import type { Workflow } from '../graph/workflow.js';
 import type { ArtifactStore } from '../lib/artifacts.js';
 import type { Logger } from '../lib/log.js';
 import type { Producer } from '../queue/producer.js';
@@ -18,6 +19,8 @@ export interface ApiParts {
   producer: Producer;
   redis: Redis;
   taskQueues: Queue[];
+  /** The steps GET /graph draws, plugin steps included; the built-in ones alone when absent. */
+  workflow?: Workflow;
 }
 
 export class HttpError extends Error {

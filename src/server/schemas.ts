@@ -1,6 +1,6 @@
 /** The HTTP contract as zod schemas: validated on the way in, serialized on the way out, published as OpenAPI. */
 import { z } from 'zod';
-import { ERROR_CODES, FILE_TYPES, JOB_STATUSES, WARNING_CODES } from '../lib/types.js';
+import { ERROR_CODES, FILE_TYPES, JOB_STATUSES, PLUGIN_ERROR_CODE, WARNING_CODES } from '../lib/types.js';
 import { InstructionsSchema } from '../lib/instructions.js';
 import { JOB_ID_PATTERN, JobRequestSchema } from '../lib/job-input.js';
 
@@ -80,30 +80,32 @@ export const JobDocumentSchema = z
     updatedAt: z.string(),
     finishedAt: z.string().nullable(),
     steps: z.record(z.string(), StepRecord),
-    results: z.object({
-      metadata: z.any().optional(),
-      thumbnails: z.any().optional(),
-      placeholder: z.any().optional(),
-      analysis: z.any().optional(),
-      audio: z.any().optional(),
-      transcript: z.any().optional(),
-      text: z.any().optional(),
-      summary: z.any().optional(),
-      waveform: WaveformResult.optional(),
-      loudness: LoudnessResult.optional(),
-      video: z.any().optional().describe('The web rendition (transcodeVideo): H.264/AAC MP4 with faststart'),
-      storyboard: z.any().optional().describe('Scrub previews: a sprite and its WebVTT #xywh cues'),
-      perceptualHash: z
-        .object({ kind: z.literal('dhash'), value: z.string() })
-        .optional()
-        .describe("An image's 64-bit dHash (16 hex digits), for near duplicates"),
-      duplicates: z
-        .array(Duplicate)
-        .optional()
-        .describe(
-          'Jobs of the same owner finished before this one with the same bytes (exact) or a close picture (near)',
-        ),
-    }),
+    results: z
+      .object({
+        metadata: z.any().optional(),
+        thumbnails: z.any().optional(),
+        placeholder: z.any().optional(),
+        analysis: z.any().optional(),
+        audio: z.any().optional(),
+        transcript: z.any().optional(),
+        text: z.any().optional(),
+        summary: z.any().optional(),
+        waveform: WaveformResult.optional(),
+        loudness: LoudnessResult.optional(),
+        video: z.any().optional().describe('The web rendition (transcodeVideo): H.264/AAC MP4 with faststart'),
+        storyboard: z.any().optional().describe('Scrub previews: a sprite and its WebVTT #xywh cues'),
+        perceptualHash: z
+          .object({ kind: z.literal('dhash'), value: z.string() })
+          .optional()
+          .describe("An image's 64-bit dHash (16 hex digits), for near duplicates"),
+        duplicates: z
+          .array(Duplicate)
+          .optional()
+          .describe(
+            'Jobs of the same owner finished before this one with the same bytes (exact) or a close picture (near)',
+          ),
+      })
+      .catchall(z.unknown().describe("A plugin step's result, under the step's name")),
     duplicateOf: z
       .string()
       .optional()
@@ -129,7 +131,15 @@ export const JobDocumentSchema = z
       .object({ allowed: z.boolean(), reason: z.string().nullable() })
       .optional()
       .describe('Whether POST /jobs/:id/retry would be accepted; the reason when not'),
-    error: z.object({ code: z.enum(ERROR_CODES), message: z.string(), step: z.string().nullable() }).nullable(),
+    error: z
+      .object({
+        code: z
+          .union([z.enum(ERROR_CODES), z.string().regex(PLUGIN_ERROR_CODE)])
+          .describe("A built-in code, or a plugin step's own"),
+        message: z.string(),
+        step: z.string().nullable(),
+      })
+      .nullable(),
     warnings: z
       .array(z.object({ code: z.enum(WARNING_CODES), message: z.string() }))
       .optional()

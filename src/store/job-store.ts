@@ -23,7 +23,7 @@ import {
   type RetryOptions,
   type ReviewDecision,
   type ReviewRequest,
-  type StepName,
+  type AnyStepName,
   type StepRecord,
   type StepStatus,
   type WebhookDelivery,
@@ -45,9 +45,9 @@ export interface JobStore extends JobSink {
   /** A reviewer's decision on a job `awaiting_review`; false when it is not waiting or was decided already. */
   decideReview(id: string, decision: ReviewDecision): Promise<boolean>;
   /** A step's record changed; a late `running` never moves a settled step backwards. */
-  stepChanged(jobId: string, step: StepName, record: StepRecord): Promise<void>;
+  stepChanged(jobId: string, step: AnyStepName, record: StepRecord): Promise<void>;
   /** A running step's progress (0-100) in its record; nothing when the step is not running. */
-  stepProgress(jobId: string, step: StepName, percent: number): Promise<void>;
+  stepProgress(jobId: string, step: AnyStepName, percent: number): Promise<void>;
   /** Ends a job that never reached its graph (rejected at intake, cancelled while queued) with `error`. */
   endBeforeStart(input: JobInput, status: 'failed' | 'cancelled', error: JobError): Promise<JobDocument>;
   /**
@@ -115,7 +115,7 @@ export interface JobStore extends JobSink {
 export interface StepRun {
   id: number;
   jobId: string;
-  step: StepName;
+  step: AnyStepName;
   attempt: number;
   pid: number;
   status: StepStatus;
@@ -246,7 +246,7 @@ export function changeEvents(
 ): { type: JobEvent['type']; data: Record<string, unknown> }[] {
   const out: { type: JobEvent['type']; data: Record<string, unknown> }[] = [];
   for (const [step, record] of Object.entries(after.steps)) {
-    if (JSON.stringify(before.steps[step as StepName]) !== JSON.stringify(record)) {
+    if (JSON.stringify(before.steps[step as AnyStepName]) !== JSON.stringify(record)) {
       out.push({ type: 'step', data: { step, ...record } });
     }
   }
@@ -310,7 +310,7 @@ export function markRunningChange(doc: JobDocument): void {
   if (!TERMINAL_STATUSES.includes(doc.status)) doc.status = 'running';
 }
 
-export function stepChange(step: StepName, record: StepRecord): (doc: JobDocument) => void {
+export function stepChange(step: AnyStepName, record: StepRecord): (doc: JobDocument) => void {
   return (doc) => {
     // A resumed or re-delivered step can report `running` late; never move a settled step backwards.
     const current = doc.steps[step];
@@ -319,7 +319,7 @@ export function stepChange(step: StepName, record: StepRecord): (doc: JobDocumen
   };
 }
 
-export function progressChange(step: StepName, percent: number): (doc: JobDocument) => void {
+export function progressChange(step: AnyStepName, percent: number): (doc: JobDocument) => void {
   return (doc) => {
     const current = doc.steps[step];
     if (current?.status !== 'running' || current.progress === percent) return;

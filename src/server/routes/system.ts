@@ -176,7 +176,8 @@ export function systemRoutes(parts: ApiParts): FastifyPluginAsyncZod {
     app.get(
       '/graph',
       { schema: { summary: 'The workflow as Mermaid', response: { 200: z.string() } } },
-      async (_req, reply) => reply.header('content-type', 'text/plain; charset=utf-8').send(await toMermaid()),
+      async (_req, reply) =>
+        reply.header('content-type', 'text/plain; charset=utf-8').send(await toMermaid(parts.workflow)),
     );
   };
 }

@@ -44,7 +44,7 @@ import type {
   RetryOptions,
   ReviewDecision,
   ReviewRequest,
-  StepName,
+  AnyStepName,
   StepRecord,
   StepStatus,
   WebhookDelivery,
@@ -211,11 +211,11 @@ export class PostgresJobStore implements JobStore {
     return decided.ok;
   }
 
-  stepChanged(jobId: string, step: StepName, record: StepRecord): Promise<void> {
+  stepChanged(jobId: string, step: AnyStepName, record: StepRecord): Promise<void> {
     return this.update(jobId, stepChange(step, record));
   }
 
-  stepProgress(jobId: string, step: StepName, percent: number): Promise<void> {
+  stepProgress(jobId: string, step: AnyStepName, percent: number): Promise<void> {
     return this.update(jobId, progressChange(step, percent));
   }
 
@@ -444,7 +444,7 @@ export class PostgresJobStore implements JobStore {
     return rows;
   }
 
-  async stepStarted(jobId: string, step: StepName, attempt: number): Promise<number> {
+  async stepStarted(jobId: string, step: AnyStepName, attempt: number): Promise<number> {
     const { rows } = await this.query<{ id: string }>(
       `INSERT INTO step_runs (job_id, step, attempt, pid, status, started_at) VALUES ($1, $2, $3, $4, 'running', $5)
        RETURNING id`,

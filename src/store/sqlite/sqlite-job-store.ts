@@ -16,7 +16,7 @@ import type {
   RetryOptions,
   ReviewDecision,
   ReviewRequest,
-  StepName,
+  AnyStepName,
   StepRecord,
   StepStatus,
   WebhookDelivery,
@@ -128,12 +128,12 @@ export class SqliteJobStore implements JobStore {
     return Promise.resolve(decided.ok);
   }
 
-  stepChanged(jobId: string, step: StepName, record: StepRecord): Promise<void> {
+  stepChanged(jobId: string, step: AnyStepName, record: StepRecord): Promise<void> {
     this.update(jobId, stepChange(step, record));
     return Promise.resolve();
   }
 
-  stepProgress(jobId: string, step: StepName, percent: number): Promise<void> {
+  stepProgress(jobId: string, step: AnyStepName, percent: number): Promise<void> {
     this.update(jobId, progressChange(step, percent));
     return Promise.resolve();
   }
@@ -304,7 +304,7 @@ export class SqliteJobStore implements JobStore {
     );
   }
 
-  stepStarted(jobId: string, step: StepName, attempt: number): Promise<number> {
+  stepStarted(jobId: string, step: AnyStepName, attempt: number): Promise<number> {
     const info = this.sql(
       'INSERT INTO step_runs (job_id, step, attempt, pid, status, started_at) VALUES (?, ?, ?, ?, ?, ?)',
     ).run(jobId, step, attempt, process.pid, 'running', new Date().toISOString());
