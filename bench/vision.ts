@@ -25,8 +25,9 @@ const PHOTOS = [
 const GROUP = 'faces/group.jpg';
 const ROUNDS = 3;
 
-async function prepare(file: string): Promise<VisionInput> {
-  const { data, info } = await sharp(path.join(CORPUS, file))
+/** A corpus picture as analyzeImage hands it to the model (also used by the face tests). */
+export async function prepare(file: string): Promise<VisionInput> {
+  const { data, info } = await sharp(path.isAbsolute(file) ? file : path.join(CORPUS, file))
     .autoOrient()
     .resize(2048, 2048, { fit: 'inside', withoutEnlargement: true })
     .toColourspace('srgb')

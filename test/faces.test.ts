@@ -7,9 +7,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { prepare } from '../bench/vision.js';
 import { merge, TILE, tilesOf, type Box } from '../src/ai/faces.js';
 import { createHumanVision } from '../src/ai/human-vision.js';
-import type { VisionInput, VisionResult } from '../src/ai/types.js';
+import type { VisionResult } from '../src/ai/types.js';
 import { loadConfig } from '../src/config.js';
 import { createLogger } from '../src/lib/log.js';
 import type { Face } from '../src/lib/types.js';
@@ -42,27 +43,7 @@ const signal = (): AbortSignal => new AbortController().signal;
 const within20 = (count: number, truth: number): boolean => Math.abs(count - truth) <= 0.2 * truth;
 
 /** What analyzeImage hands the model: a JPEG of at most 1024 px, and the detail copy of at most 2048 px it asks for. */
-async function asService(file: string): Promise<VisionInput> {
-  const { data, info } = await sharp(file)
-    .rotate()
-    .resize(2048, 2048, { fit: 'inside', withoutEnlargement: true })
-    .toColourspace('srgb')
-    .removeAlpha()
-    .raw()
-    .toBuffer({ resolveWithObject: true });
-  const raw = { raw: { width: info.width, height: info.height, channels: 3 as const } };
-  const jpeg = await sharp(data, raw)
-    .resize(1024, 1024, { fit: 'inside', withoutEnlargement: true })
-    .jpeg({ quality: 85 })
-    .toBuffer({ resolveWithObject: true });
-  return {
-    image: jpeg.data,
-    mime: 'image/jpeg',
-    width: jpeg.info.width,
-    height: jpeg.info.height,
-    detail: { data, width: info.width, height: info.height },
-  };
-}
+const asService = prepare;
 
 function expectBoxesInPicture(r: VisionResult): void {
   for (const f of r.faces!) {

@@ -15,15 +15,13 @@ import type { Tensor, io } from '@tensorflow/tfjs-core';
 import type { Config, Human as HumanInstance } from '@vladmandic/human';
 import sharp from 'sharp';
 import type { Logger } from '../lib/log.js';
-import { findFaces, type Pixels } from './faces.js';
+import { DETAIL_SIDE, findFaces, type Pixels } from './faces.js';
 import type { CallOptions, VisionInput, VisionModel, VisionResult } from './types.js';
 
 /** The model files (`<name>.json` + weights) in the package's `models/` folder. */
 const MODELS = ['centernet', 'blazeface', 'facemesh'] as const;
 /** The contract says at most about 1024 px; holding to it here bounds the tensor whatever the caller sends. */
 const MAX_SIDE = 1024;
-/** The sharper copy asked for: faces of a group photo's back row are found in its tiles (faces.ts). */
-const DETAIL_SIDE = 2048;
 const PROVIDER = 'human';
 const MODEL = 'centernet-coco+blazeface+facemesh';
 
