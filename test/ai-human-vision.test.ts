@@ -71,8 +71,7 @@ describe('human vision (offline detector)', () => {
     const wedding = await vision.analyze(inputs.wedding, { signal: signal() });
     expect(names(wedding)).toContain('person');
     // The three facing the camera; the photographer's face is behind his camera.
-    expect(wedding.faces).toBeGreaterThanOrEqual(2);
-    expect(wedding.faces).toBeLessThanOrEqual(4);
+    expect(wedding.faces).toHaveLength(3);
 
     const park = await vision.analyze(inputs.park, { signal: signal() });
     expect(names(park)).toEqual(expect.arrayContaining(['dog', 'person']));
@@ -84,7 +83,7 @@ describe('human vision (offline detector)', () => {
     for (const key of ['village', 'tree', 'waterfall'] as const) {
       const r = await vision.analyze(inputs[key], { signal: signal() });
       expect(names(r), key).not.toContain('person');
-      expect(r.faces, key).toBe(0);
+      expect(r.faces, key).toEqual([]);
     }
   });
 
@@ -94,7 +93,7 @@ describe('human vision (offline detector)', () => {
       const r = await vision.analyze(input, { signal: signal() });
       expect(r.labels).toEqual([]);
       expect(r.tags).toEqual([]);
-      expect(r.faces).toBe(0);
+      expect(r.faces).toEqual([]);
     }
   });
 

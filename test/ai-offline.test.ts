@@ -49,7 +49,8 @@ test('a photo of people gets labels and a face count from the offline detector',
   expect(analysis.model).toBe('centernet-coco+blazeface+facemesh');
   expect(analysis.labels[0]).toMatchObject({ name: 'person' });
   expect(analysis.labels[0]!.score).toBeGreaterThan(0.5);
-  expect(analysis.faces).toBeGreaterThanOrEqual(2);
+  expect(analysis.faceCount).toBeGreaterThanOrEqual(2);
+  expect(analysis.faces).toHaveLength(analysis.faceCount!);
   expect(analysis.usage).toMatchObject({ calls: 1, totalTokens: 0 });
   // No tokens were spent, so the document carries usage only as calls.
   expect(doc.usage).toMatchObject({ totalTokens: 0, calls: 1 });

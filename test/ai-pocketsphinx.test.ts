@@ -10,9 +10,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createPocketsphinxSpeech, findPocketsphinx, parseWords, toSegments } from '../src/ai/pocketsphinx.js';
 import type { SpeechModel, SpeechResult, TranscriptSegment } from '../src/ai/types.js';
 import { resolveToolPaths } from '../src/lib/tools.js';
+import { RAW_16K, TESTDATA, testClips, transcriptions, wordEdits, wordErrorRate } from '../bench/speech-data.js';
 import { CORPUS, tempDir, waitFor } from './helpers.js';
 
-const TESTDATA = '/usr/share/pocketsphinx/test/data';
 const ffmpeg = resolveToolPaths().ffmpeg;
 let binary = '';
 let work = '';
@@ -48,74 +48,6 @@ function toMp3(input: string[], name: string): string {
     ]),
   );
   return out;
-}
-
-const RAW_16K = ['-f', 's16le', '-ar', '16000', '-ac', '1'];
-
-/** `<s> ten of clubs </s> (001)` lines of a pocketsphinx-testdata transcription file, by utterance id. */
-function transcriptions(file: string): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
-    const m = /^(.*)\(([^()]+)\)\s*$/.exec(line.trim());
-    if (m?.[1] && m[2]) out.set(m[2], m[1].replace(/<\/?s>/g, '').trim());
-  }
-  return out;
-}
-
-interface Clip {
-  name: string;
-  input: string[];
-  reference: string;
-}
-
-/** Every recording in pocketsphinx-testdata that comes with its transcript. */
-function testClips(): Clip[] {
-  // goforward.raw has no transcription file; pocketsphinx's own tests expect exactly this hypothesis from it.
-  const clips: Clip[] = [
-    {
-      name: 'goforward',
-      input: [...RAW_16K, '-i', path.join(TESTDATA, 'goforward.raw')],
-      reference: 'go forward ten meters',
-    },
-  ];
-  for (const [folder, list] of [
-    ['cards', 'cards.transcription'],
-    ['librivox', 'transcription'],
-  ] as const) {
-    for (const [id, reference] of transcriptions(path.join(TESTDATA, folder, list))) {
-      clips.push({ name: `${folder}-${id}`, input: ['-i', path.join(TESTDATA, folder, `${id}.wav`)], reference });
-    }
-  }
-  return clips;
-}
-
-function words(text: string): string[] {
-  return text
-    .toLowerCase()
-    .replace(/[^\p{L}\p{N}'\s]/gu, ' ')
-    .split(/\s+/)
-    .filter(Boolean);
-}
-
-/** Word-level Levenshtein distance: substitutions, deletions and insertions turning `ref` into `hyp`. */
-function wordEdits(ref: string, hyp: string): { edits: number; words: number } {
-  const r = words(ref);
-  const h = words(hyp);
-  let prev = Array.from({ length: h.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= r.length; i++) {
-    const row = [i];
-    for (let j = 1; j <= h.length; j++) {
-      const same = r[i - 1] === h[j - 1];
-      row.push(Math.min((prev[j] ?? 0) + 1, (row[j - 1] ?? 0) + 1, (prev[j - 1] ?? 0) + (same ? 0 : 1)));
-    }
-    prev = row;
-  }
-  return { edits: prev[h.length] ?? 0, words: r.length };
-}
-
-function wordErrorRate(ref: string, hyp: string): number {
-  const { edits, words: n } = wordEdits(ref, hyp);
-  return n === 0 ? (words(hyp).length === 0 ? 0 : 1) : edits / n;
 }
 
 function expectOrderedWithin(segments: TranscriptSegment[], durationSec: number): void {

@@ -16,6 +16,7 @@ import type { Config, Human as HumanInstance } from '@vladmandic/human';
 import sharp from 'sharp';
 import type { Logger } from '../lib/log.js';
 import { keepLabel, LABEL_CALIBRATION, type LabelCalibration } from './label-calibration.js';
+import { DETAIL_SIDE, findFaces, type Pixels } from './faces.js';
 import type { CallOptions, VisionInput, VisionModel, VisionResult } from './types.js';
 
 /** The model files (`<name>.json` + weights) in the package's `models/` folder. */
@@ -64,15 +65,16 @@ let detector: Promise<Detector> | undefined;
 let loaded: Detector | undefined;
 
 /**
- * Labels are COCO classes, one per class at its best score, each kept only over its class's calibrated minimum
- * (label-calibration.ts). `faces` counts faces FaceMesh confirmed: BlazeFace sees
- * faces turned towards the camera, so profiles and faces looking down are missed (fewer faces, not false ones).
+ * Labels are COCO classes, one per class at its best score. `faces` are faces FaceMesh confirmed, in the whole
+ * picture and in tiles of its sharper copy: BlazeFace sees faces turned towards the camera, so profiles and faces
+ * looking down are missed (fewer faces, not false ones).
  */
 export function createHumanVision(opts: HumanVisionOptions): HumanVision {
   const { minScore, maxLabels = 10, labelCalibration = LABEL_CALIBRATION, log } = opts;
   return {
     provider: PROVIDER,
     model: MODEL,
+    detailSize: DETAIL_SIDE,
     get loadMs() {
       return loaded?.loadMs ?? null;
     },
@@ -103,24 +105,33 @@ export function createHumanVision(opts: HumanVisionOptions): HumanVision {
         .raw({ depth: 'uchar' })
         .toBuffer({ resolveWithObject: true });
       if (info.channels !== 3) throw new Error(`human vision: expected RGB pixels, got ${info.channels} channels`);
-      const result = await serially(d, async () => {
+      const picture = { data, width: info.width, height: info.height };
+      const detail = input.detail ?? picture;
+      if (
+        detail.data.length !== detail.width * detail.height * 3 ||
+        Math.max(detail.width, detail.height) > DETAIL_SIDE
+      )
+        throw new Error(`human vision: the detail copy is not RGB pixels of at most ${DETAIL_SIDE} px`);
+      const { result, faces } = await serially(d, async () => {
         // It may have waited behind other detections: no need to run one for a cancelled step.
         signal.throwIfAborted();
-        const tensor = d.tf.tensor3d(data, [info.height, info.width, 3], 'int32');
-        try {
-          return await withHumanLog(log, () => d.human.detect(tensor));
-        } finally {
-          tensor.dispose();
-        }
+        const result = await detect(d, picture, true, log);
+        const faces = await findFaces({
+          whole: { faces: result.face, width: info.width, height: info.height },
+          detail,
+          detect: async (tile) => (await detect(d, tile, false, log)).face,
+          minScore,
+          signal,
+        });
+        return { result, faces };
       });
       const latencyMs = Math.round(performance.now() - started);
       // Detection cannot be interrupted; a step cancelled meanwhile still must not report success.
       signal.throwIfAborted();
-      if (result.error) throw new Error(`human vision: detection failed: ${result.error}`);
 
       const best = new Map<string, number>();
       for (const o of result.object) best.set(o.label, Math.max(best.get(o.label) ?? 0, o.score));
-      const faceScores = result.face.map((f) => f.score).filter((s) => s >= minScore);
+      const faceScores = faces.map((f) => f.score);
       // A face FaceMesh confirmed is a person, even where CenterNet missed the body (close-ups, crowds).
       const personFaces = faceScores.filter((s) => s >= (labelCalibration?.faceAsPerson ?? 0));
       if (personFaces.length > 0) best.set('person', Math.max(best.get('person') ?? 0, ...personFaces));
@@ -141,11 +152,25 @@ export function createHumanVision(opts: HumanVisionOptions): HumanVision {
         tags: labels.map((l) => l.name),
         text: null,
         safety: null,
-        faces: faceScores.length,
+        faces,
         usage: { inputTokens: 0, outputTokens: 0, totalTokens: 0, calls: 1, latencyMs },
       };
     },
   };
+}
+
+/** One detection on raw pixels; objects too, or faces only (the tiles). */
+async function detect(d: Detector, pixels: Pixels, objects: boolean, log: Logger | undefined) {
+  const tensor = d.tf.tensor3d(pixels.data, [pixels.height, pixels.width, 3], 'int32');
+  let result;
+  try {
+    // Settings given to detect stay for the next call (human merges them into its config): say both every time.
+    result = await withHumanLog(log, () => d.human.detect(tensor, { object: { enabled: objects } }));
+  } finally {
+    tensor.dispose();
+  }
+  if (result.error) throw new Error(`human vision: detection failed: ${result.error}`);
+  return result;
 }
 
 /** This thread's detector; the first caller loads it and concurrent first callers share that one load. */

@@ -9,6 +9,7 @@ import type { Config } from '../config.js';
 import type { Logger } from '../lib/log.js';
 import type { ToolPaths } from '../lib/tools.js';
 import { createExtractiveText } from './extractive.js';
+import { DETAIL_SIDE } from './faces.js';
 import { findPocketsphinx } from './pocketsphinx.js';
 import type {
   AiModels,
@@ -68,6 +69,7 @@ export function createAiModels(config: Config, tools: ToolPaths, log: Logger): A
     vision = {
       provider: 'human',
       model: 'centernet-coco+blazeface+facemesh',
+      detailSize: DETAIL_SIDE,
       analyze: async (input, opts): Promise<VisionResult> => (await load()).analyze(input, opts),
       warm: async () => (await load()).warm?.(),
     };

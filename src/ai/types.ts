@@ -6,7 +6,7 @@
  */
 
 import type { AiCapability } from '../config.js';
-import type { Usage } from '../lib/types.js';
+import type { Face, Usage } from '../lib/types.js';
 
 /** Tokens and time spent by the calls behind one result: the job document's `usage`. */
 export type AiUsage = Usage;
@@ -31,7 +31,15 @@ export interface VisionInput {
   mime: 'image/jpeg' | 'image/png';
   width: number;
   height: number;
+  /**
+   * The same picture sharper, as raw RGB pixels (3 bytes a pixel), for a model that asks for it with `detailSize`:
+   * the offline detector looks for small faces in it.
+   */
+  detail?: { data: Buffer; width: number; height: number };
 }
+
+/** A face in the picture: its box in fractions (0..1) of the picture's width and height, from its top left. */
+export type VisionFace = Face;
 
 export interface VisionResult extends AiResultBase {
   /** One sentence about the picture; null where the model gives none (the offline detector). */
@@ -43,13 +51,15 @@ export interface VisionResult extends AiResultBase {
   text: string | null;
   /** Content flags from the model (`nsfw`, `violence`, …), or null where the model says nothing about safety. */
   safety: { flagged: boolean; categories: string[] } | null;
-  /** People's faces found, where the model counts them. */
-  faces?: number;
+  /** People's faces found, where the model looks for them; left to right. */
+  faces?: VisionFace[];
 }
 
 export interface VisionModel {
   readonly provider: string;
   readonly model: string;
+  /** Longer side, in px, of the `detail` copy this model wants beside the picture; none when absent. */
+  readonly detailSize?: number;
   analyze(input: VisionInput, opts: CallOptions): Promise<VisionResult>;
   /** Loads what the first call would load (a model, a library), so that call does not wait for it. */
   warm?(): Promise<void>;

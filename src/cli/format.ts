@@ -46,7 +46,7 @@ export function formatJob(doc: JobDocument): string {
       lines.push(
         `  labels      ${oneLine(a.labels.map((l) => `${l.name} ${l.score.toFixed(2)}`).join(', '), 200)}  (${by(a)})`,
       );
-    if (a.faces) lines.push(`  faces       ${a.faces}`);
+    if (a.faceCount) lines.push(`  faces       ${a.faceCount}`);
     lines.push(`  colour      ${a.dominantColor}  sharpness ${a.sharpness}  phash ${a.phash}`);
   }
   if (r.transcript) {

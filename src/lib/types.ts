@@ -212,6 +212,12 @@ export interface Usage {
   latencyMs: number;
 }
 
+/** A face in a picture: its box from the top left corner, and the model's confidence (0..1). */
+export interface Face {
+  box: { x: number; y: number; width: number; height: number };
+  score: number;
+}
+
 export interface Analysis {
   /** Who labelled the picture (`openai`, `human`), or `local` when only the statistics below were computed. */
   provider: string;
@@ -226,7 +232,10 @@ export interface Analysis {
   /** For OCR text: the mean confidence (0-100) of its words. */
   textConfidence?: number;
   safety?: { flagged: boolean; categories: string[] } | null;
-  faces?: number;
+  /** Faces the vision model found, left to right: boxes in pixels of the upright (EXIF-oriented) original. */
+  faces?: Face[];
+  /** How many faces: `faces.length`, present with it. */
+  faceCount?: number;
   usage?: Usage;
   dominantColor: string;
   palette: { color: string; share: number }[];

@@ -12,7 +12,7 @@
  */
 import sharp, { type Channels } from 'sharp';
 import { imageError, openImage } from '../lib/image.js';
-import type { Analysis } from '../lib/types.js';
+import type { Analysis, Face } from '../lib/types.js';
 import { recordAiUse, type Deps, type StepContext, type StepFn, type StepInput } from './deps.js';
 import { pictureOf } from './generate-thumbnails.js';
 
@@ -20,6 +20,8 @@ import { pictureOf } from './generate-thumbnails.js';
 const MODEL_SIZE = 1024;
 /** Longer side of the picture OCR reads: small print on a photo of a notice needs more than MODEL_SIZE. */
 const OCR_SIZE = 2048;
+/** The most a vision model gets as its sharper copy (`detailSize`), whatever it asks for. */
+const MAX_DETAIL_SIZE = 2048;
 /** OCR words in a picture below this confidence (0-100) are left out: tesseract rates what it finds in a photo's
  * textures at 20-40, and a clear word at 85-96. */
 const PICTURE_MIN_CONFIDENCE = 70;
@@ -27,29 +29,36 @@ const PICTURE_MIN_CONFIDENCE = 70;
 export const analyzeImage: StepFn = async (input, deps, ctx) => {
   const file = await pictureOf(input, deps);
   const readText = ocrWanted(input, deps);
+  const detailSize = Math.min(deps.ai.vision?.detailSize ?? 0, MAX_DETAIL_SIZE);
+  const decodeSize = Math.max(readText ? OCR_SIZE : MODEL_SIZE, detailSize);
   let picture: Buffer;
+  let original: { width: number; height: number };
+  let detail: { data: Buffer; width: number; height: number } | undefined;
   let size: { width: number; height: number };
   let small: { data: Buffer; info: { width: number; height: number; channels: Channels } };
   let forOcr: { check: Buffer; full: () => Promise<Buffer> } | null = null;
   let stats;
   try {
+    const meta = await openImage(file, deps.config.maxImagePixels).metadata();
+    original = meta.autoOrient;
     const upright = await openImage(file, deps.config.maxImagePixels)
       .autoOrient()
-      .resize(readText ? OCR_SIZE : MODEL_SIZE, readText ? OCR_SIZE : MODEL_SIZE, {
-        fit: 'inside',
-        withoutEnlargement: true,
-      })
+      .resize(decodeSize, decodeSize, { fit: 'inside', withoutEnlargement: true })
       .toColourspace('srgb')
       .removeAlpha()
       .raw({ depth: 'uchar' })
       .toBuffer({ resolveWithObject: true });
     const raw = { raw: { width: upright.info.width, height: upright.info.height, channels: upright.info.channels } };
+    if (detailSize > 0) detail = await detailOf(upright, raw, detailSize);
     const model = sharp(upright.data, raw).resize(MODEL_SIZE, MODEL_SIZE, { fit: 'inside', withoutEnlargement: true });
     const shown = await model.clone().raw().toBuffer({ resolveWithObject: true });
     size = { width: shown.info.width, height: shown.info.height };
     picture = await model.clone().jpeg({ quality: 85 }).toBuffer();
     if (readText) {
-      const full = sharp(upright.data, raw).greyscale().png({ compressionLevel: 1 });
+      const full = sharp(upright.data, raw)
+        .resize(OCR_SIZE, OCR_SIZE, { fit: 'inside', withoutEnlargement: true })
+        .greyscale()
+        .png({ compressionLevel: 1 });
       // The full-size copy is encoded only for a picture the layout check finds text in.
       forOcr = {
         check: await model.clone().greyscale().png({ compressionLevel: 1 }).toBuffer(),
@@ -86,7 +95,8 @@ export const analyzeImage: StepFn = async (input, deps, ctx) => {
     const analysis: Analysis = { provider: 'local', labels: [], ...statistics, ...ocrText };
     return { status: 'succeeded', results: { analysis } };
   }
-  const seen = await vision.analyze({ image: picture, mime: 'image/jpeg', ...size }, { signal: ctx.signal });
+  const seen = await vision.analyze({ image: picture, mime: 'image/jpeg', ...size, detail }, { signal: ctx.signal });
+  const faces = seen.faces?.map((f) => inPixels(f, original));
   await recordAiUse(deps, input, 'analyzeImage', 'vision', seen);
   const analysis: Analysis = {
     provider: seen.provider,
@@ -97,7 +107,7 @@ export const analyzeImage: StepFn = async (input, deps, ctx) => {
     text: seen.text,
     ...(seen.text && { textSource: 'vision' as const }),
     safety: seen.safety,
-    ...(seen.faces !== undefined && { faces: seen.faces }),
+    ...(faces && { faces, faceCount: faces.length }),
     usage: seen.usage,
     ...statistics,
     // Asked for by the job: what OCR read stands beside the model's caption.
@@ -105,6 +115,37 @@ export const analyzeImage: StepFn = async (input, deps, ctx) => {
   };
   return { status: 'succeeded', results: { analysis } };
 };
+
+/** The upright picture as the vision model's sharper copy: RGB, at most `side` px. */
+async function detailOf(
+  upright: { data: Buffer; info: { width: number; height: number; channels: Channels } },
+  raw: { raw: { width: number; height: number; channels: Channels } },
+  side: number,
+): Promise<{ data: Buffer; width: number; height: number } | undefined> {
+  if (upright.info.channels !== 3) return undefined;
+  if (Math.max(upright.info.width, upright.info.height) <= side)
+    return { data: upright.data, width: upright.info.width, height: upright.info.height };
+  const { data, info } = await sharp(upright.data, raw)
+    .resize(side, side, { fit: 'inside' })
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  return { data, width: info.width, height: info.height };
+}
+
+/** A face whose box is in fractions of the picture, in pixels of the upright original. */
+function inPixels(face: Face, original: { width: number; height: number }): Face {
+  const { x, y, width, height } = face.box;
+  const px = (v: number, of: number) => Math.round(v * of);
+  return {
+    box: {
+      x: px(x, original.width),
+      y: px(y, original.height),
+      width: px(width, original.width),
+      height: px(height, original.height),
+    },
+    score: face.score,
+  };
+}
 
 /** Whether OCR reads this picture: see the comment at the top. */
 function ocrWanted(input: StepInput, deps: Deps): boolean {

@@ -585,7 +585,9 @@ function renderAnalysis(job) {
   if ((a.labels || []).length) {
     const labels = el('p', '', 'labels');
     for (const l of a.labels) labels.appendChild(el('span', `${l.name} ${Math.round(l.score * 100)}%`, 'label'));
-    if (a.faces) labels.appendChild(el('span', `${a.faces} face${a.faces === 1 ? '' : 's'}`, 'label'));
+    // Documents written before faces had boxes carry the count in `faces`.
+    const faces = a.faceCount ?? (typeof a.faces === 'number' ? a.faces : 0);
+    if (faces) labels.appendChild(el('span', `${faces} face${faces === 1 ? '' : 's'}`, 'label'));
     out.appendChild(labels);
   }
   if (a.text) out.appendChild(el('p', `Text in the image: ${a.text}`));
