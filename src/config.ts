@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { loadProfiles, thumbnailWidthsProblem, type Profiles } from './lib/instructions.js';
-import { DEFAULT_OCR_LANGUAGES, missingLanguagesProblem } from './lib/ocr.js';
+import { DEFAULT_OCR_LANGUAGES, missingLanguagesProblem } from './lib/ocr-languages.js';
 import { STEP_NAMES, type StepName } from './lib/types.js';
 
 const list = (raw: string | undefined): string[] =>

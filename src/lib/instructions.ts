@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { missingLanguagesProblem, OCR_LANGUAGE } from './ocr.js';
+import { missingLanguagesProblem, OCR_LANGUAGE } from './ocr-languages.js';
 import { PLUGIN_STEP_NAME, STEP_NAMES } from './step-names.js';
 
 /** Steps a job may leave out: those whose failure does not fail the job (see the step policy). */
