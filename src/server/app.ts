@@ -20,6 +20,7 @@ import { JobServiceError, type JobServiceErrorCode } from '../queue/job-service.
 import { body, HttpError, type ApiParts } from './http.js';
 import { clientErrorHandler, requestGuards, wasCut } from './request-guards.js';
 import { jobRoutes } from './routes/jobs.js';
+import { peopleRoutes } from './routes/people.js';
 import { systemRoutes } from './routes/system.js';
 import { uiRoutes } from './routes/ui.js';
 
@@ -143,6 +144,7 @@ export async function buildApp(parts: ApiParts) {
 
   const typed = app.withTypeProvider<ZodTypeProvider>();
   await typed.register(jobRoutes(parts));
+  await typed.register(peopleRoutes(parts));
   await typed.register(systemRoutes(parts));
   await app.register(uiRoutes(parts));
   return app;

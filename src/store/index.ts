@@ -12,6 +12,7 @@ import type { JobStore } from './job-store.js';
 import type { Db } from './sqlite/sqlite-job-store.js';
 
 export * from './job-store.js';
+export * from './people-store.js';
 
 export interface Stores {
   store: JobStore;

@@ -14,6 +14,7 @@
 import { totalUsage, warningsOf } from '../lib/job-document.js';
 import { MAX_SEARCH_DEPTH, type SearchText, type SnippetPart } from '../lib/search.js';
 import type { FinishedJob, JobSink } from '../nodes/index.js';
+import type { PeopleStore } from './people-store.js';
 import {
   TERMINAL_STATUSES,
   type JobDocument,
@@ -29,6 +30,8 @@ import {
 } from '../lib/types.js';
 
 export interface JobStore extends JobSink {
+  /** Faces and the people they form, in the same database. */
+  readonly people: PeopleStore;
   /** The job's document, creating it as `queued` the first time its id is seen (a repeated id is the same job). */
   createOrGet(input: JobInput): Promise<JobDocument>;
   get(id: string): Promise<JobDocument | null>;
@@ -79,7 +82,7 @@ export interface JobStore extends JobSink {
    */
   search(query: string, filter: JobFilter, limit: number, cursor?: string): Promise<SearchPage>;
   index(jobId: string, text: SearchText): Promise<void>;
-  /** Removes the job, its step runs and its events; false when there was no such job. (Checkpoints and files are the caller's.) */
+  /** Removes the job, its step runs, its events and its faces (and people left without any); false when there was no such job. (Checkpoints and files are the caller's.) */
   delete(id: string): Promise<boolean>;
   countByStatus(): Promise<Record<string, number>>;
   countFailuresByCode(): Promise<Record<string, number>>;
