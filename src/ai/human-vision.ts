@@ -41,6 +41,7 @@ export interface HumanVisionOptions {
 }
 
 export interface HumanVision extends VisionModel {
+  describeFaces: NonNullable<VisionModel['describeFaces']>;
   /** How long this thread's load took, in ms; null until the first analyze call has loaded it. */
   readonly loadMs: number | null;
   /** Tensors alive in this thread's tfjs engine (a leak shows as growth between calls); null before the load. */

@@ -68,7 +68,10 @@ export function createAiModels(config: Config, tools: ToolPaths, log: Logger): A
     vision = {
       provider: 'human',
       model: 'centernet-coco+blazeface+facemesh',
+      // What createHumanVision says it wants, without loading it first (DETAIL_SIDE there).
+      detailSize: 2048,
       analyze: async (input, opts): Promise<VisionResult> => (await load()).analyze(input, opts),
+      describeFaces: async (picture, boxes, opts) => (await load()).describeFaces(picture, boxes, opts),
       warm: async () => (await load()).warm?.(),
     };
   } else unavailable.vision = 'image analysis by a model is off (AI_PROVIDERS vision=off)';
