@@ -574,12 +574,14 @@ describe.each([sqlite, postgres])('job store contract: $name', (backend) => {
       expect(await store.people.listPeople(null, 10)).toEqual([]);
     });
 
-    test('two connections placing the same face at once make one person', async () => {
+    test('connections placing the same face at once make one person', async () => {
       const { store, another } = await fresh();
-      const other = await another();
-      const ids = Array.from({ length: 6 }, (_, i) => `j${i}`);
+      const stores = [store, await another(), await another(), await another()];
+      const ids = Array.from({ length: 24 }, (_, i) => `j${i}`);
       for (const id of ids) await job(store, id);
-      await Promise.all(ids.map((id, i) => (i % 2 ? other : store).people.recordFaces(id, [face(0, near(7, i / 20))])));
+      await Promise.all(
+        ids.map((id, i) => stores[i % stores.length]!.people.recordFaces(id, [face(0, near(7, i / 60))])),
+      );
       expect((await store.people.listPeople(null, 10)).map((p) => p.faceCount)).toEqual([ids.length]);
     });
   });
