@@ -33,7 +33,7 @@ async function facesOf(name: string): Promise<Float32Array[]> {
     { signal },
   );
   const boxes = (seen.faces ?? []).map((f) => f.box);
-  return (await vision.describeFaces!(detail, boxes, { signal })).filter((d): d is Float32Array => d !== null);
+  return (await vision.describeFaces(detail, boxes, { signal })).filter((d): d is Float32Array => d !== null);
 }
 
 const portraits: { name: string; who: string; d: Float32Array }[] = [];
