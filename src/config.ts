@@ -350,6 +350,7 @@ const EnvSchema = z.object({
     .enum(['true', 'false'], { message: 'TRANSCRIBE_PREFER_SUBTITLES must be true or false' })
     .optional()
     .default('true'),
+  FACES: z.enum(['on', 'off'], { message: 'FACES must be on or off' }).optional().default('on'),
   VISION_MIN_SCORE: z
     .string()
     .optional()
@@ -499,6 +500,8 @@ export interface AiConfig {
   preferSubtitles: boolean;
   /** Offline detector labels under this score are dropped. */
   visionMinScore: number;
+  /** Faces the vision model finds are described, kept with a crop and placed in people (FACES=on). */
+  faces: boolean;
   /** `pocketsphinx_continuous`: POCKETSPHINX_PATH, else looked up on PATH by the speech model. */
   pocketsphinxPath: string | undefined;
   searchPath: string;
@@ -659,6 +662,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       transcribeChunkSec: e.TRANSCRIBE_CHUNK_SEC,
       preferSubtitles: e.TRANSCRIBE_PREFER_SUBTITLES === 'true',
       visionMinScore: e.VISION_MIN_SCORE,
+      faces: e.FACES === 'on',
       pocketsphinxPath: e.POCKETSPHINX_PATH,
       searchPath: e.PATH ?? '',
     },

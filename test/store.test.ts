@@ -11,6 +11,7 @@ import { PostgresSaver } from '@langchain/langgraph-checkpoint-postgres';
 import pg from 'pg';
 import { afterEach, describe, expect, test } from 'vitest';
 import { loadConfig } from '../src/config.js';
+import { DESCRIPTOR_LENGTH } from '../src/lib/people.js';
 import { MAX_SEARCH_DEPTH } from '../src/lib/search.js';
 import type { JobInput } from '../src/lib/types.js';
 import { InvalidCursor, openJobStore, openStores, type JobStore } from '../src/store/index.js';
@@ -580,6 +581,122 @@ describe.each([sqlite, postgres])('job store contract: $name', (backend) => {
     await finishedImage(store, 'far', { sha: 'd', hash: base });
     expect((await store.get('far'))!.results.duplicates?.map((d) => d.jobId)).toEqual(['copy', 'near', 'near2']);
     expect((await store.duplicates('near2')).find((d) => d.jobId === 'far')?.relation).toBe('later');
+  });
+
+  describe('people', () => {
+    /** A unit descriptor near axis `k` (faces of one person share k; `tilt` tells their pictures apart). */
+    const near = (k: number, tilt = 0): Float32Array => {
+      const d = new Float32Array(DESCRIPTOR_LENGTH);
+      d[k] = 1;
+      d[(k + 500) % DESCRIPTOR_LENGTH] = tilt;
+      const n = Math.hypot(1, tilt);
+      return d.map((v) => v / n);
+    };
+    const face = (index: number, descriptor: Float32Array | null) => ({
+      index,
+      box: { x: 10 * index, y: 5, width: 40, height: 50 },
+      score: 0.9,
+      descriptor,
+      crop: `face-${index}.jpg`,
+    });
+    const job = async (store: JobStore, id: string, user?: string) =>
+      store.createOrGet(input(id, user ? { user: { id: user } } : {}));
+
+    test("a job's faces are written once and placed: near faces join a person, far ones start one", async () => {
+      const { store } = await fresh();
+      await job(store, 'j1');
+      await job(store, 'j2');
+      // Two people in one picture, and a face the model could not describe.
+      expect(await store.people.recordFaces('j1', [face(0, near(1)), face(1, near(2)), face(2, null)])).toBe(true);
+      // Again (a step run again after its process died): nothing more.
+      expect(await store.people.recordFaces('j1', [face(0, near(1)), face(1, near(2))])).toBe(false);
+      // The first person again, and someone new; a job that does not exist records nothing.
+      expect(await store.people.recordFaces('j2', [face(0, near(1, 0.3)), face(1, near(3))])).toBe(true);
+      expect(await store.people.recordFaces('gone', [face(0, near(1))])).toBe(false);
+
+      const people = await store.people.listPeople(null, 10);
+      expect(people.map((p) => [p.faceCount, p.jobIds])).toEqual([
+        [2, ['j1', 'j2']],
+        [1, ['j1']],
+        [1, ['j2']],
+      ]);
+      const first = (await store.people.getPerson(people[0]!.id))!;
+      expect(first).toMatchObject({ owner: null, name: null, cover: { jobId: 'j1', crop: 'face-0.jpg' } });
+      expect(first.faces.map((f) => [f.jobId, f.index, f.box.x])).toEqual([
+        ['j1', 0, 0],
+        ['j2', 0, 0],
+      ]);
+      expect(await store.people.getPerson(99_999)).toBeNull();
+    });
+
+    test('two faces of one picture are never one person, however alike', async () => {
+      const { store } = await fresh();
+      await job(store, 'j1');
+      await job(store, 'j2');
+      await store.people.recordFaces('j1', [face(0, near(1))]);
+      await store.people.recordFaces('j2', [face(0, near(1, 0.1)), face(1, near(1, 0.2))]);
+      expect((await store.people.listPeople(null, 10)).map((p) => p.faceCount)).toEqual([2, 1]);
+    });
+
+    test("each owner's people are their own", async () => {
+      const { store } = await fresh();
+      await job(store, 'a', 'ann');
+      await job(store, 'b', 'bob');
+      await job(store, 'c');
+      for (const id of ['a', 'b', 'c']) await store.people.recordFaces(id, [face(0, near(1))]);
+      for (const [owner, jobId] of [
+        ['ann', 'a'],
+        ['bob', 'b'],
+        [null, 'c'],
+      ] as const)
+        expect((await store.people.listPeople(owner, 10)).map((p) => p.jobIds)).toEqual([[jobId]]);
+    });
+
+    test('naming and merging; merging across owners is refused', async () => {
+      const { store } = await fresh();
+      for (const id of ['j1', 'j2']) await job(store, id, 'ann');
+      await job(store, 'j3', 'bob');
+      await store.people.recordFaces('j1', [face(0, near(1))]);
+      await store.people.recordFaces('j2', [face(0, near(2))]);
+      await store.people.recordFaces('j3', [face(0, near(3))]);
+      const [p1, p2] = (await store.people.listPeople('ann', 10)).map((p) => p.id).sort((a, b) => a - b);
+      const [p3] = (await store.people.listPeople('bob', 10)).map((p) => p.id);
+      expect(await store.people.renamePerson(p1!, 'Ada')).toBe(true);
+      expect(await store.people.renamePerson(99_999, 'Nobody')).toBe(false);
+      expect(await store.people.mergePeople(p1!, p3!)).toBe('other-owner');
+      expect(await store.people.mergePeople(p1!, 99_999)).toBe('missing');
+      expect(await store.people.mergePeople(p1!, p1!)).toBe('missing');
+      expect(await store.people.mergePeople(p1!, p2!)).toBe('merged');
+      expect(await store.people.getPerson(p2!)).toBeNull();
+      expect(await store.people.getPerson(p1!)).toMatchObject({ name: 'Ada', owner: 'ann', faceCount: 2 });
+      // A new face near either merged face joins the merged person.
+      await job(store, 'j4', 'ann');
+      await store.people.recordFaces('j4', [face(0, near(2, 0.2))]);
+      expect((await store.people.getPerson(p1!))!.jobIds).toEqual(['j1', 'j2', 'j4']);
+    });
+
+    test('deleting a job deletes its faces, and a person left with none', async () => {
+      const { store } = await fresh();
+      for (const id of ['j1', 'j2']) await job(store, id);
+      await store.people.recordFaces('j1', [face(0, near(1)), face(1, near(2))]);
+      await store.people.recordFaces('j2', [face(0, near(1, 0.2))]);
+      expect(await store.delete('j1')).toBe(true);
+      const people = await store.people.listPeople(null, 10);
+      expect(people.map((p) => [p.faceCount, p.jobIds])).toEqual([[1, ['j2']]]);
+      expect(await store.delete('j2')).toBe(true);
+      expect(await store.people.listPeople(null, 10)).toEqual([]);
+    });
+
+    test('connections placing the same face at once make one person', async () => {
+      const { store, another } = await fresh();
+      const stores = [store, await another(), await another(), await another()];
+      const ids = Array.from({ length: 24 }, (_, i) => `j${i}`);
+      for (const id of ids) await job(store, id);
+      await Promise.all(
+        ids.map((id, i) => stores[i % stores.length]!.people.recordFaces(id, [face(0, near(7, i / 60))])),
+      );
+      expect((await store.people.listPeople(null, 10)).map((p) => p.faceCount)).toEqual([ids.length]);
+    });
   });
 });
 

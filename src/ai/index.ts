@@ -71,6 +71,7 @@ export function createAiModels(config: Config, tools: ToolPaths, log: Logger): A
       model: 'centernet-coco+blazeface+facemesh',
       detailSize: DETAIL_SIDE,
       analyze: async (input, opts): Promise<VisionResult> => (await load()).analyze(input, opts),
+      describeFaces: async (picture, boxes, opts) => (await load()).describeFaces(picture, boxes, opts),
       warm: async () => (await load()).warm?.(),
     };
   } else unavailable.vision = 'image analysis by a model is off (AI_PROVIDERS vision=off)';

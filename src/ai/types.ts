@@ -38,6 +38,16 @@ export interface VisionInput {
   detail?: { data: Buffer; width: number; height: number };
 }
 
+/** Raw RGB pixels, 3 bytes a pixel, row after row. */
+export interface FacePixels {
+  data: Buffer;
+  width: number;
+  height: number;
+}
+
+/** Numbers in a face descriptor (the offline description model's embedding). */
+export const FACE_DESCRIPTOR_LENGTH = 1024;
+
 /** A face in the picture: its box in fractions (0..1) of the picture's width and height, from its top left. */
 export type VisionFace = Face;
 
@@ -61,6 +71,12 @@ export interface VisionModel {
   /** Longer side, in px, of the `detail` copy this model wants beside the picture; none when absent. */
   readonly detailSize?: number;
   analyze(input: VisionInput, opts: CallOptions): Promise<VisionResult>;
+  /**
+   * A descriptor per face (FACE_DESCRIPTOR_LENGTH numbers; close descriptors, close faces) for faces `analyze` found,
+   * their boxes in fractions of `picture` (raw RGB, 3 bytes a pixel); null where the model sees no face in a box.
+   * Only models that describe faces have it.
+   */
+  describeFaces?(picture: FacePixels, boxes: VisionFace['box'][], opts: CallOptions): Promise<(Float32Array | null)[]>;
   /** Loads what the first call would load (a model, a library), so that call does not wait for it. */
   warm?(): Promise<void>;
 }

@@ -108,6 +108,8 @@ export const InstructionsSchema = z.strictObject({
       labels: z.array(z.string().min(1).max(64)).max(50).optional(),
     })
     .optional(),
+  /** false: the picture's faces are counted and boxed, but not described, kept or placed in people. */
+  faces: z.boolean().optional(),
   /**
    * Text read from pixels (scanned PDF pages, text in pictures): `false` reads none; `true` also reads pictures a
    * vision provider has described; `{ languages }` reads in these languages instead of OCR_LANGUAGES.

@@ -34,6 +34,7 @@ export const analyzeImage: StepFn = async (input, deps, ctx) => {
   let picture: Buffer;
   let original: { width: number; height: number };
   let detail: { data: Buffer; width: number; height: number } | undefined;
+  let uprightPixels: { data: Buffer; width: number; height: number } | undefined;
   let size: { width: number; height: number };
   let small: { data: Buffer; info: { width: number; height: number; channels: Channels } };
   let forOcr: { check: Buffer; full: () => Promise<Buffer> } | null = null;
@@ -50,6 +51,8 @@ export const analyzeImage: StepFn = async (input, deps, ctx) => {
       .toBuffer({ resolveWithObject: true });
     const raw = { raw: { width: upright.info.width, height: upright.info.height, channels: upright.info.channels } };
     if (detailSize > 0) detail = await detailOf(upright, raw, detailSize);
+    if (upright.info.channels === 3)
+      uprightPixels = { data: upright.data, width: upright.info.width, height: upright.info.height };
     const model = sharp(upright.data, raw).resize(MODEL_SIZE, MODEL_SIZE, { fit: 'inside', withoutEnlargement: true });
     const shown = await model.clone().raw().toBuffer({ resolveWithObject: true });
     size = { width: shown.info.width, height: shown.info.height };
@@ -98,6 +101,8 @@ export const analyzeImage: StepFn = async (input, deps, ctx) => {
   const seen = await vision.analyze({ image: picture, mime: 'image/jpeg', ...size, detail }, { signal: ctx.signal });
   const faces = seen.faces?.map((f) => inPixels(f, original));
   await recordAiUse(deps, input, 'analyzeImage', 'vision', seen);
+  if (seen.faces && uprightPixels && facesWanted(input, deps))
+    await recordFaces(input, deps, ctx, uprightPixels, seen.faces, faces ?? []);
   const analysis: Analysis = {
     provider: seen.provider,
     model: seen.model,
@@ -130,6 +135,65 @@ async function detailOf(
     .raw()
     .toBuffer({ resolveWithObject: true });
   return { data, width: info.width, height: info.height };
+}
+
+/** Whether the picture's faces are described, kept and placed in people: FACES=on, and the job did not say no. */
+function facesWanted(input: StepInput, deps: Deps): boolean {
+  return deps.config.ai.faces && input.instructions?.faces !== false && !!deps.jobs.people;
+}
+
+/** Longer side of a face's crop artifact, at most (never enlarged). */
+const CROP_SIDE = 256;
+
+/**
+ * Each face's descriptor (from the vision model, when it describes faces) and its crop (`face-<n>.jpg`, n its place
+ * in `analysis.faces`), then the faces recorded and placed in people in one store transaction. The crops are written
+ * on every run and the faces once: a run killed after recording and run again leaves the same faces and crops.
+ */
+async function recordFaces(
+  input: StepInput,
+  deps: Deps,
+  ctx: StepContext,
+  picture: { data: Buffer; width: number; height: number },
+  found: Face[],
+  boxes: Face[],
+): Promise<void> {
+  const vision = deps.ai.vision;
+  const descriptors = vision?.describeFaces
+    ? await vision.describeFaces(
+        picture,
+        found.map((f) => f.box),
+        { signal: ctx.signal },
+      )
+    : found.map(() => null);
+  const raw = { raw: { width: picture.width, height: picture.height, channels: 3 as const } };
+  const faces = [];
+  for (const [i, face] of found.entries()) {
+    ctx.signal.throwIfAborted();
+    const { x, y, width, height } = face.box;
+    const left = Math.min(picture.width - 1, Math.floor(x * picture.width));
+    const top = Math.min(picture.height - 1, Math.floor(y * picture.height));
+    const region = {
+      left,
+      top,
+      width: Math.max(1, Math.min(picture.width - left, Math.round(width * picture.width))),
+      height: Math.max(1, Math.min(picture.height - top, Math.round(height * picture.height))),
+    };
+    let jpeg: Buffer;
+    try {
+      jpeg = await sharp(picture.data, raw)
+        .extract(region)
+        .resize(CROP_SIDE, CROP_SIDE, { fit: 'inside', withoutEnlargement: true })
+        .jpeg({ quality: 85 })
+        .toBuffer();
+    } catch (err) {
+      throw imageError(err);
+    }
+    const crop = `face-${i}.jpg`;
+    await deps.artifacts.write(input.jobId, crop, jpeg);
+    faces.push({ index: i, box: boxes[i]!.box, score: face.score, descriptor: descriptors[i] ?? null, crop });
+  }
+  if (faces.length > 0) await deps.jobs.people?.recordFaces(input.jobId, faces);
 }
 
 /** A face whose box is in fractions of the picture, in pixels of the upright original. */

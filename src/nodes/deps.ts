@@ -7,6 +7,7 @@ import { createAiModels, type AiCapability, type AiModels, type AiResultBase, ty
 import { ArtifactStore } from '../lib/artifacts.js';
 import type { Instructions } from '../lib/instructions.js';
 import type { Logger } from '../lib/log.js';
+import type { NewFace } from '../lib/people.js';
 import { OcrReaders } from '../lib/ocr.js';
 import { resolveToolPaths, type ToolPaths } from '../lib/tools.js';
 import type {
@@ -47,6 +48,16 @@ export interface JobSink {
   stepProgress?(jobId: string, step: AnyStepName, percent: number): Promise<void>;
   /** What one model call cost: read by /metrics (tokens by provider and model, request time). */
   aiUsed(use: AiUse): Promise<void>;
+  /** Where a picture's faces are recorded and placed in people (the job store's people store); absent: nowhere. */
+  people?: FaceSink;
+}
+
+export interface FaceSink {
+  /**
+   * Records a job's faces and places them in its owner's people, once: false (nothing written) when the job already
+   * has faces or no longer exists.
+   */
+  recordFaces(jobId: string, faces: NewFace[]): Promise<boolean>;
 }
 
 export interface AiUse {

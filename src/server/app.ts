@@ -22,6 +22,7 @@ import { clientErrorHandler, requestGuards, wasCut } from './request-guards.js';
 import { artifactRoutes } from './routes/artifacts.js';
 import { eventRoutes } from './routes/events.js';
 import { jobRoutes } from './routes/jobs.js';
+import { peopleRoutes } from './routes/people.js';
 import { systemRoutes } from './routes/system.js';
 import { uiRoutes } from './routes/ui.js';
 import { UploadStore } from './uploads.js';
@@ -158,6 +159,7 @@ export async function buildApp(parts: ApiParts) {
   await typed.register(jobRoutes(parts, jobs, uploads));
   await typed.register(artifactRoutes(parts, jobs, uploads));
   await typed.register(eventRoutes(parts, jobs));
+  await typed.register(peopleRoutes(parts));
   await typed.register(systemRoutes(parts));
   await app.register(uiRoutes(parts));
   return app;

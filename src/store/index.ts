@@ -13,6 +13,7 @@ import type { Db } from './sqlite/sqlite-job-store.js';
 
 export * from './job-store.js';
 export type { RelatedDuplicate } from './duplicates.js';
+export * from './people-store.js';
 
 export interface Stores {
   store: JobStore;

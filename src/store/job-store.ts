@@ -15,6 +15,7 @@ import { totalUsage, warningsOf } from '../lib/job-document.js';
 import { MAX_SEARCH_DEPTH, type SearchText, type SnippetPart } from '../lib/search.js';
 import type { FinishedJob, JobSink } from '../nodes/index.js';
 import type { RelatedDuplicate } from './duplicates.js';
+import type { PeopleStore } from './people-store.js';
 import {
   TERMINAL_STATUSES,
   type JobDocument,
@@ -30,6 +31,8 @@ import {
 } from '../lib/types.js';
 
 export interface JobStore extends JobSink {
+  /** Faces and the people they form, in the same database. */
+  readonly people: PeopleStore;
   /**
    * The job's document, creating it as `queued` the first time its id is seen (a repeated id is the same job).
    * `requestHash`: the fingerprint of the HTTP request that creates it under an Idempotency-Key, written with the new
@@ -93,7 +96,7 @@ export interface JobStore extends JobSink {
    * same sha256 shares under DUPLICATES=skip.
    */
   exactDuplicateOf(user: JobInput['user'], sha256: string, exceptId: string): Promise<JobDocument | null>;
-  /** Removes the job, its step runs, its events and its duplicate registration; false when there was no such job. (Checkpoints and files are the caller's.) */
+  /** Removes the job, its step runs, its events, its duplicate registration and its faces (and people left without any); false when there was no such job. (Checkpoints and files are the caller's.) */
   delete(id: string): Promise<boolean>;
   countByStatus(): Promise<Record<string, number>>;
   countFailuresByCode(): Promise<Record<string, number>>;

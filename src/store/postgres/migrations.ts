@@ -123,6 +123,31 @@ const MIGRATIONS: string[] = [
   CREATE INDEX IF NOT EXISTS job_hashes_p3 ON job_hashes (owner, p3) INCLUDE (p0, p1, p2, seq);
   CREATE INDEX IF NOT EXISTS job_hashes_listed ON job_hashes (job_id) WHERE listed > 0;
   `,
+  // 4: faces and people (store/people-store.ts), per owner (`user_id`, '' for jobs without one): a job's faces are
+  // keyed by job id and face index, so they are written once; descriptors are little-endian float32 bytes.
+  `
+  CREATE TABLE IF NOT EXISTS people (
+    id SERIAL PRIMARY KEY,
+    owner TEXT NOT NULL,
+    name TEXT,
+    created_at TEXT NOT NULL
+  );
+  CREATE INDEX IF NOT EXISTS people_owner ON people (owner);
+  CREATE TABLE IF NOT EXISTS faces (
+    job_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    owner TEXT NOT NULL,
+    person_id INTEGER,
+    score DOUBLE PRECISION NOT NULL,
+    box JSON NOT NULL,
+    crop TEXT NOT NULL,
+    descriptor BYTEA,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (job_id, idx)
+  );
+  CREATE INDEX IF NOT EXISTS faces_owner ON faces (owner, person_id);
+  CREATE INDEX IF NOT EXISTS faces_person ON faces (person_id);
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

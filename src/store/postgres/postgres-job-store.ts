@@ -82,6 +82,7 @@ import {
 } from '../job-store.js';
 import { DEFAULT_SEARCH_LIMITS, SearchGate, type SearchLimits } from '../search-gate.js';
 import { migrate } from './migrations.js';
+import { deleteJobFacesIn, PostgresPeopleStore } from './postgres-people-store.js';
 import { isConnectionLoss, retryOnConnectionLoss } from './retry.js';
 
 type Queryable = pg.Pool | pg.PoolClient;
@@ -148,6 +149,7 @@ export class PostgresJobStore implements JobStore {
    */
   private searchPool: pg.Pool | null = null;
   private readonly searchGate: SearchGate;
+  readonly people: PostgresPeopleStore;
 
   private constructor(
     private readonly pool: pg.Pool,
@@ -156,6 +158,7 @@ export class PostgresJobStore implements JobStore {
     private readonly searchLimits: SearchLimits,
   ) {
     this.searchGate = new SearchGate(searchLimits);
+    this.people = new PostgresPeopleStore(pool, (work) => this.transaction(work));
   }
 
   /** Connects, creates the schema if asked, and applies the migrations the database lacks. */
@@ -519,7 +522,10 @@ export class PostgresJobStore implements JobStore {
       await c.query('DELETE FROM job_events WHERE job_id = $1', [id]);
       await c.query('DELETE FROM job_search WHERE job_id = $1', [id]);
       await c.query('DELETE FROM job_hashes WHERE job_id = $1', [id]);
-      return ((await c.query('DELETE FROM jobs WHERE id = $1', [id])).rowCount ?? 0) > 0;
+      // The job's row first: a recordFaces holding it (FOR SHARE) commits before this goes on and sees its faces.
+      const deleted = ((await c.query('DELETE FROM jobs WHERE id = $1', [id])).rowCount ?? 0) > 0;
+      await deleteJobFacesIn(c, id);
+      return deleted;
     });
   }
 

@@ -110,6 +110,33 @@ const MIGRATIONS: ((db: Db) => void)[] = [
       CREATE INDEX IF NOT EXISTS job_hashes_p2 ON job_hashes (owner, p2, p0, p1, p3);
       CREATE INDEX IF NOT EXISTS job_hashes_p3 ON job_hashes (owner, p3, p0, p1, p2);
       CREATE INDEX IF NOT EXISTS job_hashes_listed ON job_hashes (job_id) WHERE listed > 0;
+      `);
+  },
+  // 4: faces and people (store/people-store.ts), per owner (`user_id`, '' for jobs without one): a job's faces are
+  // keyed by job id and face index, so they are written once; descriptors are little-endian float32 bytes.
+  (db) => {
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS people (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        owner TEXT NOT NULL,
+        name TEXT,
+        created_at TEXT NOT NULL
+      );
+      CREATE INDEX IF NOT EXISTS people_owner ON people (owner);
+      CREATE TABLE IF NOT EXISTS faces (
+        job_id TEXT NOT NULL,
+        idx INTEGER NOT NULL,
+        owner TEXT NOT NULL,
+        person_id INTEGER,
+        score REAL NOT NULL,
+        box TEXT NOT NULL,
+        crop TEXT NOT NULL,
+        descriptor BLOB,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (job_id, idx)
+      );
+      CREATE INDEX IF NOT EXISTS faces_owner ON faces (owner, person_id);
+      CREATE INDEX IF NOT EXISTS faces_person ON faces (person_id);
     `);
   },
 ];

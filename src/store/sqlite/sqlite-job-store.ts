@@ -67,6 +67,7 @@ import {
 import { hashParts } from '../../lib/hamming.js';
 import { DEFAULT_SEARCH_LIMITS, type SearchLimits } from '../search-gate.js';
 import { migrate } from './migrations.js';
+import { deleteJobFacesNow, SqlitePeopleStore } from './sqlite-people-store.js';
 import { SearchThreads } from './search-threads.js';
 
 export type Db = Database.Database;
@@ -90,12 +91,15 @@ export class SqliteJobStore implements JobStore {
   /** Searches run in threads with connections of their own to the same file. */
   private readonly searches: SearchThreads;
 
+  readonly people: SqlitePeopleStore;
+
   /** The store owns `db`, a database file (a checkpointer may share it): close() closes it. */
   constructor(
     private readonly db: Db,
     searchLimits: SearchLimits = DEFAULT_SEARCH_LIMITS,
   ) {
     migrate(db);
+    this.people = new SqlitePeopleStore(db);
     this.searches = new SearchThreads(db.name, searchLimits);
   }
 
@@ -386,6 +390,7 @@ export class SqliteJobStore implements JobStore {
           this.sql('DELETE FROM job_events WHERE job_id = ?').run(id);
           this.unindexNow(id);
           this.sql('DELETE FROM job_hashes WHERE job_id = ?').run(id);
+          deleteJobFacesNow(this.db, id);
           return this.sql('DELETE FROM jobs WHERE id = ?').run(id).changes > 0;
         })
         .immediate(),
