@@ -17,6 +17,7 @@ import {
   TEST_REDIS_URL,
   TestState,
   uniquePrefix,
+  waitFor,
 } from './helpers.js';
 
 const prefix = uniquePrefix('run-lock');
@@ -61,6 +62,10 @@ test('a job another orchestrator is running waits for its lock; no step of it ru
   const [held] = await finishedJobs(state, ['held'], 120_000);
   expect(held?.status).toBe('completed');
   expect((await stepRuns(state, 'held')).filter((r) => r.step === 'validate')).toHaveLength(1);
-  // Every run let its lock go.
-  expect(await redis.exists(runLockKey(prefix, 'held'), runLockKey(prefix, 'free'))).toBe(0);
+  // Every run lets its lock go once it has ended (the job is recorded first, so the release follows it shortly).
+  await waitFor(
+    'both run locks released',
+    async () => (await redis.exists(runLockKey(prefix, 'held'), runLockKey(prefix, 'free'))) === 0,
+    10_000,
+  );
 });
