@@ -10,7 +10,8 @@ import { JobRunner } from './graph/runner.js';
 import { loadWorkflow, type Workflow } from './graph/workflow.js';
 import { createLogger, type Logger } from './lib/log.js';
 import { describeError } from './lib/errors.js';
-import { createDeps, indexFullText, pluginStepFns, type Deps, type FinishedJob } from './nodes/index.js';
+import { createDeps, indexFullText, pluginStepFns, type Deps } from './nodes/index.js';
+import type { FinishedJob } from './lib/types.js';
 import { StepPool, threadExecute } from './queue/step-pool.js';
 import { openStores, type JobStore } from './store/index.js';
 

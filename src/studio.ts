@@ -9,7 +9,8 @@ import { inlineDispatcher } from './graph/dispatcher.js';
 import { JobIdConflict, sourceConflict } from './graph/runner.js';
 import { loadWorkflow } from './graph/workflow.js';
 import { effectiveInstructions } from './lib/instructions.js';
-import type { FinishedJob, JobSink } from './nodes/index.js';
+import type { FinishedJob } from './lib/types.js';
+import type { JobSink } from './nodes/index.js';
 import { createRuntime, type Runtime } from './runtime.js';
 
 let config: Config | null = null;

@@ -12,8 +12,8 @@ import { loadConfig } from '../src/config.js';
 import { StepFailure, type Dispatcher } from '../src/graph/dispatcher.js';
 import { compileGraph } from '../src/graph/graph.js';
 import { createLogger } from '../src/lib/log.js';
-import type { AnyStepName, FileType } from '../src/lib/types.js';
-import type { FinishedJob, JobSink, StepOutcome } from '../src/nodes/index.js';
+import type { AnyStepName, FileType, FinishedJob } from '../src/lib/types.js';
+import type { JobSink, StepOutcome } from '../src/nodes/index.js';
 import { createRuntime } from '../src/runtime.js';
 import { CORPUS, tempDir } from './helpers.js';
 

@@ -1,5 +1,5 @@
 /**
- * The job operations behind the routes and the command line (src/queue/job-service.ts), through the routes in
+ * The job operations behind the routes and the command line (src/service/job-service.ts), through the routes in
  * process (`app.inject`, one app on a store and queue prefix of its own per test) and through the command line's
  * `retry` and `delete` on the same store and Redis. Jobs are put in the state each test needs through the store: no
  * test reads what another made.

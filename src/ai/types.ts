@@ -8,15 +8,13 @@
 import type { AiCapability } from '../config.js';
 import type { Face, Usage } from '../lib/types.js';
 
-/** Tokens and time spent by the calls behind one result: the job document's `usage`. */
-export type AiUsage = Usage;
 export type { AiCapability };
 
 export interface AiResultBase {
   /** `openai` (any OpenAI-compatible server), `human` (the offline detector), `pocketsphinx`, `local-extractive`… */
   provider: string;
   model: string;
-  usage: AiUsage;
+  usage: Usage;
 }
 
 export interface CallOptions {
@@ -160,6 +158,6 @@ export interface AiModels {
   unavailable: Partial<Record<AiCapability, string>>;
 }
 
-export function emptyUsage(): AiUsage {
+export function emptyUsage(): Usage {
   return { inputTokens: 0, outputTokens: 0, totalTokens: 0, calls: 0, latencyMs: 0 };
 }

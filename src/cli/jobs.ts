@@ -81,7 +81,7 @@ export async function jobCommand(
 ): Promise<{ ok: boolean; message: string }> {
   const [{ JobService, JobServiceError }, { createProducer }, { createRedis }, { openStores }, { ArtifactStore }] =
     await Promise.all([
-      import('../queue/job-service.js'),
+      import('../service/job-service.js'),
       import('../queue/producer.js'),
       import('../queue/connection.js'),
       import('../store/index.js'),

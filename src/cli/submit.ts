@@ -11,7 +11,7 @@ import { Job, QueueEvents, type Queue } from 'bullmq';
 import { ulid } from 'ulid';
 import type { Config } from '../config.js';
 import type { Instructions } from '../lib/instructions.js';
-import { insideRoots } from '../queue/job-service.js';
+import { insideRoots } from '../service/job-service.js';
 import { JobIdConflict, sourceConflict } from '../graph/runner.js';
 import { newJobDocument } from '../lib/job-document.js';
 import type { JobDocument, JobInput } from '../lib/types.js';

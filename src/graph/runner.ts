@@ -8,9 +8,9 @@ import { Command, INTERRUPT, isInterrupted, type BaseCheckpointSaver } from '@la
 import { effectiveInstructions, UnknownProfile, type Profiles } from '../lib/instructions.js';
 import { sha256File } from '../lib/files.js';
 import { isTransient } from '../lib/transient.js';
-import type { FinishedJob } from '../nodes/index.js';
 import {
   TERMINAL_STATUSES,
+  type FinishedJob,
   type JobDocument,
   type JobError,
   type JobInput,

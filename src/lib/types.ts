@@ -88,6 +88,8 @@ export const PLUGIN_ERROR_CODE = /^[A-Z][A-Z0-9_]{1,47}$/;
 
 /** The JOB_CREATED message data and the graph's input. */
 /** What a producer asks of a job: the one input schema's type (lib/job-input.ts). */
+import type { JobInput } from './job-input.js';
+
 export type { JobInput } from './job-input.js';
 
 /**
@@ -405,6 +407,21 @@ export const WARNING_CODES = ['TRUNCATED'] as const;
 export interface JobWarning {
   code: (typeof WARNING_CODES)[number];
   message: string;
+}
+
+/** What finalize hands to the job store. */
+export interface FinishedJob {
+  jobId: string;
+  status: JobStatus;
+  fileType: FileType | null;
+  file: JobInput['file'];
+  fileInfo: FileInfo | null;
+  user: JobInput['user'];
+  steps: StepRecords;
+  results: Results;
+  error: JobError | null;
+  /** DUPLICATES=skip: the earlier job with the same bytes whose results this one shares. */
+  duplicateOf?: string;
 }
 
 export interface JobDocument {

@@ -3,7 +3,7 @@
  * Nodes import nothing that opens a connection or reads the environment.
  */
 import type { Config } from '../config.js';
-import { createAiModels, type AiCapability, type AiModels, type AiResultBase, type AiUsage } from '../ai/index.js';
+import { createAiModels, type AiCapability, type AiModels, type AiResultBase } from '../ai/index.js';
 import { ArtifactStore } from '../lib/artifacts.js';
 import type { Instructions } from '../lib/instructions.js';
 import type { Logger } from '../lib/log.js';
@@ -13,30 +13,14 @@ import { resolveToolPaths, type ToolPaths } from '../lib/tools.js';
 import type {
   FileInfo,
   FileType,
-  JobError,
+  FinishedJob,
   JobInput,
-  JobStatus,
   Results,
   AnyStepName,
   StepName,
-  StepRecords,
   StepStatus,
+  Usage,
 } from '../lib/types.js';
-
-/** What finalize hands to the job store. */
-export interface FinishedJob {
-  jobId: string;
-  status: JobStatus;
-  fileType: FileType | null;
-  file: JobInput['file'];
-  fileInfo: FileInfo | null;
-  user: JobInput['user'];
-  steps: StepRecords;
-  results: Results;
-  error: JobError | null;
-  /** DUPLICATES=skip: the earlier job with the same bytes whose results this one shares. */
-  duplicateOf?: string;
-}
 
 /** Where steps leave their trace; implemented by the job store. */
 export interface JobSink {
@@ -66,7 +50,7 @@ export interface AiUse {
   capability: 'vision' | 'speech' | 'text';
   provider: string;
   model: string;
-  usage: AiUsage;
+  usage: Usage;
 }
 
 export interface Deps {

@@ -5,8 +5,8 @@
 import type { ArtifactStore } from '../lib/artifacts.js';
 import { displayName, MAX_INDEXED_CHARS, searchTextOf, type SearchText } from '../lib/search.js';
 import { warningsOf } from '../lib/job-document.js';
-import type { JobError, JobStatus, Results, StepRecords } from '../lib/types.js';
-import type { FinishedJob, JobSink } from './deps.js';
+import type { FinishedJob, JobError, JobStatus, Results, StepRecords } from '../lib/types.js';
+import type { JobSink } from './deps.js';
 import { TEXT_ARTIFACT } from './extract-text.js';
 import { TRANSCRIPT_ARTIFACT } from './transcribe.js';
 

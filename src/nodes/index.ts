@@ -20,17 +20,7 @@ import { transcribe } from './transcribe.js';
 import { validate } from './validate.js';
 import { waveform } from './waveform.js';
 
-export type {
-  Deps,
-  StepInput,
-  StepOutcome,
-  StepFn,
-  JobSink,
-  FaceSink,
-  FinishedJob,
-  StepContext,
-  AiUse,
-} from './deps.js';
+export type { Deps, StepInput, StepOutcome, StepFn, JobSink, FaceSink, StepContext, AiUse } from './deps.js';
 export { createDeps } from './deps.js';
 export { pluginStepFn, pluginStepFns } from './plugin-step.js';
 export { finalize, indexFullText } from './finalize.js';

@@ -16,7 +16,7 @@ import {
   validatorCompiler,
   type ZodTypeProvider,
 } from 'fastify-type-provider-zod';
-import { JobService, JobServiceError, type JobServiceErrorCode } from '../queue/job-service.js';
+import { JobService, JobServiceError, type JobServiceErrorCode } from '../service/job-service.js';
 import { body, HttpError, type ApiParts } from './http.js';
 import { clientErrorHandler, requestGuards, wasCut } from './request-guards.js';
 import { artifactRoutes } from './routes/artifacts.js';

@@ -5,7 +5,6 @@
  * saveFinished looks the job up in the same transaction that stores it and lists what it found in the document's
  * `results.duplicates`: a pair of duplicates is listed by whichever of the two finished second.
  */
-import type { FinishedJob } from '../nodes/index.js';
 import {
   hammingDistance,
   hashParts,
@@ -15,7 +14,7 @@ import {
   popcount16,
   type PerceptualHash,
 } from '../lib/hamming.js';
-import type { Duplicate, JobDocument } from '../lib/types.js';
+import type { Duplicate, FinishedJob, JobDocument } from '../lib/types.js';
 
 /**
  * The largest dHash distance of a near duplicate. Chosen on the calibration set (npm run eval:duplicates,

@@ -13,11 +13,12 @@
  */
 import { totalUsage, warningsOf } from '../lib/job-document.js';
 import { MAX_SEARCH_DEPTH, type SearchText, type SnippetPart } from '../lib/search.js';
-import type { FinishedJob, JobSink } from '../nodes/index.js';
+import type { JobSink } from '../nodes/index.js';
 import type { RelatedDuplicate } from './duplicates.js';
 import type { PeopleStore } from './people-store.js';
 import {
   TERMINAL_STATUSES,
+  type FinishedJob,
   type JobDocument,
   type JobError,
   type JobInput,

@@ -10,7 +10,7 @@ import { z } from 'zod';
 import { MediaError } from '../../lib/errors.js';
 import type { Logger } from '../../lib/log.js';
 import { safeText } from '../../lib/text.js';
-import type { AiUsage } from '../types.js';
+import type { Usage } from '../../lib/types.js';
 
 export const PROVIDER = 'openai';
 /**
@@ -42,7 +42,7 @@ export async function structuredCall<S extends z.ZodType<Record<string, unknown>
   runName: string,
   ctx: ProviderContext,
   signal: AbortSignal,
-  usage: AiUsage,
+  usage: Usage,
 ): Promise<z.infer<S>> {
   return callProvider(ctx, signal, usage, async (attemptSignal) => {
     const { raw, parsed } = await runnable.invoke(messages, {
@@ -151,7 +151,7 @@ function providerFailure(err: unknown, ctx: ProviderContext): ProviderFailure {
 export async function callProvider<T>(
   ctx: ProviderContext,
   signal: AbortSignal,
-  usage: AiUsage,
+  usage: Usage,
   attempt: (signal: AbortSignal) => Promise<T>,
 ): Promise<T> {
   let transientRetries = 0;
@@ -298,7 +298,7 @@ function tokenCount(v: unknown): number {
   return typeof v === 'number' && Number.isFinite(v) && v > 0 ? Math.round(v) : 0;
 }
 
-export function addTokens(usage: AiUsage, input: unknown, output: unknown, total: unknown): void {
+export function addTokens(usage: Usage, input: unknown, output: unknown, total: unknown): void {
   const i = tokenCount(input);
   const o = tokenCount(output);
   usage.inputTokens += i;

@@ -9,11 +9,11 @@ import type OpenAI from 'openai';
 import { toFile } from 'openai';
 import { MediaError } from '../../lib/errors.js';
 import { safeText } from '../../lib/text.js';
+import type { Usage } from '../../lib/types.js';
 import { runTool, ToolError } from '../../lib/tools.js';
 import { mapLimit, mergeChunkTranscripts, planAudioWindows, type ChunkTranscript } from '../chunking.js';
 import {
   emptyUsage,
-  type AiUsage,
   type CallOptions,
   type SpeechInput,
   type SpeechModel,
@@ -131,7 +131,7 @@ async function transcribeChunk(
   language: string | null,
   signal: AbortSignal,
   deps: SpeechDeps,
-  usage: AiUsage,
+  usage: Usage,
 ): Promise<ChunkAnswer> {
   const res: unknown = await callProvider(deps.ctx, signal, usage, async (attemptSignal) =>
     deps.client.audio.transcriptions.create(
@@ -151,7 +151,7 @@ async function transcribeChunk(
 }
 
 /** The server's answer, untrusted: verbose_json with segments, plain `{ text }`, or a bare string. */
-function readTranscription(res: unknown, window: ChunkTranscript['window'], usage: AiUsage): ChunkAnswer {
+function readTranscription(res: unknown, window: ChunkTranscript['window'], usage: Usage): ChunkAnswer {
   const body = (typeof res === 'string' ? { text: res } : (res ?? {})) as Record<string, unknown>;
   const text =
     typeof body.text === 'string'

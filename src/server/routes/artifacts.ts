@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { isInside } from '../../lib/files.js';
-import type { JobService } from '../../queue/job-service.js';
+import type { JobService } from '../../service/job-service.js';
 import { HttpError, type ApiParts } from '../http.js';
 import { sendFileRange } from '../ranges.js';
 import { ArtifactParams, ErrorBody, JobIdParams } from '../schemas.js';

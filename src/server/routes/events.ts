@@ -2,7 +2,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { TERMINAL_STATUSES, type JobDocument } from '../../lib/types.js';
-import type { JobService } from '../../queue/job-service.js';
+import type { JobService } from '../../service/job-service.js';
 import { JobEventWaiters, type Armed } from '../event-waiters.js';
 import { HttpError, type ApiParts } from '../http.js';
 import { ErrorBody, JobIdParams } from '../schemas.js';

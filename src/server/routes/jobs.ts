@@ -9,7 +9,7 @@ import { effectiveInstructions, UnknownProfile } from '../../lib/instructions.js
 import { JobRequestSchema, requestFromFields, requestProblem, type JobRequest } from '../../lib/job-input.js';
 import { retryRefusal } from '../../lib/job-document.js';
 import type { JobDocument, JobInput } from '../../lib/types.js';
-import { insideRoots, type JobService } from '../../queue/job-service.js';
+import { insideRoots, type JobService } from '../../service/job-service.js';
 import { InvalidCursor } from '../../store/index.js';
 import { type ApiParts, hasToken, HttpError, requireToken } from '../http.js';
 import {

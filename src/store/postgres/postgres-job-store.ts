@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { hashParts } from '../../lib/hamming.js';
-import type { Duplicate } from '../../lib/types.js';
+import type { Duplicate, FinishedJob } from '../../lib/types.js';
 import {
   duplicatesAmong,
   duplicatesFilter,
@@ -36,7 +36,7 @@ import {
   tsQuery,
   type SearchText,
 } from '../../lib/search.js';
-import type { AiUse, FinishedJob } from '../../nodes/index.js';
+import type { AiUse } from '../../nodes/index.js';
 import type {
   JobDocument,
   JobError,

@@ -8,8 +8,9 @@
 import Database from 'better-sqlite3';
 import { newJobDocument } from '../../lib/job-document.js';
 import { displayName, MAX_SEARCH_PAGE, queryWords, searchTextOf, type SearchText } from '../../lib/search.js';
-import type { AiUse, FinishedJob } from '../../nodes/index.js';
+import type { AiUse } from '../../nodes/index.js';
 import type {
+  FinishedJob,
   JobDocument,
   JobError,
   JobInput,

@@ -28,8 +28,8 @@ import {
   type RelatedDuplicate,
   type SearchPage,
 } from '../store/index.js';
-import { clearCancel, requestCancel } from './cancel.js';
-import type { Producer } from './producer.js';
+import { clearCancel, requestCancel } from '../queue/cancel.js';
+import type { Producer } from '../queue/producer.js';
 
 export type JobServiceErrorCode = 'NOT_FOUND' | 'CONFLICT' | 'INVALID_INPUT' | 'UNAVAILABLE' | 'TIMEOUT';
 
