@@ -5,7 +5,7 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { TERMINAL_STATUSES, type JobStatus } from '../lib/types.js';
-import type { JobStore } from '../store/index.js';
+import type { JobDocuments } from '../store/index.js';
 import { parseJobCreated } from './messages.js';
 import { enqueueJob } from './producer.js';
 import { hasLiveRun } from './sweeper.js';
@@ -59,7 +59,7 @@ export interface CancelResult {
  * cancelled), or running (the cancel key and message reach its orchestrator and workers).
  */
 export async function requestCancel(
-  parts: { store: JobStore; queue: Queue; redis: Redis; prefix: string },
+  parts: { store: JobDocuments; queue: Queue; redis: Redis; prefix: string },
   id: string,
 ): Promise<CancelResult> {
   const { store, queue, redis, prefix } = parts;
@@ -109,7 +109,7 @@ export async function requestCancel(
  * for an earlier cancellation (of a review before a retry) is kept a week, and a second one under the same id would
  * be dropped.
  */
-async function queueCancelRun(store: JobStore, queue: Queue, id: string): Promise<void> {
+async function queueCancelRun(store: JobDocuments, queue: Queue, id: string): Promise<void> {
   const input = await store.getInput(id);
   if (input)
     await enqueueJob(queue, input, `cancel${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`);

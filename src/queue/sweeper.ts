@@ -14,7 +14,7 @@ import type { Config } from '../config.js';
 import type { JobRunner } from '../graph/runner.js';
 import type { Logger } from '../lib/log.js';
 import type { JobDocument, JobError } from '../lib/types.js';
-import type { JobStore, UnsettledCursor } from '../store/index.js';
+import type { JobDocuments, UnsettledCursor } from '../store/index.js';
 import { resumesKey, stoppedKey, sweepLockKey } from './names.js';
 import { enqueueJob } from './producer.js';
 import { decodeFailure } from './queued-dispatcher.js';
@@ -27,7 +27,7 @@ const PAGE = 200;
 
 export interface SweepParts {
   config: Pick<Config, 'queuePrefix' | 'reviewTimeout' | 'sweepIntervalMs'>;
-  store: JobStore;
+  store: JobDocuments;
   runner: Pick<JobRunner, 'fail'>;
   /** The jobs queue. */
   queue: Queue;
@@ -62,7 +62,7 @@ async function liveOwners(queue: Queue): Promise<Set<string>> {
 }
 
 /** Every unsettled job changed before `changedBefore`, least recently changed first, page after page. */
-async function* unsettled(store: JobStore, changedBefore: number): AsyncGenerator<JobDocument> {
+async function* unsettled(store: JobDocuments, changedBefore: number): AsyncGenerator<JobDocument> {
   let after: UnsettledCursor | undefined;
   for (;;) {
     const page = await store.unsettled(new Date(changedBefore).toISOString(), PAGE, after);

@@ -14,7 +14,7 @@ import type { Config } from '../config.js';
 import type { Logger } from '../lib/log.js';
 import type { WebhookDelivery } from '../lib/types.js';
 import { ForbiddenAddressError, postTo } from '../lib/outbound.js';
-import type { JobStore } from '../store/index.js';
+import type { JobDocuments } from '../store/index.js';
 import { bullConnection } from './connection.js';
 import { ReceiverHosts, type HostOutcome } from './receiver-hosts.js';
 
@@ -75,7 +75,7 @@ export interface Webhooks {
   close(): Promise<void>;
 }
 
-export async function startWebhooks(config: Config, redisUrl: string, store: JobStore, log: Logger): Promise<Webhooks> {
+export async function startWebhooks(config: Config, redisUrl: string, store: JobDocuments, log: Logger): Promise<Webhooks> {
   const secret = webhookSecret(config);
   const queue = new Queue(WEBHOOKS_QUEUE, {
     connection: bullConnection(redisUrl, 'worker'),

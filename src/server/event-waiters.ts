@@ -4,7 +4,7 @@
  * Streams still re-read now and then, so a missed notification delays an event, never loses it.
  */
 import type { Logger } from '../lib/log.js';
-import type { JobStore } from '../store/index.js';
+import type { JobEventFeed } from '../store/index.js';
 
 /** How long a stream waits when the store cannot be watched (it then polls). */
 const POLL_MS = 250;
@@ -26,7 +26,7 @@ export class JobEventWaiters {
   private closed = false;
 
   constructor(
-    private readonly store: JobStore,
+    private readonly store: JobEventFeed,
     private readonly log: Logger,
   ) {}
 

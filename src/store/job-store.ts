@@ -31,9 +31,22 @@ import {
   type WebhookDelivery,
 } from '../lib/types.js';
 
-export interface JobStore extends JobSink {
+/**
+ * The job store, in the parts its users need: a caller takes the narrowest part that serves it (a webhook sender
+ * needs documents, an SSE stream events, /metrics the counts), and each backend implements them all in one class.
+ */
+export interface JobStore extends JobSink, JobDocuments, JobEventFeed, StepRunLog, JobQueries, JobMetrics {
   /** Faces and the people they form, in the same database. */
   readonly people: PeopleStore;
+  /** A running step's progress (0-100) in its record; nothing when the step is not running. */
+  stepProgress(jobId: string, step: AnyStepName, percent: number): Promise<void>;
+  /** Resolves when the database answers a query (readiness). */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Job documents: created once, changed by read-modify-write with their events (see the atomicity notes above). */
+export interface JobDocuments {
   /**
    * The job's document, creating it as `queued` the first time its id is seen (a repeated id is the same job).
    * `requestHash`: the fingerprint of the HTTP request that creates it under an Idempotency-Key, written with the new
@@ -50,8 +63,8 @@ export interface JobStore extends JobSink {
   decideReview(id: string, decision: ReviewDecision): Promise<boolean>;
   /** A step's record changed; a late `running` never moves a settled step backwards. */
   stepChanged(jobId: string, step: AnyStepName, record: StepRecord): Promise<void>;
-  /** A running step's progress (0-100) in its record; nothing when the step is not running. */
-  stepProgress(jobId: string, step: AnyStepName, percent: number): Promise<void>;
+  /** The finished job recorded, with its duplicates, search text and faces, in one transaction. */
+  saveFinished(job: FinishedJob): Promise<void>;
   /** Ends a job that never reached its graph (rejected at intake, cancelled while queued) with `error`. */
   endBeforeStart(input: JobInput, status: 'failed' | 'cancelled', error: JobError): Promise<JobDocument>;
   /**
@@ -64,18 +77,40 @@ export interface JobStore extends JobSink {
   /** The latest retry the service made of this job, if any. */
   getRetry(jobId: string): Promise<RetryOptions | null>;
   setWebhook(jobId: string, delivery: WebhookDelivery): Promise<void>;
-  /** Model spending by provider, model and capability, for /metrics. */
-  aiUsageTotals(): Promise<AiUsageTotal[]>;
-  /** Every execution of the job's steps, oldest first. */
-  runs(jobId: string): Promise<StepRun[]>;
-  /** Events of a job after `afterId` (0: all), oldest first: what SSE streams and resumes from. */
-  events(jobId: string, afterId?: number): Promise<JobEvent[]>;
   /**
    * Jobs that have not ended (queued, running, awaiting_review) and whose documents have not changed since
    * `changedBefore`, least recently changed first, `limit` at a time; `after` is the last job of the previous page.
    * What the sweep looks at for runs that stopped and reviews that are due.
    */
   unsettled(changedBefore: string, limit: number, after?: UnsettledCursor): Promise<JobDocument[]>;
+  /** Removes the job, its step runs, its events, its duplicate registration and its faces (and people left without any); false when there was no such job. (Checkpoints and files are the caller's.) */
+  delete(id: string): Promise<boolean>;
+}
+
+/** What a job's changes produced, in order: the SSE stream and the webhooks read it. */
+export interface JobEventFeed {
+  /** Events of a job after `afterId` (0: all), oldest first: what SSE streams and resumes from. */
+  events(jobId: string, afterId?: number): Promise<JobEvent[]>;
+  /**
+   * Calls `listener` with a job's id soon after new events of that job are committed, by this process or any other
+   * (PostgreSQL: LISTEN/NOTIFY, sent by the transaction that writes them; SQLite: one poll of the events table per
+   * watcher). `null` means that events of any job may have been missed (the watcher reconnected): re-read them all.
+   * A notification can also be lost unannounced: readers keep their last event id and re-read now and then anyway.
+   * Resolves, once watching, to the function that stops it.
+   */
+  watchEvents(listener: (jobId: string | null) => void): Promise<() => Promise<void>>;
+}
+
+/** Every execution of a step, one row each: how operators (and the tests) see that nothing ran twice. */
+export interface StepRunLog {
+  stepStarted(jobId: string, step: AnyStepName, attempt: number): Promise<number>;
+  stepEnded(runId: number, status: StepStatus, errorCode?: string): Promise<void>;
+  /** Every execution of the job's steps, oldest first. */
+  runs(jobId: string): Promise<StepRun[]>;
+}
+
+/** Finding jobs: pages of them, full-text search, duplicates. */
+export interface JobQueries {
   /** Newest first; `cursor` is the opaque `nextCursor` of the previous page (anything else: InvalidCursor). */
   list(filter: JobFilter, limit: number, cursor?: string): Promise<JobPage>;
   /**
@@ -97,23 +132,16 @@ export interface JobStore extends JobSink {
    * same sha256 shares under DUPLICATES=skip.
    */
   exactDuplicateOf(user: JobInput['user'], sha256: string, exceptId: string): Promise<JobDocument | null>;
-  /** Removes the job, its step runs, its events, its duplicate registration and its faces (and people left without any); false when there was no such job. (Checkpoints and files are the caller's.) */
-  delete(id: string): Promise<boolean>;
+}
+
+/** What /metrics reads. */
+export interface JobMetrics {
+  /** Model spending by provider, model and capability. */
+  aiUsageTotals(): Promise<AiUsageTotal[]>;
   countByStatus(): Promise<Record<string, number>>;
   countFailuresByCode(): Promise<Record<string, number>>;
   /** Durations of finished steps, from the job documents of the last `limit` finished jobs. */
   stepDurations(limit?: number): Promise<StepDuration[]>;
-  /**
-   * Calls `listener` with a job's id soon after new events of that job are committed, by this process or any other
-   * (PostgreSQL: LISTEN/NOTIFY, sent by the transaction that writes them; SQLite: one poll of the events table per
-   * watcher). `null` means that events of any job may have been missed (the watcher reconnected): re-read them all.
-   * A notification can also be lost unannounced: readers keep their last event id and re-read now and then anyway.
-   * Resolves, once watching, to the function that stops it.
-   */
-  watchEvents(listener: (jobId: string | null) => void): Promise<() => Promise<void>>;
-  /** Resolves when the database answers a query (readiness). */
-  ping(): Promise<void>;
-  close(): Promise<void>;
 }
 
 export interface StepRun {
