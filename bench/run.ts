@@ -24,6 +24,7 @@ import { benchDuplicates } from './duplicates.js';
 import { benchHeic } from './heic.js';
 import { benchBackends, benchScaling } from './postgres.js';
 import { benchOcr } from './ocr.js';
+import { benchPeople } from './people.js';
 import { benchSearch } from './search.js';
 import { benchApi, benchNoop, benchPhotos } from './service.js';
 import { benchTranscode } from './transcode.js';
@@ -56,6 +57,8 @@ const { values } = parseArgs({
     // Perceptual hashes registered for the duplicate lookup figures (not in the default set: a million take minutes).
     'duplicate-hashes': { type: 'string', default: '1000000' },
     'duplicate-backends': { type: 'string', default: 'sqlite,postgres' },
+    // Faces already in one owner's scope for the people figures (not in the default set), a comma list.
+    'people-faces': { type: 'string', default: '1000,10000,100000' },
   },
 });
 const ONLY = new Set(values.only.split(','));
@@ -146,6 +149,10 @@ async function main(): Promise<void> {
     if (ONLY.has('duplicates')) {
       console.log('\n## Near-duplicate lookup: multi-index hashing over four 16-bit parts');
       await benchDuplicates(work, Number(values['duplicate-hashes']), row, values['duplicate-backends'].split(','));
+    }
+    if (ONLY.has('people')) {
+      console.log("\n## Placing a new face among an owner's faces (brute force over every descriptor)");
+      await benchPeople(work, values['people-faces'].split(',').map(Number), row);
     }
     if (ONLY.has('waveform')) {
       console.log('\n## Waveform and loudness: five minutes of stereo MP3');

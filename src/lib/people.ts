@@ -69,14 +69,21 @@ export function placeFaces(
   });
 }
 
+/** Whether this machine stores numbers little-endian, as descriptors are kept: then they are copied, not converted. */
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
 /** A descriptor as bytes (little-endian float32), as both stores keep it. */
 export function descriptorBytes(d: Float32Array): Buffer {
+  if (LITTLE_ENDIAN) return Buffer.from(d.buffer.slice(d.byteOffset, d.byteOffset + d.byteLength));
   const out = Buffer.alloc(d.length * 4);
   d.forEach((v, i) => out.writeFloatLE(v, i * 4));
   return out;
 }
 
+/** The descriptor kept as `b`; its own copy (a database driver may reuse the buffer it read into). */
 export function descriptorOfBytes(b: Buffer): Float32Array {
+  if (b.length % 4 !== 0) throw new Error(`a face descriptor of ${b.length} bytes is not float32 values`);
+  if (LITTLE_ENDIAN) return new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length));
   const out = new Float32Array(b.length / 4);
   for (let i = 0; i < out.length; i++) out[i] = b.readFloatLE(i * 4);
   return out;
