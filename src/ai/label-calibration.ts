@@ -4,10 +4,12 @@
  * fountain, while a real bus or dog often scores 0.4. BlazeFace finds faces on dogs and birds too (0.81 on a
  * greyhound), and every face used to make a person label. A user would rather see no label than a wrong one.
  *
- * Fitted on the calibration part of the hand-labelled photos in test/fixtures/labels (the held-out part is only
- * measured) by `npm run eval:labels -- --fit`: `otherwise` is the score at which the object labels' pooled precision
- * was highest; a class wrong at or over it is held one step (0.05) over its worst wrong score; a face makes a person
- * label one step over the best face found on a picture with nobody in it.
+ * Fitted on the calibration part of the first 76 hand-labelled photos in test/fixtures/labels (the held-out part is
+ * only measured) by `npm run eval:labels -- --fit`: `otherwise` is the score at which the object labels' pooled
+ * precision was highest; a class wrong at or over it is held one step (0.05) over its worst wrong score; a face makes
+ * a person label one step over the best face found on a picture with nobody in it. On the 120 photos there now, the
+ * same fit gives 0.5 and 1 (a face on a circuit board scored 0.95), which loses six main subjects this table keeps
+ * (the person of the park photo at 0.45 among them): kept as it is until that trade is decided (docs/benchmarks.md).
  */
 
 export interface LabelCalibration {
