@@ -9,15 +9,20 @@ import { SqliteSaver } from '@langchain/langgraph-checkpoint-sqlite';
 import sharp from 'sharp';
 import { afterEach, describe, expect, test } from 'vitest';
 import { loadConfig } from '../src/config.js';
-import { StepFailure, type Dispatcher } from '../src/graph/dispatcher.js';
+import type { Dispatcher } from '../src/graph/dispatcher.js';
 import { compileGraph } from '../src/graph/graph.js';
 import { createLogger } from '../src/lib/log.js';
-import type { AnyStepName, FileType, FinishedJob } from '../src/lib/types.js';
+import type { AnyStepName, FileType, FinishedJob, StepErrorCode } from '../src/lib/types.js';
 import type { JobSink, StepOutcome } from '../src/nodes/index.js';
 import { createRuntime } from '../src/runtime.js';
 import { CORPUS, tempDir } from './helpers.js';
 
-type Script = Partial<Record<AnyStepName, StepOutcome | StepFailure>>;
+type Script = Partial<Record<AnyStepName, StepOutcome | { outcome: StepOutcome; attempts: number }>>;
+
+const failed = (code: StepErrorCode, message: string, attempts: number) => ({
+  outcome: { status: 'failed', code, message } satisfies StepOutcome,
+  attempts,
+});
 
 function scripted(fileType: FileType, script: Script = {}) {
   const calls: AnyStepName[] = [];
@@ -27,7 +32,7 @@ function scripted(fileType: FileType, script: Script = {}) {
       calls.push(step);
       await new Promise((r) => setTimeout(r, step === 'posterFrame' ? 1 : 5));
       const scriptedOutcome = script[step];
-      if (scriptedOutcome instanceof StepFailure) throw scriptedOutcome;
+      if (scriptedOutcome && 'outcome' in scriptedOutcome) return scriptedOutcome;
       if (scriptedOutcome) return { outcome: scriptedOutcome, attempts: 1, runId: 0 };
       if (step === 'validate') {
         return {
@@ -80,7 +85,7 @@ describe('graph policy', () => {
   });
 
   test('an optional step that fails leaves the job completed_with_errors', async () => {
-    const s = scripted('image', { analyzeImage: new StepFailure('PROVIDER_ERROR', 'model down', 3) });
+    const s = scripted('image', { analyzeImage: failed('PROVIDER_ERROR', 'model down', 3) });
     const state = await s.run();
     expect(state.status).toBe('completed_with_errors');
     expect(state.steps.analyzeImage).toMatchObject({
@@ -93,7 +98,7 @@ describe('graph policy', () => {
   });
 
   test('a required step that fails fails the job, with its code and step', async () => {
-    const s = scripted('pdf', { extractText: new StepFailure('CORRUPT_FILE', 'bad xref', 1) });
+    const s = scripted('pdf', { extractText: failed('CORRUPT_FILE', 'bad xref', 1) });
     const state = await s.run();
     expect(state.status).toBe('failed');
     expect(state.error).toEqual({ code: 'CORRUPT_FILE', message: 'bad xref', step: 'extractText' });
@@ -102,7 +107,7 @@ describe('graph policy', () => {
   });
 
   test('validate failing goes straight to finalize', async () => {
-    const s = scripted('image', { validate: new StepFailure('EMPTY_FILE', 'empty', 1) });
+    const s = scripted('image', { validate: failed('EMPTY_FILE', 'empty', 1) });
     const state = await s.run();
     expect(s.calls).toEqual(['validate']);
     expect(s.finished[0]).toMatchObject({ status: 'failed', error: { code: 'EMPTY_FILE', step: 'validate' } });

@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import Database from 'better-sqlite3';
 import { expect, test } from 'vitest';
-import { fromStepError, MediaError, stepErrorOf } from '../src/lib/errors.js';
+import { failureOf, MediaError } from '../src/lib/errors.js';
 import { isDiskFull, isTransient } from '../src/lib/transient.js';
 
 const learnt = {
@@ -14,37 +14,37 @@ const learnt = {
 };
 
 test('bad input is final, transient trouble and unknown errors are retried, cancellation never is', () => {
-  expect(stepErrorOf(new MediaError('CORRUPT_FILE', 'bad bytes'))).toEqual({
+  expect(failureOf(new MediaError('CORRUPT_FILE', 'bad bytes'))).toEqual({
+    status: 'failed',
     code: 'CORRUPT_FILE',
     message: 'bad bytes',
     retryable: false,
   });
-  expect(stepErrorOf(new MediaError('TIMEOUT', 'slow', { retryable: true }))).toMatchObject({ retryable: true });
-  expect(stepErrorOf(new Error('socket hang up'))).toEqual({
+  expect(failureOf(new MediaError('TIMEOUT', 'slow', { retryable: true }))).toMatchObject({ retryable: true });
+  expect(failureOf(new Error('socket hang up'))).toEqual({
+    status: 'failed',
     code: 'INTERNAL',
     message: 'socket hang up',
     retryable: true,
   });
   // Even a cancellation that calls itself retryable, and an AbortError from a library, end the step.
-  expect(stepErrorOf(new MediaError('CANCELLED', 'stop', { retryable: true }))).toMatchObject({ retryable: false });
+  expect(failureOf(new MediaError('CANCELLED', 'stop', { retryable: true }))).toMatchObject({ retryable: false });
   const abort = Object.assign(new Error('aborted'), { name: 'AbortError' });
-  expect(stepErrorOf(abort)).toMatchObject({ code: 'CANCELLED', retryable: false });
+  expect(failureOf(abort)).toMatchObject({ code: 'CANCELLED', retryable: false });
 });
 
-test('what the step learnt and an outside interruption cross a thread and come back as the same error', () => {
+test('what the step learnt and an outside interruption cross a thread in its failed outcome', () => {
   const original = new MediaError('ENCRYPTED', 'the PDF is protected by a password', { learnt, interrupted: true });
   // Structured clone: what postMessage does to a thread's reply.
-  const crossed = structuredClone(stepErrorOf(original));
+  const crossed = structuredClone(failureOf(original));
   expect(crossed).toEqual({
+    status: 'failed',
     code: 'ENCRYPTED',
     message: 'the PDF is protected by a password',
     retryable: false,
     interrupted: true,
     learnt,
   });
-  const again = fromStepError(crossed);
-  expect(again).toBeInstanceOf(MediaError);
-  expect(stepErrorOf(again)).toEqual(crossed);
 });
 
 test('a full disk is RESOURCE_LIMIT and worth another attempt, whether a file write or SQLite says so', () => {
@@ -55,7 +55,7 @@ test('a full disk is RESOURCE_LIMIT and worth another attempt, whether a file wr
   } catch (err) {
     enospc = err;
   }
-  expect(stepErrorOf(enospc)).toMatchObject({ code: 'RESOURCE_LIMIT', retryable: true });
+  expect(failureOf(enospc)).toMatchObject({ code: 'RESOURCE_LIMIT', retryable: true });
   expect(isTransient(enospc) && isDiskFull(enospc)).toBe(true);
 
   // A database that may not grow is full the way SQLite reports a full disk.
@@ -71,7 +71,7 @@ test('a full disk is RESOURCE_LIMIT and worth another attempt, whether a file wr
     db.close();
   }
   expect((full as { code?: string }).code).toBe('SQLITE_FULL');
-  expect(stepErrorOf(full)).toMatchObject({ code: 'RESOURCE_LIMIT', retryable: true });
+  expect(failureOf(full)).toMatchObject({ code: 'RESOURCE_LIMIT', retryable: true });
   expect(isTransient(full)).toBe(true);
   // A bug is neither.
   expect(isTransient(new TypeError('x is undefined'))).toBe(false);
@@ -87,13 +87,13 @@ test('a process the system refuses to start (spawn ENOMEM or EAGAIN) is RESOURCE
       path: '/usr/bin/ffmpeg',
     });
   for (const code of ['ENOMEM', 'EAGAIN']) {
-    expect(stepErrorOf(refused(code))).toMatchObject({ code: 'RESOURCE_LIMIT', retryable: true });
-    expect(stepErrorOf(refused(code)).message).toMatch(/could not start a process/);
+    expect(failureOf(refused(code))).toMatchObject({ code: 'RESOURCE_LIMIT', retryable: true });
+    expect(failureOf(refused(code)).message).toMatch(/could not start a process/);
   }
   // The same codes from something else are not a refused process.
   const read = Object.assign(new Error('EAGAIN: resource temporarily unavailable, read'), {
     code: 'EAGAIN',
     syscall: 'read',
   });
-  expect(stepErrorOf(read)).toMatchObject({ code: 'INTERNAL' });
+  expect(failureOf(read)).toMatchObject({ code: 'INTERNAL' });
 });

@@ -20,7 +20,7 @@ import { parseJobCreated } from '../queue/messages.js';
 import { JOBS_QUEUE } from '../queue/names.js';
 import type { JobProgress } from '../queue/orchestrator.js';
 import { createProducer } from '../queue/producer.js';
-import { decodeFailure } from '../queue/queued-dispatcher.js';
+import { decodeFailure } from '../queue/task-result.js';
 import { fit, formatJob, progressLine, waitExitCode } from './format.js';
 
 export interface SubmitOptions {

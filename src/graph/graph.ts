@@ -11,13 +11,13 @@ import {
   type LangGraphRunnableConfig,
 } from '@langchain/langgraph';
 import { ulid } from 'ulid';
-import { describeError } from '../lib/errors.js';
+import { failureOf } from '../lib/errors.js';
 import { isTransient } from '../lib/transient.js';
 import { skippedByInstructions, type Instructions } from '../lib/instructions.js';
 import { parseDecision, reviewNeeded } from '../lib/review.js';
 import type { AnyStepName, FinishedJob, JobError, RetryOptions, StepRecord, StepRecords } from '../lib/types.js';
 import { finalize, type JobSink, type StepInput } from '../nodes/index.js';
-import { StepFailure, type Dispatcher } from './dispatcher.js';
+import type { Dispatcher, StepResult } from './dispatcher.js';
 import { BRANCHES, routeAfterValidate, routeByType, routeNext, type Route } from './routing.js';
 import { JobInputAnnotation, JobStateAnnotation, type JobState, type JobUpdate } from './state.js';
 import { BUILT_IN_WORKFLOW, type Workflow } from './workflow.js';
@@ -150,45 +150,46 @@ function stepNode(step: AnyStepName, deps: GraphDeps) {
         durationMs: finished.getTime() - started.getTime(),
       };
     };
+    let result: StepResult;
     try {
-      const { outcome, attempts } = await deps.dispatcher.run(step, toStepInput(state, jobId, instructions), {
-        signal: config.signal,
-      });
-      if (outcome.status === 'skipped') {
-        const record: StepRecord = { status: 'skipped', attempts, reason: outcome.reason, ...timing() };
-        await emit(record);
-        const steps: StepRecords = { [step]: record };
-        if (outcome.endsChain) Object.assign(steps, skipped(downstreamOf(step, state), outcome.reason));
-        return { ...adopt, steps };
-      }
-      const record: StepRecord = { status: 'succeeded', attempts, ...timing() };
-      await emit(record);
-      const update: JobUpdate = { ...adopt, steps: { [step]: record } };
-      if (outcome.results) update.results = outcome.results;
-      if (outcome.fileInfo) update.fileInfo = outcome.fileInfo;
-      if (outcome.fileType) update.fileType = outcome.fileType;
-      return update;
+      result = await deps.dispatcher.run(step, toStepInput(state, jobId, instructions), { signal: config.signal });
     } catch (err) {
       // The run's own trouble (the queue or the database out of reach), not the step's: the run stops here and is
       // resumed later, when this step finds the task it dispatched.
-      if (!(err instanceof StepFailure) && isTransient(err)) throw err;
-      const failure =
-        err instanceof StepFailure ? err : new StepFailure(describeError(err).code, describeError(err).message, 1);
-      const error: JobError = { code: failure.code, message: failure.message, step };
-      const record: StepRecord = { status: 'failed', attempts: failure.attempts, error, ...timing() };
+      if (isTransient(err)) throw err;
+      result = { outcome: failureOf(err), attempts: 1 };
+    }
+    const { outcome, attempts } = result;
+    if (outcome.status === 'skipped') {
+      const record: StepRecord = { status: 'skipped', attempts, reason: outcome.reason, ...timing() };
+      await emit(record);
+      const steps: StepRecords = { [step]: record };
+      if (outcome.endsChain) Object.assign(steps, skipped(downstreamOf(step, state), outcome.reason));
+      return { ...adopt, steps };
+    }
+    if (outcome.status === 'failed') {
+      const error: JobError = { code: outcome.code, message: outcome.message, step };
+      const record: StepRecord = { status: 'failed', attempts, error, ...timing() };
       await emit(record);
       const update: JobUpdate = {
         ...adopt,
         steps: { [step]: record, ...skipped(downstreamOf(step, state), `${step} failed`) },
       };
-      if (workflow.policy(step).required || failure.code === 'CANCELLED') update.error = error;
+      if (workflow.policy(step).required || outcome.code === 'CANCELLED') update.error = error;
       // Refused but identified (an encrypted PDF): the failed job still says what the file is.
-      if (step === 'validate' && failure.learnt) {
-        update.fileType = failure.learnt.fileType;
-        update.fileInfo = failure.learnt.fileInfo;
+      if (step === 'validate' && outcome.learnt) {
+        update.fileType = outcome.learnt.fileType;
+        update.fileInfo = outcome.learnt.fileInfo;
       }
       return update;
     }
+    const record: StepRecord = { status: 'succeeded', attempts, ...timing() };
+    await emit(record);
+    const update: JobUpdate = { ...adopt, steps: { [step]: record } };
+    if (outcome.results) update.results = outcome.results;
+    if (outcome.fileInfo) update.fileInfo = outcome.fileInfo;
+    if (outcome.fileType) update.fileType = outcome.fileType;
+    return update;
   };
 }
 

@@ -12,7 +12,7 @@ export interface Learnt {
 
 /**
  * A failure with a code a user can act on. `retryable: false` (the default) means bad input: retrying cannot help,
- * so the queue layer turns it into BullMQ's UnrecoverableError. Transient trouble throws plain errors instead.
+ * so the step fails at once, whichever layer runs it. Transient trouble throws plain errors instead.
  */
 export class MediaError extends Error {
   readonly code: StepErrorCode;
@@ -40,14 +40,16 @@ export function isMediaError(err: unknown): err is MediaError {
 }
 
 /**
- * A step's failure as it crosses a thread or a queue: plain data, the same from the step to the job document. Every
- * layer that catches a step's error turns it into this with `stepErrorOf`, and throws it again with `fromStepError`.
+ * A step's failure as a value: the `failed` variant of StepOutcome (src/nodes/deps.ts), the same from the step's
+ * execution to the job document. It crosses a step thread as the thread's reply and a task queue as the task's BullMQ
+ * return value; whatever catches a thrown error around a step turns it into this with `failureOf`.
  */
-export interface StepError {
+export interface FailedOutcome {
+  status: 'failed';
   code: StepErrorCode;
   message: string;
-  /** Another attempt can help (transient trouble); false for bad input and cancellation. */
-  retryable: boolean;
+  /** Another attempt can help (transient trouble); absent or false for bad input and cancellation. */
+  retryable?: boolean;
   /** Stopped by a signal from outside (a shutdown), not by the input. */
   interrupted?: boolean;
   learnt?: Learnt;
@@ -58,25 +60,17 @@ export interface StepError {
  * attempt can help. A MediaError says so itself; a cancelled step never retries; anything else (a bug, a lost
  * connection) is retried, because nothing says the input is at fault.
  */
-export function stepErrorOf(err: unknown): StepError {
+export function failureOf(err: unknown): FailedOutcome {
   const { code, message } = describeError(err);
   const media = isMediaError(err) ? err : null;
   return {
+    status: 'failed',
     code,
     message,
     retryable: code !== 'CANCELLED' && (media ? media.retryable : true),
     ...(media?.interrupted && { interrupted: true }),
     ...(media?.learnt && { learnt: media.learnt }),
   };
-}
-
-/** A StepError thrown again on the far side of a thread or a queue. */
-export function fromStepError(e: StepError): MediaError {
-  return new MediaError(e.code, e.message, {
-    retryable: e.retryable,
-    interrupted: e.interrupted ?? false,
-    ...(e.learnt && { learnt: e.learnt }),
-  });
 }
 
 /**

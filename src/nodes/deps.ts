@@ -5,6 +5,7 @@
 import type { Config } from '../config.js';
 import { createAiModels, type AiCapability, type AiModels, type AiResultBase } from '../ai/index.js';
 import { ArtifactStore } from '../lib/artifacts.js';
+import type { FailedOutcome } from '../lib/errors.js';
 import type { Instructions } from '../lib/instructions.js';
 import type { Logger } from '../lib/log.js';
 import type { NewFace } from '../lib/people.js';
@@ -96,6 +97,11 @@ export interface StepContext {
   progress?: (fraction: number) => void;
 }
 
+/**
+ * What one step did, the same from its execution to the graph's step node: a step thread's reply, a task's BullMQ
+ * return value and a dispatcher's answer all carry it. A step function fails by throwing (executeStep turns the error
+ * into the `failed` variant) or by returning that variant itself.
+ */
 export type StepOutcome =
   | { status: 'succeeded'; results?: Results; fileInfo?: FileInfo; fileType?: FileType }
   | {
@@ -103,7 +109,8 @@ export type StepOutcome =
       reason: string;
       /** The steps after this one in its chain have nothing to work on either and are skipped with this reason. */
       endsChain?: boolean;
-    };
+    }
+  | FailedOutcome;
 
 export type StepFn = (input: StepInput, deps: Deps, ctx: StepContext) => Promise<StepOutcome>;
 

@@ -2,7 +2,7 @@
  * The step functions by name, and executeStep: one execution of one step with its timeout, cancellation and run
  * record. Dispatchers (inline, queued) call executeStep; nothing else calls a step function.
  */
-import { describeError, MediaError } from '../lib/errors.js';
+import { describeError, failureOf, MediaError } from '../lib/errors.js';
 import { warmPdf } from '../lib/pdf.js';
 import type { AnyStepName, StepName } from '../lib/types.js';
 import { analyzeImage } from './analyze-image.js';
@@ -93,9 +93,10 @@ export interface ExecuteOptions {
 }
 
 /**
- * Runs a step once. On timeout the step's signal aborts, which kills any ffmpeg child it started; the step then ends
- * with TIMEOUT even if in-process work (a decoder) is still finishing in the background, and what it wrote or still
- * writes is discarded.
+ * Runs a step once and says what it did. On timeout the step's signal aborts, which kills any ffmpeg child it
+ * started; the step then ends with TIMEOUT even if in-process work (a decoder) is still finishing in the background,
+ * and what it wrote or still writes is discarded. A step's failure is returned as its `failed` outcome; only trouble
+ * before the step began (its run record could not be written) throws.
  */
 export async function executeStep(
   step: AnyStepName,
@@ -125,10 +126,11 @@ export async function executeStep(
   // The step's artifacts appear when it succeeds; a failed or stopped step leaves none (lib/artifacts.ts).
   const artifacts = deps.artifacts.stage(input.jobId);
   const progress = progressReporter(input.jobId, step, deps, log);
+  let outcome: StepOutcome;
   try {
     const run = STEPS[step as StepName] ?? deps.pluginSteps?.get(step);
     if (!run) throw new MediaError('INTERNAL', `no step ${step} in this process (is PLUGINS the same everywhere?)`);
-    const outcome = await Promise.race([
+    outcome = await Promise.race([
       run(
         input,
         { ...deps, artifacts },
@@ -142,20 +144,25 @@ export async function executeStep(
       ),
       stopped,
     ]);
-    await artifacts.commit();
-    if (!opts.deferSuccessRecord) await deps.jobs.stepEnded(runId, outcome.status);
-    return { outcome, runId };
+    if (outcome.status !== 'failed') {
+      await artifacts.commit();
+      if (!opts.deferSuccessRecord) await deps.jobs.stepEnded(runId, outcome.status);
+      return { outcome, runId };
+    }
   } catch (err) {
-    await artifacts
-      .discard()
-      .catch((e: unknown) => log.warn({ err: describeError(e).message }, "could not delete a failed step's artifacts"));
-    await deps.jobs.stepEnded(runId, 'failed', err instanceof MediaError ? err.code : 'INTERNAL');
-    throw err;
+    outcome = failureOf(err);
+    if (outcome.interrupted) log.warn({ message: outcome.message }, 'step interrupted');
+    else if (outcome.code === 'INTERNAL') log.error({ err }, 'step failed with an unexpected error');
   } finally {
     progress.stop();
     clearTimeout(timer);
     opts.signal?.removeEventListener('abort', onParentAbort);
   }
+  await artifacts
+    .discard()
+    .catch((e: unknown) => log.warn({ err: describeError(e).message }, "could not delete a failed step's artifacts"));
+  await deps.jobs.stepEnded(runId, 'failed', outcome.code);
+  return { outcome, runId };
 }
 
 /** How often at most a step's progress is written to its job document. */

@@ -26,7 +26,7 @@ import { isCancelled, subscribeCancels } from './cancel.js';
 import { bullConnection, createRedis } from './connection.js';
 import { parseJobCreated } from './messages.js';
 import { JOB_ID_PATTERN, JOBS_QUEUE, resumesKey, stoppedKey } from './names.js';
-import { encodeFailure } from './queued-dispatcher.js';
+import { encodeFailure } from './task-result.js';
 import { takeRunLock } from './run-lock.js';
 import { startSweeper } from './sweeper.js';
 import { startWebhooks } from './webhooks.js';

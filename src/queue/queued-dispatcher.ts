@@ -1,7 +1,8 @@
 /**
  * The queued dispatcher: each step becomes a task on its policy's BullMQ queue, with a deterministic id, and the
  * graph awaits its result through one QueueEvents listener per queue (no polling, no connection per task).
- * Retries belong to BullMQ here (attempts + exponential backoff); bad input fails the task as UnrecoverableError.
+ * Retries belong to BullMQ here (attempts + exponential backoff). A step that fails for good (bad input, or its
+ * last attempt) completes its task with the failure as its return value (task-result.ts), read back and checked here.
  *
  * A waiter is settled by its task's events alone. Events are read from a Redis stream, so a reconnect resumes where
  * it stopped; what can still be missed (the stream trimmed past an event while the listener was away) is found by
@@ -10,30 +11,20 @@
 import { Job, Queue, QueueEvents } from 'bullmq';
 import type { Config } from '../config.js';
 import { QUEUE_NAMES } from '../config.js';
-import { StepFailure, type Dispatcher, type StepResult } from '../graph/dispatcher.js';
+import type { Dispatcher, StepResult } from '../graph/dispatcher.js';
 import { BUILT_IN_WORKFLOW, type Workflow } from '../graph/workflow.js';
 import { CANCEL_REASON } from '../graph/runner.js';
 import type { Logger } from '../lib/log.js';
-import type { Learnt, StepError } from '../lib/errors.js';
-import {
-  ERROR_CODES,
-  FILE_TYPES,
-  PLUGIN_ERROR_CODE,
-  type AnyStepName,
-  type FileInfo,
-  type StepErrorCode,
-} from '../lib/types.js';
+import type { AnyStepName } from '../lib/types.js';
 import type { StepInput } from '../nodes/index.js';
 import { bullConnection } from './connection.js';
 import { taskId } from './names.js';
+import { decodeFailure, readTaskResult, type TaskResult } from './task-result.js';
 
 export interface TaskData {
   step: AnyStepName;
   input: StepInput;
 }
-
-/** A task's BullMQ return value: the step's result as the graph receives it. */
-export type TaskResult = StepResult;
 
 /** Finished tasks stay a day, so a resumed job finds the result of a step it already dispatched. */
 export const TASK_RETENTION = { age: 24 * 3600, count: 50_000 };
@@ -42,60 +33,13 @@ interface Waiter {
   queue: string;
   since: number;
   resolve: (r: StepResult) => void;
-  reject: (e: Error) => void;
 }
 
-/** A line after the message: what the step learnt about the file before it failed (see Learnt). */
-const LEARNT_LINE = '\n[learnt] ';
-
-/** Encodes a failure for BullMQ's failedReason ("CODE: message", then the learnt line) and reads it back. */
-export function encodeFailure({ code, message, learnt }: Pick<StepError, 'code' | 'message' | 'learnt'>): string {
-  return `${code}: ${message}${learnt ? `${LEARNT_LINE}${JSON.stringify(learnt)}` : ''}`;
-}
-
-export function decodeFailure(reason: string | undefined): {
-  code: StepErrorCode;
-  message: string;
-  learnt?: Learnt;
-} {
-  let text = reason ?? '';
-  let learnt: Learnt | undefined;
-  const at = text.lastIndexOf(LEARNT_LINE);
-  if (at >= 0) {
-    learnt = parseLearnt(text.slice(at + LEARNT_LINE.length));
-    if (learnt) text = text.slice(0, at);
-  }
-  const m = /^([A-Z_]+): ([\s\S]*)$/.exec(text);
-  // A plugin step's own codes (VIRUS_FOUND) have the same form as the built-in ones.
-  if (m && ((ERROR_CODES as readonly string[]).includes(m[1]!) || PLUGIN_ERROR_CODE.test(m[1]!)))
-    return { code: m[1] as StepErrorCode, message: m[2]!, ...(learnt && { learnt }) };
-  return { code: 'INTERNAL', message: reason || 'the task failed' };
-}
-
-/** The learnt line, if it is one: Redis is outside this process, so its shape is checked, not trusted. */
-function parseLearnt(json: string): Learnt | undefined {
-  if (json.length > 4096) return undefined;
-  let v: unknown;
-  try {
-    v = JSON.parse(json);
-  } catch {
-    return undefined;
-  }
-  const { fileType, fileInfo } = (v ?? {}) as Partial<Learnt>;
-  const info = (fileInfo ?? {}) as Partial<FileInfo>;
-  const ok =
-    (FILE_TYPES as readonly unknown[]).includes(fileType) &&
-    typeof info.name === 'string' &&
-    Number.isSafeInteger(info.size) &&
-    info.size! >= 0 &&
-    typeof info.mime === 'string' &&
-    typeof info.ext === 'string' &&
-    typeof info.sha256 === 'string' &&
-    /^[0-9a-f]{64}$/.test(info.sha256);
-  if (!ok) return undefined;
-  const { name, size, mime, ext, sha256 } = info as FileInfo;
-  return { fileType: fileType!, fileInfo: { name, size, mime, ext, sha256 } };
-}
+/** What a step that never ran, or whose end nobody waits for any more, ends with. */
+const cancelled = (message: string): StepResult => ({
+  outcome: { status: 'failed', code: 'CANCELLED', message },
+  attempts: 0,
+});
 
 export class QueuedDispatcher implements Dispatcher {
   private readonly queues = new Map<string, Queue>();
@@ -140,15 +84,16 @@ export class QueuedDispatcher implements Dispatcher {
     const policy = this.workflow.policy(step);
     const id = taskId(input.jobId, step, input.generation ?? 0);
     const queue = this.queues.get(policy.queue)!;
-    const result = new Promise<StepResult>((resolve, reject) => {
-      this.waiters.set(id, { queue: policy.queue, since: Date.now(), resolve, reject });
+    const result = new Promise<StepResult>((resolve) => {
+      this.waiters.set(id, { queue: policy.queue, since: Date.now(), resolve });
     });
-    // Settled by events, possibly before run() awaits it: mark it handled now, the await below still sees it.
-    result.catch(() => undefined);
     const onAbort = (): void => void this.abort(id, signal?.reason);
     signal?.addEventListener('abort', onAbort, { once: true });
     try {
-      if (signal?.aborted) throw new StepFailure('CANCELLED', 'the job was cancelled', 0);
+      if (signal?.aborted) {
+        this.waiters.delete(id);
+        return cancelled('the job was cancelled');
+      }
       // With the id of a task that exists (a resumed job), add() changes nothing and the result is awaited.
       await queue.add(step, { step, input } satisfies TaskData, {
         jobId: id,
@@ -172,8 +117,7 @@ export class QueuedDispatcher implements Dispatcher {
 
   async close(): Promise<void> {
     clearInterval(this.sweep);
-    for (const w of this.waiters.values())
-      w.reject(new StepFailure('CANCELLED', 'the orchestrator is shutting down', 0));
+    for (const w of this.waiters.values()) w.resolve(cancelled('the orchestrator is shutting down'));
     this.waiters.clear();
     await Promise.all([...this.events.values()].map((e) => e.close()));
     await Promise.all([...this.queues.values()].map((q) => q.close()));
@@ -182,12 +126,14 @@ export class QueuedDispatcher implements Dispatcher {
   private completed(id: string, returnvalue: unknown): void {
     const waiter = this.waiters.get(id);
     if (!waiter) return;
-    const value = (typeof returnvalue === 'string' ? JSON.parse(returnvalue) : returnvalue) as TaskResult;
+    const result = readTaskResult(returnvalue, (problem) =>
+      this.log.warn({ task: id, problem }, "a step task's result read back from Redis was refused"),
+    );
     this.waiters.delete(id);
-    waiter.resolve(value);
+    waiter.resolve(result);
   }
 
-  /** Resolves or rejects the waiter for `id` if its task has finished for good. */
+  /** Resolves the waiter for `id` if its task has finished for good. */
   private async settle(id: string): Promise<void> {
     const waiter = this.waiters.get(id);
     if (!waiter) return;
@@ -198,10 +144,9 @@ export class QueuedDispatcher implements Dispatcher {
     const job = await Job.fromId<TaskData, TaskResult>(queue, id);
     if (!job) return;
     if (state === 'completed') this.completed(id, job.returnvalue);
-    else if (this.waiters.delete(id)) {
-      const { code, message, learnt } = decodeFailure(job.failedReason);
-      waiter.reject(new StepFailure(code, message, Math.max(1, job.attemptsMade), learnt));
-    }
+    // Failed by BullMQ itself (stalled too often), or by a worker of an earlier release: its failed reason's text.
+    else if (this.waiters.delete(id))
+      waiter.resolve({ outcome: decodeFailure(job.failedReason), attempts: Math.max(1, job.attemptsMade) });
   }
 
   private async recheck(olderThanMs: number): Promise<void> {
@@ -221,9 +166,9 @@ export class QueuedDispatcher implements Dispatcher {
       const state = await job?.getState().catch(() => 'unknown');
       if (job && (state === 'waiting' || state === 'delayed' || state === 'prioritized'))
         await job.remove().catch(() => undefined);
-      waiter.reject(new StepFailure('CANCELLED', 'the job was cancelled', 0));
+      waiter.resolve(cancelled('the job was cancelled'));
     } else {
-      waiter.reject(new StepFailure('CANCELLED', 'the orchestrator is shutting down', 0));
+      waiter.resolve(cancelled('the orchestrator is shutting down'));
     }
   }
 }

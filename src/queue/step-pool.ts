@@ -12,12 +12,12 @@
 import v8 from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import type { Config } from '../config.js';
-import { fromStepError, MediaError, type StepError } from '../lib/errors.js';
+import { failureOf, MediaError } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import { threadExecArgv } from '../lib/thread-flags.js';
 import type { AnyStepName } from '../lib/types.js';
-import type { Execute } from '../graph/dispatcher.js';
-import type { StepInput, StepOutcome } from '../nodes/index.js';
+import type { Execute, StepRun } from '../graph/dispatcher.js';
+import type { StepInput } from '../nodes/index.js';
 
 export type ThreadMessage = ThreadRequest | { type: 'cancel'; id: number };
 
@@ -34,8 +34,8 @@ export interface ThreadRequest {
 export type ThreadReply =
   | { type: 'ready'; warmed?: AnyStepName[] }
   | { type: 'started'; id: number }
-  | { type: 'done'; id: number; ok: true; outcome: StepOutcome; runId: number }
-  | { type: 'done'; id: number; ok: false; error: StepError };
+  /** The step's outcome, failures included; no run id when its run record could not be written. */
+  | ({ type: 'done'; id: number } & StepRun);
 
 type StepReply = Extract<ThreadReply, { type: 'done' }>;
 
@@ -113,17 +113,22 @@ export class StepPool {
     this.keep = opts.keep ?? 0;
   }
 
+  /**
+   * Runs one execution of a step on a thread and gives its outcome: a step that fails, overruns its time limit, is
+   * cancelled or takes its thread down has the `failed` one. Throws only when no thread took the step (cancelled
+   * while it waited for one, the pool closing, a thread that could not boot).
+   */
   async run(
     step: AnyStepName,
     input: StepInput,
     opts: { attempt: number; timeoutMs: number; timeoutRetryable?: boolean; signal?: AbortSignal },
-  ): Promise<{ outcome: StepOutcome; runId: number }> {
+  ): Promise<StepRun> {
     if (opts.signal?.aborted) throw new MediaError('CANCELLED', 'the job was cancelled');
     const slot = await this.acquire(opts.signal);
     const id = this.nextId++;
-    return new Promise<{ outcome: StepOutcome; runId: number }>((resolve, reject) => {
+    return new Promise<StepRun>((resolve) => {
       let timer: NodeJS.Timeout;
-      const finish = (result: { outcome: StepOutcome; runId: number } | Error, keep: boolean): void => {
+      const finish = (result: StepRun | Error, keep: boolean): void => {
         clearTimeout(timer);
         opts.signal?.removeEventListener('abort', onAbort);
         slot.onReply = null;
@@ -133,8 +138,7 @@ export class StepPool {
           slot.worker.postMessage({ type: 'cancel', id } satisfies ThreadMessage);
           this.discard(slot);
         }
-        if (result instanceof Error) reject(result);
-        else resolve(result);
+        resolve(result instanceof Error ? { outcome: failureOf(result) } : result);
       };
       const onAbort = (): void => finish(new MediaError('CANCELLED', 'the job was cancelled'), false);
       opts.signal?.addEventListener('abort', onAbort, { once: true });
@@ -169,9 +173,12 @@ export class StepPool {
           );
           return;
         }
-        if (reply.ok) return finish({ outcome: reply.outcome, runId: reply.runId }, true);
+        const { outcome, runId } = reply;
         // A step that timed out inside the thread may still be decoding there: replace the thread.
-        finish(fromStepError(reply.error), reply.error.code !== 'TIMEOUT');
+        finish(
+          runId === undefined ? { outcome } : { outcome, runId },
+          !(outcome.status === 'failed' && outcome.code === 'TIMEOUT'),
+        );
       };
       const request: ThreadRequest = {
         type: 'run',
@@ -364,8 +371,9 @@ export class StepPool {
  */
 export function threadExecute(pool: StepPool): Execute {
   return async (step, input, deps, opts) => {
-    const { outcome, runId } = await pool.run(step, input, opts);
-    await deps.jobs.stepEnded(runId, outcome.status);
-    return { outcome, runId };
+    const run = await pool.run(step, input, opts);
+    if (run.outcome.status !== 'failed' && run.runId !== undefined)
+      await deps.jobs.stepEnded(run.runId, run.outcome.status);
+    return run;
   };
 }

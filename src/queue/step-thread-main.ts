@@ -5,7 +5,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Config } from '../config.js';
 import type { AnyStepName } from '../lib/types.js';
-import { stepErrorOf } from '../lib/errors.js';
+import { failureOf } from '../lib/errors.js';
 import { createLogger } from '../lib/log.js';
 import { createDeps, executeStep, pluginStepFns, warmSteps } from '../nodes/index.js';
 import { loadPlugins } from '../plugins/load.js';
@@ -46,15 +46,11 @@ function run(req: ThreadRequest): void {
   };
   executeStep(req.step, req.input, deps, opts)
     .then(
-      ({ outcome, runId }) =>
-        port.postMessage({ type: 'done', id: req.id, ok: true, outcome, runId } satisfies ThreadReply),
+      ({ outcome, runId }) => port.postMessage({ type: 'done', id: req.id, outcome, runId } satisfies ThreadReply),
+      // Its run record could not be written: the step did not begin.
       (err: unknown) => {
-        const error = stepErrorOf(err);
-        if (error.interrupted)
-          log.warn({ step: req.step, jobId: req.input.jobId, message: error.message }, 'step interrupted');
-        else if (error.code === 'INTERNAL')
-          log.error({ err, step: req.step, jobId: req.input.jobId }, 'step failed unexpectedly');
-        port.postMessage({ type: 'done', id: req.id, ok: false, error } satisfies ThreadReply);
+        log.warn({ err, step: req.step, jobId: req.input.jobId }, 'step could not begin');
+        port.postMessage({ type: 'done', id: req.id, outcome: failureOf(err) } satisfies ThreadReply);
       },
     )
     .finally(() => running.delete(req.id));

@@ -17,7 +17,7 @@ import type { JobDocument, JobError } from '../lib/types.js';
 import type { JobDocuments, UnsettledCursor } from '../store/index.js';
 import { resumesKey, stoppedKey, sweepLockKey } from './names.js';
 import { enqueueJob } from './producer.js';
-import { decodeFailure } from './queued-dispatcher.js';
+import { decodeFailure } from './task-result.js';
 
 /** A job the sweep has resumed this many times, and that stopped again, is ended `failed` instead. */
 export const MAX_RESUMES = 5;

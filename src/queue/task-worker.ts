@@ -1,17 +1,20 @@
 /**
- * Task workers: one BullMQ Worker per task queue, each feeding a pool of step threads. Permanent failures (bad input,
- * cancellation) become UnrecoverableError so BullMQ does not retry them; anything else is retried with backoff.
+ * Task workers: one BullMQ Worker per task queue, each feeding a pool of step threads. A step that fails for good
+ * (bad input, cancellation, or transient trouble on the task's last attempt) completes its task with the failure as
+ * its return value; transient trouble before the last attempt throws, so BullMQ retries it with backoff.
  */
-import { UnrecoverableError, WaitingError, Worker, type Job } from 'bullmq';
+import { WaitingError, Worker, type Job } from 'bullmq';
 import { queueConcurrency, type Config } from '../config.js';
 import { STEP_POLICY, stepTimeout } from '../graph/policy.js';
 import { BUILT_IN_WORKFLOW, type Workflow } from '../graph/workflow.js';
-import { MediaError, stepErrorOf } from '../lib/errors.js';
+import type { StepRun } from '../graph/dispatcher.js';
+import { failureOf } from '../lib/errors.js';
 import type { Logger } from '../lib/log.js';
 import type { AnyStepName, StepName } from '../lib/types.js';
 import { subscribeCancels } from './cancel.js';
 import { bullConnection } from './connection.js';
-import { encodeFailure, type TaskData, type TaskResult } from './queued-dispatcher.js';
+import type { TaskData } from './queued-dispatcher.js';
+import { encodeFailure, finalFailure, type TaskResult } from './task-result.js';
 import { openJobStore } from '../store/index.js';
 import { StepPool } from './step-pool.js';
 
@@ -105,29 +108,36 @@ export async function startTaskWorkers(
         const mine = running.get(input.jobId) ?? new Set<string>();
         running.set(input.jobId, mine.add(job.id!));
         try {
-          // A step this process does not know (PLUGINS differs between machines) fails like a bug: it is one.
-          const policy = workflow.policy(step);
-          const timeoutMs = stepTimeout(step, config.stepTimeouts, input.results.metadata?.durationSec, policy);
-          const timeoutRetryable = policy.retryTimeout;
-          const { outcome, runId } = await pool(poolFor(config, name, step)).run(step, input, {
-            attempt,
-            timeoutMs,
-            timeoutRetryable,
-            signal,
-          });
-          return { outcome, attempts: attempt, runId };
-        } catch (err) {
+          let run: StepRun;
+          try {
+            // A step this process does not know (PLUGINS differs between machines) fails like a bug: it is one.
+            const policy = workflow.policy(step);
+            const timeoutMs = stepTimeout(step, config.stepTimeouts, input.results.metadata?.durationSec, policy);
+            const timeoutRetryable = policy.retryTimeout;
+            run = await pool(poolFor(config, name, step)).run(step, input, {
+              attempt,
+              timeoutMs,
+              timeoutRetryable,
+              signal,
+            });
+          } catch (err) {
+            // No thread took the step (an unknown step, cancelled while it waited, the pool closing, a thread that
+            // could not boot).
+            run = { outcome: failureOf(err) };
+          }
+          const { outcome } = run;
+          if (outcome.status !== 'failed') return { ...run, attempts: attempt };
           // A stop signal sent to the whole process group reaches ffmpeg first, and this process a moment later: give
           // the shutdown that moment, so the step goes back to the queue instead of using an attempt.
-          if (err instanceof MediaError && err.interrupted && !shuttingDown)
+          if (outcome.interrupted && !shuttingDown)
             await Promise.race([shutdown, new Promise((r) => setTimeout(r, INTERRUPT_GRACE_MS).unref())]);
           // Stopped by a shutdown, not by its own fault: back to the queue, no attempt used.
           if (shuttingDown) return backToWait(job, token);
-          const error = stepErrorOf(err);
-          const { code, message, retryable } = error;
+          const { code, message, retryable } = outcome;
           log.warn({ jobId: input.jobId, step, attempt, code, message, retryable }, 'task failed');
-          if (!retryable) throw new UnrecoverableError(encodeFailure(error));
-          throw new Error(encodeFailure(error));
+          // Another attempt can help and BullMQ has one left: it retries with its backoff.
+          if (retryable && attempt < (job.opts.attempts ?? 1)) throw new Error(encodeFailure(outcome));
+          return finalFailure(outcome, attempt);
         } finally {
           mine.delete(job.id!);
           if (mine.size === 0) running.delete(input.jobId);
@@ -143,11 +153,11 @@ export async function startTaskWorkers(
       },
     );
     worker.on('error', (err) => log.warn({ err, queue: name }, 'task worker error'));
-    // Recorded only now that BullMQ holds the result: a `succeeded` execution is never run again.
-    worker.on('completed', (job, result) => {
-      store
-        .stepEnded(result.runId, result.outcome.status)
-        .catch((err: unknown) => log.warn({ err }, 'step run not recorded'));
+    // Recorded only now that BullMQ holds the result: a `succeeded` execution is never run again. A failed one
+    // was recorded as it failed.
+    worker.on('completed', (job, { outcome, runId }) => {
+      if (outcome.status === 'failed' || runId === undefined) return;
+      store.stepEnded(runId, outcome.status).catch((err: unknown) => log.warn({ err }, 'step run not recorded'));
     });
     workers.push(worker);
   }
