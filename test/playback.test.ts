@@ -105,6 +105,11 @@ beforeAll(async () => {
   ff([...webReady, f('ready.mp4')]);
   // The same, recorded somewhere: playable as it is, but not to be served with its location.
   ff([...webReady, '-metadata', 'location=+48.8584+002.2945/', f('located.mp4')]);
+  // Two frames (0.08 s): shorter than one storyboard interval, as phones' accidental clips are.
+  ff([
+    ...['-f', 'lavfi', '-i', 'testsrc=size=320x240:rate=25:duration=0.08'],
+    ...['-c:v', 'mpeg4', '-q:v', '5', f('blink.avi')],
+  ]);
   // Long enough to be caught in the middle: a minute at 30 fps, no sound (no audio steps to wait for).
   ff([
     ...['-f', 'lavfi', '-i', 'testsrc2=size=640x360:rate=30:duration=60'],
@@ -286,6 +291,17 @@ describe('storyboard', () => {
       .extract({ left: Number(x), top: Number(y), width: Number(w), height: Number(h) })
       .stats();
     expect(tile.channels[0]!.mean).toBeGreaterThan(20);
+  });
+
+  test('a video shorter than one interval gets one tile: its first frame', async () => {
+    const id = await submit(sources['blink.avi']!, { video: { transcode: 'never' } });
+    const doc = await finished(id);
+    expect(doc.steps.storyboard).toMatchObject({ status: 'succeeded' });
+    expect(doc.status).toBe('completed');
+    expect(doc.results.storyboard).toMatchObject({ tiles: 1, columns: 1, rows: 1, tileWidth: 160, tileHeight: 120 });
+    const sprite = await sharp(artifactPath(id, 'storyboard.jpg')).stats();
+    // testsrc's colour bars, not an empty tile.
+    expect(sprite.channels[0]!.mean).toBeGreaterThan(20);
   });
 
   test('a long video gets at most 100 tiles, spread over its length', () => {

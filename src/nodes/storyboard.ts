@@ -75,9 +75,10 @@ export const storyboard: StepFn = async (input, deps, ctx) => {
   const layout = storyboardLayout(durationSec, width, height);
   const { tileWidth: w, tileHeight: h } = layout;
   // Each tile is the frame at the start of its interval; the picture is fitted into the tile, bars where the shape
-  // differs. ffmpeg turns the picture upright first.
+  // differs. ffmpeg turns the picture upright first. `eof_action=pass`: a video shorter than one interval (a phone's
+  // clip of a few frames) still gives its frame, where the fps filter would otherwise drop them all at the end.
   const filters = [
-    `fps=1/${layout.intervalSec}:round=down`,
+    `fps=1/${layout.intervalSec}:round=down:eof_action=pass`,
     `scale=${w}:${h}:force_original_aspect_ratio=decrease:flags=bicubic`,
     `pad=${w}:${h}:(ow-iw)/2:(oh-ih)/2`,
     `tile=${layout.columns}x${layout.rows}`,
