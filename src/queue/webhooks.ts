@@ -75,7 +75,12 @@ export interface Webhooks {
   close(): Promise<void>;
 }
 
-export async function startWebhooks(config: Config, redisUrl: string, store: JobDocuments, log: Logger): Promise<Webhooks> {
+export async function startWebhooks(
+  config: Config,
+  redisUrl: string,
+  store: JobDocuments,
+  log: Logger,
+): Promise<Webhooks> {
   const secret = webhookSecret(config);
   const queue = new Queue(WEBHOOKS_QUEUE, {
     connection: bullConnection(redisUrl, 'worker'),
