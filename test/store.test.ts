@@ -847,55 +847,62 @@ describe('sqlite schema versions', () => {
     }
   });
 
-  test('a database with jobs from before search is indexed by the migration (names and words)', async () => {
-    const dir = tempDir('store-search-upgrade');
+  /** A store filled by `fill`, taken back to an older schema by the SQL `back`, then opened again for `check`. */
+  async function afterUpgrade(
+    fill: (store: JobStore) => Promise<void>,
+    back: string,
+    check: (store: JobStore) => Promise<void>,
+  ): Promise<void> {
+    const dir = tempDir('store-upgrade');
     try {
       const config = loadConfig({ DATA_DIR: dir });
       const store = await openJobStore(config);
-      await oldPhoto(store, { summary: HERON });
-      await store.createOrGet(input('old-queued', { file: { path: '/media/lecture.mp4' } }));
+      await fill(store);
       await store.close();
-      // Back to version 1: no search tables.
       const db = new Database(path.join(dir, 'orchestrator.db'));
-      db.exec('DROP TABLE job_search; DROP TABLE job_search_rows; UPDATE schema_version SET version = 1');
+      db.exec(back);
       db.close();
-
       const upgraded = await openJobStore(config);
-      expect((await upgraded.search('heron', {}, 10)).jobs.map((j) => j.id)).toEqual(['old-photo']);
-      expect((await upgraded.search('lecture', {}, 10)).jobs.map((j) => j.id)).toEqual(['old-queued']);
+      await check(upgraded);
       await upgraded.close();
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  }
+
+  test('a database with jobs from before search is indexed by the migration (names and words)', async () => {
+    await afterUpgrade(
+      async (store) => {
+        await oldPhoto(store, { summary: HERON });
+        await store.createOrGet(input('old-queued', { file: { path: '/media/lecture.mp4' } }));
+      },
+      // Back to version 1: no search tables.
+      'DROP TABLE job_search; DROP TABLE job_search_rows; UPDATE schema_version SET version = 1',
+      async (store) => {
+        expect((await store.search('heron', {}, 10)).jobs.map((j) => j.id)).toEqual(['old-photo']);
+        expect((await store.search('lecture', {}, 10)).jobs.map((j) => j.id)).toEqual(['old-queued']);
+      },
+    );
   });
 
   test("a database from before people in search gets its named people's names indexed by the migration", async () => {
-    const dir = tempDir('store-people-upgrade');
-    try {
-      const config = loadConfig({ DATA_DIR: dir });
-      const store = await openJobStore(config);
-      await oldPhoto(store, { summary: HERON });
-      const descriptor = new Float32Array(DESCRIPTOR_LENGTH).fill(1 / Math.sqrt(DESCRIPTOR_LENGTH));
-      const crop = 'face-0.jpg';
-      await store.people.recordFaces('old-photo', [
-        { index: 0, box: { x: 0, y: 0, width: 9, height: 9 }, score: 1, descriptor, crop },
-      ]);
-      const [person] = await store.people.listPeople(null, 1);
-      await store.people.renamePerson(person!.id, 'Hal');
-      await store.close();
+    await afterUpgrade(
+      async (store) => {
+        await oldPhoto(store, { summary: HERON });
+        const descriptor = new Float32Array(DESCRIPTOR_LENGTH).fill(1 / Math.sqrt(DESCRIPTOR_LENGTH));
+        const box = { x: 0, y: 0, width: 9, height: 9 };
+        await store.people.recordFaces('old-photo', [{ index: 0, box, score: 1, descriptor, crop: 'face-0.jpg' }]);
+        const [person] = await store.people.listPeople(null, 1);
+        await store.people.renamePerson(person!.id, 'Hal');
+      },
       // Back to version 4: the index without its people column.
-      const db = new Database(path.join(dir, 'orchestrator.db'));
-      db.exec(`CREATE VIRTUAL TABLE job_search_v4 USING fts5(name, body, tokenize = "${SEARCH_TOKENIZER}");
-        INSERT INTO job_search_v4 (rowid, name, body) SELECT rowid, name, body FROM job_search;
-        DROP TABLE job_search; ALTER TABLE job_search_v4 RENAME TO job_search; UPDATE schema_version SET version = 4`);
-      db.close();
-
-      const upgraded = await openJobStore(config);
-      expect((await upgraded.search('hal heron', {}, 10)).jobs.map((j) => j.id)).toEqual(['old-photo']);
-      await upgraded.close();
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+      `CREATE VIRTUAL TABLE job_search_v4 USING fts5(name, body, tokenize = "${SEARCH_TOKENIZER}");
+       INSERT INTO job_search_v4 (rowid, name, body) SELECT rowid, name, body FROM job_search;
+       DROP TABLE job_search; ALTER TABLE job_search_v4 RENAME TO job_search; UPDATE schema_version SET version = 4`,
+      async (store) => {
+        expect((await store.search('hal heron', {}, 10)).jobs.map((j) => j.id)).toEqual(['old-photo']);
+      },
+    );
   });
 
   test('a database made before versioning (no retry column, no schema_version) is brought up to date', async () => {
