@@ -234,6 +234,12 @@ describe('/people', () => {
     expect(await found('grace')).toEqual([]);
     expect(await found('hopper')).toEqual(['person-a-2']);
 
+    // The new routes are in the API's description.
+    const paths = Object.keys((await app.inject({ url: '/docs/json' })).json<{ paths: object }>().paths);
+    expect(paths).toEqual(
+      expect.arrayContaining(['/people/{id}', '/people/{id}/faces/{jobId}/{index}/detach', '/jobs/{id}/faces']),
+    );
+
     // A job's faces, with their people.
     const faces = async (jobId: string) =>
       (await app.inject({ url: `/jobs/${jobId}/faces` })).json<{ faces: unknown[] }>().faces;
