@@ -104,6 +104,16 @@ async function oldPhoto(store: JobStore, results: Parameters<JobStore['saveFinis
   });
 }
 
+/** oldPhoto with a face, in a person named Hal. */
+async function oldPhotoOfHal(store: JobStore): Promise<void> {
+  await oldPhoto(store, { summary: HERON });
+  const descriptor = new Float32Array(DESCRIPTOR_LENGTH).fill(1 / Math.sqrt(DESCRIPTOR_LENGTH));
+  const box = { x: 0, y: 0, width: 9, height: 9 };
+  await store.people.recordFaces('old-photo', [{ index: 0, box, score: 1, descriptor, crop: 'face-0.jpg' }]);
+  const [person] = await store.people.listPeople(null, 1);
+  await store.people.renamePerson(person!.id, 'Hal');
+}
+
 const sha = (c: string): string => c.repeat(64);
 
 /** `hash` with the bits at `positions` (0: the most significant) flipped. */
@@ -887,14 +897,7 @@ describe('sqlite schema versions', () => {
 
   test("a database from before people in search gets its named people's names indexed by the migration", async () => {
     await afterUpgrade(
-      async (store) => {
-        await oldPhoto(store, { summary: HERON });
-        const descriptor = new Float32Array(DESCRIPTOR_LENGTH).fill(1 / Math.sqrt(DESCRIPTOR_LENGTH));
-        const box = { x: 0, y: 0, width: 9, height: 9 };
-        await store.people.recordFaces('old-photo', [{ index: 0, box, score: 1, descriptor, crop: 'face-0.jpg' }]);
-        const [person] = await store.people.listPeople(null, 1);
-        await store.people.renamePerson(person!.id, 'Hal');
-      },
+      oldPhotoOfHal,
       // Back to version 4: the index without its people column.
       `CREATE VIRTUAL TABLE job_search_v4 USING fts5(name, body, tokenize = "${SEARCH_TOKENIZER}");
        INSERT INTO job_search_v4 (rowid, name, body) SELECT rowid, name, body FROM job_search;
@@ -955,27 +958,52 @@ describe('postgres schema versions', () => {
     }
   });
 
-  test('a schema with jobs from before search is indexed by the migration (names, labels, summaries)', async () => {
-    const schema = `mo_store_search_${process.pid}`;
+  /** A schema filled by `fill`, taken back to an older version by the SQL `back` (`$schema`: its name), then checked. */
+  async function afterUpgrade(
+    fill: (store: JobStore) => Promise<void>,
+    back: string,
+    check: (store: JobStore) => Promise<void>,
+  ): Promise<void> {
+    const schema = `mo_store_upgrade_${process.pid}`;
     const admin = new pg.Client({ connectionString: PG_URL });
     await admin.connect();
     try {
       const store = await PostgresJobStore.open(PG_URL, { schema });
-      await oldPhoto(store, { summary: HERON, analysis: analysisWith(['bird']) });
+      await fill(store);
       await store.close();
-      await admin.query(`DROP TABLE ${schema}.job_search; UPDATE ${schema}.schema_version SET version = 1`);
-
+      await admin.query(back.replaceAll('$schema', schema));
       const upgraded = await PostgresJobStore.open(PG_URL, { schema });
-      for (const q of ['heron', 'bird', 'img 7'])
-        expect(
-          (await upgraded.search(q, {}, 10)).jobs.map((j) => j.id),
-          q,
-        ).toEqual(['old-photo']);
+      await check(upgraded);
       await upgraded.close();
     } finally {
       await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
       await admin.end();
     }
+  }
+
+  test('a schema with jobs from before search is indexed by the migration (names, labels, summaries)', async () => {
+    await afterUpgrade(
+      (store) => oldPhoto(store, { summary: HERON, analysis: analysisWith(['bird']) }),
+      'DROP TABLE $schema.job_search; UPDATE $schema.schema_version SET version = 1',
+      async (store) => {
+        for (const q of ['heron', 'bird', 'img 7'])
+          expect(
+            (await store.search(q, {}, 10)).jobs.map((j) => j.id),
+            q,
+          ).toEqual(['old-photo']);
+      },
+    );
+  });
+
+  test("a schema from before people in search gets its named people's names indexed by the migration", async () => {
+    await afterUpgrade(
+      oldPhotoOfHal,
+      // Back to version 4: no people column (its tsvector goes with it).
+      'ALTER TABLE $schema.job_search DROP COLUMN people CASCADE; UPDATE $schema.schema_version SET version = 4',
+      async (store) => {
+        expect((await store.search('hal heron', {}, 10)).jobs.map((j) => j.id)).toEqual(['old-photo']);
+      },
+    );
   });
 
   test('a role that may only use the tables runs once they exist (no schema or table rights needed)', async () => {
