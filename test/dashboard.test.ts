@@ -321,3 +321,113 @@ test('a job waiting for review shows why, and the Reject button ends it rejected
   const doc = (await (await fetch(`${base}/jobs/${id}`)).json()) as JobDocument;
   expect(doc).toMatchObject({ status: 'rejected', review: { decision: 'reject', note: 'not for the gallery' } });
 });
+
+test(
+  "the People page: covers, names (shown as text, never markup) edited in place, a person's faces, boxes on the picture",
+  { timeout: 240_000 },
+  async () => {
+    const user = 'dash-people';
+    const upload = async (name: string): Promise<string> => {
+      const form = new FormData();
+      form.append('userId', user);
+      form.append('file', new Blob([fs.readFileSync(path.join(CORPUS, 'faces', name))]), name);
+      const created = await fetch(`${base}/jobs`, { method: 'POST', body: form });
+      expect(created.status).toBe(202);
+      return ((await created.json()) as JobDocument).id;
+    };
+    const ids = [await upload('person-a-4.jpg'), await upload('person-a-8.jpg'), await upload('person-c.jpg')];
+    for (const id of ids)
+      await expect
+        .poll(async () => ((await (await fetch(`${base}/jobs/${id}`)).json()) as JobDocument).status, {
+          timeout: 120_000,
+          interval: 500,
+        })
+        .toBe('completed');
+    type Person = { id: number; name: string | null; faceCount: number; jobIds: string[] };
+    const people = async () =>
+      ((await (await fetch(`${base}/people?user=${user}`)).json()) as { people: Person[] }).people;
+    const [a, c] = await people();
+    expect(a).toMatchObject({ faceCount: 2 });
+    expect(c).toMatchObject({ faceCount: 1, jobIds: [ids[2]] });
+    // A name that is markup: every place shows it as text.
+    const hostile = '<img src=x onerror="window.__xss=1">Ada';
+    const named = await fetch(`${base}/people/${a!.id}?user=${user}`, {
+      method: 'PATCH',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: hostile }),
+    });
+    expect(named.status).toBe(200);
+
+    const page = await browser.newPage({ viewport: { width: 1280, height: 1000 } });
+    const consoleErrors: string[] = [];
+    page.on('console', (msg) => {
+      if (msg.type() === 'error') consoleErrors.push(msg.text());
+    });
+    await page.goto(`${base}/#/people?user=${user}`);
+    const card = (id: number) => page.locator(`#people li.person[data-id="${id}"]`);
+    await card(c!.id).waitFor({ timeout: 15_000 });
+    expect(await page.locator('#people li.person').count()).toBe(2);
+    expect(await card(a!.id).locator('input.name').inputValue()).toBe(hostile);
+    expect(await card(a!.id).locator('.count').textContent()).toBe('2 faces');
+    expect(await card(c!.id).locator('.count').textContent()).toBe('1 face');
+    // The cover is the person's best face's crop, loaded from its job's artifacts.
+    const cover = card(a!.id).locator('img');
+    expect(await cover.getAttribute('src')).toMatch(/^\/jobs\/[^/]+\/artifacts\/face-0\.jpg$/);
+    await expect
+      .poll(() => cover.evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth))
+      .toBeGreaterThan(0);
+
+    // Named in place: the change is saved.
+    await card(c!.id).locator('input.name').fill('Grace');
+    await card(c!.id).locator('input.name').press('Enter');
+    await expect.poll(async () => (await people()).find((p) => p.id === c!.id)?.name).toBe('Grace');
+
+    // A person's page: its name as the title, its faces with links to their jobs.
+    await card(a!.id).locator('a').click();
+    await page.locator(`#person-title[data-person="${a!.id}"]`).waitFor({ timeout: 10_000 });
+    expect(await page.textContent('#person-title')).toBe(hostile);
+    expect(await page.inputValue('#person-name')).toBe(hostile);
+    const faceLinks = page.locator('#person-faces li.face a');
+    const links: (string | null)[] = [];
+    for (let i = 0; i < (await faceLinks.count()); i++) links.push(await faceLinks.nth(i).getAttribute('href'));
+    expect(links.sort()).toEqual([ids[0], ids[1]].map((id) => `#/jobs/${id}`).sort());
+
+    // A job's page boxes its face on the picture, the box a link to its person, named in its title.
+    await page.goto(`${base}/#/jobs/${ids[0]}`);
+    const box = page.locator('#thumbnails .face-box');
+    await box.waitFor({ timeout: 30_000 });
+    expect(await box.count()).toBe(1);
+    expect(await box.getAttribute('href')).toBe(`#/people/${a!.id}?user=${user}`);
+    expect(await box.getAttribute('title')).toBe(hostile);
+    const picture = (await page.locator('#thumbnails img').boundingBox())!;
+    const face = (await box.boundingBox())!;
+    expect(face.width).toBeGreaterThan(10);
+    expect(face.x).toBeGreaterThanOrEqual(picture.x);
+    expect(face.y).toBeGreaterThanOrEqual(picture.y);
+    expect(face.x + face.width).toBeLessThanOrEqual(picture.x + picture.width + 1);
+    expect(face.y + face.height).toBeLessThanOrEqual(picture.y + picture.height + 1);
+    fs.mkdirSync(path.join(ROOT, 'test-artifacts'), { recursive: true });
+    await page.screenshot({ path: path.join(ROOT, 'test-artifacts', 'dashboard-faces.png'), fullPage: true });
+
+    // Taken out of the person: the person keeps one face, the face is a person of its own.
+    await box.click();
+    await page.locator(`#person-title[data-person="${a!.id}"]`).waitFor({ timeout: 10_000 });
+    await page.locator(`#person-faces li.face[data-job="${ids[0]}"] button`).click();
+    await expect.poll(() => page.locator('#person-faces li.face').count()).toBe(1);
+    expect(await page.textContent('#person-status')).toBe('1 face in 1 job(s)');
+    expect((await people()).length).toBe(3);
+
+    // Deleted: back to the list, without it.
+    page.once('dialog', (dialog) => void dialog.accept());
+    await page.click('#person-delete');
+    await page.locator('#people-view').waitFor({ state: 'visible', timeout: 10_000 });
+    await expect.poll(() => page.locator('#people li.person').count()).toBe(2);
+    expect(await page.locator(`#people li.person[data-id="${a!.id}"]`).count()).toBe(0);
+    await page.screenshot({ path: path.join(ROOT, 'test-artifacts', 'dashboard-people.png'), fullPage: true });
+
+    // The markup was never markup: no image of it, nothing it ran.
+    expect(await page.evaluate('window.__xss')).toBeUndefined();
+    expect(await page.locator('img[src="x"]').count()).toBe(0);
+    expect(consoleErrors, consoleErrors.join('\n')).toEqual([]);
+  },
+);

@@ -124,7 +124,7 @@ describe('/people', () => {
     expect(cover.headers['content-type']).toBe('image/jpeg');
     expect((await app.inject({ url: '/people' })).json()).toEqual({ people: [] });
 
-    const shown = await app.inject({ url: `/people/${b.id}` });
+    const shown = await app.inject({ url: `/people/${b.id}?user=ann` });
     expect(shown.json()).toMatchObject({ id: b.id, user: 'ann', faceCount: 2, name: null });
     expect(
       shown
@@ -136,29 +136,134 @@ describe('/people', () => {
     expect((await app.inject({ url: '/people/abc' })).statusCode).toBe(400);
 
     const name = (id: number, body: unknown, headers: Record<string, string> = auth) =>
-      app.inject({ method: 'PATCH', url: `/people/${id}`, headers, payload: body as object });
+      app.inject({ method: 'PATCH', url: `/people/${id}?user=ann`, headers, payload: body as object });
     expect((await name(b.id, { name: 'Bea' }, {})).statusCode).toBe(401);
     expect((await name(b.id, { name: 'x'.repeat(201) })).statusCode).toBe(400);
     expect((await name(b.id, { name: 'Bea', extra: 1 })).statusCode).toBe(400);
     expect((await name(b.id, { name: 'Bea' })).json()).toMatchObject({ name: 'Bea' });
 
     const merge = (into: number, person: number, headers: Record<string, string> = auth) =>
-      app.inject({ method: 'POST', url: `/people/${into}/merge`, headers, payload: { person } });
+      app.inject({ method: 'POST', url: `/people/${into}/merge?user=ann`, headers, payload: { person } });
     const bobs = (await app.inject({ url: '/people?user=bob' })).json<{ people: { id: number }[] }>().people;
     expect((await merge(b.id, c.id, {})).statusCode).toBe(401);
-    expect((await merge(b.id, bobs[0]!.id)).statusCode).toBe(409);
+    // Bob's person is not ann's: not found, as any person of another owner.
+    expect((await merge(b.id, bobs[0]!.id)).statusCode).toBe(404);
     expect((await merge(b.id, 999_999)).statusCode).toBe(404);
     const merged = await merge(b.id, c.id);
     expect(merged.statusCode).toBe(200);
     expect(merged.json()).toMatchObject({ id: b.id, name: 'Bea', faceCount: 3 });
-    expect((await app.inject({ url: `/people/${c.id}` })).statusCode).toBe(404);
+    expect((await app.inject({ url: `/people/${c.id}?user=ann` })).statusCode).toBe(404);
 
     // Deleting B's two pictures leaves the merged person with C's face only.
     for (const id of ['person-b-1', 'person-b-4'])
       expect((await app.inject({ method: 'DELETE', url: `/jobs/${id}`, headers: auth })).statusCode).toBe(204);
-    expect((await app.inject({ url: `/people/${b.id}` })).json()).toMatchObject({ faceCount: 1, jobIds: ['person-c'] });
+    expect((await app.inject({ url: `/people/${b.id}?user=ann` })).json()).toMatchObject({
+      faceCount: 1,
+      jobIds: ['person-c'],
+    });
     expect((await app.inject({ method: 'DELETE', url: '/jobs/person-c', headers: auth })).statusCode).toBe(204);
-    expect((await app.inject({ url: `/people/${b.id}` })).statusCode).toBe(404);
+    expect((await app.inject({ url: `/people/${b.id}?user=ann` })).statusCode).toBe(404);
+  });
+
+  test("detaches a face, deletes a person, finds jobs by a person's name; a person of another owner is not found", async () => {
+    type Detail = { id: number; name: string | null; faceCount: number; cover: string; jobIds: string[] };
+    const send = (
+      method: 'PATCH' | 'POST' | 'DELETE',
+      url: string,
+      payload?: object,
+      headers: Record<string, string> = auth,
+    ) => app.inject({ method, url, headers, ...(payload && { payload }) });
+    const found = async (q: string, user = 'ann') =>
+      (await app.inject({ url: `/jobs?q=${encodeURIComponent(q)}&user=${user}` }))
+        .json<{ jobs: { id: string }[] }>()
+        .jobs.map((j) => j.id)
+        .sort();
+    const [a] = (await app.inject({ url: '/people?user=ann' })).json<{ people: Detail[] }>().people;
+    const bob = (await app.inject({ url: '/people?user=bob' })).json<{ people: Detail[] }>().people[0]!;
+    const aJobs = ['person-a-2', 'person-a-4', 'person-a-6', 'person-a-8'];
+    expect(a).toMatchObject({ faceCount: 4 });
+    expect([...a!.jobIds].sort()).toEqual(aJobs);
+
+    // Named, the person's jobs are found by the name, for its owner only.
+    expect(await found('lovelace')).toEqual([]);
+    expect((await send('PATCH', `/people/${a!.id}?user=ann`, { name: 'Ada Lovelace' })).statusCode).toBe(200);
+    expect(await found('lovelace')).toEqual(aJobs);
+    expect(await found('ada lovelace')).toEqual(aJobs);
+    expect(await found('lovelace', 'bob')).toEqual([]);
+
+    // Every route answers 404 for a person of another owner (absent `user`: the jobs without one), 400 for bad ids.
+    const other = [`/people/${a!.id}`, `/people/${a!.id}?user=bob`];
+    for (const url of other) {
+      expect((await app.inject({ url })).statusCode, url).toBe(404);
+      expect((await send('PATCH', url, { name: 'Eve' })).statusCode, url).toBe(404);
+      expect((await send('DELETE', url)).statusCode, url).toBe(404);
+      expect((await send('POST', `${url.replace('?', '/faces/person-a-4/0/detach?')}`)).statusCode, url).toBe(404);
+    }
+    expect((await send('POST', `/people/${bob.id}/merge?user=bob`, { person: a!.id })).statusCode).toBe(404);
+    expect((await send('POST', `/people/${a!.id}/merge?user=ann`, { person: bob.id })).statusCode).toBe(404);
+    for (const url of [
+      '/people/1/faces/..%2Fx/0/detach',
+      '/people/1/faces/person-a-4/-1/detach',
+      '/people/1/faces/person-a-4/x/detach',
+      '/people/1/faces/person-a-4/200/detach',
+      '/people/0/faces/person-a-4/0/detach',
+    ])
+      expect((await send('POST', url)).statusCode, url).toBe(400);
+    expect((await send('PATCH', `/people/${a!.id}?user=ann`, { name: 'Ada\u0002' })).statusCode).toBe(400);
+    expect((await send('PATCH', `/people/${a!.id}?user=${'u'.repeat(201)}`, { name: 'Ada' })).statusCode).toBe(400);
+    expect((await send('DELETE', `/people/${a!.id}?user=ann`, undefined, {})).statusCode).toBe(401);
+    expect((await send('POST', `/people/${a!.id}/faces/person-a-2/0/detach?user=ann`, undefined, {})).statusCode).toBe(
+      401,
+    );
+    // Not a face of the person.
+    expect((await send('POST', `/people/${a!.id}/faces/person-a-2/1/detach?user=ann`)).statusCode).toBe(404);
+    expect((await send('POST', `/people/${a!.id}/faces/group/0/detach?user=ann`)).statusCode).toBe(404);
+
+    // Detached, a face is a person of its own (no other of ann's people is near): the name and search follow.
+    const detached = await send('POST', `/people/${a!.id}/faces/person-a-2/0/detach?user=ann`);
+    expect(detached.statusCode).toBe(200);
+    const { person, left } = detached.json<{ person: Detail; left: Detail }>();
+    expect(person).toMatchObject({ name: null, faceCount: 1, jobIds: ['person-a-2'] });
+    expect(person.cover).toBe('/jobs/person-a-2/artifacts/face-0.jpg');
+    expect(left).toMatchObject({ id: a!.id, name: 'Ada Lovelace', faceCount: 3 });
+    expect(left.cover).not.toContain('person-a-2');
+    expect(await found('lovelace')).toEqual(aJobs.filter((j) => j !== 'person-a-2'));
+    expect((await send('PATCH', `/people/${person.id}?user=ann`, { name: 'Grace' })).statusCode).toBe(200);
+    expect(await found('grace')).toEqual(['person-a-2']);
+    expect((await send('PATCH', `/people/${person.id}?user=ann`, { name: 'Hopper' })).statusCode).toBe(200);
+    expect(await found('grace')).toEqual([]);
+    expect(await found('hopper')).toEqual(['person-a-2']);
+
+    // The new routes are in the API's description.
+    const paths = Object.keys((await app.inject({ url: '/docs/json' })).json<{ paths: object }>().paths);
+    expect(paths).toEqual(
+      expect.arrayContaining(['/people/{id}', '/people/{id}/faces/{jobId}/{index}/detach', '/jobs/{id}/faces']),
+    );
+
+    // A job's faces, with their people.
+    const faces = async (jobId: string) =>
+      (await app.inject({ url: `/jobs/${jobId}/faces` })).json<{ faces: unknown[] }>().faces;
+    expect(await faces('person-a-4')).toEqual([
+      expect.objectContaining({
+        index: 0,
+        person: a!.id,
+        described: true,
+        crop: '/jobs/person-a-4/artifacts/face-0.jpg',
+      }),
+    ]);
+    expect((await app.inject({ url: '/jobs/no-such-job/faces' })).statusCode).toBe(404);
+
+    // Deleted, the person is gone; its jobs and crops stay, their faces without descriptor or person.
+    expect((await send('DELETE', `/people/${a!.id}?user=ann`)).statusCode).toBe(204);
+    expect((await app.inject({ url: `/people/${a!.id}?user=ann` })).statusCode).toBe(404);
+    expect((await send('DELETE', `/people/${a!.id}?user=ann`)).statusCode).toBe(404);
+    expect(await faces('person-a-4')).toEqual([expect.objectContaining({ index: 0, person: null, described: false })]);
+    expect((await app.inject({ url: '/jobs/person-a-4' })).statusCode).toBe(200);
+    expect((await app.inject({ url: '/jobs/person-a-4/artifacts/face-0.jpg' })).statusCode).toBe(200);
+    expect(await found('lovelace')).toEqual([]);
+    expect(
+      (await app.inject({ url: '/people?user=ann' })).json<{ people: Detail[] }>().people.map((p) => p.id),
+    ).toEqual([person.id]);
   });
 });
 

@@ -17,7 +17,7 @@ import type { JobInput } from '../src/lib/types.js';
 import { InvalidCursor, openJobStore, openStores, type JobStore } from '../src/store/index.js';
 import { SCHEMA_VERSION as PG_SCHEMA_VERSION } from '../src/store/postgres/migrations.js';
 import { PostgresJobStore } from '../src/store/postgres/postgres-job-store.js';
-import { SCHEMA_VERSION } from '../src/store/sqlite/migrations.js';
+import { SCHEMA_VERSION, SEARCH_TOKENIZER } from '../src/store/sqlite/migrations.js';
 import { analysisWith, tempDir, waitFor } from './helpers.js';
 
 interface Backend {
@@ -102,6 +102,16 @@ async function oldPhoto(store: JobStore, results: Parameters<JobStore['saveFinis
     results,
     error: null,
   });
+}
+
+/** oldPhoto with a face, in a person named Hal. */
+async function oldPhotoOfHal(store: JobStore): Promise<void> {
+  await oldPhoto(store, { summary: HERON });
+  const descriptor = new Float32Array(DESCRIPTOR_LENGTH).fill(1 / Math.sqrt(DESCRIPTOR_LENGTH));
+  const box = { x: 0, y: 0, width: 9, height: 9 };
+  await store.people.recordFaces('old-photo', [{ index: 0, box, score: 1, descriptor, crop: 'face-0.jpg' }]);
+  const [person] = await store.people.listPeople(null, 1);
+  await store.people.renamePerson(person!.id, 'Hal');
 }
 
 const sha = (c: string): string => c.repeat(64);
@@ -687,6 +697,134 @@ describe.each([sqlite, postgres])('job store contract: $name', (backend) => {
       expect(await store.people.listPeople(null, 10)).toEqual([]);
     });
 
+    test('detaching a face places it again without its person: it joins another person or starts one', async () => {
+      const { store } = await fresh();
+      for (const id of ['j1', 'j2', 'j3', 'j4', 'j5']) await job(store, id, 'ann');
+      await store.people.recordFaces('j1', [face(0, near(1)), face(1, near(2))]);
+      await store.people.recordFaces('j2', [face(0, near(1, 0.2))]);
+      await store.people.recordFaces('j3', [{ ...face(0, near(1, 0.4)), score: 0.99 }]);
+      const personOf = async (jobId: string) =>
+        (await store.people.listPeople('ann', 10)).find((p) => p.jobIds.includes(jobId))!.id;
+      const [p1, p2] = [await personOf('j2'), (await store.people.listPeople('ann', 10))[1]!.id];
+      expect(await store.people.getPerson(p1)).toMatchObject({ faceCount: 3, cover: { jobId: 'j3' } });
+      const placed = (r: Awaited<ReturnType<JobStore['people']['detachFace']>>) => (r as { personId: number }).personId;
+
+      // The cover's face out: no other person is near, so it is a person of its own; the cover is the next best.
+      const own = await store.people.detachFace(p1, 'j3', 0);
+      expect(own).toEqual({ personId: expect.any(Number) as number, left: 'kept' });
+      expect([p1, p2]).not.toContain(placed(own));
+      expect(await store.people.getPerson(placed(own))).toMatchObject({ owner: 'ann', name: null, faceCount: 1 });
+      expect(await store.people.getPerson(p1)).toMatchObject({
+        faceCount: 2,
+        cover: { jobId: 'j1', crop: 'face-0.jpg' },
+        jobIds: ['j1', 'j2'],
+      });
+      // Not a face of that person (any more), or no such face: nothing moves.
+      expect(await store.people.detachFace(p1, 'j3', 0)).toBe('missing');
+      expect(await store.people.detachFace(p1, 'j1', 7)).toBe('missing');
+      expect(await store.people.detachFace(99_999, 'j1', 0)).toBe('missing');
+
+      // Out of its own person (then empty, so removed), j3's face joins the nearest other person: p1 again.
+      expect(await store.people.detachFace(placed(own), 'j3', 0)).toEqual({ personId: p1, left: 'removed' });
+      expect(await store.people.getPerson(placed(own))).toBeNull();
+      expect((await store.people.getPerson(p1))!.faceCount).toBe(3);
+
+      // Two alike faces of one picture are two people; the second, detached, cannot join the first: a new person.
+      await store.people.recordFaces('j5', [face(0, near(3)), face(1, near(3, 0.3))]);
+      const [first, second] = (await store.people.listPeople('ann', 10))
+        .filter((p) => p.jobIds.includes('j5'))
+        .map((p) => p.id)
+        .sort((a, b) => a - b);
+      const moved = await store.people.detachFace(second!, 'j5', 1);
+      expect(moved).toMatchObject({ left: 'removed' });
+      expect([first, second]).not.toContain(placed(moved));
+      expect((await store.people.getPerson(first!))!.faceCount).toBe(1);
+      // Deleting the job then removes the people it leaves empty, the detached face's among them.
+      expect(await store.delete('j5')).toBe(true);
+      expect(await store.people.getPerson(placed(moved))).toBeNull();
+      expect(await store.people.getPerson(first!)).toBeNull();
+    });
+
+    test('deleting a person keeps its faces with their jobs, without descriptor or person: it is not formed again', async () => {
+      const { store } = await fresh();
+      for (const id of ['j1', 'j2', 'j3']) await job(store, id);
+      await store.people.recordFaces('j1', [face(0, near(1)), face(1, near(2))]);
+      await store.people.recordFaces('j2', [face(0, near(1, 0.2))]);
+      const [p1, p2] = (await store.people.listPeople(null, 10)).map((p) => p.id);
+      expect(await store.people.deletePerson(p1!)).toBe(true);
+      expect(await store.people.getPerson(p1!)).toBeNull();
+      expect(await store.people.deletePerson(p1!)).toBe(false);
+      expect((await store.people.listPeople(null, 10)).map((p) => p.id)).toEqual([p2]);
+      // A new face near the deleted person's faces finds none of them: a person of one face.
+      await store.people.recordFaces('j3', [face(0, near(1, 0.1))]);
+      const people = await store.people.listPeople(null, 10);
+      expect(people.map((p) => [p.faceCount, p.jobIds])).toEqual([
+        [1, ['j1']],
+        [1, ['j3']],
+      ]);
+      // The jobs keep their faces, boxes and crops, without descriptor or person.
+      expect((await store.people.jobFaces('j1')).map((f) => [f.index, f.personId, f.described, f.crop])).toEqual([
+        [0, null, false, 'face-0.jpg'],
+        [1, p2, true, 'face-1.jpg'],
+      ]);
+      expect(await store.people.jobFaces('j2')).toEqual([
+        { ...face(0, null), jobId: 'j2', personId: null, described: false, descriptor: undefined },
+      ]);
+      expect(await store.people.jobFaces('gone')).toEqual([]);
+    });
+
+    test("a search for a person's name finds the jobs of the person, as named, merged, detached and deleted", async () => {
+      const { store } = await fresh();
+      const finish = async (id: string, user: string) => {
+        await job(store, id, user);
+        // The faces are recorded while the job runs, before it finishes and is indexed.
+        await store.people.recordFaces(id, [face(0, near(id === 'x' ? 2 : 1, id === 'b' ? 0.2 : 0))]);
+        await store.saveFinished({
+          ...notStartedJob(id),
+          status: 'completed',
+          fileType: 'image',
+          user: { id: user },
+          results: { analysis: analysisWith([], { caption: 'a portrait at the beach' }) },
+        });
+      };
+      await finish('a', 'ann');
+      await finish('b', 'ann');
+      await finish('x', 'ann');
+      await finish('bobs', 'bob');
+      const found = async (q: string, user?: string) =>
+        (await store.search(q, user ? { user } : {}, 10)).jobs.map((j) => j.id).sort();
+      const [ada] = (await store.people.listPeople('ann', 10)).map((p) => p.id);
+      const [bobs] = (await store.people.listPeople('bob', 10)).map((p) => p.id);
+      expect(await found('Grace')).toEqual([]);
+      await store.people.renamePerson(ada!, 'Grace Hopper');
+      expect(await found('grace')).toEqual(['a', 'b']);
+      expect(await found('hopper beach')).toEqual(['a', 'b']);
+      expect((await store.search('hopper', {}, 10)).matches[0]!.snippet).toContainEqual({
+        text: 'Hopper',
+        match: true,
+      });
+      // Another owner's person of the same name finds that owner's jobs, and `user` keeps them apart.
+      await store.people.renamePerson(bobs!, 'Grace');
+      expect(await found('grace')).toEqual(['a', 'b', 'bobs']);
+      expect(await found('grace', 'ann')).toEqual(['a', 'b']);
+      expect(await found('grace', 'bob')).toEqual(['bobs']);
+      // A new name replaces the old; finishing again (a retry) keeps it.
+      await store.people.renamePerson(ada!, 'Ada');
+      expect(await found('hopper')).toEqual([]);
+      expect(await found('ada')).toEqual(['a', 'b']);
+      await finish('a', 'ann');
+      expect(await found('ada')).toEqual(['a', 'b']);
+      // Merged into Ada, x is found as Ada; detached, it is not; and a deleted person finds nothing.
+      const x = (await store.people.listPeople('ann', 10)).find((p) => p.jobIds.includes('x'))!.id;
+      expect(await store.people.mergePeople(ada!, x)).toBe('merged');
+      expect(await found('ada')).toEqual(['a', 'b', 'x']);
+      expect(await store.people.detachFace(ada!, 'x', 0)).toMatchObject({ left: 'kept' });
+      expect(await found('ada')).toEqual(['a', 'b']);
+      expect(await store.people.deletePerson(ada!)).toBe(true);
+      expect(await found('ada')).toEqual([]);
+      expect(await found('beach', 'ann')).toEqual(['a', 'b', 'x']);
+    });
+
     test('connections placing the same face at once make one person', async () => {
       const { store, another } = await fresh();
       const stores = [store, await another(), await another(), await another()];
@@ -719,26 +857,55 @@ describe('sqlite schema versions', () => {
     }
   });
 
-  test('a database with jobs from before search is indexed by the migration (names and words)', async () => {
-    const dir = tempDir('store-search-upgrade');
+  /** A store filled by `fill`, taken back to an older schema by the SQL `back`, then opened again for `check`. */
+  async function afterUpgrade(
+    fill: (store: JobStore) => Promise<void>,
+    back: string,
+    check: (store: JobStore) => Promise<void>,
+  ): Promise<void> {
+    const dir = tempDir('store-upgrade');
     try {
       const config = loadConfig({ DATA_DIR: dir });
       const store = await openJobStore(config);
-      await oldPhoto(store, { summary: HERON });
-      await store.createOrGet(input('old-queued', { file: { path: '/media/lecture.mp4' } }));
+      await fill(store);
       await store.close();
-      // Back to version 1: no search tables.
       const db = new Database(path.join(dir, 'orchestrator.db'));
-      db.exec('DROP TABLE job_search; DROP TABLE job_search_rows; UPDATE schema_version SET version = 1');
+      db.exec(back);
       db.close();
-
       const upgraded = await openJobStore(config);
-      expect((await upgraded.search('heron', {}, 10)).jobs.map((j) => j.id)).toEqual(['old-photo']);
-      expect((await upgraded.search('lecture', {}, 10)).jobs.map((j) => j.id)).toEqual(['old-queued']);
+      await check(upgraded);
       await upgraded.close();
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  }
+
+  test('a database with jobs from before search is indexed by the migration (names and words)', async () => {
+    await afterUpgrade(
+      async (store) => {
+        await oldPhoto(store, { summary: HERON });
+        await store.createOrGet(input('old-queued', { file: { path: '/media/lecture.mp4' } }));
+      },
+      // Back to version 1: no search tables.
+      'DROP TABLE job_search; DROP TABLE job_search_rows; UPDATE schema_version SET version = 1',
+      async (store) => {
+        expect((await store.search('heron', {}, 10)).jobs.map((j) => j.id)).toEqual(['old-photo']);
+        expect((await store.search('lecture', {}, 10)).jobs.map((j) => j.id)).toEqual(['old-queued']);
+      },
+    );
+  });
+
+  test("a database from before people in search gets its named people's names indexed by the migration", async () => {
+    await afterUpgrade(
+      oldPhotoOfHal,
+      // Back to version 4: the index without its people column.
+      `CREATE VIRTUAL TABLE job_search_v4 USING fts5(name, body, tokenize = "${SEARCH_TOKENIZER}");
+       INSERT INTO job_search_v4 (rowid, name, body) SELECT rowid, name, body FROM job_search;
+       DROP TABLE job_search; ALTER TABLE job_search_v4 RENAME TO job_search; UPDATE schema_version SET version = 4`,
+      async (store) => {
+        expect((await store.search('hal heron', {}, 10)).jobs.map((j) => j.id)).toEqual(['old-photo']);
+      },
+    );
   });
 
   test('a database made before versioning (no retry column, no schema_version) is brought up to date', async () => {
@@ -791,27 +958,52 @@ describe('postgres schema versions', () => {
     }
   });
 
-  test('a schema with jobs from before search is indexed by the migration (names, labels, summaries)', async () => {
-    const schema = `mo_store_search_${process.pid}`;
+  /** A schema filled by `fill`, taken back to an older version by the SQL `back` (`$schema`: its name), then checked. */
+  async function afterUpgrade(
+    fill: (store: JobStore) => Promise<void>,
+    back: string,
+    check: (store: JobStore) => Promise<void>,
+  ): Promise<void> {
+    const schema = `mo_store_upgrade_${process.pid}`;
     const admin = new pg.Client({ connectionString: PG_URL });
     await admin.connect();
     try {
       const store = await PostgresJobStore.open(PG_URL, { schema });
-      await oldPhoto(store, { summary: HERON, analysis: analysisWith(['bird']) });
+      await fill(store);
       await store.close();
-      await admin.query(`DROP TABLE ${schema}.job_search; UPDATE ${schema}.schema_version SET version = 1`);
-
+      await admin.query(back.replaceAll('$schema', schema));
       const upgraded = await PostgresJobStore.open(PG_URL, { schema });
-      for (const q of ['heron', 'bird', 'img 7'])
-        expect(
-          (await upgraded.search(q, {}, 10)).jobs.map((j) => j.id),
-          q,
-        ).toEqual(['old-photo']);
+      await check(upgraded);
       await upgraded.close();
     } finally {
       await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
       await admin.end();
     }
+  }
+
+  test('a schema with jobs from before search is indexed by the migration (names, labels, summaries)', async () => {
+    await afterUpgrade(
+      (store) => oldPhoto(store, { summary: HERON, analysis: analysisWith(['bird']) }),
+      'DROP TABLE $schema.job_search; UPDATE $schema.schema_version SET version = 1',
+      async (store) => {
+        for (const q of ['heron', 'bird', 'img 7'])
+          expect(
+            (await store.search(q, {}, 10)).jobs.map((j) => j.id),
+            q,
+          ).toEqual(['old-photo']);
+      },
+    );
+  });
+
+  test("a schema from before people in search gets its named people's names indexed by the migration", async () => {
+    await afterUpgrade(
+      oldPhotoOfHal,
+      // Back to version 4: no people column (its tsvector goes with it).
+      'ALTER TABLE $schema.job_search DROP COLUMN people CASCADE; UPDATE $schema.schema_version SET version = 4',
+      async (store) => {
+        expect((await store.search('hal heron', {}, 10)).jobs.map((j) => j.id)).toEqual(['old-photo']);
+      },
+    );
   });
 
   test('a role that may only use the tables runs once they exist (no schema or table rights needed)', async () => {

@@ -1,6 +1,7 @@
 /**
  * Full-text search over jobs, the part both stores share: what a job is found by (its file name, and every word it
- * produced: labels, caption, summary, transcript, document text), the query language, and the snippet format.
+ * produced: labels, caption, summary, transcript, document text), the query language, and the snippet format. The
+ * names of the people a job's faces are in are indexed beside them by the people stores, as people change.
  *
  * Query language, the same on SQLite (FTS5) and PostgreSQL (tsvector): words (letters, digits and combining marks),
  * all of which must occur in a job; a word of three or more characters ending in `*` matches as a prefix. Anything

@@ -22,6 +22,11 @@ export interface StoredFace {
   personId: number | null;
 }
 
+/** A job's face, as GET /jobs/:id/faces shows it: `described` is false once its person was deleted (or never). */
+export interface JobFace extends StoredFace {
+  described: boolean;
+}
+
 export interface PersonSummary {
   id: number;
   name: string | null;
@@ -47,6 +52,8 @@ export interface PeopleStore extends FaceSink {
   /** The owner's people (null: the shared scope), most faces first. */
   listPeople(owner: string | null, limit: number): Promise<PersonSummary[]>;
   getPerson(id: number): Promise<Person | null>;
+  /** The job's recorded faces, in their order in `analysis.faces`. */
+  jobFaces(jobId: string): Promise<JobFace[]>;
   /** Names a person (null clears it); false when there is no such person. */
   renamePerson(id: number, name: string | null): Promise<boolean>;
   /**
@@ -54,6 +61,22 @@ export interface PeopleStore extends FaceSink {
    * belong to different owners).
    */
   mergePeople(into: number, from: number): Promise<'merged' | 'missing' | 'other-owner'>;
+  /**
+   * Takes the face (job id, index) out of person `id` and places it again by the rule, that person left out: it joins
+   * the nearest other person within PEOPLE_MAX_DISTANCE (none holding another face of its picture), or starts a
+   * person of its own. The person it left is removed when it has no face left. The face's person now, or `missing`
+   * when person `id` has no such face.
+   */
+  detachFace(
+    id: number,
+    jobId: string,
+    index: number,
+  ): Promise<{ personId: number; left: 'kept' | 'removed' } | 'missing'>;
+  /**
+   * Removes a person: its faces stay with their jobs (boxes, crops) but lose their descriptor and their person, so no
+   * face ever joins them again and the person is not formed anew from them. False when there is no such person.
+   */
+  deletePerson(id: number): Promise<boolean>;
 }
 
 /** The scope key of an owner: the shared scope is the empty string, which no user id is. */

@@ -156,11 +156,16 @@ function showCounts(byStatus) {
   });
 }
 
-function showList() {
-  $('#list-view').hidden = false;
-  $('#job-view').hidden = true;
+/** Shows one of the pages (the others hidden); leaving the list stops its polling, leaving a job its events. */
+function showView(id) {
+  for (const view of ['#list-view', '#job-view', '#people-view', '#person-view']) $(view).hidden = view !== id;
+  if (id !== '#list-view') clearInterval(listTimer);
   if (events) events.close();
   events = null;
+}
+
+function showList() {
+  showView('#list-view');
   refreshList().catch(console.error);
   clearInterval(listTimer);
   listTimer = setInterval(() => refreshList(true).catch(console.error), 1500);
@@ -410,15 +415,23 @@ function renderLoudness(job) {
 /** One picture (the largest thumbnail: the photo, a video's poster frame, a PDF's first page) and the audio. */
 function renderMedia(job) {
   const thumbs = $('#thumbnails');
-  thumbs.replaceChildren();
   const all = job.results.thumbnails || [];
   const largest = all[all.length - 1];
-  if (largest) {
+  // Drawn again only when the picture or the job's status changes: its face boxes stay while events come.
+  const drawn = `${job.id} ${largest ? largest.url : ''} ${job.status}`;
+  const redraw = thumbs.dataset.drawn !== drawn;
+  thumbs.dataset.drawn = drawn;
+  if (redraw) thumbs.replaceChildren();
+  if (largest && redraw) {
     const img = document.createElement('img');
     img.src = largest.url;
     img.alt = job.fileType === 'pdf' ? 'first page' : job.fileType === 'image' ? 'the picture' : 'poster frame';
     img.width = Math.min(largest.width, 480);
-    thumbs.appendChild(img);
+    const pictured = el('div', '', 'pictured');
+    pictured.style.width = `${img.width}px`;
+    pictured.appendChild(img);
+    thumbs.appendChild(pictured);
+    drawFaces(job, pictured).catch(console.error);
     thumbs.appendChild(el('p', `${largest.width}×${largest.height} ${largest.format}, ${all.length} sizes`, 'muted'));
   }
   const media = $('#media');
@@ -801,10 +814,7 @@ function renderJob(job) {
 }
 
 async function showJob(id) {
-  clearInterval(listTimer);
-  $('#list-view').hidden = true;
-  $('#job-view').hidden = false;
-  if (events) events.close();
+  showView('#job-view');
   let job = await api(`/jobs/${id}`);
   renderJob(job);
   // Every step transition arrives as an event; re-read the document on each (it is small) to stay exact.
@@ -837,10 +847,171 @@ async function showJob(id) {
     );
 }
 
+// ---- people ----------------------------------------------------------------------------------------------------
+
+/** `?user=…` for the people routes: every one is scoped to an owner (none: the jobs without a user). */
+const ownerQuery = (user) => (user ? `?user=${encodeURIComponent(user)}` : '');
+const peopleHash = (user) => `#/people${ownerQuery(user)}`;
+const personHash = (id, user) => `#/people/${Number(id)}${ownerQuery(user)}`;
+
+/** A face crop (URLs the API gave, always under /jobs/). */
+function crop(url, alt) {
+  const img = document.createElement('img');
+  if (typeof url === 'string' && url.startsWith('/jobs/')) img.src = url;
+  img.alt = alt;
+  img.loading = 'lazy';
+  return img;
+}
+
+/** Names a person from an input (empty clears the name); the saved person, or null when the API refused. */
+async function rename(id, user, input) {
+  const name = input.value.trim();
+  try {
+    const person = await api(`/people/${Number(id)}${ownerQuery(user)}`, {
+      method: 'PATCH',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: name || null }),
+    });
+    input.value = person.name || '';
+    input.classList.remove('invalid');
+    input.title = '';
+    return person;
+  } catch (err) {
+    input.classList.add('invalid');
+    input.title = err.message;
+    return null;
+  }
+}
+
+function nameInput(person, user) {
+  const input = document.createElement('input');
+  input.className = 'name';
+  input.maxLength = 200;
+  input.placeholder = 'no name';
+  input.value = person.name || '';
+  input.setAttribute('aria-label', `name of person ${person.id}`);
+  input.addEventListener('change', () => rename(person.id, user, input));
+  return input;
+}
+
+const faces = (n) => `${n} face${n === 1 ? '' : 's'}`;
+
+/** The owner's people, most faces first: each its cover crop (a link to its faces), its name to edit, its count. */
+async function showPeople(user) {
+  showView('#people-view');
+  const owner = $('#people-user');
+  owner.value = user;
+  owner.onchange = () => (location.hash = peopleHash(owner.value.trim()));
+  const list = $('#people');
+  list.replaceChildren();
+  const params = new URLSearchParams({ limit: '200' });
+  if (user) params.set('user', user);
+  const { people } = await api(`/people?${params}`);
+  text($('#people-note'), people.length ? '' : 'No people yet: faces are grouped into people as photos are analysed.');
+  for (const p of people) {
+    const li = el('li', '', 'person');
+    li.dataset.id = String(p.id);
+    const link = el('a');
+    link.href = personHash(p.id, user);
+    link.appendChild(crop(p.cover, p.name || `person ${p.id}`));
+    li.append(link, nameInput(p, user), el('span', faces(p.faceCount), 'muted count'));
+    list.appendChild(li);
+  }
+}
+
+/** One person: its name to edit, its faces with links to their jobs, a face taken out, the person deleted. */
+async function showPerson(id, user) {
+  showView('#person-view');
+  $('#person-back').href = peopleHash(user);
+  const title = $('#person-title');
+  const person = await api(`/people/${Number(id)}${ownerQuery(user)}`);
+  const titled = (p) => text(title, p.name || `Person ${p.id}`);
+  titled(person);
+  title.dataset.person = String(person.id);
+  const name = $('#person-name');
+  name.value = person.name || '';
+  name.onchange = () => rename(person.id, user, name).then((p) => p && titled(p));
+  text($('#person-status'), `${faces(person.faceCount)} in ${person.jobIds.length} job(s)`);
+  $('#person-delete').onclick = () => {
+    if (!window.confirm('Delete this person? Its faces stay with their jobs, in no person.')) return;
+    api(`/people/${person.id}${ownerQuery(user)}`, { method: 'DELETE' }).then(
+      () => (location.hash = peopleHash(user)),
+      (err) => text($('#person-status'), err.message),
+    );
+  };
+  const list = $('#person-faces');
+  list.replaceChildren();
+  for (const f of person.faces) {
+    const li = el('li', '', 'face');
+    li.dataset.job = f.jobId;
+    li.dataset.index = String(f.index);
+    const job = el('a', f.jobId);
+    job.href = `#/jobs/${encodeURIComponent(f.jobId)}`;
+    const detach = el('button', 'Not this person');
+    detach.type = 'button';
+    detach.onclick = () =>
+      api(`/people/${person.id}/faces/${encodeURIComponent(f.jobId)}/${Number(f.index)}/detach${ownerQuery(user)}`, {
+        method: 'POST',
+      }).then(
+        ({ left }) => (left ? showPerson(person.id, user) : (location.hash = peopleHash(user))),
+        (err) => text($('#person-status'), err.message),
+      );
+    li.append(crop(f.crop, `face ${f.index} of job ${f.jobId}`), job, detach);
+    list.appendChild(li);
+  }
+}
+
+/** The picture's size upright: the boxes of analysis.faces are in its pixels (EXIF orientations 5-8 turn it). */
+function uprightSize(job) {
+  const m = job.results.metadata || {};
+  if (!(m.width > 0 && m.height > 0)) return null;
+  return m.orientation >= 5 && m.orientation <= 8
+    ? { width: m.height, height: m.width }
+    : { width: m.width, height: m.height };
+}
+
+/** The faces found in the picture, boxed on it; a box is a link to the face's person when it is in one. */
+async function drawFaces(job, holder) {
+  const found = job.results.analysis && Array.isArray(job.results.analysis.faces) ? job.results.analysis.faces : [];
+  const size = uprightSize(job);
+  if (!found.length || !size) return;
+  const user = (job.user && job.user.id) || '';
+  const recorded = TERMINAL.includes(job.status) ? (await api(`/jobs/${encodeURIComponent(job.id)}/faces`)).faces : [];
+  const personOf = new Map(recorded.filter((f) => f.person != null).map((f) => [f.index, f.person]));
+  const names = new Map();
+  for (const id of new Set(personOf.values())) {
+    const person = await api(`/people/${id}${ownerQuery(user)}`).catch(() => null);
+    if (person) names.set(id, person.name || `person ${id}`);
+  }
+  // The page may have been drawn again meanwhile.
+  if (!holder.isConnected) return;
+  const share = (v, of) => `${Math.min(100, Math.max(0, (Number(v) / of) * 100)).toFixed(2)}%`;
+  found.forEach((f, i) => {
+    const person = personOf.get(i);
+    const box = el(names.has(person) ? 'a' : 'span', '', 'face-box');
+    box.dataset.face = String(i);
+    box.style.left = share(f.box.x, size.width);
+    box.style.top = share(f.box.y, size.height);
+    box.style.width = share(f.box.width, size.width);
+    box.style.height = share(f.box.height, size.height);
+    if (names.has(person)) {
+      box.href = personHash(person, user);
+      box.dataset.person = String(person);
+      box.title = names.get(person);
+    } else box.title = `face ${i + 1}`;
+    holder.appendChild(box);
+  });
+}
+
 function route() {
   const match = /^#\/jobs\/([A-Za-z0-9_.-]+)$/.exec(location.hash);
+  const people = /^#\/people(?:\/(\d{1,10}))?(?:\?(.*))?$/.exec(location.hash);
   if (match) showJob(match[1]).catch((err) => alert(err.message));
-  else showList();
+  else if (people) {
+    const user = new URLSearchParams(people[2] || '').get('user') || '';
+    const note = people[1] ? '#person-status' : '#people-note';
+    (people[1] ? showPerson(people[1], user) : showPeople(user)).catch((err) => text($(note), err.message));
+  } else showList();
 }
 
 mermaid.initialize({

@@ -148,6 +148,24 @@ const MIGRATIONS: string[] = [
   CREATE INDEX IF NOT EXISTS faces_owner ON faces (owner, person_id);
   CREATE INDEX IF NOT EXISTS faces_person ON faces (person_id);
   `,
+  // 5: the search index gets a column, `people`: the names of the people a job's faces are in (kept by the people
+  // store as people are named, merged, detached and deleted), weighed as the file name. The generated tsvector is
+  // made again with it.
+  `
+  ALTER TABLE job_search ADD COLUMN IF NOT EXISTS people TEXT NOT NULL DEFAULT '';
+  DROP INDEX IF EXISTS job_search_document;
+  ALTER TABLE job_search DROP COLUMN IF EXISTS document;
+  ALTER TABLE job_search ADD COLUMN document tsvector GENERATED ALWAYS AS (
+    setweight(to_tsvector('media_search'::regconfig, regexp_replace(name, '${PG_JOINERS}', ' ', 'g')), 'A') ||
+    setweight(to_tsvector('media_search'::regconfig, regexp_replace(body, '${PG_JOINERS}', ' ', 'g')), 'B') ||
+    setweight(to_tsvector('media_search'::regconfig, regexp_replace(people, '${PG_JOINERS}', ' ', 'g')), 'A')
+  ) STORED;
+  CREATE INDEX IF NOT EXISTS job_search_document ON job_search USING GIN (document);
+  UPDATE job_search s SET people = n.names
+    FROM (SELECT f.job_id, string_agg(DISTINCT p.name, E'\\n' ORDER BY p.name) AS names
+            FROM faces f JOIN people p ON p.id = f.person_id WHERE p.name IS NOT NULL GROUP BY f.job_id) n
+   WHERE n.job_id = s.job_id;
+  `,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

@@ -334,10 +334,11 @@ export class PostgresJobStore implements JobStore {
     if (filter.duplicates !== undefined) where.push(duplicatesFilter('j.id', filter.duplicates));
     const options = param(`StartSel=${MATCH_START}, StopSel=${MATCH_END}, MaxWords=24, MinWords=10`);
     // The newest matching jobs (which ones match is all the index is asked), those alone ranked (a word in the name
-    // weighs ten times one in the text), then a headline for the page's jobs only, from the start of their text:
-    // ts_headline re-reads what it is given, 40-70 ms for 200,000 characters.
+    // or a person's name weighs ten times one in the text), then a headline for the page's jobs only, from the start
+    // of their text: ts_headline re-reads what it is given, 40-70 ms for 200,000 characters.
     const text = `SELECT j.id, j.doc,
-              ts_headline('media_search', s.name || ' — ' || left(s.body, ${SNIPPET_CHARS}), ${q}, ${options}) AS snippet
+              ts_headline('media_search', concat_ws(' — ', s.name, nullif(s.people, ''), left(s.body, ${SNIPPET_CHARS})), ${q},
+                          ${options}) AS snippet
          FROM (SELECT c.job_id, c.created_at, ts_rank_cd('{0.1, 0.1, 0.1, 1.0}', s.document, ${q}) AS rank
                  FROM (SELECT s.job_id, j.created_at FROM job_search s JOIN jobs j ON j.id = s.job_id
                         WHERE ${where.join(' AND ')}

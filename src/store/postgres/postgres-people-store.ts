@@ -12,6 +12,7 @@ import {
   type NewFace,
   type PeopleStore,
   type Person,
+  type JobFace,
   type PersonSummary,
   type StoredFace,
 } from '../people-store.js';
@@ -73,6 +74,7 @@ export class PostgresPeopleStore implements PeopleStore {
           faceRow(jobId, owner, personId, f, now),
         );
       }
+      await indexPeopleIn(c, [jobId]);
       return true;
     });
   }
@@ -104,8 +106,21 @@ export class PostgresPeopleStore implements PeopleStore {
     return { ...(await summary(this.pool, row.id, row.name, faces.length)), owner: ownerOfKey(row.owner), faces };
   }
 
-  async renamePerson(id: number, name: string | null): Promise<boolean> {
-    return ((await this.pool.query('UPDATE people SET name = $1 WHERE id = $2', [name, id])).rowCount ?? 0) > 0;
+  async jobFaces(jobId: string): Promise<JobFace[]> {
+    const { rows } = await this.pool.query<FaceRow & { described: boolean }>(
+      `SELECT job_id, idx, box, score, crop, person_id, descriptor IS NOT NULL AS described
+         FROM faces WHERE job_id = $1 ORDER BY idx`,
+      [jobId],
+    );
+    return rows.map((r) => ({ ...storedFace(r), described: r.described }));
+  }
+
+  renamePerson(id: number, name: string | null): Promise<boolean> {
+    return this.transaction(async (c) => {
+      if (!(await c.query('UPDATE people SET name = $1 WHERE id = $2', [name, id])).rowCount) return false;
+      await indexPeopleIn(c, await jobsOf(c, id));
+      return true;
+    });
   }
 
   mergePeople(into: number, from: number): Promise<'merged' | 'missing' | 'other-owner'> {
@@ -118,9 +133,97 @@ export class PostgresPeopleStore implements PeopleStore {
       if (rows[0]!.owner !== rows[1]!.owner) return 'other-owner' as const;
       await c.query('UPDATE faces SET person_id = $1 WHERE person_id = $2', [into, from]);
       await c.query('DELETE FROM people WHERE id = $1', [from]);
+      await indexPeopleIn(c, await jobsOf(c, into));
       return 'merged' as const;
     });
   }
+
+  detachFace(
+    id: number,
+    jobId: string,
+    index: number,
+  ): Promise<{ personId: number; left: 'kept' | 'removed' } | 'missing'> {
+    return this.transaction(async (c) => {
+      const found = await c.query<{ owner: string }>(
+        'SELECT owner FROM faces WHERE job_id = $1 AND idx = $2 AND person_id = $3',
+        [jobId, index, id],
+      );
+      if (found.rows.length === 0) return 'missing' as const;
+      const owner = found.rows[0]!.owner;
+      // Placed as recordFaces places: one owner at a time. Read again under the lock.
+      await c.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [PEOPLE_LOCK, owner]);
+      const face = await c.query<{ descriptor: Buffer | null }>(
+        'SELECT descriptor FROM faces WHERE job_id = $1 AND idx = $2 AND person_id = $3 FOR UPDATE',
+        [jobId, index, id],
+      );
+      if (face.rows.length === 0) return 'missing' as const;
+      // The other people of its owner, but for those holding another face of the same picture.
+      const known = await c.query<{ person_id: number; descriptor: Buffer }>(
+        `SELECT person_id, descriptor FROM faces WHERE owner = $1 AND person_id IS NOT NULL AND person_id <> $2
+           AND descriptor IS NOT NULL AND person_id NOT IN
+             (SELECT person_id FROM faces WHERE job_id = $3 AND person_id IS NOT NULL)`,
+        [owner, id, jobId],
+      );
+      const descriptor = face.rows[0]!.descriptor;
+      const [place] = placeFaces(
+        known.rows.map((r) => ({ personId: r.person_id, descriptor: descriptorOfBytes(r.descriptor) })),
+        [descriptor && descriptorOfBytes(descriptor)],
+      );
+      let personId = place === 'new' ? null : (place ?? null);
+      if (place === 'new') {
+        const made = await c.query<{ id: number }>(
+          'INSERT INTO people (owner, name, created_at) VALUES ($1, NULL, $2) RETURNING id',
+          [owner, new Date().toISOString()],
+        );
+        personId = made.rows[0]!.id;
+      }
+      await c.query('UPDATE faces SET person_id = $1 WHERE job_id = $2 AND idx = $3', [personId, jobId, index]);
+      const removed = await dropIfEmpty(c, [id]);
+      await indexPeopleIn(c, [jobId]);
+      // A face without a descriptor is in no person, so it was never in person `id`: personId is set.
+      return { personId: personId!, left: removed > 0 ? ('removed' as const) : ('kept' as const) };
+    });
+  }
+
+  deletePerson(id: number): Promise<boolean> {
+    return this.transaction(async (c) => {
+      const jobIds = await jobsOf(c, id);
+      await c.query('UPDATE faces SET person_id = NULL, descriptor = NULL WHERE person_id = $1', [id]);
+      if (!(await c.query('DELETE FROM people WHERE id = $1', [id])).rowCount) return false;
+      await indexPeopleIn(c, jobIds);
+      return true;
+    });
+  }
+}
+
+/** Every job with a face of the person. */
+async function jobsOf(c: Queryable, id: number): Promise<string[]> {
+  const { rows } = await c.query<{ job_id: string }>('SELECT DISTINCT job_id FROM faces WHERE person_id = $1', [id]);
+  return rows.map((r) => r.job_id);
+}
+
+/** Removes those of the people no face is in; how many it removed. */
+async function dropIfEmpty(c: Queryable, people: number[]): Promise<number> {
+  if (people.length === 0) return 0;
+  const { rowCount } = await c.query(
+    'DELETE FROM people p WHERE p.id = ANY($1::int[]) AND NOT EXISTS (SELECT 1 FROM faces f WHERE f.person_id = p.id)',
+    [people],
+  );
+  return rowCount ?? 0;
+}
+
+/**
+ * The jobs' search rows' `people` column (lib/search.ts): the names of the people their faces are in, one a line, so
+ * a search for a name finds the jobs of that person, and a rename, merge, detach or delete changes what it finds.
+ */
+export async function indexPeopleIn(c: Queryable, jobIds: string[]): Promise<void> {
+  if (jobIds.length === 0) return;
+  await c.query(
+    `UPDATE job_search s SET people = coalesce((SELECT string_agg(DISTINCT p.name, E'\\n' ORDER BY p.name)
+         FROM faces f JOIN people p ON p.id = f.person_id WHERE f.job_id = s.job_id AND p.name IS NOT NULL), '')
+      WHERE s.job_id = ANY($1::text[])`,
+    [jobIds],
+  );
 }
 
 /** Inside the job delete's transaction, after the job's row is deleted: its faces, and the people they leave empty. */
@@ -130,12 +233,7 @@ export async function deleteJobFacesIn(c: pg.PoolClient, jobId: string): Promise
     [jobId],
   );
   await c.query('DELETE FROM faces WHERE job_id = $1', [jobId]);
-  const people = [...new Set(rows.map((r) => r.person_id))];
-  if (people.length > 0)
-    await c.query(
-      'DELETE FROM people p WHERE p.id = ANY($1::int[]) AND NOT EXISTS (SELECT 1 FROM faces f WHERE f.person_id = p.id)',
-      [people],
-    );
+  await dropIfEmpty(c, [...new Set(rows.map((r) => r.person_id))]);
 }
 
 async function summary(db: Queryable, id: number, name: string | null, faceCount: number): Promise<PersonSummary> {

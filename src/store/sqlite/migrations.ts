@@ -7,6 +7,7 @@ import type Database from 'better-sqlite3';
 import { searchTextOf } from '../../lib/search.js';
 import type { JobDocument } from '../../lib/types.js';
 import { SchemaTooNew } from '../job-store.js';
+import { indexPeopleNow } from './sqlite-people-store.js';
 
 type Db = Database.Database;
 
@@ -138,6 +139,23 @@ const MIGRATIONS: ((db: Db) => void)[] = [
       CREATE INDEX IF NOT EXISTS faces_owner ON faces (owner, person_id);
       CREATE INDEX IF NOT EXISTS faces_person ON faces (person_id);
     `);
+  },
+  // 5: the search index gets a third column, `people`: the names of the people a job's faces are in (kept by the
+  // people store as people are named, merged, detached and deleted). FTS5 adds no column: the index is made again.
+  (db) => {
+    db.exec(`
+      ALTER TABLE job_search RENAME TO job_search_v4;
+      CREATE VIRTUAL TABLE job_search USING fts5(name, body, people, tokenize = "${SEARCH_TOKENIZER}");
+      INSERT INTO job_search (rowid, name, body, people) SELECT rowid, name, body, '' FROM job_search_v4;
+      DROP TABLE job_search_v4;
+    `);
+    const named = db
+      .prepare('SELECT DISTINCT f.job_id FROM faces f JOIN people p ON p.id = f.person_id WHERE p.name IS NOT NULL')
+      .all() as { job_id: string }[];
+    indexPeopleNow(
+      db,
+      named.map((r) => r.job_id),
+    );
   },
 ];
 

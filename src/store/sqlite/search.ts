@@ -85,12 +85,12 @@ export function searcher(db: Database.Database): (request: SearchRequest) => Sea
          JOIN job_search_rows r ON r.row = job_search.rowid JOIN jobs j ON j.id = r.job_id
         WHERE ${where.join(' AND ')} ORDER BY j.created_at DESC, j.id DESC LIMIT ?`,
     ).all(...args, MAX_SEARCH_DEPTH) as { row: number; id: string }[];
-    // bm25 (lower is better; a word in the name weighs four times one in the text) for those alone; `+` keeps the
-    // rows out of FTS5's own lookup, which would run the whole match again for each.
+    // bm25 (lower is better; a word in the name or a person's name weighs four times one in the text) for those
+    // alone; `+` keeps the rows out of FTS5's own lookup, which would run the whole match again for each.
     const ranks = new Map(
       (
         sql(
-          `SELECT rowid AS row, bm25(job_search, 4.0, 1.0) AS rank FROM job_search
+          `SELECT rowid AS row, bm25(job_search, 4.0, 1.0, 4.0) AS rank FROM job_search
             WHERE job_search MATCH ? AND +rowid IN (SELECT value FROM json_each(?))`,
         ).all(match, JSON.stringify(candidates.map((c) => c.row))) as { row: number; rank: number }[]
       ).map((r) => [r.row, r.rank]),
@@ -102,14 +102,16 @@ export function searcher(db: Database.Database): (request: SearchRequest) => Sea
     const marked = new Map(
       (
         sql(
-          `SELECT rowid AS row, highlight(job_search, 0, ?, ?) AS name, highlight(job_search, 1, ?, ?) AS body
+          `SELECT rowid AS row, highlight(job_search, 0, ?, ?) AS name, highlight(job_search, 1, ?, ?) AS body,
+                  highlight(job_search, 2, ?, ?) AS people
              FROM job_search WHERE job_search MATCH ? AND +rowid IN (SELECT value FROM json_each(?))`,
-        ).all(MATCH_START, MATCH_END, MATCH_START, MATCH_END, match, rows) as {
+        ).all(MATCH_START, MATCH_END, MATCH_START, MATCH_END, MATCH_START, MATCH_END, match, rows) as {
           row: number;
           name: string;
           body: string;
+          people: string | null;
         }[]
-      ).map((r) => [r.row, snippetOf([r.name, r.body])]),
+      ).map((r) => [r.row, snippetOf([r.name, r.body, r.people ?? ''])]),
     );
     const docs = new Map(
       (

@@ -68,7 +68,7 @@ import {
 import { hashParts } from '../../lib/hamming.js';
 import { DEFAULT_SEARCH_LIMITS, type SearchLimits } from '../search-gate.js';
 import { migrate } from './migrations.js';
-import { deleteJobFacesNow, SqlitePeopleStore } from './sqlite-people-store.js';
+import { deleteJobFacesNow, indexPeopleNow, SqlitePeopleStore } from './sqlite-people-store.js';
 import { SearchThreads } from './search-threads.js';
 
 export type Db = Database.Database;
@@ -225,12 +225,12 @@ export class SqliteJobStore implements JobStore {
     if (!this.sql('SELECT 1 FROM jobs WHERE id = ?').get(jobId)) return;
     const known = this.sql('SELECT row FROM job_search_rows WHERE job_id = ?').get(jobId) as
       { row: number } | undefined;
-    if (known) {
-      this.sql('DELETE FROM job_search WHERE rowid = ?').run(known.row);
-      this.sql('INSERT INTO job_search (rowid, name, body) VALUES (?, ?, ?)').run(known.row, name, body);
-    } else {
+    // The people column is kept: it changes with the job's faces and their people (indexPeopleNow).
+    if (known) this.sql('UPDATE job_search SET name = ?, body = ? WHERE rowid = ?').run(name, body, known.row);
+    else {
       const { lastInsertRowid } = this.sql('INSERT INTO job_search (name, body) VALUES (?, ?)').run(name, body);
       this.sql('INSERT INTO job_search_rows (job_id, row) VALUES (?, ?)').run(jobId, lastInsertRowid);
+      indexPeopleNow(this.db, [jobId]);
     }
   }
 
